@@ -1,0 +1,1 @@
+//! The agent-node library (under construction).

@@ -1,0 +1,2 @@
+//! The `agent-node` binary (under construction).
+fn main() {}

@@ -1,0 +1,7 @@
+//! Vocabulary shared by the center, the agent-node and the tests: process lifecycle
+//! ([`shutdown`]), logging ([`telemetry`]) and config-file loading ([`config`]).
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,0 +1,1 @@
+//! Test harness for Codex Fleet: servers the tests own and helpers that drive real tmux and Codex.
