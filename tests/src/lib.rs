@@ -1,1 +1,5 @@
 //! Test harness for Codex Fleet: servers the tests own and helpers that drive real tmux and Codex.
+
+pub mod codex;
+pub mod fake_model;
+pub mod fake_telegram;
