@@ -1,0 +1,251 @@
+//! Turns a scripted [`Reply`] into the Responses API SSE events Codex 0.169 consumes.
+//!
+//! Events sent, in order: `response.created`, then per item `response.output_item.added`,
+//! `response.output_text.delta` (messages only, a few chunks), `response.output_item.done`,
+//! and last `response.completed` with the response id and a usage block. While a reply is
+//! delayed (`slow:`) a `response.in_progress` event goes out every second so that Codex's
+//! stream-idle timer never fires.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::script::{Item, Reply};
+
+/// One step of an SSE stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Send an event: SSE `event:` name and the JSON `data:` (which repeats the name as `type`).
+    Event(&'static str, Value),
+    /// Wait before the next step.
+    Wait(Duration),
+}
+
+/// Builds the steps for `reply`; `seq` makes the response and item ids unique per request.
+pub fn steps(reply: &Reply, seq: u64) -> Vec<Step> {
+    let response_id = format!("resp_fake_{seq}");
+    let mut steps = vec![event(
+        "response.created",
+        json!({"response": {"id": response_id, "object": "response", "status": "in_progress",
+            "model": "fake-model", "output": []}}),
+    )];
+    let ticks = reply.delay.as_secs();
+    let rest = reply.delay - Duration::from_secs(ticks);
+    for _ in 0..ticks {
+        steps.push(Step::Wait(Duration::from_secs(1)));
+        steps.push(event(
+            "response.in_progress",
+            json!({"response": {"id": response_id, "object": "response", "status": "in_progress"}}),
+        ));
+    }
+    if !rest.is_zero() {
+        steps.push(Step::Wait(rest));
+    }
+    let mut output = Vec::new();
+    let mut output_chars = 0;
+    for (index, item) in reply.items.iter().enumerate() {
+        let done = item_json(item, seq, index);
+        let mut added = done.clone();
+        match item {
+            Item::Message { text, .. } => {
+                added["content"] = json!([]);
+                steps.push(event(
+                    "response.output_item.added",
+                    json!({"output_index": index, "item": added}),
+                ));
+                for delta in chunks(text, 3) {
+                    steps.push(event(
+                        "response.output_text.delta",
+                        json!({"item_id": done["id"], "output_index": index, "content_index": 0,
+                            "delta": delta}),
+                    ));
+                }
+                output_chars += text.len();
+            }
+            Item::ExecCommand { .. } => {
+                added["arguments"] = json!("");
+                steps.push(event(
+                    "response.output_item.added",
+                    json!({"output_index": index, "item": added}),
+                ));
+                output_chars += done["arguments"].as_str().map_or(0, str::len);
+            }
+        }
+        steps.push(event(
+            "response.output_item.done",
+            json!({"output_index": index, "item": done}),
+        ));
+        output.push(done);
+    }
+    let output_tokens = output_chars / 4 + 1;
+    steps.push(event(
+        "response.completed",
+        json!({"response": {"id": response_id, "object": "response", "status": "completed",
+            "model": "fake-model", "output": output,
+            "usage": {"input_tokens": 100, "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": output_tokens,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": 100 + output_tokens}}}),
+    ));
+    steps
+}
+
+fn event(kind: &'static str, mut data: Value) -> Step {
+    data["type"] = json!(kind);
+    Step::Event(kind, data)
+}
+
+/// The finished output item as it appears in `response.output_item.done`.
+fn item_json(item: &Item, seq: u64, index: usize) -> Value {
+    match item {
+        Item::Message { text, phase } => {
+            let mut message = json!({"type": "message", "id": format!("msg_fake_{seq}_{index}"),
+                "status": "completed", "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": []}]});
+            if let Some(phase) = phase {
+                message["phase"] = json!(phase.as_str());
+            }
+            message
+        }
+        Item::ExecCommand { cmd, escalate } => {
+            let mut arguments = json!({"cmd": cmd, "yield_time_ms": 1000});
+            if *escalate {
+                arguments["sandbox_permissions"] = json!("require_escalated");
+                arguments["justification"] = json!(format!(
+                    "The fake model wants to run `{cmd}` outside the sandbox."
+                ));
+            }
+            json!({"type": "function_call", "id": format!("fc_fake_{seq}_{index}"),
+                "status": "completed", "call_id": format!("call_fake_{seq}_{index}"),
+                "name": "exec_command", "arguments": arguments.to_string()})
+        }
+    }
+}
+
+/// Splits `text` into at most `parts` pieces on char boundaries.
+fn chunks(text: &str, parts: usize) -> Vec<&str> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    if chars.is_empty() {
+        return Vec::new();
+    }
+    let step = chars.len().div_ceil(parts);
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while start < chars.len() {
+        let end = (start + step).min(chars.len());
+        let from = chars[start].0;
+        let to = chars.get(end).map_or(text.len(), |(offset, _)| *offset);
+        pieces.push(&text[from..to]);
+        start = end;
+    }
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_model::script::Phase;
+
+    fn names(steps: &[Step]) -> Vec<&str> {
+        steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Event(name, _) => Some(*name),
+                Step::Wait(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn message_reply_events() {
+        let reply = Reply {
+            items: vec![Item::Message {
+                text: "héllo wörld".into(),
+                phase: Some(Phase::FinalAnswer),
+            }],
+            delay: Duration::ZERO,
+        };
+        let steps = steps(&reply, 7);
+        assert_eq!(
+            names(&steps),
+            [
+                "response.created",
+                "response.output_item.added",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        let deltas: String = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Event("response.output_text.delta", data) => data["delta"].as_str(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(deltas, "héllo wörld");
+        let Step::Event(_, done) = &steps[5] else {
+            panic!()
+        };
+        assert_eq!(done["item"]["phase"], "final_answer");
+        assert_eq!(done["type"], "response.output_item.done");
+        let Step::Event(_, completed) = &steps[6] else {
+            panic!()
+        };
+        assert_eq!(completed["response"]["id"], "resp_fake_7");
+        assert!(
+            completed["response"]["usage"]["total_tokens"]
+                .as_u64()
+                .unwrap()
+                > 100
+        );
+    }
+
+    #[test]
+    fn function_call_and_delay() {
+        let reply = Reply {
+            items: vec![Item::ExecCommand {
+                cmd: "ls".into(),
+                escalate: true,
+            }],
+            delay: Duration::from_millis(2500),
+        };
+        let steps = steps(&reply, 1);
+        let waits: Duration = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Wait(wait) => Some(*wait),
+                Step::Event(..) => None,
+            })
+            .sum();
+        assert_eq!(waits, Duration::from_millis(2500));
+        assert_eq!(
+            names(&steps)
+                .iter()
+                .filter(|name| **name == "response.in_progress")
+                .count(),
+            2
+        );
+        let done = steps
+            .iter()
+            .find_map(|step| match step {
+                Step::Event("response.output_item.done", data) => Some(data),
+                _ => None,
+            })
+            .unwrap();
+        let args: Value =
+            serde_json::from_str(done["item"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(args["cmd"], "ls");
+        assert_eq!(args["sandbox_permissions"], "require_escalated");
+        assert_eq!(done["item"]["name"], "exec_command");
+    }
+
+    #[test]
+    fn chunks_cover_text() {
+        assert_eq!(chunks("", 3), Vec::<&str>::new());
+        assert_eq!(chunks("ab", 3), ["a", "b"]);
+        assert_eq!(chunks("abcdefg", 3).concat(), "abcdefg");
+    }
+}
