@@ -1,1 +1,25 @@
-//! The agent-node library (under construction).
+//! The agent-node: live Codex sessions in tmux windows on this machine, served to a center over
+//! the node protocol (`proto`).
+//!
+//! [`Node::start`] builds a node from a [`NodeConfig`]; [`Node::serve`] runs one link to a center
+//! (an in-memory [`proto::link::pair`] when embedded in the center, a gRPC stream via
+//! [`transport`] otherwise). The binary `agent-node` wires these to a command line.
+
+pub mod bind;
+pub mod browse;
+pub mod config;
+pub mod error;
+mod hub;
+pub mod input;
+pub mod node;
+mod ops;
+pub mod registry;
+pub mod screen;
+pub mod serve;
+mod session;
+pub mod tmux;
+pub mod transcript;
+pub mod transport;
+
+pub use config::NodeConfig;
+pub use node::Node;

@@ -1,0 +1,350 @@
+//! The node's settings: clap flags (with env fallbacks) over an optional TOML file over defaults.
+//!
+//! The library takes a [`NodeConfig`] (what the center's embedded node builds too); the binary
+//! builds one from [`Cli`] and [`FileConfig`] with [`NodeConfig::resolve`].
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::Deserialize;
+use shared::config::{ConfigError, expand_tilde, home_dir, load_toml};
+
+/// A directory tree the center may browse and start sessions in.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootConfig {
+    /// Short name shown to users, e.g. `home` or `work`.
+    pub name: String,
+    /// Absolute path (a leading `~/` is expanded).
+    pub path: PathBuf,
+}
+
+/// Everything a [`crate::Node`] needs. Build with [`NodeConfig::resolve`] or by hand (tests,
+/// the center's embedded node).
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Node name reported in `Welcome`.
+    pub name: String,
+    /// Directory for the node's own state (window registry).
+    pub state_dir: PathBuf,
+    /// tmux socket name (`tmux -L <socket>`): a private server, never the user's default one.
+    pub tmux_socket: String,
+    /// tmux session holding one window per Codex session.
+    pub tmux_session: String,
+    /// Command started in each window, e.g. `codex` or `codex --dangerously-bypass-approvals-and-sandbox`.
+    pub codex_command: String,
+    /// Codex's home (`$CODEX_HOME`, default `~/.codex`); transcripts live in its `sessions/`.
+    pub codex_home: PathBuf,
+    /// Directory trees that may be browsed and used as a session's working directory.
+    pub roots: Vec<RootConfig>,
+    /// Extra environment for Codex windows (on top of the node's own `PATH` and `CODEX_HOME`).
+    pub window_env: Vec<(String, String)>,
+    /// Wait between pasting text and the submitting key (Codex's paste-burst window).
+    pub paste_delay: Duration,
+    /// How long to wait for the transcript to show a submitted message.
+    pub confirm_timeout: Duration,
+    /// How long a new window may take to show Codex's composer.
+    pub startup_timeout: Duration,
+    /// Screen refresh interval while a turn runs (no refresh while idle).
+    pub busy_refresh: Duration,
+    /// How often the node checks that its windows still exist.
+    pub liveness_interval: Duration,
+    /// Heartbeat interval on a connected link.
+    pub heartbeat_interval: Duration,
+    /// Window size for the tmux session (columns, rows).
+    pub window_size: (u16, u16),
+}
+
+impl NodeConfig {
+    /// Defaults for a node whose state lives in `state_dir`, with the user's home as the only root.
+    pub fn with_defaults(state_dir: PathBuf) -> Self {
+        let home = home_dir().unwrap_or_else(|| PathBuf::from("/"));
+        let codex_home = std::env::var_os("CODEX_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(".codex"));
+        Self {
+            name: hostname(),
+            state_dir,
+            tmux_socket: "codex-fleet".into(),
+            tmux_session: "codex-fleet".into(),
+            codex_command: "codex".into(),
+            codex_home,
+            roots: vec![RootConfig {
+                name: "home".into(),
+                path: home,
+            }],
+            window_env: Vec::new(),
+            paste_delay: Duration::from_millis(400),
+            confirm_timeout: Duration::from_secs(15),
+            startup_timeout: Duration::from_secs(40),
+            busy_refresh: Duration::from_millis(500),
+            liveness_interval: Duration::from_secs(2),
+            heartbeat_interval: Duration::from_secs(15),
+            window_size: (160, 48),
+        }
+    }
+
+    /// Merges defaults < file < flags/env and validates the result.
+    pub fn resolve(cli: &ServeArgs, file: Option<FileConfig>) -> Result<Self, ConfigError> {
+        let file = file.unwrap_or_default();
+        let state_dir = cli
+            .state_dir
+            .clone()
+            .or(file.state_dir)
+            .map(|p| expand_tilde(&p))
+            .or_else(|| home_dir().map(|h| h.join(".codex-fleet").join("node")))
+            .ok_or(ConfigError::Invalid {
+                setting: "state_dir",
+                message: "HOME is not set; pass --state-dir".into(),
+            })?;
+        let mut cfg = Self::with_defaults(state_dir);
+        if let Some(v) = cli.name.clone().or(file.name) {
+            cfg.name = v;
+        }
+        if let Some(v) = cli.tmux_socket.clone().or(file.tmux_socket) {
+            cfg.tmux_socket = v;
+        }
+        if let Some(v) = cli.tmux_session.clone().or(file.tmux_session) {
+            cfg.tmux_session = v;
+        }
+        if let Some(v) = cli.codex_command.clone().or(file.codex_command) {
+            cfg.codex_command = v;
+        }
+        if let Some(v) = cli.codex_home.clone().or(file.codex_home) {
+            cfg.codex_home = expand_tilde(&v);
+        }
+        if !cli.root.is_empty() {
+            cfg.roots = cli
+                .root
+                .iter()
+                .map(|r| parse_root(r))
+                .collect::<Result<_, _>>()?;
+        } else if let Some(roots) = file.roots {
+            cfg.roots = roots
+                .into_iter()
+                .map(|r| RootConfig {
+                    name: r.name,
+                    path: expand_tilde(&r.path),
+                })
+                .collect();
+        }
+        if let Some(ms) = cli.paste_delay_ms.or(file.paste_delay_ms) {
+            cfg.paste_delay = Duration::from_millis(ms);
+        }
+        if let Some(ms) = file.confirm_timeout_ms {
+            cfg.confirm_timeout = Duration::from_millis(ms);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Rejects settings that cannot work, naming the setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, message: &str| {
+            Err(ConfigError::Invalid {
+                setting,
+                message: message.into(),
+            })
+        };
+        if self.codex_command.trim().is_empty() {
+            return invalid("codex_command", "must not be empty");
+        }
+        if !valid_tmux_name(&self.tmux_socket) {
+            return invalid("tmux_socket", "use letters, digits, '-' and '_' only");
+        }
+        if !valid_tmux_name(&self.tmux_session) {
+            return invalid("tmux_session", "use letters, digits, '-' and '_' only");
+        }
+        if self.roots.is_empty() {
+            return invalid("roots", "at least one root directory is needed");
+        }
+        for root in &self.roots {
+            if !root.path.is_absolute() {
+                return invalid("roots", "root paths must be absolute");
+            }
+            if root.name.trim().is_empty() {
+                return invalid("roots", "root names must not be empty");
+            }
+        }
+        if self.paste_delay < Duration::from_millis(150) {
+            return invalid(
+                "paste_delay_ms",
+                "must be at least 150 ms, or Codex takes the Enter as part of the paste",
+            );
+        }
+        Ok(())
+    }
+}
+
+fn valid_tmux_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `name=path` or a bare path (named after its last component).
+fn parse_root(spec: &str) -> Result<RootConfig, ConfigError> {
+    let (name, path) = match spec.split_once('=') {
+        Some((name, path)) => (name.to_owned(), expand_tilde(Path::new(path))),
+        None => {
+            let path = expand_tilde(Path::new(spec));
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "root".into());
+            (name, path)
+        }
+    };
+    Ok(RootConfig { name, path })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".into())
+}
+
+/// The optional TOML file (`--config`). Every field is optional; flags win over it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See [`NodeConfig::name`].
+    pub name: Option<String>,
+    /// See [`NodeConfig::state_dir`].
+    pub state_dir: Option<PathBuf>,
+    /// See [`NodeConfig::tmux_socket`].
+    pub tmux_socket: Option<String>,
+    /// See [`NodeConfig::tmux_session`].
+    pub tmux_session: Option<String>,
+    /// See [`NodeConfig::codex_command`].
+    pub codex_command: Option<String>,
+    /// See [`NodeConfig::codex_home`].
+    pub codex_home: Option<PathBuf>,
+    /// See [`NodeConfig::roots`].
+    pub roots: Option<Vec<RootConfig>>,
+    /// See [`NodeConfig::paste_delay`].
+    pub paste_delay_ms: Option<u64>,
+    /// See [`NodeConfig::confirm_timeout`].
+    pub confirm_timeout_ms: Option<u64>,
+    /// Address for `agent-node serve`.
+    pub listen: Option<SocketAddr>,
+    /// Log filter (RUST_LOG syntax).
+    pub log: Option<String>,
+}
+
+impl FileConfig {
+    /// Loads the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        load_toml(path)
+    }
+}
+
+/// Flags of `agent-node serve` (each also readable from the environment).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to serve the node protocol on. Plaintext is only allowed on loopback.
+    #[arg(long, env = "AGENT_NODE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Node name (default: the host name).
+    #[arg(long, env = "AGENT_NODE_NAME")]
+    pub name: Option<String>,
+    /// State directory (default ~/.codex-fleet/node).
+    #[arg(long, env = "AGENT_NODE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// tmux socket name (tmux -L); default codex-fleet.
+    #[arg(long, env = "AGENT_NODE_TMUX_SOCKET")]
+    pub tmux_socket: Option<String>,
+    /// tmux session name; default codex-fleet.
+    #[arg(long, env = "AGENT_NODE_TMUX_SESSION")]
+    pub tmux_session: Option<String>,
+    /// Command run in each window; default `codex`.
+    #[arg(long, env = "CODEX_FLEET_CODEX_COMMAND")]
+    pub codex_command: Option<String>,
+    /// Codex home; default $CODEX_HOME or ~/.codex.
+    #[arg(long)]
+    pub codex_home: Option<PathBuf>,
+    /// A browsable root, `name=/path` or `/path`; repeat for several (default: your home).
+    #[arg(long = "root", env = "CODEX_FLEET_ROOTS", value_delimiter = ',')]
+    pub root: Vec<String>,
+    /// Milliseconds between pasting text and pressing Enter (>= 150).
+    #[arg(long, env = "CODEX_FLEET_PASTE_DELAY_MS")]
+    pub paste_delay_ms: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            name = "from-file"
+            tmux_session = "file-session"
+            codex_command = "codex --no-daemon"
+            roots = [{ name = "work", path = "/srv/work" }]
+            "#,
+        )
+        .unwrap();
+        let cli = ServeArgs {
+            name: Some("from-flag".into()),
+            state_dir: Some("/tmp/x".into()),
+            ..ServeArgs::default()
+        };
+        let cfg = NodeConfig::resolve(&cli, Some(file)).unwrap();
+        assert_eq!(cfg.name, "from-flag");
+        assert_eq!(cfg.tmux_session, "file-session");
+        assert_eq!(cfg.tmux_socket, "codex-fleet");
+        assert_eq!(cfg.codex_command, "codex --no-daemon");
+        assert_eq!(cfg.roots[0].path, PathBuf::from("/srv/work"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = toml::from_str::<FileConfig>("colour = 1").unwrap_err();
+        assert!(err.to_string().contains("colour"));
+        let cli = ServeArgs {
+            state_dir: Some("/tmp/x".into()),
+            tmux_socket: Some("bad name;".into()),
+            ..ServeArgs::default()
+        };
+        let err = NodeConfig::resolve(&cli, None).unwrap_err();
+        assert!(err.to_string().contains("tmux_socket"), "{err}");
+        let cli = ServeArgs {
+            state_dir: Some("/tmp/x".into()),
+            paste_delay_ms: Some(10),
+            ..ServeArgs::default()
+        };
+        assert!(NodeConfig::resolve(&cli, None).is_err());
+    }
+
+    #[test]
+    fn roots_parse_from_flags() {
+        assert_eq!(
+            parse_root("work=/srv/w").unwrap(),
+            RootConfig {
+                name: "work".into(),
+                path: "/srv/w".into()
+            }
+        );
+        assert_eq!(parse_root("/srv/proj").unwrap().name, "proj");
+    }
+
+    #[test]
+    fn shipped_example_config_is_valid() {
+        let file: FileConfig =
+            toml::from_str(include_str!("../../deploy/agent-node.example.toml")).unwrap();
+        let cli = ServeArgs {
+            state_dir: Some("/tmp/x".into()),
+            ..ServeArgs::default()
+        };
+        NodeConfig::resolve(&cli, Some(file)).unwrap();
+    }
+}

@@ -1,0 +1,528 @@
+//! The requests a center can make of a node, one method each.
+
+use std::{
+    path::Path,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use proto::v1::{self, reply::Result as R, request::Op};
+use tokio::sync::broadcast;
+
+use crate::{
+    error::NodeError,
+    input,
+    node::{Node, now_ms},
+    registry::SessionRecord,
+    session::{SessionRt, TailCmd},
+    tmux::{Key, WindowSpec},
+    transcript::locate,
+};
+
+/// Default and maximum number of resumable sessions listed.
+const RESUMABLE_DEFAULT: usize = 10;
+const RESUMABLE_MAX: usize = 50;
+
+impl Node {
+    /// Handles one request and builds its reply.
+    pub async fn handle(&self, request: v1::Request) -> v1::Reply {
+        let reply_to = request.id;
+        let result = match request.op {
+            None => Err(NodeError::InvalidArgument("empty request".into())),
+            Some(op) => self.dispatch(op).await,
+        };
+        v1::Reply {
+            reply_to,
+            result: Some(result.unwrap_or_else(|err| R::Failure(err.to_failure()))),
+        }
+    }
+
+    async fn dispatch(&self, op: Op) -> Result<R, NodeError> {
+        match op {
+            Op::ListRoots(_) => Ok(R::Roots(self.list_roots())),
+            Op::ListDir(req) => self.list_dir(&req.path, req.show_hidden),
+            Op::ListResumable(req) => self.list_resumable(&req.cwd, req.limit).await,
+            Op::CreateSession(req) => self.create_session(req).await,
+            Op::SendInput(req) => self.send_input(req).await,
+            Op::SendKey(req) => self.send_key(req).await,
+            Op::CapturePane(req) => self.capture_pane(&req.session_id, req.ansi).await,
+            Op::ListWindows(_) => Ok(R::Windows(self.list_windows())),
+            Op::KillWindow(req) => self.kill_window(&req.session_id).await,
+        }
+    }
+
+    fn list_roots(&self) -> v1::Roots {
+        v1::Roots {
+            roots: self
+                .inner
+                .roots
+                .list()
+                .iter()
+                .map(|(name, path)| v1::Root {
+                    name: name.clone(),
+                    path: path.to_string_lossy().into_owned(),
+                })
+                .collect(),
+        }
+    }
+
+    fn list_dir(&self, path: &str, show_hidden: bool) -> Result<R, NodeError> {
+        let l = self.inner.roots.list_dir(path, show_hidden)?;
+        Ok(R::Dir(v1::DirListing {
+            path: l.path.to_string_lossy().into_owned(),
+            root_name: l.root_name,
+            parent: l
+                .parent
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            dirs: l.dirs,
+            truncated: l.truncated,
+        }))
+    }
+
+    async fn list_resumable(&self, cwd: &str, limit: u32) -> Result<R, NodeError> {
+        let (cwd, _, _) = self.inner.roots.resolve(cwd)?;
+        let limit = match limit as usize {
+            0 => RESUMABLE_DEFAULT,
+            n => n.min(RESUMABLE_MAX),
+        };
+        let home = self.inner.cfg.codex_home.clone();
+        let found = tokio::task::spawn_blocking(move || locate::list_resumable(&home, &cwd, limit))
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        let open = self.open_threads();
+        Ok(R::Resumable(v1::ResumableSessions {
+            sessions: found
+                .into_iter()
+                .map(|s| v1::ResumableSession {
+                    open_in_session: open
+                        .iter()
+                        .find(|(t, _)| *t == s.thread_id)
+                        .map(|(_, sid)| sid.clone())
+                        .unwrap_or_default(),
+                    thread_id: s.thread_id,
+                    summary: s.summary,
+                    updated_unix_ms: s.updated_unix_ms,
+                })
+                .collect(),
+        }))
+    }
+
+    /// (thread id, session id) of every live window with a known thread.
+    fn open_threads(&self) -> Vec<(String, String)> {
+        self.registry()
+            .all()
+            .filter(|r| !r.exited)
+            .filter_map(|r| Some((r.thread_id.clone()?, r.session_id.clone())))
+            .collect()
+    }
+
+    async fn create_session(&self, req: v1::CreateSession) -> Result<R, NodeError> {
+        let _serial = self.inner.create_lock.lock().await;
+        let key = req.idempotency_key.trim();
+        if !key.is_empty() {
+            let earlier = self
+                .registry()
+                .all()
+                .find(|r| r.idempotency_key.as_deref() == Some(key))
+                .cloned();
+            if let Some(record) = earlier {
+                return Ok(R::Created(v1::SessionCreated {
+                    session: Some(self.info(&record)),
+                    existed: true,
+                }));
+            }
+        }
+        let (cwd, _, _) = self.inner.roots.resolve(&req.cwd)?;
+        let resume = req.resume_id.trim();
+        let mut rollout = None;
+        let mut start_offset = 0;
+        if !resume.is_empty() {
+            if !locate::valid_thread_id(resume) {
+                return Err(NodeError::InvalidArgument(format!(
+                    "{resume:?} is not a Codex session id"
+                )));
+            }
+            if let Some((_, sid)) = self.open_threads().into_iter().find(|(t, _)| t == resume) {
+                return Err(NodeError::AlreadyExists(format!(
+                    "that Codex session is already open in window {sid}"
+                )));
+            }
+            let path =
+                locate::find_by_thread_id(&self.sessions_dir(), resume).ok_or_else(|| {
+                    NodeError::NotFound(format!("no Codex session {resume} on this machine"))
+                })?;
+            start_offset = std::fs::metadata(&path).map_or(0, |m| m.len());
+            rollout = Some(path);
+        }
+        let session_id = new_session_id();
+        let command = if resume.is_empty() {
+            self.inner.cfg.codex_command.clone()
+        } else {
+            format!("{} resume {resume}", self.inner.cfg.codex_command)
+        };
+        let spec = WindowSpec {
+            name: window_name(&cwd),
+            cwd: cwd.clone(),
+            command,
+            env: self.window_env(),
+            session_id: session_id.clone(),
+        };
+        let created = self.inner.tmux.new_window(&spec).await?;
+        let record = SessionRecord {
+            session_id: session_id.clone(),
+            window_id: created.window_id,
+            pane_id: created.pane_id,
+            window_name: spec.name,
+            cwd,
+            created_unix_ms: now_ms(),
+            thread_id: rollout.as_ref().map(|_| resume.to_owned()),
+            rollout: rollout.clone(),
+            start_offset,
+            acked_seq: start_offset,
+            idempotency_key: (!key.is_empty()).then(|| key.to_owned()),
+            exited: false,
+        };
+        self.registry().put(record.clone());
+        if let Err(err) = self.registry().save() {
+            tracing::warn!(error = %err, "saving the window registry failed");
+        }
+        self.spawn_runtime(&record, true);
+        tracing::info!(session.id = %session_id, window.id = %record.window_id, cwd = %record.cwd.display(), "window created");
+        self.lifecycle(v1::LifecycleKind::Created, &record).await;
+        if rollout.is_some() {
+            self.lifecycle(v1::LifecycleKind::Bound, &record).await;
+        }
+        Ok(R::Created(v1::SessionCreated {
+            session: Some(self.info(&record)),
+            existed: false,
+        }))
+    }
+
+    /// Environment of a new window: the node's PATH and CODEX_HOME (so Codex finds its binary
+    /// and writes where the node watches), plus configured extras.
+    fn window_env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if let Some(path) = std::env::var_os("PATH") {
+            env.push(("PATH".to_owned(), path.to_string_lossy().into_owned()));
+        }
+        env.push((
+            "CODEX_HOME".to_owned(),
+            self.inner.cfg.codex_home.to_string_lossy().into_owned(),
+        ));
+        env.extend(self.inner.cfg.window_env.iter().cloned());
+        env
+    }
+
+    /// The runtime of a live window, or why there is none.
+    fn live_session(&self, id: &str) -> Result<(Arc<SessionRt>, SessionRecord), NodeError> {
+        let record = self
+            .record(id)
+            .ok_or_else(|| NodeError::NotFound(format!("no window {id} on this node")))?;
+        let rt = self.session(id);
+        match rt {
+            Some(rt) if !record.exited && rt.alive.load(Ordering::Relaxed) => Ok((rt, record)),
+            _ => Err(NodeError::WindowDead(
+                "Codex is no longer running in that window".into(),
+            )),
+        }
+    }
+
+    /// Waits until Codex can take text: ready or busy (typing while busy steers the turn).
+    async fn wait_for_input_ready(&self, rt: &SessionRt) -> Result<(), NodeError> {
+        let mut screen = rt.screen.subscribe();
+        rt.kick_screen();
+        let deadline = tokio::time::Instant::now() + self.inner.cfg.startup_timeout;
+        loop {
+            let state = screen.borrow_and_update().clone();
+            match state.state() {
+                v1::ScreenState::Ready | v1::ScreenState::Busy => return Ok(()),
+                v1::ScreenState::Prompt => {
+                    let question = locate::one_line(&state.prompt_text, 120);
+                    return Err(NodeError::Blocked(format!(
+                        "Codex is waiting for an answer first: {question}"
+                    )));
+                }
+                v1::ScreenState::Dead => {
+                    return Err(NodeError::WindowDead(
+                        "Codex has exited in that window".into(),
+                    ));
+                }
+                v1::ScreenState::Shell => {
+                    return Err(NodeError::WindowDead(
+                        "a shell, not Codex, runs in that window; input was not sent".into(),
+                    ));
+                }
+                _ => {}
+            }
+            match tokio::time::timeout_at(deadline, screen.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(NodeError::WindowDead("the window is gone".into())),
+                Err(_) => {
+                    return Err(NodeError::Internal(
+                        "Codex did not become ready in time; input was not sent".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn send_input(&self, req: v1::SendInput) -> Result<R, NodeError> {
+        let text = input::sanitize(&req.text);
+        if text.trim().is_empty() {
+            return Err(NodeError::InvalidArgument(
+                "there is no text to send".into(),
+            ));
+        }
+        if text.len() > input::MAX_INPUT_BYTES {
+            return Err(NodeError::InvalidArgument(format!(
+                "the message is too long ({} KiB; at most {} KiB)",
+                text.len() / 1024,
+                input::MAX_INPUT_BYTES / 1024
+            )));
+        }
+        let (rt, record) = self.live_session(&req.session_id)?;
+        rt.inputs_pending.fetch_add(1, Ordering::Relaxed);
+        let result = self.type_and_confirm(&rt, &record, &text, req.mode()).await;
+        rt.inputs_pending.fetch_sub(1, Ordering::Relaxed);
+        result.map(R::Input)
+    }
+
+    async fn type_and_confirm(
+        &self,
+        rt: &SessionRt,
+        record: &SessionRecord,
+        text: &str,
+        mode: v1::InputMode,
+    ) -> Result<v1::InputResult, NodeError> {
+        self.wait_for_input_ready(rt).await?;
+        // A window without a transcript: serialise first messages per folder (see crate::bind).
+        let unbound = self.record(&rt.id).is_some_and(|r| r.thread_id.is_none());
+        let _first_message = if unbound {
+            let lock = self.cwd_lock(&record.cwd);
+            Some(lock.lock_owned().await)
+        } else {
+            None
+        };
+        if unbound {
+            self.inner
+                .claims
+                .lock()
+                .expect("claims lock")
+                .insert(rt.id.clone(), text.to_owned());
+        }
+        let events = rt.events.subscribe();
+        let typed = self.type_text(rt, text, mode).await;
+        let outcome = match typed {
+            Ok(()) => Ok(self.confirm(rt, events, text).await),
+            Err(err) => Err(err),
+        };
+        self.inner
+            .claims
+            .lock()
+            .expect("claims lock")
+            .remove(&rt.id);
+        outcome
+    }
+
+    async fn type_text(
+        &self,
+        rt: &SessionRt,
+        text: &str,
+        mode: v1::InputMode,
+    ) -> Result<(), NodeError> {
+        let tmux = &self.inner.tmux;
+        let pane = tmux.pane_info(&rt.pane_id).await?;
+        if pane.dead {
+            return Err(NodeError::WindowDead(
+                "Codex has exited in that window".into(),
+            ));
+        }
+        if pane.in_mode {
+            tmux.leave_mode(&rt.pane_id).await?;
+        }
+        tmux.paste(&rt.pane_id, &format!("codex-fleet-{}", rt.id), text)
+            .await?;
+        // Codex takes an Enter that follows pasted text too closely as part of the paste.
+        tokio::time::sleep(self.inner.cfg.paste_delay).await;
+        let key = match mode {
+            v1::InputMode::Queue => Key::Tab,
+            _ => Key::Enter,
+        };
+        tmux.send_key(&rt.pane_id, key).await?;
+        rt.kick_screen();
+        Ok(())
+    }
+
+    /// Waits for the transcript to show the message.
+    async fn confirm(
+        &self,
+        rt: &SessionRt,
+        mut events: broadcast::Receiver<Arc<v1::SessionEvent>>,
+        text: &str,
+    ) -> v1::InputResult {
+        let sent = input::normalize(text);
+        let deadline = tokio::time::Instant::now() + self.inner.cfg.confirm_timeout;
+        let mut rescan = tokio::time::interval(Duration::from_secs(1));
+        rescan.tick().await;
+        loop {
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Ok(ev) => {
+                        if let Some(v1::session_event::Kind::UserMessage(m)) = &ev.kind
+                            && input::is_same_message(&sent, &m.text)
+                        {
+                            return v1::InputResult {
+                                outcome: v1::InputOutcome::Confirmed as i32,
+                                detail: String::new(),
+                            };
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                // A safety net for file events that never came: look for the rollout again.
+                _ = rescan.tick(), if self.record(&rt.id).is_some_and(|r| r.thread_id.is_none()) => {
+                    self.rescan_rollouts().await;
+                }
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        v1::InputResult {
+            outcome: v1::InputOutcome::DeliveredUnconfirmed as i32,
+            detail: "typed and submitted, but Codex's transcript has not shown it yet".into(),
+        }
+    }
+
+    async fn send_key(&self, req: v1::SendKey) -> Result<R, NodeError> {
+        use v1::send_key::Key as K;
+        let key = match req.key {
+            Some(K::Named(n)) => match v1::NamedKey::try_from(n) {
+                Ok(v1::NamedKey::Escape) => Key::Escape,
+                Ok(v1::NamedKey::Enter) => Key::Enter,
+                Ok(v1::NamedKey::Tab) => Key::Tab,
+                Ok(v1::NamedKey::CtrlC) => Key::CtrlC,
+                Ok(v1::NamedKey::Up) => Key::Up,
+                Ok(v1::NamedKey::Down) => Key::Down,
+                Ok(v1::NamedKey::Left) => Key::Left,
+                Ok(v1::NamedKey::Right) => Key::Right,
+                _ => return Err(NodeError::InvalidArgument("unknown key".into())),
+            },
+            Some(K::Choice(c)) => {
+                let mut chars = c.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(ch), None) if ch.is_ascii_alphanumeric() => Key::Char(ch),
+                    _ => {
+                        return Err(NodeError::InvalidArgument(
+                            "a choice is one letter or digit".into(),
+                        ));
+                    }
+                }
+            }
+            None => return Err(NodeError::InvalidArgument("no key given".into())),
+        };
+        let (rt, _) = self.live_session(&req.session_id)?;
+        let pane = self.inner.tmux.pane_info(&rt.pane_id).await?;
+        if pane.in_mode {
+            self.inner.tmux.leave_mode(&rt.pane_id).await?;
+        }
+        self.inner.tmux.send_key(&rt.pane_id, key).await?;
+        rt.kick_screen();
+        Ok(R::Done(v1::Done {}))
+    }
+
+    async fn capture_pane(&self, id: &str, ansi: bool) -> Result<R, NodeError> {
+        let record = self
+            .record(id)
+            .ok_or_else(|| NodeError::NotFound(format!("no window {id} on this node")))?;
+        if record.exited {
+            return Err(NodeError::WindowDead(
+                "that window has exited; there is no screen to capture".into(),
+            ));
+        }
+        let text = self.inner.tmux.capture(&record.pane_id, false).await?;
+        let ansi_text = if ansi {
+            self.inner.tmux.capture(&record.pane_id, true).await?
+        } else {
+            String::new()
+        };
+        let state = self.session(id).map(|rt| {
+            rt.kick_screen();
+            rt.screen_state()
+        });
+        Ok(R::Capture(v1::PaneCapture {
+            text,
+            ansi: ansi_text,
+            state,
+        }))
+    }
+
+    fn list_windows(&self) -> v1::Windows {
+        let records: Vec<SessionRecord> = self.registry().all().cloned().collect();
+        v1::Windows {
+            sessions: records.iter().map(|r| self.info(r)).collect(),
+        }
+    }
+
+    async fn kill_window(&self, id: &str) -> Result<R, NodeError> {
+        let record = self
+            .record(id)
+            .ok_or_else(|| NodeError::NotFound(format!("no window {id} on this node")))?;
+        if !record.exited {
+            match self.inner.tmux.kill_window(&record.window_id).await {
+                Ok(()) | Err(crate::tmux::Error::Gone) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        self.mark_exited(id, v1::LifecycleKind::Killed);
+        if let Some(rt) = self.session(id) {
+            rt.kick_screen();
+            // Deliver whatever the transcript still holds; the tail stays until the node forgets it.
+            let _ = rt.tail_tx.try_send(TailCmd::Wake);
+        }
+        Ok(R::Done(v1::Done {}))
+    }
+}
+
+/// A fresh session id: `s` + 16 hex digits, unique enough for one machine's windows.
+fn new_session_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_i64(now_ms());
+    h.write_u32(std::process::id());
+    format!("s{:016x}", h.finish())
+}
+
+/// `codex-<folder>`, restricted to characters that need no quoting in tmux targets.
+fn window_name(cwd: &Path) -> String {
+    let base: String = cwd
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "root".into())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(24)
+        .collect();
+    format!("codex-{base}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_names_are_safe() {
+        let a = new_session_id();
+        assert_ne!(a, new_session_id());
+        assert!(a.starts_with('s') && a.len() == 17);
+        assert_eq!(window_name(Path::new("/x/my proj;rm")), "codex-my_proj_rm");
+    }
+}

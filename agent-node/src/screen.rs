@@ -1,0 +1,218 @@
+//! Reads Codex's terminal state from a `capture-pane` of its window: ready for input, busy with a
+//! turn, blocked on a prompt (with the prompt's text and choices), dead, or a bare shell.
+//!
+//! Pure functions over text, tested on captures from the real TUI (`testdata/panes/`). Approval
+//! prompts leave no trace in the transcript while they are shown, so the screen is the only
+//! place they can be seen.
+
+/// Facts about the pane besides its text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PaneFacts<'a> {
+    /// The process exited (remain-on-exit kept the pane).
+    pub dead: bool,
+    /// The pane's foreground process name.
+    pub current_command: &'a str,
+}
+
+/// One choice of a prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    /// Key that selects it.
+    pub key: String,
+    /// Its text.
+    pub label: String,
+}
+
+/// What the screen shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Screen {
+    /// Codex has not drawn its composer yet.
+    Starting,
+    /// The composer takes input.
+    Ready,
+    /// A turn runs; the status line, e.g. `Working (3s • esc to interrupt)`.
+    Busy(String),
+    /// A question waits for an answer.
+    Prompt {
+        /// The question and its context.
+        text: String,
+        /// Numbered choices.
+        choices: Vec<Choice>,
+    },
+    /// The process exited.
+    Dead,
+    /// A shell runs instead of Codex.
+    Shell,
+}
+
+const SHELLS: &[&str] = &["bash", "sh", "zsh", "fish", "dash", "ksh", "tcsh", "csh"];
+const PROMPT_MARKERS: &[&str] = &[
+    "Would you like to",
+    "Press enter to confirm",
+    "Do you trust",
+    "Trust this folder",
+    "Allow Codex to",
+];
+
+/// Classifies a plain capture.
+pub fn classify(capture: &str, facts: PaneFacts<'_>) -> Screen {
+    if facts.dead {
+        return Screen::Dead;
+    }
+    let lines: Vec<&str> = capture.lines().collect();
+    if let Some(prompt) = find_prompt(&lines) {
+        return prompt;
+    }
+    if let Some(line) = lines.iter().find(|l| l.contains("esc to interrupt")) {
+        return Screen::Busy(status_text(line));
+    }
+    let composer = lines
+        .iter()
+        .any(|l| l.trim_start().starts_with('›') && !is_choice_line(l));
+    if composer {
+        return Screen::Ready;
+    }
+    if SHELLS.contains(&facts.current_command) {
+        return Screen::Shell;
+    }
+    Screen::Starting
+}
+
+fn status_text(line: &str) -> String {
+    line.trim()
+        .trim_start_matches([
+            '•', '◦', '·', '⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏',
+        ])
+        .trim()
+        .to_owned()
+}
+
+fn find_prompt(lines: &[&str]) -> Option<Screen> {
+    let start = lines
+        .iter()
+        .position(|l| PROMPT_MARKERS.iter().any(|m| l.contains(m)))?;
+    let mut choices = Vec::new();
+    let mut text = Vec::new();
+    // Context above the question: the command or action being asked about, up to a blank gap.
+    let mut first = start;
+    while first > 0 && !lines[first - 1].trim().is_empty() && start - first < 8 {
+        first -= 1;
+    }
+    for line in &lines[first..] {
+        if let Some(choice) = parse_choice(line) {
+            choices.push(choice);
+            continue;
+        }
+        let t = line.trim();
+        if t.starts_with("Press enter") {
+            break;
+        }
+        if choices.is_empty() && !t.is_empty() && !is_frame(t) {
+            text.push(t.trim_matches(['│', '┃']).trim().to_owned());
+        }
+    }
+    if choices.is_empty() {
+        return None;
+    }
+    Some(Screen::Prompt {
+        text: text.join("\n"),
+        choices,
+    })
+}
+
+fn is_frame(t: &str) -> bool {
+    t.chars().all(|c| "─━│┃╭╮╰╯┌┐└┘ ".contains(c))
+}
+
+fn is_choice_line(line: &str) -> bool {
+    parse_choice(line).is_some()
+}
+
+/// `› 1. Yes, proceed (y)` or `  2. No (esc)` → key "1", label "Yes, proceed (y)".
+fn parse_choice(line: &str) -> Option<Choice> {
+    let t = line
+        .trim()
+        .trim_matches(['│', '┃'])
+        .trim()
+        .trim_start_matches('›')
+        .trim_start();
+    let digits: String = t.chars().take_while(char::is_ascii_digit).collect();
+    if digits.is_empty() || digits.len() > 2 {
+        return None;
+    }
+    let rest = t[digits.len()..].strip_prefix(". ")?;
+    let label = rest.trim();
+    if label.is_empty() {
+        return None;
+    }
+    Some(Choice {
+        key: digits,
+        label: label.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIVE: PaneFacts<'static> = PaneFacts {
+        dead: false,
+        current_command: "codex",
+    };
+
+    #[test]
+    fn composer_means_ready_and_esc_to_interrupt_means_busy() {
+        let ready = "header\n\n› \n\n  ? for shortcuts\n";
+        assert_eq!(classify(ready, LIVE), Screen::Ready);
+        let busy = "• Working (2s • esc to interrupt)\n\n› \n";
+        assert_eq!(
+            classify(busy, LIVE),
+            Screen::Busy("Working (2s • esc to interrupt)".into())
+        );
+    }
+
+    #[test]
+    fn approval_prompt_has_text_and_choices() {
+        let screen = "\
+  Would you like to run the following command?
+
+  $ touch x
+
+› 1. Yes, proceed (y)
+  2. Yes, and don't ask again for this command (p)
+  3. No, and tell Codex what to do differently (esc)
+
+  Press enter to confirm or esc to cancel
+";
+        let Screen::Prompt { text, choices } = classify(screen, LIVE) else {
+            panic!("not a prompt");
+        };
+        assert!(text.contains("Would you like to run"));
+        assert!(text.contains("touch x"));
+        assert_eq!(choices.len(), 3);
+        assert_eq!(choices[0].key, "1");
+        assert_eq!(choices[0].label, "Yes, proceed (y)");
+    }
+
+    #[test]
+    fn dead_and_shell_and_starting() {
+        let dead = PaneFacts {
+            dead: true,
+            current_command: "codex",
+        };
+        assert_eq!(classify("› \n", dead), Screen::Dead);
+        let shell = PaneFacts {
+            dead: false,
+            current_command: "bash",
+        };
+        assert_eq!(classify("user@host:~$ ", shell), Screen::Shell);
+        assert_eq!(classify("", LIVE), Screen::Starting);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC*", dead in proptest::bool::ANY) {
+            let _ = classify(&s, PaneFacts { dead, current_command: "codex" });
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! Everything the node asks of tmux, on a private server (`tmux -L <socket>`).
+//!
+//! This is the only module that starts processes. Every argument is passed as a separate argv
+//! entry (never through a shell), user text reaches tmux only on stdin (`load-buffer -`), and
+//! panes are targeted by id (`%N`), windows by id (`@N`).
+
+use std::{process::Stdio, time::Duration};
+
+use tokio::{io::AsyncWriteExt, process::Command};
+
+/// What went wrong talking to tmux.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// tmux could not be started at all.
+    #[error("cannot run tmux: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// tmux ran and reported an error.
+    #[error("tmux {command} failed: {stderr}")]
+    Exit {
+        /// The tmux command (first argument), e.g. `new-window`.
+        command: String,
+        /// What tmux printed.
+        stderr: String,
+    },
+    /// The pane or window does not exist (any more).
+    #[error("the tmux window is gone")]
+    Gone,
+    /// tmux did not answer in time.
+    #[error("tmux did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// How long any single tmux command may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+/// User option set on every window the node creates; holds the node's session id.
+pub const SESSION_OPTION: &str = "@codex-fleet-session";
+
+/// A window to create.
+#[derive(Debug, Clone)]
+pub struct WindowSpec {
+    /// Window name.
+    pub name: String,
+    /// Working directory.
+    pub cwd: std::path::PathBuf,
+    /// Shell command run in the window (from the operator's config, never from chat text).
+    pub command: String,
+    /// Environment for the window's process.
+    pub env: Vec<(String, String)>,
+    /// Value for [`SESSION_OPTION`].
+    pub session_id: String,
+}
+
+/// Ids of a newly created window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewWindow {
+    /// `@N`.
+    pub window_id: String,
+    /// `%N`.
+    pub pane_id: String,
+}
+
+/// One pane as `list-panes` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaneInfo {
+    /// `@N`.
+    pub window_id: String,
+    /// `%N`.
+    pub pane_id: String,
+    /// The process in the pane exited (remain-on-exit keeps the pane).
+    pub dead: bool,
+    /// Name of the foreground process, e.g. `codex` or `bash`.
+    pub current_command: String,
+    /// The pane is in copy mode or another mode.
+    pub in_mode: bool,
+    /// Value of [`SESSION_OPTION`] on the pane's window (empty if not ours).
+    pub session_id: String,
+    /// Window name.
+    pub window_name: String,
+}
+
+const PANE_FORMAT: &str = "#{window_id}\t#{pane_id}\t#{pane_dead}\t#{pane_current_command}\t#{pane_in_mode}\t#{@codex-fleet-session}\t#{window_name}";
+
+fn parse_pane_line(line: &str) -> Option<PaneInfo> {
+    let mut f = line.split('\t');
+    Some(PaneInfo {
+        window_id: f.next()?.to_owned(),
+        pane_id: f.next()?.to_owned(),
+        dead: f.next()? == "1",
+        current_command: f.next()?.to_owned(),
+        in_mode: f.next()? == "1",
+        session_id: f.next()?.to_owned(),
+        window_name: f.next().unwrap_or_default().to_owned(),
+    })
+}
+
+/// A key the node may send (never user text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// Escape: interrupts a turn or cancels a prompt.
+    Escape,
+    /// Enter: submits.
+    Enter,
+    /// Tab: Codex's queue gesture.
+    Tab,
+    /// Ctrl-C.
+    CtrlC,
+    /// Arrow up.
+    Up,
+    /// Arrow down.
+    Down,
+    /// Arrow left.
+    Left,
+    /// Arrow right.
+    Right,
+    /// One ASCII letter or digit (prompt shortcuts).
+    Char(char),
+}
+
+impl Key {
+    fn tmux_name(self) -> String {
+        match self {
+            Self::Escape => "Escape".into(),
+            Self::Enter => "Enter".into(),
+            Self::Tab => "Tab".into(),
+            Self::CtrlC => "C-c".into(),
+            Self::Up => "Up".into(),
+            Self::Down => "Down".into(),
+            Self::Left => "Left".into(),
+            Self::Right => "Right".into(),
+            Self::Char(c) => c.to_string(),
+        }
+    }
+}
+
+/// The node's handle on its private tmux server.
+#[derive(Debug, Clone)]
+pub struct TmuxCli {
+    socket: String,
+    session: String,
+    size: (u16, u16),
+}
+
+impl TmuxCli {
+    /// Talks to `tmux -L socket`, keeping Codex windows in `session`.
+    pub fn new(socket: &str, session: &str, size: (u16, u16)) -> Self {
+        Self {
+            socket: socket.to_owned(),
+            session: session.to_owned(),
+            size,
+        }
+    }
+
+    /// The tmux session name.
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// The socket name.
+    pub fn socket(&self) -> &str {
+        &self.socket
+    }
+
+    async fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<String, Error> {
+        #[allow(clippy::disallowed_methods)] // this module is the project's one process spawner
+        let mut cmd = Command::new("tmux");
+        // -f /dev/null: a private server with predictable options, whatever ~/.tmux.conf says.
+        cmd.arg("-L").arg(&self.socket).arg("-f").arg("/dev/null");
+        cmd.args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let fut = async {
+            let mut child = cmd.spawn().map_err(Error::Spawn)?;
+            if let Some(input) = stdin
+                && let Some(mut pipe) = child.stdin.take()
+            {
+                pipe.write_all(input).await.map_err(Error::Spawn)?;
+            }
+            child.wait_with_output().await.map_err(Error::Spawn)
+        };
+        let out = tokio::time::timeout(COMMAND_TIMEOUT, fut)
+            .await
+            .map_err(|_| Error::Timeout(COMMAND_TIMEOUT))??;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        if is_gone(&stderr) {
+            return Err(Error::Gone);
+        }
+        Err(Error::Exit {
+            command: args.first().copied().unwrap_or_default().to_owned(),
+            stderr,
+        })
+    }
+
+    /// Creates a window running `spec.command`, creating the session (and server) if needed.
+    pub async fn new_window(&self, spec: &WindowSpec) -> Result<NewWindow, Error> {
+        let cwd = spec.cwd.to_string_lossy().into_owned();
+        let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut tail: Vec<&str> = vec![
+            "-P",
+            "-F",
+            "#{window_id} #{pane_id}",
+            "-n",
+            &spec.name,
+            "-c",
+            &cwd,
+        ];
+        for e in &env {
+            tail.push("-e");
+            tail.push(e);
+        }
+        tail.push(&spec.command);
+
+        let target = format!("={}:", self.session);
+        let mut args = vec!["new-window", "-d", "-t", &target];
+        args.extend(&tail);
+        let out = match self.run(&args, None).await {
+            Ok(out) => out,
+            Err(Error::Gone) | Err(Error::Exit { .. }) if !self.has_session().await? => {
+                let (w, h) = (self.size.0.to_string(), self.size.1.to_string());
+                let mut args = vec!["new-session", "-d", "-s", &self.session, "-x", &w, "-y", &h];
+                args.extend(&tail);
+                self.run(&args, None).await?
+            }
+            Err(err) => return Err(err),
+        };
+        let mut ids = out.split_whitespace();
+        let (Some(window_id), Some(pane_id)) = (ids.next(), ids.next()) else {
+            return Err(Error::Exit {
+                command: "new-window".into(),
+                stderr: format!("unexpected output {out:?}"),
+            });
+        };
+        let created = NewWindow {
+            window_id: window_id.to_owned(),
+            pane_id: pane_id.to_owned(),
+        };
+        // Keep the pane after Codex exits so its last screen can be read and the exit reported.
+        self.run(
+            &[
+                "set-option",
+                "-w",
+                "-t",
+                &created.window_id,
+                "remain-on-exit",
+                "on",
+            ],
+            None,
+        )
+        .await?;
+        self.run(
+            &[
+                "set-option",
+                "-w",
+                "-t",
+                &created.window_id,
+                SESSION_OPTION,
+                &spec.session_id,
+            ],
+            None,
+        )
+        .await?;
+        Ok(created)
+    }
+
+    /// Whether the node's tmux session exists.
+    pub async fn has_session(&self) -> Result<bool, Error> {
+        let target = format!("={}", self.session);
+        match self.run(&["has-session", "-t", &target], None).await {
+            Ok(_) => Ok(true),
+            Err(Error::Gone | Error::Exit { .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Every pane of the node's session (empty when the session or server does not exist).
+    pub async fn list_panes(&self) -> Result<Vec<PaneInfo>, Error> {
+        let target = format!("={}", self.session);
+        match self
+            .run(
+                &["list-panes", "-s", "-t", &target, "-F", PANE_FORMAT],
+                None,
+            )
+            .await
+        {
+            Ok(out) => Ok(out.lines().filter_map(parse_pane_line).collect()),
+            Err(Error::Gone) => Ok(Vec::new()),
+            Err(Error::Exit { stderr, .. }) if stderr.contains("can't find session") => {
+                Ok(Vec::new())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// One pane's state.
+    pub async fn pane_info(&self, pane: &str) -> Result<PaneInfo, Error> {
+        let out = self
+            .run(
+                &["display-message", "-p", "-t", pane, "-F", PANE_FORMAT],
+                None,
+            )
+            .await?;
+        parse_pane_line(out.trim_end_matches('\n')).ok_or(Error::Gone)
+    }
+
+    /// The pane's state and its plain screen, in one tmux call.
+    pub async fn snapshot(&self, pane: &str) -> Result<(PaneInfo, String), Error> {
+        let out = self
+            .run(
+                &[
+                    "display-message",
+                    "-p",
+                    "-t",
+                    pane,
+                    "-F",
+                    PANE_FORMAT,
+                    ";",
+                    "capture-pane",
+                    "-p",
+                    "-t",
+                    pane,
+                ],
+                None,
+            )
+            .await?;
+        let (first, screen) = out.split_once('\n').unwrap_or((&out, ""));
+        let info = parse_pane_line(first).ok_or(Error::Gone)?;
+        Ok((info, screen.to_owned()))
+    }
+
+    /// The visible screen, plain or with ANSI colour escapes.
+    pub async fn capture(&self, pane: &str, ansi: bool) -> Result<String, Error> {
+        let mut args = vec!["capture-pane", "-p", "-t", pane];
+        if ansi {
+            args.push("-e");
+        }
+        self.run(&args, None).await
+    }
+
+    /// Leaves copy mode (or any other pane mode) so keys reach the program.
+    pub async fn leave_mode(&self, pane: &str) -> Result<(), Error> {
+        self.run(&["send-keys", "-t", pane, "-X", "cancel"], None)
+            .await
+            .map(drop)
+    }
+
+    /// Pastes `text` literally as a bracketed paste: the text travels on stdin, never as
+    /// arguments, so tmux and shells never interpret it.
+    pub async fn paste(&self, pane: &str, buffer: &str, text: &str) -> Result<(), Error> {
+        self.run(&["load-buffer", "-b", buffer, "-"], Some(text.as_bytes()))
+            .await?;
+        self.run(
+            &["paste-buffer", "-p", "-d", "-r", "-b", buffer, "-t", pane],
+            None,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Sends one key.
+    pub async fn send_key(&self, pane: &str, key: Key) -> Result<(), Error> {
+        let name = key.tmux_name();
+        let mut args = vec!["send-keys", "-t", pane];
+        if matches!(key, Key::Char(_)) {
+            args.push("-l");
+        }
+        args.push(&name);
+        self.run(&args, None).await.map(drop)
+    }
+
+    /// Kills a window.
+    pub async fn kill_window(&self, window: &str) -> Result<(), Error> {
+        self.run(&["kill-window", "-t", window], None)
+            .await
+            .map(drop)
+    }
+}
+
+fn is_gone(stderr: &str) -> bool {
+    stderr.contains("can't find pane")
+        || stderr.contains("can't find window")
+        || stderr.contains("no server running")
+        || stderr.contains("error connecting to")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pane_lines_parse() {
+        let p = parse_pane_line("@3\t%7\t0\tcodex\t1\ts-abc\tcodex-proj").unwrap();
+        assert_eq!(p.window_id, "@3");
+        assert_eq!(p.pane_id, "%7");
+        assert!(!p.dead && p.in_mode);
+        assert_eq!(p.session_id, "s-abc");
+        assert!(parse_pane_line("garbage").is_none());
+    }
+
+    #[test]
+    fn keys_map_to_tmux_names() {
+        assert_eq!(Key::CtrlC.tmux_name(), "C-c");
+        assert_eq!(Key::Char('1').tmux_name(), "1");
+    }
+}

@@ -1,0 +1,487 @@
+//! Turns one rollout line into a normalized record.
+//!
+//! Codex writes several views of the same thing (e.g. an `event_msg` and a `response_item` for one
+//! assistant message); each kind of event is taken from exactly one record type, so nothing is
+//! emitted twice. Unknown record types are counted by the caller and never stop the tail.
+//! See `testdata/README.md` for the records of Codex 0.169 this is built on.
+
+use proto::v1::{self, session_event::Kind};
+use serde_json::Value;
+
+/// Longest tool output kept in an event (head and tail are kept, the middle elided).
+pub const MAX_OUTPUT_BYTES: usize = 4000;
+/// Longest tool arguments kept in an event.
+pub const MAX_ARGUMENTS_BYTES: usize = 2000;
+
+/// What one line means.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// The session header.
+    Meta {
+        /// Codex thread id.
+        thread_id: String,
+        /// Working directory Codex recorded.
+        cwd: String,
+        /// When the record was written (Unix ms, 0 if unknown).
+        timestamp_ms: i64,
+    },
+    /// Something the center should see.
+    Event {
+        /// When Codex wrote it (Unix ms, 0 if unknown).
+        timestamp_ms: i64,
+        /// The normalized event.
+        kind: Kind,
+    },
+    /// A known record that is not surfaced (settings, duplicates of other records).
+    Ignored,
+    /// A record type (or event type) this parser does not know.
+    Unknown(String),
+}
+
+/// The line is not a JSON object.
+#[derive(Debug, thiserror::Error)]
+#[error("not a rollout record: {0}")]
+pub struct ParseError(String);
+
+/// Parses one line (without its newline).
+pub fn parse_line(line: &str) -> Result<Record, ParseError> {
+    let value: Value = serde_json::from_str(line).map_err(|e| ParseError(e.to_string()))?;
+    let Some(obj) = value.as_object() else {
+        return Err(ParseError("not an object".into()));
+    };
+    let timestamp_ms = obj
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(parse_rfc3339_ms)
+        .unwrap_or(0);
+    let record_type = str_of(&value, "type");
+    let payload = obj.get("payload").cloned().unwrap_or(Value::Null);
+    let kind = match record_type {
+        "session_meta" => {
+            return Ok(Record::Meta {
+                thread_id: str_of(&payload, "id").to_owned(),
+                cwd: str_of(&payload, "cwd").to_owned(),
+                timestamp_ms,
+            });
+        }
+        "event_msg" => event_msg(&payload),
+        "response_item" => response_item(&payload),
+        "turn_context" | "world_state" | "token_usage_record" | "compacted" => Ok(None),
+        other => Err(other.to_owned()),
+    };
+    Ok(match kind {
+        Ok(Some(kind)) => Record::Event { timestamp_ms, kind },
+        Ok(None) => Record::Ignored,
+        Err(unknown) => Record::Unknown(unknown),
+    })
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The first non-empty string among `keys`.
+fn any_str<'a>(v: &'a Value, keys: &[&str]) -> &'a str {
+    keys.iter()
+        .map(|k| str_of(v, k))
+        .find(|s| !s.is_empty())
+        .unwrap_or_default()
+}
+
+fn u64_of(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or_default()
+}
+
+/// `event_msg` records: the TUI's view of the turn.
+fn event_msg(p: &Value) -> Result<Option<Kind>, String> {
+    let kind = match str_of(p, "type") {
+        "task_started" | "turn_started" => Kind::TurnStarted(v1::TurnStarted {
+            turn_id: str_of(p, "turn_id").to_owned(),
+        }),
+        "task_complete" | "turn_complete" => {
+            let error = p.get("error").filter(|e| !e.is_null()).map(|e| match e {
+                Value::String(s) => s.clone(),
+                other => str_of(other, "message").to_owned(),
+            });
+            if let Some(message) = error.filter(|m| !m.is_empty()) {
+                // A failed turn: report the error; the center closes the turn on it.
+                return Ok(Some(Kind::Error(codex_error(&message))));
+            }
+            Kind::TurnCompleted(v1::TurnCompleted {
+                turn_id: str_of(p, "turn_id").to_owned(),
+                last_agent_message: str_of(p, "last_agent_message").to_owned(),
+            })
+        }
+        "turn_aborted" => Kind::TurnAborted(v1::TurnAborted {
+            turn_id: str_of(p, "turn_id").to_owned(),
+            reason: str_of(p, "reason").to_owned(),
+        }),
+        "error" | "stream_error" => Kind::Error(codex_error(str_of(p, "message"))),
+        "token_count" => {
+            let Some(info) = p.get("info").filter(|i| !i.is_null()) else {
+                return Ok(None);
+            };
+            let total = info.get("total_token_usage").unwrap_or(&Value::Null);
+            Kind::TokenUsage(v1::TokenUsage {
+                input_tokens: u64_of(total, "input_tokens"),
+                output_tokens: u64_of(total, "output_tokens"),
+                total_tokens: u64_of(total, "total_tokens"),
+                context_window: u64_of(info, "model_context_window"),
+            })
+        }
+        "item_completed" => return Ok(item_completed(p.get("item").unwrap_or(&Value::Null))),
+        // Older rollouts: the same facts as separate event types.
+        "user_message" => Kind::UserMessage(v1::UserMessage {
+            text: str_of(p, "message").to_owned(),
+            images: p
+                .get("images")
+                .and_then(Value::as_array)
+                .map_or(0, |a| a.len() as u32),
+        }),
+        "agent_message" => Kind::AssistantMessage(v1::AssistantMessage {
+            text: str_of(p, "message").to_owned(),
+            phase: phase(str_of(p, "phase")) as i32,
+        }),
+        "agent_reasoning" => Kind::Reasoning(v1::Reasoning {
+            text: str_of(p, "text").to_owned(),
+        }),
+        "exec_command_end" => Kind::ToolResult(exec_result(p)),
+        "patch_apply_end" => Kind::Patch(v1::PatchApplied {
+            files: p
+                .get("changes")
+                .and_then(Value::as_object)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default(),
+            success: p.get("success").and_then(Value::as_bool).unwrap_or(true),
+        }),
+        "plan_update" => Kind::Plan(plan(p)),
+        "thread_settings_applied"
+        | "agent_reasoning_raw_content"
+        | "exec_command_begin"
+        | "patch_apply_begin"
+        | "mcp_tool_call_begin"
+        | "mcp_tool_call_end"
+        | "web_search_begin"
+        | "web_search_end"
+        | "item_started"
+        | "agent_message_delta"
+        | "agent_reasoning_delta"
+        | "context_compacted"
+        | "thread_name_updated"
+        | "entered_review_mode"
+        | "exited_review_mode"
+        | "turn_diff"
+        | "background_event" => {
+            return Ok(None);
+        }
+        other => return Err(format!("event_msg/{other}")),
+    };
+    Ok(Some(kind))
+}
+
+/// `event_msg` `item_completed`: one finished item of a turn.
+fn item_completed(item: &Value) -> Option<Kind> {
+    match str_of(item, "type") {
+        "UserMessage" | "user_message" => {
+            let text = item_text(item);
+            if is_harness_text(&text) {
+                return None;
+            }
+            Some(Kind::UserMessage(v1::UserMessage { text, images: 0 }))
+        }
+        "AgentMessage" | "agent_message" => Some(Kind::AssistantMessage(v1::AssistantMessage {
+            text: item_text(item),
+            phase: phase(str_of(item, "phase")) as i32,
+        })),
+        "Reasoning" | "reasoning" => {
+            let text = item
+                .get("summary_text")
+                .or_else(|| item.get("summary"))
+                .map(joined_text)
+                .unwrap_or_default();
+            (!text.is_empty()).then_some(Kind::Reasoning(v1::Reasoning { text }))
+        }
+        "CommandExecution" | "command_execution" => Some(Kind::ToolResult(exec_result(item))),
+        "FileChange" | "file_change" => Some(Kind::Patch(v1::PatchApplied {
+            files: item
+                .get("changes")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(|c| str_of(c, "path").to_owned()).collect())
+                .unwrap_or_default(),
+            success: !matches!(str_of(item, "status"), "failed" | "declined"),
+        })),
+        "Plan" | "plan" | "TodoList" | "todo_list" => Some(Kind::Plan(plan(item))),
+        _ => None,
+    }
+}
+
+fn item_text(item: &Value) -> String {
+    if let Some(t) = item.get("text").and_then(Value::as_str) {
+        return t.to_owned();
+    }
+    item.get("content").map(joined_text).unwrap_or_default()
+}
+
+/// Text of a string, an array of strings, or an array of `{type, text}` parts.
+fn joined_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| match p {
+                Value::String(s) => Some(s.as_str()),
+                other => other.get("text").and_then(Value::as_str),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// `response_item` records: the model-facing history. Tool calls are taken from here.
+fn response_item(p: &Value) -> Result<Option<Kind>, String> {
+    Ok(match str_of(p, "type") {
+        "function_call" | "custom_tool_call" | "local_shell_call" => {
+            let name = str_of(p, "name").to_owned();
+            let arguments = str_of(p, "arguments").to_owned();
+            let command = serde_json::from_str::<Value>(&arguments)
+                .ok()
+                .map(|a| match a.get("cmd").or_else(|| a.get("command")) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Array(parts)) => parts
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    _ => String::new(),
+                })
+                .unwrap_or_default();
+            Some(Kind::ToolCall(v1::ToolCall {
+                call_id: str_of(p, "call_id").to_owned(),
+                name,
+                command,
+                arguments: bounded(&arguments, MAX_ARGUMENTS_BYTES),
+            }))
+        }
+        // Messages, reasoning and outputs are taken from `event_msg` (their richer view).
+        "message"
+        | "reasoning"
+        | "function_call_output"
+        | "custom_tool_call_output"
+        | "web_search_call"
+        | "ghost_snapshot"
+        | "compaction" => None,
+        other => return Err(format!("response_item/{other}")),
+    })
+}
+
+fn exec_result(p: &Value) -> v1::ToolResult {
+    let command = match p.get("command") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    };
+    let exit = p.get("exit_code").and_then(Value::as_i64);
+    let output = ["aggregated_output", "formatted_output", "stdout"]
+        .iter()
+        .find_map(|k| p.get(*k).and_then(Value::as_str))
+        .unwrap_or_default();
+    v1::ToolResult {
+        call_id: any_str(p, &["call_id", "id"]).to_owned(),
+        command,
+        has_exit_code: exit.is_some(),
+        exit_code: exit.unwrap_or_default() as i32,
+        output: bounded(output, MAX_OUTPUT_BYTES),
+        duration_ms: duration_ms(p.get("duration")),
+    }
+}
+
+fn duration_ms(v: Option<&Value>) -> u64 {
+    match v {
+        Some(Value::Number(n)) => n.as_u64().unwrap_or_default(),
+        Some(Value::Object(o)) => {
+            let secs = o.get("secs").and_then(Value::as_u64).unwrap_or_default();
+            let nanos = o.get("nanos").and_then(Value::as_u64).unwrap_or_default();
+            secs * 1000 + nanos / 1_000_000
+        }
+        _ => 0,
+    }
+}
+
+fn plan(p: &Value) -> v1::PlanUpdate {
+    let steps = p
+        .get("plan")
+        .or_else(|| p.get("items"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|s| v1::PlanStep {
+                    step: any_str(s, &["step", "text"]).to_owned(),
+                    status: str_of(s, "status").to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v1::PlanUpdate {
+        steps,
+        explanation: str_of(p, "explanation").to_owned(),
+    }
+}
+
+fn phase(s: &str) -> v1::MessagePhase {
+    match s {
+        "commentary" => v1::MessagePhase::Commentary,
+        "final_answer" | "final" => v1::MessagePhase::Final,
+        _ => v1::MessagePhase::Unspecified,
+    }
+}
+
+fn codex_error(message: &str) -> v1::CodexError {
+    let lower = message.to_lowercase();
+    let kind =
+        if lower.contains("usage limit") || lower.contains("rate limit") || lower.contains("quota")
+        {
+            v1::CodexErrorKind::UsageLimit
+        } else if lower.contains("401")
+            || lower.contains("unauthorized")
+            || lower.contains("auth")
+            || lower.contains("log in")
+            || lower.contains("api key")
+        {
+            v1::CodexErrorKind::Auth
+        } else {
+            v1::CodexErrorKind::Model
+        };
+    v1::CodexError {
+        kind: kind as i32,
+        message: message.to_owned(),
+    }
+}
+
+/// User messages the person never typed (context Codex injects).
+pub fn is_harness_text(text: &str) -> bool {
+    let t = text.trim_start();
+    [
+        "<environment_context>",
+        "<turn_aborted>",
+        "<user_instructions>",
+        "# AGENTS.md",
+        "<user_shell_command>",
+        "<permissions",
+    ]
+    .iter()
+    .any(|p| t.starts_with(p))
+}
+
+/// Keeps at most `max` bytes: the head and the tail, with a marker in between.
+pub fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let half = max / 2;
+    let mut head = half;
+    while !s.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = s.len() - half;
+    while !s.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "{}\n… ({} bytes elided) …\n{}",
+        &s[..head],
+        tail - head,
+        &s[tail..]
+    )
+}
+
+/// `2026-11-21T16:31:52.123Z` (or with an offset) → Unix ms.
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    let mut ms = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
+        let padded = format!("{digits:0<3}");
+        ms = padded.get(..3)?.parse::<i64>().ok()?;
+        rest = &frac[digits.len()..];
+    }
+    let offset_min = match rest {
+        "" | "Z" | "z" => 0,
+        o if o.len() == 6 => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o.get(1..3)?.parse::<i64>().ok()? * 60 + o.get(4..6)?.parse::<i64>().ok()?)
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) - offset_min * 60) * 1000 + ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01.5Z"), Some(1500));
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-21T16:31:52.123Z"),
+            Some(1_795_278_712_123)
+        );
+        assert_eq!(parse_rfc3339_ms("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_rfc3339_ms("garbage"), None);
+    }
+
+    #[test]
+    fn bounded_keeps_head_and_tail() {
+        let s = "a".repeat(50) + &"é".repeat(50) + &"z".repeat(50);
+        let b = bounded(&s, 40);
+        assert!(b.starts_with("aaaa") && b.ends_with("zzzz") && b.contains("elided"));
+        assert_eq!(bounded("short", 40), "short");
+    }
+
+    #[test]
+    fn unknown_types_are_reported_not_fatal() {
+        let r =
+            parse_line(r#"{"timestamp":"2026-01-01T00:00:00Z","type":"brand_new","payload":{}}"#)
+                .unwrap();
+        assert_eq!(r, Record::Unknown("brand_new".into()));
+        assert!(parse_line("not json").is_err());
+        assert!(parse_line("[1,2]").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_text(s in "\\PC*") {
+            let _ = parse_line(&s);
+        }
+
+        #[test]
+        fn never_panics_on_arbitrary_json_shapes(
+            t in "(session_meta|event_msg|response_item|x)",
+            pt in "(task_complete|item_completed|token_count|function_call|message|exec_command_end|y)",
+            v in proptest::prelude::any::<i64>(),
+        ) {
+            let line = format!(r#"{{"timestamp":{v},"type":"{t}","payload":{{"type":"{pt}","item":{v},"info":[{v}],"error":{v},"command":{v}}}}}"#);
+            let _ = parse_line(&line);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The node protocol over gRPC: a tonic `NodeLink` service that turns each `Attach` call into a
+//! [`NodeLink`] and serves it with [`Node::serve`]. Identity and TLS are decided here and
+//! nowhere else; plaintext is only offered on loopback addresses.
+
+use std::net::SocketAddr;
+
+use futures::StreamExt;
+use proto::{
+    link::{Link, NodeLink},
+    v1::{self, node_link_server},
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::node::Node;
+
+/// Capacity of one link's outgoing queue.
+pub const LINK_CAPACITY: usize = 1024;
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Plaintext on a non-loopback address.
+    #[error(
+        "refusing to serve plaintext on {0}: only loopback addresses are allowed without mutual TLS"
+    )]
+    NotLoopback(SocketAddr),
+    /// Binding failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server failed.
+    #[error("gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+struct Service {
+    node: Node,
+    token: CancellationToken,
+}
+
+#[tonic::async_trait]
+impl node_link_server::NodeLink for Service {
+    type AttachStream = futures::stream::BoxStream<'static, Result<v1::NodeMsg, Status>>;
+
+    async fn attach(
+        &self,
+        request: Request<Streaming<v1::CenterMsg>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        let (tx, rx) = mpsc::channel(LINK_CAPACITY);
+        let link: NodeLink = Link::from_streaming(tx, request.into_inner());
+        let node = self.node.clone();
+        let token = self.token.child_token();
+        tokio::spawn(async move {
+            if let Err(err) = node.serve(link, token).await {
+                tracing::warn!(error = %err, "link ended");
+            }
+        });
+        // Return at once: the handshake runs in the session task, never awaited here.
+        Ok(Response::new(ReceiverStream::new(rx).map(Ok).boxed()))
+    }
+}
+
+/// Binds `addr` (loopback only) and returns the bound address and the server future.
+pub async fn bind_plaintext(
+    node: Node,
+    addr: SocketAddr,
+    token: CancellationToken,
+) -> Result<(SocketAddr, impl Future<Output = Result<(), Error>>), Error> {
+    if !addr.ip().is_loopback() {
+        return Err(Error::NotLoopback(addr));
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
+    let service = node_link_server::NodeLinkServer::new(Service {
+        node,
+        token: token.clone(),
+    });
+    let fut = async move {
+        tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), token.cancelled_owned())
+            .await
+            .map_err(Error::from)
+    };
+    Ok((local, fut))
+}
