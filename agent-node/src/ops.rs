@@ -199,12 +199,22 @@ impl Node {
         }))
     }
 
-    /// Environment of a new window: the node's PATH and CODEX_HOME (so Codex finds its binary
-    /// and writes where the node watches), plus configured extras.
+    /// Environment of a new window: the node's own environment (provider keys, PATH, ...) minus
+    /// the fleet's secrets and terminal-specific variables, with CODEX_HOME set to the folder the
+    /// node watches, plus configured extras.
     fn window_env(&self) -> Vec<(String, String)> {
-        let mut env = Vec::new();
-        if let Some(path) = std::env::var_os("PATH") {
-            env.push(("PATH".to_owned(), path.to_string_lossy().into_owned()));
+        // tmux passes commands in messages of at most 16 KiB: keep the environment well below.
+        const ENV_BUDGET: usize = 10 * 1024;
+        let mut used = 0;
+        let mut env: Vec<(String, String)> = Vec::new();
+        for (k, v) in std::env::vars().filter(|(k, _)| !window_env_excluded(k)) {
+            let size = k.len() + v.len() + 4;
+            if used + size > ENV_BUDGET {
+                tracing::warn!(variable = %k, "environment variable too large to pass to Codex windows");
+                continue;
+            }
+            used += size;
+            env.push((k, v));
         }
         env.push((
             "CODEX_HOME".to_owned(),
@@ -484,6 +494,28 @@ impl Node {
     }
 }
 
+/// Variables never passed to Codex windows: the fleet's own secrets and settings, and what
+/// belongs to the node's terminal rather than the window's.
+fn window_env_excluded(key: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "TELEGRAM_BOT_TOKEN",
+        "TELOXIDE_TOKEN",
+        "CODEX_HOME",
+        "TMUX",
+        "TMUX_PANE",
+        "PWD",
+        "OLDPWD",
+        "SHLVL",
+        "_",
+        "TERM",
+        "COLUMNS",
+        "LINES",
+        "RUST_LOG",
+    ];
+    const PREFIXES: &[&str] = &["CODEX_FLEET_", "AGENT_NODE_", "CENTER_", "TELEGRAM_"];
+    EXACT.contains(&key) || PREFIXES.iter().any(|p| key.starts_with(p))
+}
+
 /// A fresh session id: `s` + 16 hex digits, unique enough for one machine's windows.
 fn new_session_id() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -517,6 +549,15 @@ fn window_name(cwd: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fleet_secrets_never_reach_windows() {
+        assert!(window_env_excluded("TELEGRAM_BOT_TOKEN"));
+        assert!(window_env_excluded("CODEX_FLEET_JOIN_SECRET"));
+        assert!(window_env_excluded("TMUX"));
+        assert!(!window_env_excluded("OPENAI_API_KEY"));
+        assert!(!window_env_excluded("PATH"));
+    }
 
     #[test]
     fn ids_and_names_are_safe() {

@@ -30,6 +30,17 @@ pub enum Error {
     Timeout(Duration),
 }
 
+/// Variables the tmux client itself keeps (socket location, locale, identity).
+const CLIENT_ENV: &[&str] = &[
+    "HOME",
+    "PATH",
+    "TMUX_TMPDIR",
+    "LANG",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+];
+
 /// How long any single tmux command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// User option set on every window the node creates; holds the node's session id.
@@ -163,6 +174,14 @@ impl TmuxCli {
     async fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<String, Error> {
         #[allow(clippy::disallowed_methods)] // this module is the project's one process spawner
         let mut cmd = Command::new("tmux");
+        // A clean environment: a server this starts must not inherit the node's secrets (the
+        // center's bot token); windows get exactly the environment given with `-e`.
+        cmd.env_clear();
+        for (key, value) in std::env::vars_os() {
+            if CLIENT_ENV.iter().any(|k| key == *k) || key.to_string_lossy().starts_with("LC_") {
+                cmd.env(key, value);
+            }
+        }
         // -f /dev/null: a private server with predictable options, whatever ~/.tmux.conf says.
         cmd.arg("-L").arg(&self.socket).arg("-f").arg("/dev/null");
         cmd.args(args)

@@ -3,3 +3,5 @@
 pub mod codex;
 pub mod fake_model;
 pub mod fake_telegram;
+pub mod node_client;
+pub mod node_proc;

@@ -1,0 +1,156 @@
+//! Runs the real `agent-node` binary for tests, on a private tmux socket, and cleans up what it
+//! started: the process (by PID) and the tmux server (by its socket name), never by name match.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use anyhow::{Context, bail};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// Path of a workspace binary built next to the running test executable.
+pub fn workspace_bin(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/debug/deps/e2e-hash → target/debug/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("unexpected test executable location")?;
+    let bin = dir.join(name);
+    if !bin.exists() {
+        bail!(
+            "{} not found: build the workspace first (`cargo build --workspace`)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// A private tmux server named after the test process; killed (by socket name) on drop.
+pub struct TmuxSandbox {
+    /// Socket name for `tmux -L`.
+    pub socket: String,
+}
+
+impl TmuxSandbox {
+    /// A fresh, unique socket name.
+    pub fn new(label: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        Self {
+            socket: format!(
+                "cf-test-{label}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ),
+        }
+    }
+
+    /// Runs a tmux command on this server and returns its stdout.
+    pub fn tmux(&self, args: &[&str]) -> anyhow::Result<String> {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "test harness inspecting its own tmux server"
+        )]
+        let out = std::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .context("running tmux")?;
+        if !out.status.success() {
+            bail!(
+                "tmux {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for TmuxSandbox {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+/// Settings for one node process.
+pub struct NodeOptions {
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Codex home (transcripts).
+    pub codex_home: PathBuf,
+    /// tmux socket.
+    pub tmux_socket: String,
+    /// Command run in windows.
+    pub codex_command: String,
+    /// Roots (`name=/path`).
+    pub roots: Vec<String>,
+    /// Extra environment (e.g. the fake provider's key).
+    pub env: Vec<(String, String)>,
+    /// Port to listen on (0 = any).
+    pub port: u16,
+}
+
+/// A running `agent-node serve`.
+pub struct NodeProcess {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl NodeProcess {
+    /// Starts the binary and waits for its "listening on" line.
+    pub async fn start(opts: &NodeOptions) -> anyhow::Result<Self> {
+        let bin = workspace_bin("agent-node")?;
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "test harness running the binary under test"
+        )]
+        let mut cmd = Command::new(bin);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", opts.port))
+            .arg("--state-dir")
+            .arg(&opts.state_dir)
+            .arg("--codex-home")
+            .arg(&opts.codex_home)
+            .arg("--tmux-socket")
+            .arg(&opts.tmux_socket)
+            .arg("--codex-command")
+            .arg(&opts.codex_command)
+            .arg("--root")
+            .arg(opts.roots.join(","))
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,agent_node=debug".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().context("starting agent-node")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+            .await
+            .context("agent-node did not start within 30 s")??
+            .context("agent-node exited before listening")?;
+        let addr = line
+            .strip_prefix("agent-node listening on ")
+            .context("unexpected first line")?
+            .parse()?;
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self { child, addr })
+    }
+
+    /// Kills the process with SIGKILL (no cleanup runs: a crash).
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill().await.context("killing agent-node")
+    }
+}
