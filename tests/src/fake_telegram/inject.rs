@@ -1,0 +1,576 @@
+//! The users' side of the fake: creating users, chats and topics, and injecting the updates a real
+//! Telegram client would cause — messages and commands (with `bot_command` entities), photos,
+//! documents and voice notes (registered so getFile works), button presses (only on buttons that
+//! exist), and topic creation, renaming, closing and deletion.
+//!
+//! Injection refuses what a real user could not do (post into a closed or deleted topic, press a
+//! button that is not there, use topics where there are none) with an `anyhow` error, because
+//! such a call is a mistake in the test, not behaviour of the bot.
+
+use anyhow::{Context as _, bail, ensure};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::FakeTelegram;
+use super::methods::{self, image_size};
+use super::model::{Chat, ChatKind, Msg, PendingQuery, State, Topic, User, strip_nulls, unix_now};
+
+/// What an injection produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injected {
+    /// The queued update.
+    pub update_id: i64,
+    /// The new message, for message injections (for topic creation: the topic's thread id).
+    pub message_id: Option<i64>,
+    /// Topic the message is in.
+    pub thread_id: Option<i64>,
+    /// Callback query id, for button presses.
+    pub query_id: Option<String>,
+    /// `file_id` of an injected photo, document or voice note.
+    pub file_id: Option<String>,
+}
+
+/// Content of an injected user message.
+enum Content<'a> {
+    Text(&'a str),
+    Photo(Bytes, Option<&'a str>),
+    Document(&'a str, &'a str, Bytes, Option<&'a str>),
+    Voice(Bytes, u32),
+}
+
+/// `bot_command` entities for every `/command` at the start of a word, as Telegram adds them.
+fn command_entities(text: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut utf16 = 0usize;
+    let mut prev_space = true;
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '/' && prev_space {
+            let mut j = i + 1;
+            while j < chars.len()
+                && (chars[j].is_ascii_alphanumeric() || chars[j] == '_' || chars[j] == '@')
+            {
+                j += 1;
+            }
+            if j - i > 1 && j - i <= 65 {
+                out.push(json!({ "type": "bot_command", "offset": utf16, "length": j - i }));
+                utf16 += j - i;
+                i = j;
+                prev_space = false;
+                continue;
+            }
+        }
+        prev_space = c.is_whitespace();
+        utf16 += c.len_utf16();
+        i += 1;
+    }
+    out
+}
+
+/// Checks that `user` may post into `thread` of `chat` and returns the thread's creation message.
+fn check_post(chat: &Chat, user: &User, thread: Option<i64>) -> anyhow::Result<Option<Value>> {
+    if let Some(owner) = &chat.user {
+        ensure!(
+            owner.id == user.id,
+            "{} is not the user of private chat {}",
+            user.first_name,
+            chat.id
+        );
+    }
+    let Some(t) = thread else {
+        return Ok(None);
+    };
+    ensure!(
+        matches!(chat.kind, ChatKind::Forum | ChatKind::PrivateWithTopics),
+        "chat {} has no topics",
+        chat.id
+    );
+    let topic = chat
+        .topics
+        .get(&t)
+        .with_context(|| format!("no topic {t} in chat {}", chat.id))?;
+    ensure!(!topic.deleted, "topic {t} was deleted");
+    ensure!(
+        !topic.closed,
+        "topic {t} is closed; ordinary users cannot post there"
+    );
+    Ok(match chat.messages.get(&t) {
+        Some(Msg::Other {
+            json,
+            deleted: false,
+        }) => Some(json.clone()),
+        _ => None,
+    })
+}
+
+// === impl FakeTelegram (users' side) ===
+
+impl FakeTelegram {
+    /// A new user; the username is the lower-cased first name.
+    pub fn create_user(&self, first_name: &str) -> User {
+        let mut st = self.shared.lock();
+        let id = st.next_user_id;
+        st.next_user_id += 1;
+        User {
+            id,
+            first_name: first_name.to_owned(),
+            username: Some(first_name.to_ascii_lowercase().replace(' ', "_")),
+        }
+    }
+
+    fn add_chat(&self, id: i64, kind: ChatKind, title: &str, user: Option<User>) -> i64 {
+        let mut st = self.shared.lock();
+        st.chats.insert(
+            id,
+            Chat {
+                id,
+                kind,
+                title: title.to_owned(),
+                user,
+                topics: Default::default(),
+                messages: Default::default(),
+                // Message 1 is the chat's creation; in a forum, thread 1 is General.
+                next_message_id: 2,
+                bot_can_manage_topics: true,
+            },
+        );
+        id
+    }
+
+    fn next_seq(&self) -> i64 {
+        let mut st = self.shared.lock();
+        st.next_chat_seq += 1;
+        st.next_chat_seq
+    }
+
+    /// A forum supergroup (the bot is an admin with `can_manage_topics`). Returns its chat id.
+    pub fn create_forum(&self, title: &str) -> i64 {
+        let id = -1_001_000_000_000 - self.next_seq();
+        self.add_chat(id, ChatKind::Forum, title, None)
+    }
+
+    /// A basic group without topics. Returns its chat id.
+    pub fn create_group(&self, title: &str) -> i64 {
+        let id = -4_000_000_000 - self.next_seq();
+        self.add_chat(id, ChatKind::Group, title, None)
+    }
+
+    /// The private chat between `user` and the bot (its id is the user's id), with topics if
+    /// `with_topics` (the bot's threaded mode). Returns its chat id.
+    pub fn create_private_chat(&self, user: &User, with_topics: bool) -> i64 {
+        let kind = if with_topics {
+            ChatKind::PrivateWithTopics
+        } else {
+            ChatKind::Private
+        };
+        self.add_chat(user.id, kind, "", Some(user.clone()))
+    }
+
+    /// Queues any update (escape hatch for shapes this module does not build). Returns its id.
+    pub fn inject_update(&self, kind: &'static str, body: Value) -> i64 {
+        let id = self.shared.lock().push_update(kind, body);
+        self.changed();
+        id
+    }
+
+    fn post_user_message(
+        &self,
+        user: &User,
+        chat_id: i64,
+        thread: Option<i64>,
+        reply_to: Option<i64>,
+        content: Content<'_>,
+    ) -> anyhow::Result<Injected> {
+        let mut guard = self.shared.lock();
+        let st: &mut State = &mut guard;
+        let chat = st
+            .chats
+            .get(&chat_id)
+            .with_context(|| format!("no chat {chat_id}"))?;
+        let topic_root = check_post(chat, user, thread)?;
+        let mut thread = thread;
+        let mut reply = topic_root;
+        if let Some(r) = reply_to {
+            let replied = st
+                .message_json(chat_id, r)
+                .with_context(|| format!("no message {r} in chat {chat_id} to reply to"))?;
+            if thread.is_none() {
+                // Replies in a basic group start a thread; in topics they stay in the topic.
+                thread = replied["message_thread_id"].as_i64().or(match chat.kind {
+                    ChatKind::Group => Some(r),
+                    _ => None,
+                });
+            }
+            reply = Some(replied);
+        }
+        let is_topic = thread.is_some_and(|t| chat.topics.contains_key(&t));
+        let mut msg = json!({
+            "from": user.to_json(),
+            "chat": chat.to_json(),
+            "date": unix_now(),
+            "message_thread_id": thread,
+            "is_topic_message": is_topic.then_some(true),
+            "reply_to_message": reply,
+        });
+        let mut file_id = None;
+        match content {
+            Content::Text(text) => {
+                ensure!(
+                    !text.trim().is_empty(),
+                    "Telegram clients do not send empty messages"
+                );
+                msg["text"] = json!(text);
+                let entities = command_entities(text);
+                if !entities.is_empty() {
+                    msg["entities"] = json!(entities);
+                }
+            }
+            Content::Photo(bytes, caption) => {
+                let (w, h) =
+                    image_size(&bytes).context("photo bytes are not a PNG, JPEG or GIF")?;
+                let f = st.store_file("photos", "jpg", bytes);
+                msg["photo"] = json!([{
+                    "file_id": f.file_id, "file_unique_id": f.file_unique_id,
+                    "width": w, "height": h, "file_size": f.bytes.len(),
+                }]);
+                msg["caption"] = json!(caption);
+                file_id = Some(f.file_id.clone());
+            }
+            Content::Document(name, mime, bytes, caption) => {
+                let ext = name.rsplit_once('.').map_or("bin", |(_, e)| e).to_owned();
+                let f = st.store_file("documents", &ext, bytes);
+                msg["document"] = json!({
+                    "file_id": f.file_id, "file_unique_id": f.file_unique_id,
+                    "file_name": name, "mime_type": mime, "file_size": f.bytes.len(),
+                });
+                msg["caption"] = json!(caption);
+                file_id = Some(f.file_id.clone());
+            }
+            Content::Voice(bytes, duration) => {
+                let f = st.store_file("voice", "oga", bytes);
+                msg["voice"] = json!({
+                    "file_id": f.file_id, "file_unique_id": f.file_unique_id,
+                    "duration": duration, "mime_type": "audio/ogg", "file_size": f.bytes.len(),
+                });
+                file_id = Some(f.file_id.clone());
+            }
+        }
+        let chat = st.chats.get_mut(&chat_id).context("chat vanished")?;
+        let message_id = chat.next_id();
+        msg["message_id"] = json!(message_id);
+        strip_nulls(&mut msg);
+        chat.messages.insert(
+            message_id,
+            Msg::Other {
+                json: msg.clone(),
+                deleted: false,
+            },
+        );
+        let update_id = st.push_update("message", msg);
+        drop(guard);
+        self.changed();
+        Ok(Injected {
+            update_id,
+            message_id: Some(message_id),
+            thread_id: thread,
+            query_id: None,
+            file_id,
+        })
+    }
+
+    /// `user` sends `text` (commands get `bot_command` entities) to a chat, in topic `thread_id`
+    /// or outside topics (`None`).
+    pub fn send_text(
+        &self,
+        user: &User,
+        chat_id: i64,
+        thread_id: Option<i64>,
+        text: &str,
+    ) -> anyhow::Result<Injected> {
+        self.post_user_message(user, chat_id, thread_id, None, Content::Text(text))
+    }
+
+    /// `user` replies to message `reply_to` with `text`, in the replied message's topic.
+    pub fn reply_text(
+        &self,
+        user: &User,
+        chat_id: i64,
+        reply_to: i64,
+        text: &str,
+    ) -> anyhow::Result<Injected> {
+        self.post_user_message(user, chat_id, None, Some(reply_to), Content::Text(text))
+    }
+
+    /// `user` sends a photo (PNG, JPEG or GIF bytes; see [`super::sample_png`]).
+    pub fn send_photo(
+        &self,
+        user: &User,
+        chat_id: i64,
+        thread_id: Option<i64>,
+        bytes: impl Into<Bytes>,
+        caption: Option<&str>,
+    ) -> anyhow::Result<Injected> {
+        self.post_user_message(
+            user,
+            chat_id,
+            thread_id,
+            None,
+            Content::Photo(bytes.into(), caption),
+        )
+    }
+
+    /// `user` sends a document.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_document(
+        &self,
+        user: &User,
+        chat_id: i64,
+        thread_id: Option<i64>,
+        file_name: &str,
+        mime_type: &str,
+        bytes: impl Into<Bytes>,
+        caption: Option<&str>,
+    ) -> anyhow::Result<Injected> {
+        let content = Content::Document(file_name, mime_type, bytes.into(), caption);
+        self.post_user_message(user, chat_id, thread_id, None, content)
+    }
+
+    /// `user` sends a voice note.
+    pub fn send_voice(
+        &self,
+        user: &User,
+        chat_id: i64,
+        thread_id: Option<i64>,
+        bytes: impl Into<Bytes>,
+        duration_secs: u32,
+    ) -> anyhow::Result<Injected> {
+        self.post_user_message(
+            user,
+            chat_id,
+            thread_id,
+            None,
+            Content::Voice(bytes.into(), duration_secs),
+        )
+    }
+
+    /// `user` presses the inline button with `callback_data` under bot message `message_id`.
+    pub fn press_button(
+        &self,
+        user: &User,
+        chat_id: i64,
+        message_id: i64,
+        callback_data: &str,
+    ) -> anyhow::Result<Injected> {
+        let mut st = self.shared.lock();
+        let chat = st
+            .chats
+            .get(&chat_id)
+            .with_context(|| format!("no chat {chat_id}"))?;
+        if let Some(owner) = &chat.user {
+            ensure!(
+                owner.id == user.id,
+                "{} is not in private chat {chat_id}",
+                user.first_name
+            );
+        }
+        let Some(Msg::Bot(ix)) = chat.messages.get(&message_id) else {
+            bail!("message {message_id} in chat {chat_id} is not a bot message");
+        };
+        let m = &st.bot_messages[*ix];
+        ensure!(!m.deleted, "message {message_id} was deleted");
+        let buttons = m.buttons();
+        ensure!(
+            buttons
+                .iter()
+                .any(|b| b.callback_data.as_deref() == Some(callback_data)),
+            "message {message_id} has no button with callback_data {callback_data:?}; buttons: {buttons:?}"
+        );
+        let thread_id = m.thread_id;
+        let message = st
+            .message_json(chat_id, message_id)
+            .context("message vanished")?;
+        let query_id = format!(
+            "{}{:06}",
+            4_000_000_000_000u64 + chat_id.unsigned_abs() % 1_000_000,
+            st.next_query
+        );
+        st.next_query += 1;
+        let created = tokio::time::Instant::now();
+        st.queries.insert(
+            query_id.clone(),
+            PendingQuery {
+                created,
+                answered: false,
+            },
+        );
+        let body = json!({
+            "id": query_id,
+            "from": user.to_json(),
+            "message": message,
+            "chat_instance": format!("{}", chat_id.unsigned_abs() * 7 + 3),
+            "data": callback_data,
+        });
+        let update_id = st.push_update("callback_query", body);
+        drop(st);
+        self.changed();
+        Ok(Injected {
+            update_id,
+            message_id: Some(message_id),
+            thread_id,
+            query_id: Some(query_id),
+            file_id: None,
+        })
+    }
+
+    /// `user` creates a topic, which queues its `forum_topic_created` service message.
+    /// `message_id` and `thread_id` of the result are the new topic's id.
+    pub fn create_topic(&self, user: &User, chat_id: i64, name: &str) -> anyhow::Result<Injected> {
+        let mut st = self.shared.lock();
+        let chat = st
+            .chats
+            .get(&chat_id)
+            .with_context(|| format!("no chat {chat_id}"))?;
+        ensure!(
+            matches!(chat.kind, ChatKind::Forum | ChatKind::PrivateWithTopics),
+            "chat {chat_id} has no topics"
+        );
+        let name = methods::clean_name(name).context("topic name is empty")?;
+        let icon_color = methods::ICON_COLORS[chat.topics.len() % methods::ICON_COLORS.len()];
+        let body = json!({ "name": name, "icon_color": icon_color });
+        let msg = st.post_service(chat_id, &user.to_json(), None, "forum_topic_created", body)?;
+        let thread_id = msg["message_id"].as_i64().unwrap_or_default();
+        let topic = Topic {
+            thread_id,
+            name,
+            icon_color,
+            closed: false,
+            deleted: false,
+            by_bot: false,
+        };
+        st.chat_mut(chat_id)?.topics.insert(thread_id, topic);
+        let update_id = st.push_update("message", msg);
+        drop(st);
+        self.changed();
+        Ok(Injected {
+            update_id,
+            message_id: Some(thread_id),
+            thread_id: Some(thread_id),
+            query_id: None,
+            file_id: None,
+        })
+    }
+
+    fn topic_service(
+        &self,
+        user: &User,
+        chat_id: i64,
+        thread_id: i64,
+        field: &str,
+        body: Value,
+        change: impl FnOnce(&mut Topic) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Injected> {
+        let mut st = self.shared.lock();
+        let chat = st
+            .chats
+            .get_mut(&chat_id)
+            .with_context(|| format!("no chat {chat_id}"))?;
+        let topic = chat
+            .topics
+            .get_mut(&thread_id)
+            .with_context(|| format!("no topic {thread_id}"))?;
+        ensure!(!topic.deleted, "topic {thread_id} was deleted");
+        change(topic)?;
+        let msg = st.post_service(chat_id, &user.to_json(), Some(thread_id), field, body)?;
+        let message_id = msg["message_id"].as_i64();
+        let update_id = st.push_update("message", msg);
+        drop(st);
+        self.changed();
+        Ok(Injected {
+            update_id,
+            message_id,
+            thread_id: Some(thread_id),
+            query_id: None,
+            file_id: None,
+        })
+    }
+
+    /// `user` (an admin) renames a topic: `forum_topic_edited`.
+    pub fn rename_topic(
+        &self,
+        user: &User,
+        chat_id: i64,
+        thread_id: i64,
+        name: &str,
+    ) -> anyhow::Result<Injected> {
+        let name = methods::clean_name(name).context("topic name is empty")?;
+        let body = json!({ "name": name });
+        self.topic_service(user, chat_id, thread_id, "forum_topic_edited", body, |t| {
+            t.name = name.clone();
+            Ok(())
+        })
+    }
+
+    /// `user` (an admin) closes a topic: `forum_topic_closed`.
+    pub fn close_topic(
+        &self,
+        user: &User,
+        chat_id: i64,
+        thread_id: i64,
+    ) -> anyhow::Result<Injected> {
+        self.topic_service(
+            user,
+            chat_id,
+            thread_id,
+            "forum_topic_closed",
+            json!({}),
+            |t| {
+                ensure!(!t.closed, "topic is already closed");
+                t.closed = true;
+                Ok(())
+            },
+        )
+    }
+
+    /// `user` (an admin) reopens a topic: `forum_topic_reopened`.
+    pub fn reopen_topic(
+        &self,
+        user: &User,
+        chat_id: i64,
+        thread_id: i64,
+    ) -> anyhow::Result<Injected> {
+        self.topic_service(
+            user,
+            chat_id,
+            thread_id,
+            "forum_topic_reopened",
+            json!({}),
+            |t| {
+                ensure!(t.closed, "topic is not closed");
+                t.closed = false;
+                Ok(())
+            },
+        )
+    }
+
+    /// An admin deletes a topic and its messages. Telegram sends no update for this; the bot
+    /// finds out when a send fails with `message thread not found`.
+    pub fn delete_topic(&self, chat_id: i64, thread_id: i64) -> anyhow::Result<()> {
+        let mut st = self.shared.lock();
+        let chat = st
+            .chats
+            .get_mut(&chat_id)
+            .with_context(|| format!("no chat {chat_id}"))?;
+        let topic = chat
+            .topics
+            .get_mut(&thread_id)
+            .with_context(|| format!("no topic {thread_id}"))?;
+        ensure!(!topic.deleted, "topic {thread_id} was already deleted");
+        topic.deleted = true;
+        methods::delete_topic_messages(&mut st, chat_id, thread_id);
+        drop(st);
+        self.changed();
+        Ok(())
+    }
+}

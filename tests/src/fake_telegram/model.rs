@@ -1,0 +1,502 @@
+//! The fake's world: users, chats, topics, messages, pending updates, files, and the record of
+//! everything the bot did. One `State` lives behind the server's mutex; the HTTP handlers
+//! (`methods`) change it on the bot's behalf and the harness (`inject`) on the users' behalf.
+//! JSON produced here follows the Bot API's object shapes so that teloxide deserialises it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::flood::Flood;
+use super::html::Entity;
+use super::params::ApiError;
+
+type Res<T> = Result<T, ApiError>;
+
+/// A Telegram user (a person, never the bot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// User id; also the id of the private chat with the bot.
+    pub id: i64,
+    /// Display name.
+    pub first_name: String,
+    /// `@username` without the `@`.
+    pub username: Option<String>,
+}
+
+impl User {
+    /// The Bot API `User` object.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "is_bot": false,
+            "first_name": self.first_name,
+            "username": self.username,
+            "language_code": "en",
+        })
+    }
+}
+
+/// What kind of chat a test created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatKind {
+    /// A supergroup with topics (`is_forum: true`).
+    Forum,
+    /// A basic group: no topics; the real server ignores `message_thread_id` there.
+    Group,
+    /// A private chat with a user, without topics.
+    Private,
+    /// A private chat with topics (the bot's threaded mode).
+    PrivateWithTopics,
+}
+
+/// A forum topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    /// `message_thread_id`, equal to the id of the creation service message.
+    pub thread_id: i64,
+    /// Current name.
+    pub name: String,
+    /// Icon colour (RGB).
+    pub icon_color: u32,
+    /// Closed topics accept no messages from ordinary users.
+    pub closed: bool,
+    /// Deleted topics make sends fail with `message thread not found`.
+    pub deleted: bool,
+    /// Whether the bot created it (via createForumTopic).
+    pub by_bot: bool,
+}
+
+/// One version of a bot message's content.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revision {
+    /// Text (or caption) as the bot sent it, e.g. with HTML tags.
+    pub source: String,
+    /// `parse_mode` as sent.
+    pub parse_mode: Option<String>,
+    /// Text (or caption) as a user sees it, entities stripped.
+    pub text: String,
+    /// Entities after parsing.
+    pub entities: Vec<Entity>,
+    /// `reply_markup` as stored by Telegram (`None` when the message has none).
+    pub reply_markup: Option<Value>,
+}
+
+/// Kind of media the bot sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    /// sendPhoto.
+    Photo,
+    /// sendDocument.
+    Document,
+}
+
+/// A file the bot uploaded with a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Media {
+    /// Photo or document.
+    pub kind: MediaKind,
+    /// The `file_id` Telegram assigned.
+    pub file_id: String,
+    /// File name from the multipart part, if any.
+    pub file_name: Option<String>,
+    /// Content type from the multipart part, if any.
+    pub mime_type: Option<String>,
+    /// The uploaded bytes.
+    pub bytes: Bytes,
+}
+
+/// An inline keyboard button of a bot message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Button {
+    /// Label.
+    pub text: String,
+    /// `callback_data`, for callback buttons.
+    pub callback_data: Option<String>,
+    /// `url`, for link buttons.
+    pub url: Option<String>,
+}
+
+/// A message the bot sent, with its current content and its edit history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BotMessage {
+    /// Chat it was sent to.
+    pub chat_id: i64,
+    /// Its id in that chat.
+    pub message_id: i64,
+    /// Topic, if sent into one.
+    pub thread_id: Option<i64>,
+    /// Unix time of sending.
+    pub date: i64,
+    /// Unix time of the last edit.
+    pub edit_date: Option<i64>,
+    /// Current content.
+    pub current: Revision,
+    /// Earlier contents, oldest first (one entry per successful edit).
+    pub history: Vec<Revision>,
+    /// Attached photo or document.
+    pub media: Option<Media>,
+    /// `reply_parameters.message_id` / `reply_to_message_id`.
+    pub reply_to: Option<i64>,
+    /// Deleted by deleteMessage.
+    pub deleted: bool,
+}
+
+impl BotMessage {
+    /// Current text (or caption) as a user sees it.
+    pub fn text(&self) -> &str {
+        &self.current.text
+    }
+
+    /// The inline keyboard's buttons, row by row flattened.
+    pub fn buttons(&self) -> Vec<Button> {
+        let rows = self
+            .current
+            .reply_markup
+            .as_ref()
+            .and_then(|m| m.get("inline_keyboard"))
+            .and_then(Value::as_array);
+        rows.into_iter()
+            .flatten()
+            .filter_map(Value::as_array)
+            .flatten()
+            .map(|b| Button {
+                text: b["text"].as_str().unwrap_or_default().to_owned(),
+                callback_data: b["callback_data"].as_str().map(str::to_owned),
+                url: b["url"].as_str().map(str::to_owned),
+            })
+            .collect()
+    }
+}
+
+/// A sendChatAction call that succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatAction {
+    /// Chat.
+    pub chat_id: i64,
+    /// Topic, if any.
+    pub thread_id: Option<i64>,
+    /// `typing`, `upload_document`, ...
+    pub action: String,
+    /// Time since the server started.
+    pub at: Duration,
+}
+
+/// A successful answerCallbackQuery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackAnswer {
+    /// The query answered.
+    pub query_id: String,
+    /// Notification text.
+    pub text: Option<String>,
+    /// Alert instead of a toast.
+    pub show_alert: bool,
+    /// URL to open.
+    pub url: Option<String>,
+}
+
+/// One call the bot made, and how it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiCall {
+    /// Order of completion, from 1.
+    pub seq: u64,
+    /// Method name as called (case preserved).
+    pub method: String,
+    /// Parameters as received; uploads are summarised as `{"upload":{"file_name","size"}}`.
+    pub params: Value,
+    /// `result` or the error answered.
+    pub outcome: Result<Value, ApiError>,
+    /// Time since the server started, at completion.
+    pub at: Duration,
+}
+
+pub(super) enum Msg {
+    /// Index into `State::bot_messages`.
+    Bot(usize),
+    /// A user's or service message, as delivered in its update.
+    Other { json: Value, deleted: bool },
+}
+
+pub(super) struct Chat {
+    pub(super) id: i64,
+    pub(super) kind: ChatKind,
+    pub(super) title: String,
+    /// The user of a private chat.
+    pub(super) user: Option<User>,
+    pub(super) topics: BTreeMap<i64, Topic>,
+    pub(super) messages: BTreeMap<i64, Msg>,
+    pub(super) next_message_id: i64,
+    pub(super) bot_can_manage_topics: bool,
+}
+
+impl Chat {
+    pub(super) fn to_json(&self) -> Value {
+        match (&self.kind, &self.user) {
+            (ChatKind::Forum, _) => {
+                json!({ "id": self.id, "type": "supergroup", "title": self.title, "is_forum": true })
+            }
+            (ChatKind::Group, _) => json!({ "id": self.id, "type": "group", "title": self.title }),
+            (_, user) => json!({
+                "id": self.id,
+                "type": "private",
+                "first_name": user.as_ref().map(|u| u.first_name.clone()),
+                "username": user.as_ref().and_then(|u| u.username.clone()),
+            }),
+        }
+    }
+
+    pub(super) fn next_id(&mut self) -> i64 {
+        let id = self.next_message_id;
+        self.next_message_id += 1;
+        id
+    }
+
+    /// Where a bot send with `message_thread_id = thread` lands, following the real server:
+    /// ignored in basic groups, General (1) and unknown or deleted topics are "not found".
+    pub(super) fn resolve_thread(&self, thread: Option<i64>) -> Res<Option<i64>> {
+        let Some(t) = thread else {
+            return Ok(None);
+        };
+        if self.kind == ChatKind::Group {
+            return Ok(None);
+        }
+        match self.topics.get(&t) {
+            Some(topic) if !topic.deleted => Ok(Some(t)),
+            _ => Err(ApiError::bad("message thread not found")),
+        }
+    }
+}
+
+pub(super) struct PendingUpdate {
+    pub(super) id: i64,
+    pub(super) kind: &'static str,
+    pub(super) body: Value,
+}
+
+pub(super) struct StoredFile {
+    pub(super) file_id: String,
+    pub(super) file_unique_id: String,
+    pub(super) file_path: String,
+    pub(super) bytes: Bytes,
+}
+
+pub(super) struct PendingQuery {
+    pub(super) created: Instant,
+    pub(super) answered: bool,
+}
+
+pub(super) struct State {
+    pub(super) bot_id: i64,
+    pub(super) epoch: Instant,
+    pub(super) chats: BTreeMap<i64, Chat>,
+    pub(super) next_user_id: i64,
+    pub(super) next_chat_seq: i64,
+    pub(super) bot_messages: Vec<BotMessage>,
+    pub(super) updates: VecDeque<PendingUpdate>,
+    pub(super) next_update_id: i64,
+    /// Highest update id the bot confirmed (via a later offset).
+    pub(super) confirmed_through: i64,
+    pub(super) poll_generation: u64,
+    pub(super) allowed_updates: Option<Vec<String>>,
+    pub(super) files: BTreeMap<String, StoredFile>,
+    pub(super) next_file: u64,
+    pub(super) queries: BTreeMap<String, PendingQuery>,
+    pub(super) next_query: u64,
+    pub(super) callback_answers: Vec<CallbackAnswer>,
+    pub(super) chat_actions: Vec<ChatAction>,
+    pub(super) calls: Vec<ApiCall>,
+    pub(super) flood: Flood,
+    pub(super) commands: BTreeMap<String, Value>,
+    pub(super) callback_deadline: Duration,
+}
+
+pub(super) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl State {
+    pub(super) fn new(bot_id: i64) -> Self {
+        Self {
+            bot_id,
+            epoch: Instant::now(),
+            chats: BTreeMap::new(),
+            next_user_id: 700_000_001,
+            next_chat_seq: 1,
+            bot_messages: Vec::new(),
+            updates: VecDeque::new(),
+            next_update_id: 500_000_001,
+            confirmed_through: 0,
+            poll_generation: 0,
+            allowed_updates: None,
+            files: BTreeMap::new(),
+            next_file: 1,
+            queries: BTreeMap::new(),
+            next_query: 1,
+            callback_answers: Vec::new(),
+            chat_actions: Vec::new(),
+            calls: Vec::new(),
+            flood: Flood::default(),
+            commands: BTreeMap::new(),
+            callback_deadline: Duration::from_secs(15),
+        }
+    }
+
+    pub(super) fn elapsed(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    pub(super) fn bot_json(&self) -> Value {
+        json!({
+            "id": self.bot_id,
+            "is_bot": true,
+            "first_name": "Codex Fleet (fake)",
+            "username": "codex_fleet_fake_bot",
+        })
+    }
+
+    pub(super) fn chat(&self, id: i64) -> Res<&Chat> {
+        self.chats
+            .get(&id)
+            .ok_or_else(|| ApiError::bad("chat not found"))
+    }
+
+    pub(super) fn chat_mut(&mut self, id: i64) -> Res<&mut Chat> {
+        self.chats
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::bad("chat not found"))
+    }
+
+    pub(super) fn push_update(&mut self, kind: &'static str, body: Value) -> i64 {
+        let id = self.next_update_id;
+        self.next_update_id += 1;
+        self.updates.push_back(PendingUpdate { id, kind, body });
+        id
+    }
+
+    pub(super) fn store_file(&mut self, dir: &str, ext: &str, bytes: Bytes) -> &StoredFile {
+        let n = self.next_file;
+        self.next_file += 1;
+        let file_id = format!("FAKEfile{n:06}{}", "A".repeat(24));
+        let file = StoredFile {
+            file_id: file_id.clone(),
+            file_unique_id: format!("FAKEu{n:06}"),
+            file_path: format!("{dir}/file_{n}.{ext}"),
+            bytes,
+        };
+        self.files.entry(file_id).or_insert(file)
+    }
+
+    /// Posts a service message (`forum_topic_created`, `forum_topic_closed`, ...) into `chat_id`.
+    /// `thread` `None` means "a new topic whose id is this message's id". Returns the message.
+    pub(super) fn post_service(
+        &mut self,
+        chat_id: i64,
+        from: &Value,
+        thread: Option<i64>,
+        field: &str,
+        body: Value,
+    ) -> Res<Value> {
+        let chat = self.chat_mut(chat_id)?;
+        let message_id = chat.next_id();
+        let thread_id = thread.unwrap_or(message_id);
+        let mut json = json!({
+            "message_id": message_id,
+            "from": from,
+            "chat": chat.to_json(),
+            "date": unix_now(),
+            "message_thread_id": thread_id,
+            "is_topic_message": true,
+        });
+        json[field] = body;
+        strip_nulls(&mut json);
+        chat.messages.insert(
+            message_id,
+            Msg::Other {
+                json: json.clone(),
+                deleted: false,
+            },
+        );
+        Ok(json)
+    }
+
+    /// The Bot API `Message` for a message in `chat`, as it looks now.
+    pub(super) fn message_json(&self, chat_id: i64, message_id: i64) -> Option<Value> {
+        let chat = self.chats.get(&chat_id)?;
+        match chat.messages.get(&message_id)? {
+            Msg::Other { json, .. } => Some(json.clone()),
+            Msg::Bot(ix) => Some(self.bot_message_json(chat, &self.bot_messages[*ix])),
+        }
+    }
+
+    pub(super) fn bot_message_json(&self, chat: &Chat, m: &BotMessage) -> Value {
+        let mut v = json!({
+            "message_id": m.message_id,
+            "from": self.bot_json(),
+            "chat": chat.to_json(),
+            "date": m.date,
+        });
+        if let Some(t) = m.thread_id {
+            v["message_thread_id"] = json!(t);
+            v["is_topic_message"] = json!(true);
+        }
+        if let Some(d) = m.edit_date {
+            v["edit_date"] = json!(d);
+        }
+        if let Some(r) = m.reply_to.and_then(|r| self.message_json(chat.id, r)) {
+            v["reply_to_message"] = r;
+        }
+        let entities: Vec<Value> = m.current.entities.iter().map(Entity::to_json).collect();
+        let (text_key, entities_key) = if m.media.is_some() {
+            ("caption", "caption_entities")
+        } else {
+            ("text", "entities")
+        };
+        if !m.current.text.is_empty() {
+            v[text_key] = json!(m.current.text);
+        }
+        if !entities.is_empty() {
+            v[entities_key] = json!(entities);
+        }
+        if let Some(media) = &m.media {
+            let f = &self.files[&media.file_id];
+            match media.kind {
+                MediaKind::Photo => {
+                    let (w, h) = super::methods::image_size(&media.bytes).unwrap_or((1, 1));
+                    v["photo"] = json!([{
+                        "file_id": f.file_id, "file_unique_id": f.file_unique_id,
+                        "width": w, "height": h, "file_size": f.bytes.len(),
+                    }]);
+                }
+                MediaKind::Document => {
+                    v["document"] = json!({
+                        "file_id": f.file_id, "file_unique_id": f.file_unique_id,
+                        "file_name": media.file_name, "mime_type": media.mime_type,
+                        "file_size": f.bytes.len(),
+                    });
+                }
+            }
+        }
+        if let Some(markup) = &m.current.reply_markup {
+            v["reply_markup"] = markup.clone();
+        }
+        strip_nulls(&mut v);
+        v
+    }
+}
+
+/// The Bot API omits absent optional fields instead of sending `null`.
+pub(super) fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.retain(|_, x| !x.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}

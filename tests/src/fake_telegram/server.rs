@@ -1,0 +1,288 @@
+//! The HTTP side of the fake: routes `/bot<token>/<method>` and `/file/bot<token>/<path>`, reads
+//! parameters from the query string and from JSON, form-urlencoded or multipart bodies like the
+//! real server, runs the method, logs the call and answers in Telegram's envelope.
+//!
+//! getUpdates is a real long poll: it waits on a `Notify` that update injection signals, and a
+//! newer getUpdates ends an older one with 409 Conflict (generation counter). Every completed
+//! call bumps a `watch` counter so the harness's `wait_for` re-checks its predicate.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State as AxState};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use super::methods;
+use super::model::{ApiCall, State};
+use super::params::{ApiError, Params, Upload};
+
+/// Largest request body read; bigger than the 50 MB document limit so that limit can answer.
+const MAX_BODY: usize = 64 << 20;
+
+pub(super) struct Shared {
+    pub(super) token: String,
+    pub(super) state: Mutex<State>,
+    /// Signalled when updates are queued or a newer getUpdates starts.
+    pub(super) updates: Notify,
+    /// Bumped after every change the harness may wait for.
+    pub(super) changed: watch::Sender<u64>,
+}
+
+impl Shared {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock (a bug in the fake) must not hide later assertions.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn bump(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+}
+
+pub(super) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .fallback(handle)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(shared)
+}
+
+fn reply(outcome: &Result<Value, ApiError>) -> Response {
+    match outcome {
+        Ok(result) => (
+            StatusCode::OK,
+            axum::Json(json!({ "ok": true, "result": result })),
+        )
+            .into_response(),
+        Err(e) => {
+            let status = StatusCode::from_u16(e.code).unwrap_or(StatusCode::BAD_REQUEST);
+            (status, axum::Json(e.to_json())).into_response()
+        }
+    }
+}
+
+async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    if let Some(rest) = path.strip_prefix("/file/bot") {
+        return download(&sh, rest);
+    }
+    let Some((token, method)) = path.strip_prefix("/bot").and_then(|r| r.split_once('/')) else {
+        return reply(&Err(ApiError::status(404, "Not Found")));
+    };
+    if token.replace("%3A", ":").replace("%3a", ":") != sh.token {
+        return reply(&Err(ApiError::status(401, "Unauthorized")));
+    }
+    let method = method.to_owned();
+    let params = match read_params(req).await {
+        Ok(p) => p,
+        Err(e) => return reply(&Err(e)),
+    };
+    let outcome = if method.eq_ignore_ascii_case("getUpdates") {
+        get_updates(&sh, &params).await
+    } else if method.is_empty() || method.contains('/') {
+        Err(ApiError::status(404, "Not Found"))
+    } else {
+        let mut st = sh.lock();
+        methods::call(&mut st, &method, &params)
+            .unwrap_or_else(|| Err(ApiError::status(404, "Not Found")))
+    };
+    log_call(&sh, method, params.to_log_json(), outcome.clone());
+    reply(&outcome)
+}
+
+fn log_call(sh: &Shared, method: String, params: Value, outcome: Result<Value, ApiError>) {
+    {
+        let mut st = sh.lock();
+        let seq = st.calls.len() as u64 + 1;
+        let at = st.elapsed();
+        st.calls.push(ApiCall {
+            seq,
+            method,
+            params,
+            outcome,
+            at,
+        });
+    }
+    sh.bump();
+}
+
+async fn read_params(req: Request) -> Result<Params, ApiError> {
+    let mut p = Params::default();
+    if let Ok(axum::extract::Query(pairs)) =
+        axum::extract::Query::<Vec<(String, String)>>::try_from_uri(req.uri())
+    {
+        for (k, v) in pairs {
+            p.set(k, Value::String(v));
+        }
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let too_large = || ApiError::status(413, "Request Entity Too Large");
+    if content_type.starts_with("multipart/form-data") {
+        let mut mp = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| ApiError::bad(format!("fake_telegram: bad multipart body: {e}")))?;
+        while let Some(field) = mp.next_field().await.map_err(|_| too_large())? {
+            let name = field.name().unwrap_or_default().to_owned();
+            let file_name = field.file_name().map(str::to_owned);
+            let content_type = field.content_type().map(str::to_owned);
+            let bytes = field.bytes().await.map_err(|_| too_large())?;
+            if file_name.is_some() {
+                p.add_file(
+                    name,
+                    Upload {
+                        file_name,
+                        content_type,
+                        bytes,
+                    },
+                );
+            } else {
+                p.set(
+                    name,
+                    Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+                );
+            }
+        }
+        return Ok(p);
+    }
+    let body = Bytes::from_request(req, &())
+        .await
+        .map_err(|_| too_large())?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(p);
+    }
+    if content_type.starts_with("application/json") {
+        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&body) else {
+            return Err(ApiError::bad(
+                "fake_telegram: the JSON body is not an object",
+            ));
+        };
+        for (k, v) in map {
+            p.set(k, v);
+        }
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        let text = String::from_utf8_lossy(&body);
+        let uri: axum::http::Uri = format!("/?{text}")
+            .parse()
+            .map_err(|_| ApiError::bad("fake_telegram: malformed form body"))?;
+        let axum::extract::Query(pairs) =
+            axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
+                .map_err(|_| ApiError::bad("fake_telegram: malformed form body"))?;
+        for (k, v) in pairs {
+            p.set(k, Value::String(v));
+        }
+    } else {
+        return Err(ApiError::bad(format!(
+            "fake_telegram: unsupported Content-Type \"{content_type}\""
+        )));
+    }
+    Ok(p)
+}
+
+async fn get_updates(sh: &Shared, p: &Params) -> Result<Value, ApiError> {
+    let (generation, limit, deadline) = {
+        let mut st = sh.lock();
+        let (offset, limit, timeout) = methods::get_updates_params(&mut st, p)?;
+        confirm(&mut st, offset);
+        st.poll_generation += 1;
+        let deadline = Instant::now() + Duration::from_secs(timeout);
+        (st.poll_generation, limit, deadline)
+    };
+    // Wake an older long poll so it notices it was replaced and ends with 409.
+    sh.updates.notify_waiters();
+    sh.bump();
+    loop {
+        let notified = sh.updates.notified();
+        tokio::pin!(notified);
+        // Register before checking, so an injection between check and wait is not lost.
+        notified.as_mut().enable();
+        {
+            let mut st = sh.lock();
+            if st.poll_generation != generation {
+                return Err(ApiError::conflict());
+            }
+            let batch = take_batch(&mut st, limit);
+            if !batch.is_empty() || Instant::now() >= deadline {
+                return Ok(Value::Array(batch));
+            }
+        }
+        tokio::select! {
+            () = &mut notified => {}
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// Applies getUpdates' `offset`: updates below it are confirmed and forgotten; a negative offset
+/// keeps only the last `-offset` updates.
+fn confirm(st: &mut State, offset: i64) {
+    if offset > 0 {
+        while st.updates.front().is_some_and(|u| u.id < offset) {
+            st.updates.pop_front();
+        }
+        st.confirmed_through = st.confirmed_through.max(offset - 1);
+    } else if offset < 0 {
+        let keep = usize::try_from(offset.unsigned_abs()).unwrap_or(usize::MAX);
+        while st.updates.len() > keep {
+            if let Some(u) = st.updates.pop_front() {
+                st.confirmed_through = st.confirmed_through.max(u.id);
+            }
+        }
+    }
+}
+
+fn take_batch(st: &mut State, limit: usize) -> Vec<Value> {
+    if let Some(allowed) = &st.allowed_updates {
+        // Types the bot did not ask for are never delivered; Telegram drops them.
+        st.updates.retain(|u| allowed.iter().any(|a| a == u.kind));
+    }
+    st.updates
+        .iter()
+        .take(limit)
+        .map(|u| {
+            let mut v = json!({ "update_id": u.id });
+            v[u.kind] = u.body.clone();
+            v
+        })
+        .collect()
+}
+
+fn download(sh: &Shared, rest: &str) -> Response {
+    let Some((token, file_path)) = rest.split_once('/') else {
+        return reply(&Err(ApiError::status(404, "Not Found")));
+    };
+    if token.replace("%3A", ":").replace("%3a", ":") != sh.token {
+        return reply(&Err(ApiError::status(401, "Unauthorized")));
+    }
+    let found = {
+        let st = sh.lock();
+        st.files
+            .values()
+            .find(|f| f.file_path == file_path)
+            .map(|f| f.bytes.clone())
+    };
+    let outcome = match &found {
+        Some(b) if b.len() > methods::MAX_DOWNLOAD => Err(ApiError::bad("file is too big")),
+        Some(b) => Ok(json!({ "size": b.len() })),
+        None => Err(ApiError::status(404, "Not Found")),
+    };
+    log_call(sh, format!("file/{file_path}"), json!({}), outcome.clone());
+    match (outcome, found) {
+        (Ok(_), Some(bytes)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            bytes,
+        )
+            .into_response(),
+        (outcome, _) => reply(&outcome),
+    }
+}
