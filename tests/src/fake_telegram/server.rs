@@ -74,7 +74,7 @@ async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
     let Some((token, method)) = path.strip_prefix("/bot").and_then(|r| r.split_once('/')) else {
         return reply(&Err(ApiError::status(404, "Not Found")));
     };
-    if token.replace("%3A", ":").replace("%3a", ":") != sh.token {
+    if percent_decode(token) != sh.token {
         return reply(&Err(ApiError::status(401, "Unauthorized")));
     }
     let method = method.to_owned();
@@ -256,11 +256,37 @@ fn take_batch(st: &mut State, limit: usize) -> Vec<Value> {
         .collect()
 }
 
+/// Decodes `%XX` escapes. teloxide pushes the file path as one URL segment, so its `/` arrive
+/// as `%2F`, and the real server accepts that.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn download(sh: &Shared, rest: &str) -> Response {
+    let rest = percent_decode(rest);
     let Some((token, file_path)) = rest.split_once('/') else {
         return reply(&Err(ApiError::status(404, "Not Found")));
     };
-    if token.replace("%3A", ":").replace("%3a", ":") != sh.token {
+    if token != sh.token {
         return reply(&Err(ApiError::status(401, "Unauthorized")));
     }
     let found = {

@@ -745,3 +745,140 @@ async fn wait_for_wakes_on_bot_messages() {
         "{err}"
     );
 }
+
+/// teloxide (what the center uses) must accept the fake's JSON and map its errors.
+#[tokio::test]
+async fn teloxide_understands_the_fake() {
+    use teloxide::net::Download as _;
+    use teloxide::prelude::*;
+    use teloxide::types::{
+        InlineKeyboardButton, InlineKeyboardMarkup, InputFile, MessageId, ParseMode, ThreadId,
+        UpdateKind,
+    };
+    use teloxide::{ApiError as TgApiError, RequestError};
+
+    let fake = FakeTelegram::start(TOKEN).await.unwrap();
+    let bot = Bot::new(TOKEN).set_api_url(fake.api_url().parse().unwrap());
+    let me = bot.get_me().await.unwrap();
+    assert_eq!(me.id.0, 123_456);
+
+    let chat = fake.create_forum("Fleet");
+    let alice = fake.create_user("Alice");
+    let topic = fake.create_topic(&alice, chat, "build").unwrap();
+    let thread = ThreadId(MessageId(topic.thread_id.unwrap() as i32));
+    let markup = InlineKeyboardMarkup::new([[InlineKeyboardButton::callback("Approve", "ok:1")]]);
+    let sent = bot
+        .send_message(ChatId(chat), "<b>Run</b> <code>cargo test</code>?")
+        .message_thread_id(thread)
+        .parse_mode(ParseMode::Html)
+        .reply_markup(markup.clone())
+        .await
+        .unwrap();
+    assert_eq!(sent.thread_id, Some(thread));
+    assert!(sent.is_topic_message);
+    assert_eq!(sent.text(), Some("Run cargo test?"));
+    assert_eq!(sent.reply_markup(), Some(&markup));
+
+    let same = bot
+        .edit_message_text(ChatId(chat), sent.id, "<b>Run</b> <code>cargo test</code>?")
+        .parse_mode(ParseMode::Html)
+        .reply_markup(markup)
+        .await;
+    assert!(
+        matches!(same, Err(RequestError::Api(TgApiError::MessageNotModified))),
+        "{same:?}"
+    );
+    let bad = bot
+        .send_message(ChatId(chat), "a < b")
+        .parse_mode(ParseMode::Html)
+        .await;
+    assert!(
+        matches!(
+            bad,
+            Err(RequestError::Api(TgApiError::CantParseEntities(_)))
+        ),
+        "{bad:?}"
+    );
+    fake.force_retry_after(1, 3);
+    let limited = bot.send_message(ChatId(chat), "x").await;
+    assert!(
+        matches!(limited, Err(RequestError::RetryAfter(s)) if s.seconds() == 3),
+        "{limited:?}"
+    );
+
+    // Every update shape the harness produces deserialises.
+    fake.send_text(&alice, chat, topic.thread_id, "/new hello")
+        .unwrap();
+    fake.press_button(&alice, chat, sent.id.0.into(), "ok:1")
+        .unwrap();
+    fake.send_photo(
+        &alice,
+        chat,
+        topic.thread_id,
+        sample_png(2, 2, [0, 0, 0]),
+        Some("pic"),
+    )
+    .unwrap();
+    let doc = fake
+        .send_document(
+            &alice,
+            chat,
+            topic.thread_id,
+            "a.txt",
+            "text/plain",
+            &b"hello"[..],
+            None,
+        )
+        .unwrap();
+    fake.send_voice(&alice, chat, topic.thread_id, &b"ogg"[..], 1)
+        .unwrap();
+    fake.close_topic(&alice, chat, topic.thread_id.unwrap())
+        .unwrap();
+    let dm = fake.create_private_chat(&alice, true);
+    fake.create_topic(&alice, dm, "dm").unwrap();
+    let updates = bot.get_updates().await.unwrap();
+    assert_eq!(updates.len(), 8);
+    for u in &updates {
+        assert!(
+            !matches!(u.kind, UpdateKind::Error(_)),
+            "teloxide failed to parse {u:?}"
+        );
+    }
+    let UpdateKind::Message(created) = &updates[0].kind else {
+        panic!("{:?}", updates[0])
+    };
+    assert_eq!(created.forum_topic_created().unwrap().name, "build");
+    let UpdateKind::Message(cmd) = &updates[1].kind else {
+        panic!("{:?}", updates[1])
+    };
+    assert_eq!(
+        (cmd.text(), cmd.thread_id),
+        (Some("/new hello"), Some(thread))
+    );
+    let UpdateKind::CallbackQuery(q) = &updates[2].kind else {
+        panic!("{:?}", updates[2])
+    };
+    assert_eq!(q.data.as_deref(), Some("ok:1"));
+    let bot_reply = bot
+        .answer_callback_query(q.id.clone())
+        .text("Approved")
+        .await;
+    assert!(bot_reply.is_ok(), "{bot_reply:?}");
+
+    // Downloads and multipart uploads through teloxide.
+    let file = bot.get_file(doc.file_id.unwrap().into()).await.unwrap();
+    let mut body = Vec::new();
+    bot.download_file(&file.path, &mut body).await.unwrap();
+    assert_eq!(body, b"hello");
+    let up = bot
+        .send_document(
+            ChatId(chat),
+            InputFile::memory(&b"report"[..]).file_name("r.txt"),
+        )
+        .caption("report")
+        .await
+        .unwrap();
+    assert_eq!(up.caption(), Some("report"));
+    let stored = fake.bot_message(chat, up.id.0.into()).unwrap();
+    assert_eq!(stored.media.unwrap().bytes.as_ref(), b"report");
+}
