@@ -13,8 +13,8 @@
 //! with [`FakeTelegram::wait_for`], which wakes on changes instead of polling.
 //!
 //! Layout: `server` (HTTP, long polling), `methods` (one function per Bot API method), `html`
-//! (parse mode), `flood` (rate limits), `model` (state and JSON shapes), `params` (parameter
-//! coercion, errors), `inject` (the users' side), `png` (sample images).
+//! (parse mode), `flood` (rate limits), `model` (state and JSON shapes), `records` (what tests
+//! observe), `params` (parameter coercion, errors), `inject` (the users' side), `png` (images).
 
 mod flood;
 mod html;
@@ -23,6 +23,7 @@ mod methods;
 mod model;
 mod params;
 mod png;
+mod records;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -40,12 +41,12 @@ use tokio::task::JoinHandle;
 pub use flood::{FloodEvent, FloodLimits, FloodReason};
 pub use html::{Entity, Parsed, parse as parse_html, utf16_len};
 pub use inject::Injected;
-pub use model::{
+pub use params::ApiError;
+pub use png::sample_png;
+pub use records::{
     ApiCall, BotMessage, Button, CallbackAnswer, ChatAction, ChatKind, Media, MediaKind, Revision,
     Topic, User,
 };
-pub use params::ApiError;
-pub use png::sample_png;
 
 use model::State;
 use server::Shared;
@@ -314,6 +315,7 @@ impl FakeTelegram {
 
     /// Waits until `f` returns `Some`, re-checking after every change (never by polling).
     /// On timeout the error names `what` and summarises recent bot messages and calls.
+    /// `f` runs under the state lock: it must only read the [`View`], not call `self`.
     pub async fn wait_for<T>(
         &self,
         what: &str,

@@ -11,9 +11,11 @@ use anyhow::{Context as _, bail, ensure};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+mod topics;
+
 use super::FakeTelegram;
-use super::methods::{self, image_size};
-use super::model::{Chat, ChatKind, Msg, PendingQuery, State, Topic, User, strip_nulls, unix_now};
+use super::methods::image_size;
+use super::model::{Chat, ChatKind, Msg, PendingQuery, State, User, strip_nulls, unix_now};
 
 /// What an injection produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -422,155 +424,5 @@ impl FakeTelegram {
             query_id: Some(query_id),
             file_id: None,
         })
-    }
-
-    /// `user` creates a topic, which queues its `forum_topic_created` service message.
-    /// `message_id` and `thread_id` of the result are the new topic's id.
-    pub fn create_topic(&self, user: &User, chat_id: i64, name: &str) -> anyhow::Result<Injected> {
-        let mut st = self.shared.lock();
-        let chat = st
-            .chats
-            .get(&chat_id)
-            .with_context(|| format!("no chat {chat_id}"))?;
-        ensure!(
-            matches!(chat.kind, ChatKind::Forum | ChatKind::PrivateWithTopics),
-            "chat {chat_id} has no topics"
-        );
-        let name = methods::clean_name(name).context("topic name is empty")?;
-        let icon_color = methods::ICON_COLORS[chat.topics.len() % methods::ICON_COLORS.len()];
-        let body = json!({ "name": name, "icon_color": icon_color });
-        let msg = st.post_service(chat_id, &user.to_json(), None, "forum_topic_created", body)?;
-        let thread_id = msg["message_id"].as_i64().unwrap_or_default();
-        let topic = Topic {
-            thread_id,
-            name,
-            icon_color,
-            closed: false,
-            deleted: false,
-            by_bot: false,
-        };
-        st.chat_mut(chat_id)?.topics.insert(thread_id, topic);
-        let update_id = st.push_update("message", msg);
-        drop(st);
-        self.changed();
-        Ok(Injected {
-            update_id,
-            message_id: Some(thread_id),
-            thread_id: Some(thread_id),
-            query_id: None,
-            file_id: None,
-        })
-    }
-
-    fn topic_service(
-        &self,
-        user: &User,
-        chat_id: i64,
-        thread_id: i64,
-        field: &str,
-        body: Value,
-        change: impl FnOnce(&mut Topic) -> anyhow::Result<()>,
-    ) -> anyhow::Result<Injected> {
-        let mut st = self.shared.lock();
-        let chat = st
-            .chats
-            .get_mut(&chat_id)
-            .with_context(|| format!("no chat {chat_id}"))?;
-        let topic = chat
-            .topics
-            .get_mut(&thread_id)
-            .with_context(|| format!("no topic {thread_id}"))?;
-        ensure!(!topic.deleted, "topic {thread_id} was deleted");
-        change(topic)?;
-        let msg = st.post_service(chat_id, &user.to_json(), Some(thread_id), field, body)?;
-        let message_id = msg["message_id"].as_i64();
-        let update_id = st.push_update("message", msg);
-        drop(st);
-        self.changed();
-        Ok(Injected {
-            update_id,
-            message_id,
-            thread_id: Some(thread_id),
-            query_id: None,
-            file_id: None,
-        })
-    }
-
-    /// `user` (an admin) renames a topic: `forum_topic_edited`.
-    pub fn rename_topic(
-        &self,
-        user: &User,
-        chat_id: i64,
-        thread_id: i64,
-        name: &str,
-    ) -> anyhow::Result<Injected> {
-        let name = methods::clean_name(name).context("topic name is empty")?;
-        let body = json!({ "name": name });
-        self.topic_service(user, chat_id, thread_id, "forum_topic_edited", body, |t| {
-            t.name = name.clone();
-            Ok(())
-        })
-    }
-
-    /// `user` (an admin) closes a topic: `forum_topic_closed`.
-    pub fn close_topic(
-        &self,
-        user: &User,
-        chat_id: i64,
-        thread_id: i64,
-    ) -> anyhow::Result<Injected> {
-        self.topic_service(
-            user,
-            chat_id,
-            thread_id,
-            "forum_topic_closed",
-            json!({}),
-            |t| {
-                ensure!(!t.closed, "topic is already closed");
-                t.closed = true;
-                Ok(())
-            },
-        )
-    }
-
-    /// `user` (an admin) reopens a topic: `forum_topic_reopened`.
-    pub fn reopen_topic(
-        &self,
-        user: &User,
-        chat_id: i64,
-        thread_id: i64,
-    ) -> anyhow::Result<Injected> {
-        self.topic_service(
-            user,
-            chat_id,
-            thread_id,
-            "forum_topic_reopened",
-            json!({}),
-            |t| {
-                ensure!(t.closed, "topic is not closed");
-                t.closed = false;
-                Ok(())
-            },
-        )
-    }
-
-    /// An admin deletes a topic and its messages. Telegram sends no update for this; the bot
-    /// finds out when a send fails with `message thread not found`.
-    pub fn delete_topic(&self, chat_id: i64, thread_id: i64) -> anyhow::Result<()> {
-        let mut st = self.shared.lock();
-        let chat = st
-            .chats
-            .get_mut(&chat_id)
-            .with_context(|| format!("no chat {chat_id}"))?;
-        let topic = chat
-            .topics
-            .get_mut(&thread_id)
-            .with_context(|| format!("no topic {thread_id}"))?;
-        ensure!(!topic.deleted, "topic {thread_id} was already deleted");
-        topic.deleted = true;
-        methods::delete_topic_messages(&mut st, chat_id, thread_id);
-        drop(st);
-        self.changed();
-        Ok(())
     }
 }
