@@ -93,7 +93,7 @@ impl NodeClient {
         tokio::spawn(async move {
             while let Some(Ok(msg)) = inbound.next().await {
                 if let Some(node_msg::Kind::Reply(reply)) = &msg.kind {
-                    if let Some(waiter) = p.lock().unwrap().remove(&reply.reply_to) {
+                    if let Some(waiter) = p.lock().expect("pending lock").remove(&reply.reply_to) {
                         let _ = waiter.send(reply.clone());
                     }
                     continue;
@@ -117,7 +117,7 @@ impl NodeClient {
     pub async fn request_within(&self, op: Op, timeout: Duration) -> anyhow::Result<R> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (done, wait) = oneshot::channel();
-        self.pending.lock().unwrap().insert(id, done);
+        self.pending.lock().expect("pending lock").insert(id, done);
         self.tx
             .send(v1::CenterMsg {
                 kind: Some(center_msg::Kind::Request(v1::Request { id, op: Some(op) })),

@@ -213,6 +213,8 @@ async fn an_approval_prompt_is_shown_and_answered_with_a_key() {
         "{prompt:?}"
     );
     assert!(prompt.choices.len() >= 2, "{prompt:?}");
+    let screen = env.capture(&sid).await.unwrap();
+    assert!(screen.contains("touch approved.txt"), "{screen}");
     // Typing text now would answer the prompt by accident: it is refused.
     match env.send(&sid, "y").await.unwrap() {
         R::Failure(f) => assert_eq!(f.code(), v1::ErrorCode::Blocked, "{f:?}"),

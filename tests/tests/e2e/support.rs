@@ -11,22 +11,22 @@ use e2e::{
 };
 use proto::v1::{self, reply::Result as R, request::Op};
 
-pub const TURN: Duration = Duration::from_secs(60);
+pub(crate) const TURN: Duration = Duration::from_secs(60);
 
-pub struct NodeEnv {
-    pub model: FakeModel,
-    pub codex: CodexHome,
-    pub root: tempfile::TempDir,
-    pub project: PathBuf,
-    pub state: tempfile::TempDir,
-    pub tmux: TmuxSandbox,
-    pub node: NodeProcess,
-    pub client: NodeClient,
+pub(crate) struct NodeEnv {
+    _model: FakeModel,
+    _codex: CodexHome,
+    pub(crate) root: tempfile::TempDir,
+    pub(crate) project: PathBuf,
+    _state: tempfile::TempDir,
+    pub(crate) tmux: TmuxSandbox,
+    pub(crate) node: NodeProcess,
+    pub(crate) client: NodeClient,
     opts: NodeOptions,
 }
 
 impl NodeEnv {
-    pub async fn start(label: &str, paste_burst: bool) -> anyhow::Result<Self> {
+    pub(crate) async fn start(label: &str, paste_burst: bool) -> anyhow::Result<Self> {
         let model = FakeModel::start().await?;
         let root = tempfile::tempdir()?;
         let project = root.path().join("project").canonicalize().or_else(|_| {
@@ -51,11 +51,11 @@ impl NodeEnv {
         let node = NodeProcess::start(&opts).await?;
         let client = NodeClient::connect(node.addr, &[]).await?;
         Ok(Self {
-            model,
-            codex,
+            _model: model,
+            _codex: codex,
             root,
             project,
-            state,
+            _state: state,
             tmux,
             node,
             client,
@@ -64,14 +64,14 @@ impl NodeEnv {
     }
 
     /// Kills the node (SIGKILL) and starts it again on the same port and state.
-    pub async fn restart_node(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn restart_node(&mut self) -> anyhow::Result<()> {
         self.node.kill().await?;
         self.opts.port = self.node.addr.port();
         self.node = NodeProcess::start(&self.opts).await?;
         Ok(())
     }
 
-    pub async fn create(&self, cwd: &std::path::Path) -> anyhow::Result<v1::SessionInfo> {
+    pub(crate) async fn create(&self, cwd: &std::path::Path) -> anyhow::Result<v1::SessionInfo> {
         match self
             .client
             .request(Op::CreateSession(v1::CreateSession {
@@ -86,7 +86,7 @@ impl NodeEnv {
         }
     }
 
-    pub async fn send(&self, session: &str, text: &str) -> anyhow::Result<R> {
+    pub(crate) async fn send(&self, session: &str, text: &str) -> anyhow::Result<R> {
         self.client
             .request(Op::SendInput(v1::SendInput {
                 session_id: session.to_owned(),
@@ -96,7 +96,7 @@ impl NodeEnv {
             .await
     }
 
-    pub async fn key(&self, session: &str, key: v1::NamedKey) -> anyhow::Result<R> {
+    pub(crate) async fn key(&self, session: &str, key: v1::NamedKey) -> anyhow::Result<R> {
         self.client
             .request(Op::SendKey(v1::SendKey {
                 session_id: session.to_owned(),
@@ -105,7 +105,7 @@ impl NodeEnv {
             .await
     }
 
-    pub async fn capture(&self, session: &str) -> anyhow::Result<String> {
+    pub(crate) async fn capture(&self, session: &str) -> anyhow::Result<String> {
         match self
             .client
             .request(Op::CapturePane(v1::CapturePane {
@@ -121,7 +121,7 @@ impl NodeEnv {
 }
 
 /// Asserts the reply says the input was confirmed by the transcript.
-pub fn assert_confirmed(reply: &R) {
+pub(crate) fn assert_confirmed(reply: &R) {
     match reply {
         R::Input(i) => assert_eq!(
             i.outcome(),
