@@ -14,7 +14,7 @@ use proto::v1::{self, reply::Result as R, request::Op};
 pub(crate) const TURN: Duration = Duration::from_secs(60);
 
 pub(crate) struct NodeEnv {
-    _model: FakeModel,
+    pub(crate) model: FakeModel,
     _codex: CodexHome,
     pub(crate) root: tempfile::TempDir,
     pub(crate) project: PathBuf,
@@ -51,7 +51,7 @@ impl NodeEnv {
         let node = NodeProcess::start(&opts).await?;
         let client = NodeClient::connect(node.addr, &[]).await?;
         Ok(Self {
-            _model: model,
+            model,
             _codex: codex,
             root,
             project,
