@@ -330,6 +330,15 @@ start_codex quit "$PROJECT"
 wait_ready quit 30
 submit_first quit "echo: then quit"
 wait_turns quit 1
+# Escape twice on an idle, empty composer opens the transcript backtrack view; Escape leaves it.
+"${T[@]}" send-keys -t rec:quit Escape
+wait_for quit 'esc again to edit previous message'
+"${T[@]}" send-keys -t rec:quit Escape
+wait_for quit 'Browsing transcript'
+sleep 0.3
+save quit transcript_backtrack
+"${T[@]}" send-keys -t rec:quit Escape
+wait_ready quit
 submit quit "/quit"
 wait_dead quit
 save quit exited_quit
