@@ -54,6 +54,8 @@ pub(crate) fn start_watching(node: &Node) -> Result<(), StartError> {
     let flag = overflow.clone();
     let mut watcher =
         notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            // Our own reads show up as access events: reacting to them would loop forever.
+            Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) => {}
             Ok(event) => {
                 for path in event.paths {
                     if tx.try_send(path).is_err() {
