@@ -432,7 +432,36 @@ impl Node {
             None => return Err(NodeError::InvalidArgument("no key given".into())),
         };
         let (rt, _) = self.live_session(&req.session_id)?;
-        let pane = self.inner.tmux.pane_info(&rt.pane_id).await?;
+        let (pane, text) = self.inner.tmux.snapshot(&rt.pane_id).await?;
+        let screen = crate::screen::classify(
+            &text,
+            crate::screen::PaneFacts {
+                dead: pane.dead,
+                current_command: &pane.current_command,
+            },
+        );
+        // On an idle composer these keys do something else than the user means: Ctrl-C quits
+        // Codex, Escape opens the transcript browser.
+        if screen == crate::screen::Screen::Ready {
+            match key {
+                Key::CtrlC => {
+                    return Err(NodeError::InvalidArgument(
+                        "Codex is idle: Ctrl-C would quit it (close the window to stop it)".into(),
+                    ));
+                }
+                Key::Escape => {
+                    return Err(NodeError::InvalidArgument(
+                        "nothing to interrupt: Codex is idle".into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if pane.dead {
+            return Err(NodeError::WindowDead(
+                "Codex has exited in that window".into(),
+            ));
+        }
         if pane.in_mode {
             self.inner.tmux.leave_mode(&rt.pane_id).await?;
         }

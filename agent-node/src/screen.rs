@@ -216,3 +216,77 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fixture_tests {
+    //! Captures of the real Codex 0.169 TUI (`testdata/panes`, see its README).
+
+    use super::*;
+
+    fn classify_fixture(name: &str, dead: bool) -> Screen {
+        let path = format!("{}/testdata/panes/{name}.txt", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        classify(
+            &text,
+            PaneFacts {
+                dead,
+                current_command: if dead { "" } else { "codex" },
+            },
+        )
+    }
+
+    #[test]
+    fn recorded_screens_are_classified() {
+        for name in [
+            "ready",
+            "ready_first_launch",
+            "composer_typed",
+            "turn_complete",
+            "interrupted",
+            "tool_call_complete",
+            "commentary_complete",
+            "steered_complete",
+            "queued_complete",
+            "long_complete",
+            "resumed_ready",
+            "approval_approved",
+            "approval_denied",
+        ] {
+            assert_eq!(classify_fixture(name, false), Screen::Ready, "{name}");
+        }
+        for name in ["busy", "busy_typed", "busy_queued"] {
+            assert!(
+                matches!(classify_fixture(name, false), Screen::Busy(ref l) if l.contains("esc to interrupt")),
+                "{name}: {:?}",
+                classify_fixture(name, false)
+            );
+        }
+        for name in ["exited_ctrl_c", "exited_quit"] {
+            assert_eq!(classify_fixture(name, true), Screen::Dead, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_approval_prompt_and_the_trust_screen_are_prompts() {
+        let Screen::Prompt { text, choices } = classify_fixture("approval", false) else {
+            panic!("approval: {:?}", classify_fixture("approval", false));
+        };
+        assert!(
+            text.contains("Would you like to run the following command?"),
+            "{text}"
+        );
+        assert!(
+            text.contains("$ touch approved.txt") || text.contains("touch"),
+            "{text}"
+        );
+        assert_eq!(choices.len(), 3, "{choices:?}");
+        assert_eq!(choices[0].key, "1");
+        assert!(choices[0].label.starts_with("Yes, proceed"), "{choices:?}");
+        assert!(choices[2].label.contains("No"), "{choices:?}");
+        let trust = classify_fixture("trust_folder", false);
+        assert!(
+            matches!(trust, Screen::Prompt { ref choices, .. } if choices.len() >= 2),
+            "{trust:?}"
+        );
+    }
+}

@@ -275,16 +275,23 @@ fn response_item(p: &Value) -> Result<Option<Kind>, String> {
     })
 }
 
-fn exec_result(p: &Value) -> v1::ToolResult {
-    let command = match p.get("command") {
+/// The command line a person would recognise: `["/bin/bash", "-lc", "ls -a"]` → `ls -a`.
+fn command_text(v: Option<&Value>) -> String {
+    match v {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" "),
+        Some(Value::Array(parts)) => {
+            let parts: Vec<&str> = parts.iter().filter_map(Value::as_str).collect();
+            match parts.as_slice() {
+                [_shell, flag, cmd] if matches!(*flag, "-c" | "-lc" | "-ic") => (*cmd).to_owned(),
+                _ => parts.join(" "),
+            }
+        }
         _ => String::new(),
-    };
+    }
+}
+
+fn exec_result(p: &Value) -> v1::ToolResult {
+    let command = command_text(p.get("command"));
     let exit = p.get("exit_code").and_then(Value::as_i64);
     let output = ["aggregated_output", "formatted_output", "stdout"]
         .iter()
@@ -483,5 +490,121 @@ mod tests {
             let line = format!(r#"{{"timestamp":{v},"type":"{t}","payload":{{"type":"{pt}","item":{v},"info":[{v}],"error":{v},"command":{v}}}}}"#);
             let _ = parse_line(&line);
         }
+    }
+}
+
+#[cfg(test)]
+mod fixture_tests {
+    //! Real rollouts recorded from Codex 0.169 (`testdata/rollouts`, see its README).
+
+    use super::*;
+
+    fn summary(name: &str) -> Vec<String> {
+        let path = format!("{}/testdata/rollouts/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            match parse_line(line).unwrap_or_else(|e| panic!("{name}:{i}: {e}")) {
+                Record::Unknown(kind) => panic!("{name}:{i}: unknown record {kind}"),
+                Record::Meta { .. } => out.push("meta".to_owned()),
+                Record::Ignored => {}
+                Record::Event { kind, .. } => out.push(match kind {
+                    Kind::UserMessage(m) => format!("user:{}", m.text),
+                    Kind::AssistantMessage(m) => format!(
+                        "assistant[{}]:{}",
+                        v1::MessagePhase::try_from(m.phase).map_or("?", |p| p.as_str_name()),
+                        m.text
+                    ),
+                    Kind::Reasoning(r) => format!("reasoning:{}", r.text),
+                    Kind::ToolCall(c) => format!("call:{}:{}", c.name, c.command),
+                    Kind::ToolResult(r) => {
+                        format!("result:{}:{}:{}", r.command, r.exit_code, r.output.trim())
+                    }
+                    Kind::Patch(p) => format!("patch:{:?}", p.files),
+                    Kind::Plan(p) => format!("plan:{}", p.steps.len()),
+                    Kind::TokenUsage(_) => "tokens".to_owned(),
+                    Kind::TurnStarted(_) => "turn-start".to_owned(),
+                    Kind::TurnCompleted(t) => format!("turn-done:{}", t.last_agent_message),
+                    Kind::TurnAborted(a) => format!("turn-aborted:{}", a.reason),
+                    Kind::Error(e) => format!("error:{}", e.message),
+                }),
+            }
+        }
+        out.retain(|s| s != "tokens");
+        out
+    }
+
+    #[test]
+    fn every_recorded_rollout_parses_without_unknown_records() {
+        let dir = format!("{}/testdata/rollouts", env!("CARGO_MANIFEST_DIR"));
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name.ends_with(".jsonl") {
+                let s = summary(&name);
+                assert_eq!(s.first().map(String::as_str), Some("meta"), "{name}");
+                n += 1;
+            }
+        }
+        assert!(n >= 8);
+    }
+
+    #[test]
+    fn echo_turn() {
+        assert_eq!(
+            summary("echo.jsonl"),
+            vec![
+                "meta",
+                "turn-start",
+                "user:echo: hello from the fixture",
+                "assistant[MESSAGE_PHASE_FINAL]:hello from the fixture",
+                "turn-done:hello from the fixture"
+            ]
+        );
+    }
+
+    #[test]
+    fn tool_call_turn_has_call_and_result_once() {
+        let s = summary("tool_call.jsonl");
+        assert_eq!(
+            s.iter()
+                .filter(|l| l.starts_with("call:exec_command"))
+                .count(),
+            1,
+            "{s:#?}"
+        );
+        let result: Vec<_> = s.iter().filter(|l| l.starts_with("result:")).collect();
+        assert_eq!(result.len(), 1, "{s:#?}");
+        assert!(!result[0].contains("/bin/bash -lc"), "{s:#?}");
+        assert!(s.last().unwrap().starts_with("turn-done:ran "), "{s:#?}");
+    }
+
+    #[test]
+    fn interrupted_and_steered_turns() {
+        let s = summary("interrupted.jsonl");
+        assert!(s.contains(&"turn-aborted:interrupted".to_owned()), "{s:#?}");
+        assert!(
+            s.iter().all(|l| !l.contains("<turn_aborted>")),
+            "harness text leaked: {s:#?}"
+        );
+        let s = summary("steered.jsonl");
+        let users = s.iter().filter(|l| l.starts_with("user:")).count();
+        let dones = s.iter().filter(|l| l.starts_with("turn-done")).count();
+        assert!(users >= 2 && dones == 1, "{s:#?}");
+    }
+
+    #[test]
+    fn commentary_is_told_apart_from_the_final_answer() {
+        let s = summary("commentary.jsonl");
+        assert!(
+            s.iter()
+                .any(|l| l.starts_with("assistant[MESSAGE_PHASE_COMMENTARY]")),
+            "{s:#?}"
+        );
+        assert!(
+            s.iter()
+                .any(|l| l.starts_with("assistant[MESSAGE_PHASE_FINAL]")),
+            "{s:#?}"
+        );
     }
 }

@@ -191,6 +191,14 @@ async fn escape_interrupts_a_slow_turn_and_tool_calls_are_reported() {
         })
         .await
         .unwrap();
+    // On an idle composer Escape and Ctrl-C would not interrupt anything (Ctrl-C would quit).
+    for key in [v1::NamedKey::Escape, v1::NamedKey::CtrlC] {
+        match env.key(&sid, key).await.unwrap() {
+            R::Failure(f) => assert_eq!(f.code(), v1::ErrorCode::InvalidArgument, "{f:?}"),
+            other => panic!("{key:?} on an idle composer was sent: {other:?}"),
+        }
+    }
+    assert!(env.capture(&sid).await.unwrap().contains("›"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
