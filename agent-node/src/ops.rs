@@ -48,6 +48,7 @@ impl Node {
             Op::CapturePane(req) => self.capture_pane(&req.session_id, req.ansi).await,
             Op::ListWindows(_) => Ok(R::Windows(self.list_windows())),
             Op::KillWindow(req) => self.kill_window(&req.session_id).await,
+            Op::GetHistory(req) => self.history(&req).await,
         }
     }
 
@@ -501,6 +502,32 @@ impl Node {
         v1::Windows {
             sessions: records.iter().map(|r| self.info(r)).collect(),
         }
+    }
+
+    async fn history(&self, req: &v1::GetHistory) -> Result<R, NodeError> {
+        let record = self.record(&req.session_id).ok_or_else(|| {
+            NodeError::NotFound(format!("no window {} on this node", req.session_id))
+        })?;
+        let Some(path) = record.rollout else {
+            return Ok(R::History(v1::History::default()));
+        };
+        let limit = match req.limit {
+            0 => 10,
+            n => n.min(50) as usize,
+        };
+        let skip = req.skip as usize;
+        let entries =
+            tokio::task::spawn_blocking(move || crate::transcript::locate::conversation(&path))
+                .await
+                .map_err(|e| NodeError::Internal(e.to_string()))?
+                .map_err(|e| {
+                    NodeError::Internal(format!("cannot read the transcript: {}", e.kind()))
+                })?;
+        let total = entries.len() as u32;
+        Ok(R::History(v1::History {
+            entries: entries.into_iter().rev().skip(skip).take(limit).collect(),
+            total,
+        }))
     }
 
     async fn kill_window(&self, id: &str) -> Result<R, NodeError> {

@@ -173,6 +173,46 @@ fn thread_titles(path: &Path) -> HashMap<String, String> {
         .collect()
 }
 
+/// Transcripts larger than this are read from their last part only for history.
+const HISTORY_READ_LIMIT: u64 = 32 << 20;
+
+/// The user and assistant messages of a rollout, oldest first.
+pub fn conversation(path: &Path) -> std::io::Result<Vec<proto::v1::HistoryEntry>> {
+    use std::io::{Read, Seek};
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub(HISTORY_READ_LIMIT);
+    file.seek(std::io::SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines = text.lines();
+    if start > 0 {
+        lines.next(); // a partial line
+    }
+    Ok(lines
+        .filter_map(|line| match parse_line(line).ok()? {
+            Record::Event {
+                timestamp_ms,
+                kind: Kind::UserMessage(m),
+            } => Some(proto::v1::HistoryEntry {
+                role: "user".into(),
+                text: m.text,
+                timestamp_ms,
+            }),
+            Record::Event {
+                timestamp_ms,
+                kind: Kind::AssistantMessage(m),
+            } => Some(proto::v1::HistoryEntry {
+                role: "assistant".into(),
+                text: m.text,
+                timestamp_ms,
+            }),
+            _ => None,
+        })
+        .collect())
+}
+
 /// The first line of `text`, at most `max` characters.
 pub fn one_line(text: &str, max: usize) -> String {
     let line = text
@@ -236,6 +276,18 @@ mod tests {
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].thread_id, a);
         assert_eq!(list[0].summary, "Bug fix");
+        let conv = conversation(
+            &home
+                .path()
+                .join("sessions/2026/11/21")
+                .join(format!("rollout-2026-11-21T10-00-00-{a}.jsonl")),
+        )
+        .unwrap();
+        assert_eq!(conv.len(), 1);
+        assert_eq!(
+            (conv[0].role.as_str(), conv[0].text.as_str()),
+            ("user", "fix the bug")
+        );
         let head = read_head(&write_rollout(home.path(), b, "/q", Some("hello"))).unwrap();
         assert_eq!(head.first_user_message.as_deref(), Some("hello"));
         assert_eq!(head.cwd, "/q");

@@ -1,0 +1,363 @@
+//! The center's core: who may talk to the bot, which topic is bound to which session, and what
+//! happens to each Telegram update. Updates of one topic are handled in order by that topic's
+//! own task; topics run concurrently.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use proto::v1::{self, reply::Result as R, request::Op};
+use teloxide::types::{MaybeInaccessibleMessage, Message, Update, UpdateKind};
+use tokio::sync::mpsc;
+
+use crate::{
+    config::CenterConfig,
+    flows::Menus,
+    nodes::{CallError, NodeConn},
+    store::{Binding, InputMode, Store, Surface},
+    telegram::{
+        outbox::{Class, Edit, Outbox, Send},
+        render,
+    },
+};
+
+/// How long a typed message may take to be confirmed by the node (it waits for Codex too).
+const INPUT_TIMEOUT: Duration = Duration::from_secs(90);
+/// Ordinary node requests.
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Shared state of the running center.
+pub struct App {
+    pub(crate) cfg: CenterConfig,
+    pub(crate) store: Store,
+    pub(crate) outbox: Outbox,
+    pub(crate) nodes: Mutex<HashMap<String, Arc<NodeConn>>>,
+    pub(crate) menus: Menus,
+    topics: Mutex<HashMap<Surface, mpsc::UnboundedSender<Update>>>,
+    /// Serialises inputs per topic so messages reach Codex in the order they were sent.
+    input_locks: Mutex<HashMap<Surface, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The text a user sent and the message to reply to.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingInput {
+    pub(crate) text: String,
+    pub(crate) reply_to: i32,
+    pub(crate) mode: InputMode,
+}
+
+impl App {
+    /// A center with no nodes yet.
+    pub fn new(cfg: CenterConfig, store: Store, outbox: Outbox) -> Arc<Self> {
+        Arc::new(Self {
+            cfg,
+            store,
+            outbox,
+            nodes: Mutex::new(HashMap::new()),
+            menus: Menus::default(),
+            topics: Mutex::new(HashMap::new()),
+            input_locks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Registers a node connection.
+    pub fn add_node(&self, conn: Arc<NodeConn>) {
+        self.nodes
+            .lock()
+            .expect("nodes lock")
+            .insert(conn.name().to_owned(), conn);
+    }
+
+    pub(crate) fn node(&self, name: &str) -> Option<Arc<NodeConn>> {
+        self.nodes.lock().expect("nodes lock").get(name).cloned()
+    }
+
+    /// The node new sessions go to (single-machine mode: the embedded one).
+    pub(crate) fn default_node(&self) -> Option<Arc<NodeConn>> {
+        let nodes = self.nodes.lock().expect("nodes lock");
+        nodes
+            .get(crate::nodes::LOCAL)
+            .or_else(|| nodes.values().next())
+            .cloned()
+    }
+
+    fn allowed(&self, user_id: u64) -> bool {
+        self.cfg.allowed_users.contains(&user_id)
+    }
+
+    /// Takes one update from polling: drops it unless an allowed user sent it and it is new,
+    /// then queues it on its topic's task.
+    pub fn dispatch(self: &Arc<Self>, update: Update) {
+        let (user, surface) = match &update.kind {
+            UpdateKind::Message(m) => (m.from.as_ref().map(|u| u.id.0), surface_of(m)),
+            UpdateKind::CallbackQuery(q) => {
+                let surface = match &q.message {
+                    Some(MaybeInaccessibleMessage::Regular(m)) => surface_of(m),
+                    Some(MaybeInaccessibleMessage::Inaccessible(m)) => Surface {
+                        chat_id: m.chat.id.0,
+                        thread_id: 0,
+                    },
+                    None => return,
+                };
+                (Some(q.from.id.0), surface)
+            }
+            _ => return,
+        };
+        // Strangers get nothing: no reply, no typing, no state.
+        if !user.is_some_and(|u| self.allowed(u)) {
+            tracing::debug!(
+                update.id = update.id.0,
+                "update from a user not allowed; ignored"
+            );
+            return;
+        }
+        match self.store.mark_update(i64::from(update.id.0)) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(update.id = update.id.0, "duplicate update ignored");
+                return;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot record the update; ignoring it");
+                return;
+            }
+        }
+        let mut topics = self.topics.lock().expect("topics lock");
+        let tx = topics.entry(surface).or_insert_with(|| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Update>();
+            let app = self.clone();
+            tokio::spawn(async move {
+                while let Some(update) = rx.recv().await {
+                    app.handle(surface, update).await;
+                }
+            });
+            tx
+        });
+        let _ = tx.send(update);
+    }
+
+    async fn handle(self: &Arc<Self>, surface: Surface, update: Update) {
+        match update.kind {
+            UpdateKind::Message(m) => self.on_message(surface, &m).await,
+            UpdateKind::CallbackQuery(q) => {
+                let data = q.data.clone().unwrap_or_default();
+                let answer = self.on_callback(surface, &data).await;
+                let _ = self
+                    .outbox
+                    .tg()
+                    .answer_callback(&q.id.0, answer.as_deref())
+                    .await;
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_message(self: &Arc<Self>, surface: Surface, m: &Message) {
+        if m.forum_topic_closed().is_some() {
+            self.on_topic_gone(surface, "the topic was closed").await;
+            return;
+        }
+        let Some(text) = m.text() else {
+            if self.binding(surface).is_some()
+                && (m.photo().is_some() || m.document().is_some() || m.voice().is_some())
+            {
+                self.notice(
+                    surface,
+                    "Only text messages are passed to Codex for now.",
+                    Some(m.id.0),
+                );
+            }
+            return;
+        };
+        if let Some(rest) = text.strip_prefix('/') {
+            let (cmd, args) = split_command(rest);
+            if self.command(surface, &cmd, args, m.id.0).await {
+                return;
+            }
+        }
+        let mode = self.binding(surface).map_or(InputMode::Steer, |b| b.mode);
+        self.input_or_bind(
+            surface,
+            PendingInput {
+                text: text.to_owned(),
+                reply_to: m.id.0,
+                mode,
+            },
+        )
+        .await;
+    }
+
+    /// Sends text to the topic's session, or starts binding the topic with the text pending.
+    pub(crate) async fn input_or_bind(self: &Arc<Self>, surface: Surface, input: PendingInput) {
+        match self.binding(surface) {
+            Some(binding) => self.send_input(binding, input),
+            None => self.start_bind(surface, Some(input)).await,
+        }
+    }
+
+    pub(crate) fn binding(&self, surface: Surface) -> Option<Binding> {
+        match self.store.binding(surface) {
+            Ok(b) => b,
+            Err(err) => {
+                tracing::error!(error = %err, "reading a binding failed");
+                None
+            }
+        }
+    }
+
+    fn input_lock(&self, surface: Surface) -> Arc<tokio::sync::Mutex<()>> {
+        self.input_locks
+            .lock()
+            .expect("input locks")
+            .entry(surface)
+            .or_default()
+            .clone()
+    }
+
+    /// Types text into Codex in the background (in order per topic), with a receipt that turns
+    /// into confirmed / sent-unconfirmed / failed.
+    pub(crate) fn send_input(self: &Arc<Self>, binding: Binding, input: PendingInput) {
+        let app = self.clone();
+        let lock = self.input_lock(binding.surface);
+        tokio::spawn(async move {
+            let _order = lock.lock().await;
+            let surface = binding.surface;
+            let receipt = app
+                .outbox
+                .send(Send {
+                    surface,
+                    html: "⏳ Sending to Codex…".into(),
+                    plain: "⏳ Sending to Codex…".into(),
+                    keyboard: None,
+                    reply_to: Some(input.reply_to),
+                    class: Class::Message,
+                })
+                .await
+                .ok()
+                .and_then(Result::ok);
+            let result = match app.node(&binding.node) {
+                None => Err(CallError::Offline),
+                Some(node) => {
+                    node.call(
+                        Op::SendInput(v1::SendInput {
+                            session_id: binding.session_id.clone(),
+                            text: input.text.clone(),
+                            mode: match input.mode {
+                                InputMode::Steer => v1::InputMode::Steer,
+                                InputMode::Queue => v1::InputMode::Queue,
+                            } as i32,
+                        }),
+                        INPUT_TIMEOUT,
+                    )
+                    .await
+                }
+            };
+            let (text, delivered) = match result {
+                Ok(R::Input(r)) if r.outcome() == v1::InputOutcome::Confirmed => {
+                    ("✓ Delivered".to_owned(), true)
+                }
+                Ok(R::Input(_)) => ("✓ Sent (Codex has not confirmed it yet)".to_owned(), true),
+                Ok(other) => (
+                    format!("✗ Not delivered: unexpected reply {other:?}"),
+                    false,
+                ),
+                Err(err) => (format!("✗ Not delivered: {err}"), false),
+            };
+            let Some(receipt) = receipt else {
+                return;
+            };
+            // The receipt becomes the turn's status message, so tool activity edits it in place.
+            let mut body = text.clone();
+            if delivered {
+                match app.store.status(surface) {
+                    Ok(None) => {
+                        let _ = app.store.set_status(surface, receipt, &text);
+                    }
+                    Ok(Some((id, existing))) if id == receipt => body = existing,
+                    _ => {}
+                }
+            }
+            let html = crate::deliver::status_html(&body);
+            drop(app.outbox.edit(Edit {
+                chat_id: surface.chat_id,
+                message_id: receipt,
+                plain: body,
+                html,
+                keyboard: None,
+            }));
+        });
+    }
+
+    /// Posts a short notice in a topic (not awaited).
+    pub(crate) fn notice(&self, surface: Surface, text: &str, reply_to: Option<i32>) {
+        drop(self.outbox.send(Send {
+            surface,
+            html: render::escape_html(text),
+            plain: text.to_owned(),
+            keyboard: None,
+            reply_to,
+            class: Class::Message,
+        }));
+    }
+
+    /// The topic was closed or deleted: its window is killed and the binding removed; the Codex
+    /// session stays resumable.
+    pub(crate) async fn on_topic_gone(&self, surface: Surface, why: &str) {
+        let Ok(Some(binding)) = self.store.remove_binding(surface) else {
+            return;
+        };
+        tracing::info!(
+            chat.id = surface.chat_id,
+            thread.id = surface.thread_id,
+            why,
+            "topic gone; closing its window"
+        );
+        if let Some(node) = self.node(&binding.node) {
+            let _ = node
+                .call(
+                    Op::KillWindow(v1::KillWindow {
+                        session_id: binding.session_id,
+                    }),
+                    CALL_TIMEOUT,
+                )
+                .await;
+        }
+        let _ = self.store.clear_status(surface);
+    }
+}
+
+/// The topic a message belongs to.
+pub(crate) fn surface_of(m: &Message) -> Surface {
+    let thread_id = if m.is_topic_message {
+        m.thread_id.map_or(0, |t| t.0.0)
+    } else {
+        0
+    };
+    Surface {
+        chat_id: m.chat.id.0,
+        thread_id,
+    }
+}
+
+/// `cmd@bot args` → (`cmd`, `args`).
+fn split_command(rest: &str) -> (String, &str) {
+    let (head, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let cmd = head.split('@').next().unwrap_or_default().to_lowercase();
+    (cmd, args.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_split() {
+        assert_eq!(
+            split_command("queue@my_bot do it"),
+            ("queue".into(), "do it")
+        );
+        assert_eq!(split_command("ESC"), ("esc".into(), ""));
+    }
+}

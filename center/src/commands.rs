@@ -1,0 +1,404 @@
+//! Slash commands in a topic. Commands the center does not know go to Codex as text, so Codex's
+//! own slash commands (`/model`, `/compact`, …) work from Telegram too.
+
+use std::sync::Arc;
+
+use proto::v1::{self, reply::Result as R, request::Op};
+
+use crate::{
+    app::{App, CALL_TIMEOUT, PendingInput},
+    nodes::CallError,
+    store::{Binding, InputMode, Surface},
+    telegram::{
+        outbox::{Class, Send},
+        render::escape_html,
+    },
+};
+
+/// The command menu (setMyCommands) and /help.
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("start", "What this bot does"),
+    ("help", "List the commands"),
+    ("bind", "Bind this topic to a Codex session (pick a folder)"),
+    ("resume", "Bind this topic to an earlier Codex session"),
+    ("status", "Binding, machine, window and Codex state"),
+    ("screenshot", "Show Codex's screen"),
+    ("history", "Recent messages of this session"),
+    ("esc", "Press Escape (interrupt the turn, cancel a prompt)"),
+    ("interrupt", "Press Ctrl-C in Codex"),
+    ("queue", "Queue a message for after the current turn"),
+    ("steer", "Send a message now (steers a running turn)"),
+    ("switch", "Toggle this topic's default: steer or queue"),
+    ("unbind", "Unbind this topic (the window keeps running)"),
+    ("kill", "Close the Codex window and unbind"),
+];
+
+const HELP: &str = "Each topic is the remote control of one live Codex session running in tmux.\n\
+Send a message in an unbound topic (or /bind) to pick a folder and start or resume Codex there; \
+after that, every message is typed into Codex and its answers come back here.\n\n";
+
+impl App {
+    /// Runs a command; false if it is not one of ours (the caller forwards it to Codex).
+    pub(crate) async fn command(
+        self: &Arc<Self>,
+        surface: Surface,
+        cmd: &str,
+        args: &str,
+        msg_id: i32,
+    ) -> bool {
+        let binding = self.binding(surface);
+        let unbound =
+            "This topic is not bound to a Codex session. Send a message or /bind to start one.";
+        match cmd {
+            "start" | "help" => {
+                let mut text = escape_html(HELP);
+                for (c, d) in COMMANDS {
+                    text += &format!("/{c} — {}\n", escape_html(d));
+                }
+                self.say(surface, text, Some(msg_id));
+            }
+            "bind" | "resume" => match binding {
+                Some(b) => self.notice(
+                    surface,
+                    &format!(
+                        "This topic is bound to a session in {}. Use /unbind first.",
+                        b.cwd
+                    ),
+                    Some(msg_id),
+                ),
+                None => self.start_bind(surface, None).await,
+            },
+            "queue" | "steer" => {
+                let mode = if cmd == "queue" {
+                    InputMode::Queue
+                } else {
+                    InputMode::Steer
+                };
+                if args.is_empty() {
+                    self.notice(surface, &format!("Usage: /{cmd} <text>"), Some(msg_id));
+                } else {
+                    self.input_or_bind(
+                        surface,
+                        PendingInput {
+                            text: args.to_owned(),
+                            reply_to: msg_id,
+                            mode,
+                        },
+                    )
+                    .await;
+                }
+            }
+            "switch" => match binding {
+                None => self.notice(surface, unbound, Some(msg_id)),
+                Some(b) => {
+                    let mode = match b.mode {
+                        InputMode::Steer => InputMode::Queue,
+                        InputMode::Queue => InputMode::Steer,
+                    };
+                    let _ = self.store.set_mode(surface, mode);
+                    let text = match mode {
+                        InputMode::Steer => "Messages now steer: they are sent at once (Enter).",
+                        InputMode::Queue => {
+                            "Messages are now queued: they run after the current turn (Tab)."
+                        }
+                    };
+                    self.notice(surface, text, Some(msg_id));
+                }
+            },
+            "status" => self.status(surface, binding, msg_id).await,
+            "screenshot" => match binding {
+                None => self.notice(surface, unbound, Some(msg_id)),
+                Some(b) => self.screenshot(&b, msg_id).await,
+            },
+            "history" => self.history(surface, 0, Some(msg_id)).await,
+            "esc" | "interrupt" => match binding {
+                None => self.notice(surface, unbound, Some(msg_id)),
+                Some(b) => {
+                    let key = if cmd == "esc" {
+                        v1::NamedKey::Escape
+                    } else {
+                        v1::NamedKey::CtrlC
+                    };
+                    let op = Op::SendKey(v1::SendKey {
+                        session_id: b.session_id.clone(),
+                        key: Some(v1::send_key::Key::Named(key as i32)),
+                    });
+                    let text = match self.call(&b, op).await {
+                        Ok(_) if cmd == "esc" => "⎋ Escape sent.".to_owned(),
+                        Ok(_) => "Ctrl-C sent.".to_owned(),
+                        Err(err) => format!("Not sent: {err}"),
+                    };
+                    self.notice(surface, &text, Some(msg_id));
+                }
+            },
+            "unbind" => match self.store.remove_binding(surface) {
+                Ok(Some(b)) => {
+                    let _ = self.store.clear_status(surface);
+                    self.notice(
+                        surface,
+                        &format!("Unbound. The Codex window in {} keeps running; attach with tmux to see it.", b.cwd),
+                        Some(msg_id),
+                    );
+                }
+                _ => self.notice(surface, unbound, Some(msg_id)),
+            },
+            "kill" => {
+                match binding {
+                    None => self.notice(surface, unbound, Some(msg_id)),
+                    Some(b) => {
+                        let op = Op::KillWindow(v1::KillWindow {
+                            session_id: b.session_id.clone(),
+                        });
+                        match self.call(&b, op).await {
+                            Ok(_)
+                            | Err(CallError::Failed {
+                                code: v1::ErrorCode::NotFound,
+                                ..
+                            }) => {
+                                let _ = self.store.remove_binding(surface);
+                                let _ = self.store.clear_status(surface);
+                                self.notice(surface, "Window closed and topic unbound. /resume brings the session back.", Some(msg_id));
+                            }
+                            Err(err) => self.notice(
+                                surface,
+                                &format!("Could not close the window: {err}"),
+                                Some(msg_id),
+                            ),
+                        }
+                    }
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// A node request for a bound topic.
+    pub(crate) async fn call(&self, b: &Binding, op: Op) -> Result<R, CallError> {
+        match self.node(&b.node) {
+            Some(node) => node.call(op, CALL_TIMEOUT).await,
+            None => Err(CallError::Offline),
+        }
+    }
+
+    /// Sends HTML to a topic (not awaited).
+    pub(crate) fn say(&self, surface: Surface, html: String, reply_to: Option<i32>) {
+        drop(self.outbox.send(Send {
+            surface,
+            plain: html.clone(),
+            html,
+            keyboard: None,
+            reply_to,
+            class: Class::Message,
+        }));
+    }
+
+    async fn status(&self, surface: Surface, binding: Option<Binding>, msg_id: i32) {
+        let Some(b) = binding else {
+            self.notice(
+                surface,
+                "Not bound. Send a message or /bind to start a Codex session here.",
+                Some(msg_id),
+            );
+            return;
+        };
+        let online = self.node(&b.node).is_some_and(|n| n.online());
+        let mut text = format!(
+            "<b>Folder</b> <code>{}</code>\n<b>Machine</b> {} ({})\n<b>Input</b> {}",
+            escape_html(&b.cwd),
+            escape_html(&b.node),
+            if online { "online" } else { "offline" },
+            match b.mode {
+                InputMode::Steer => "steer (Enter)",
+                InputMode::Queue => "queue (Tab)",
+            }
+        );
+        if let Ok(R::Windows(w)) = self.call(&b, Op::ListWindows(v1::ListWindows {})).await
+            && let Some(s) = w.sessions.iter().find(|s| s.session_id == b.session_id)
+        {
+            text += &format!(
+                "\n<b>Window</b> {} ({})",
+                escape_html(&s.window_name),
+                if s.alive { "running" } else { "exited" }
+            );
+            if !s.thread_id.is_empty() {
+                text += &format!(
+                    "\n<b>Codex session</b> <code>{}</code>",
+                    escape_html(&s.thread_id)
+                );
+            }
+        }
+        let op = Op::CapturePane(v1::CapturePane {
+            session_id: b.session_id.clone(),
+            ansi: false,
+        });
+        if let Ok(R::Capture(c)) = self.call(&b, op).await
+            && let Some(state) = c.state
+        {
+            let what = match state.state() {
+                v1::ScreenState::Ready => "ready".to_owned(),
+                v1::ScreenState::Busy => format!("working — {}", state.status_line),
+                v1::ScreenState::Prompt => "waiting for an answer".to_owned(),
+                v1::ScreenState::Dead => "exited".to_owned(),
+                v1::ScreenState::Shell => "not running (a shell is)".to_owned(),
+                _ => "starting".to_owned(),
+            };
+            text += &format!("\n<b>Codex</b> {}", escape_html(&what));
+        }
+        self.say(surface, text, Some(msg_id));
+    }
+
+    async fn screenshot(&self, b: &Binding, msg_id: i32) {
+        let op = Op::CapturePane(v1::CapturePane {
+            session_id: b.session_id.clone(),
+            ansi: false,
+        });
+        match self.call(b, op).await {
+            Ok(R::Capture(c)) => {
+                let lines: Vec<&str> = c.text.lines().map(str::trim_end).collect();
+                let end = lines
+                    .iter()
+                    .rposition(|l| !l.is_empty())
+                    .map_or(0, |i| i + 1);
+                let mut screen = lines[..end].join("\n");
+                // Keep the bottom of the screen if it is too long for one message.
+                while crate::telegram::render::utf16_len(&screen) > 3900 {
+                    match screen.split_once('\n') {
+                        Some((_, rest)) => screen = rest.to_owned(),
+                        None => break,
+                    }
+                }
+                if screen.trim().is_empty() {
+                    screen = "(the screen is empty)".into();
+                }
+                self.say(
+                    b.surface,
+                    format!("<pre>{}</pre>", escape_html(&screen)),
+                    Some(msg_id),
+                );
+            }
+            Ok(_) => {}
+            Err(err) => self.notice(b.surface, &format!("No screenshot: {err}"), Some(msg_id)),
+        }
+    }
+
+    /// Shows a page of the conversation, newest first; ◀ ▶ buttons page through it.
+    pub(crate) async fn history(&self, surface: Surface, skip: u32, msg_id: Option<i32>) {
+        const PER_PAGE: u32 = 5;
+        let Some(b) = self.binding(surface) else {
+            self.notice(
+                surface,
+                "This topic is not bound to a Codex session.",
+                msg_id,
+            );
+            return;
+        };
+        let op = Op::GetHistory(v1::GetHistory {
+            session_id: b.session_id.clone(),
+            skip,
+            limit: PER_PAGE,
+        });
+        let h = match self.call(&b, op).await {
+            Ok(R::History(h)) => h,
+            Ok(_) => return,
+            Err(err) => {
+                self.notice(surface, &format!("No history: {err}"), msg_id);
+                return;
+            }
+        };
+        if h.entries.is_empty() {
+            self.notice(surface, "No messages yet.", msg_id);
+            return;
+        }
+        let mut text = format!(
+            "<b>History</b> ({}–{} of {}, newest first)\n",
+            skip + 1,
+            skip + h.entries.len() as u32,
+            h.total
+        );
+        for e in &h.entries {
+            let who = if e.role == "user" { "👤" } else { "🤖" };
+            let when = clock(e.timestamp_ms);
+            let body: String = e.text.chars().take(500).collect();
+            text += &format!("\n{who} <i>{when}</i>\n{}\n", escape_html(&body));
+        }
+        let mut row = Vec::new();
+        if skip > 0 {
+            row.push((
+                "◀ Newer".to_owned(),
+                format!("h|{}", skip.saturating_sub(PER_PAGE)),
+            ));
+        }
+        if skip + PER_PAGE < h.total {
+            row.push(("Older ▶".to_owned(), format!("h|{}", skip + PER_PAGE)));
+        }
+        drop(self.outbox.send(Send {
+            surface,
+            plain: text.clone(),
+            html: text,
+            keyboard: (!row.is_empty()).then(|| vec![row]),
+            reply_to: msg_id,
+            class: Class::Message,
+        }));
+    }
+
+    /// A prompt button: sends the choice's key if the topic is still bound to that session.
+    pub(crate) async fn prompt_key(&self, surface: Surface, session: &str, key: &str) -> String {
+        let Some(b) = self.binding(surface).filter(|b| b.session_id == session) else {
+            return "This prompt belongs to a session that is no longer bound here.".into();
+        };
+        let k = match key {
+            "esc" => v1::send_key::Key::Named(v1::NamedKey::Escape as i32),
+            k if k.len() == 1 && k.chars().all(|c| c.is_ascii_alphanumeric()) => {
+                v1::send_key::Key::Choice(k.to_owned())
+            }
+            _ => return "This button is not valid.".into(),
+        };
+        let op = Op::SendKey(v1::SendKey {
+            session_id: b.session_id.clone(),
+            key: Some(k),
+        });
+        match self.call(&b, op).await {
+            Ok(_) => "Sent.".into(),
+            Err(err) => format!("Not sent: {err}"),
+        }
+    }
+}
+
+fn clock(unix_ms: i64) -> String {
+    if unix_ms <= 0 {
+        return String::new();
+    }
+    let secs = unix_ms / 1000;
+    let (h, m) = ((secs / 3600) % 24, (secs / 60) % 60);
+    let days = secs / 86_400;
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clock_formats_utc() {
+        assert_eq!(super::clock(0), "");
+        assert_eq!(super::clock(1_795_278_712_123), "2026-11-21 16:31 UTC");
+    }
+
+    #[test]
+    fn command_menu_is_valid_for_telegram() {
+        assert!(super::COMMANDS.len() <= 100);
+        for (c, d) in super::COMMANDS {
+            assert!(c.len() <= 32 && c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'));
+            assert!(!d.is_empty() && d.len() <= 256);
+        }
+    }
+}

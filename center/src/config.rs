@@ -1,0 +1,273 @@
+//! The center's settings: flags over environment over an optional TOML file over defaults.
+//! Missing or malformed settings stop startup with one line that names the setting; the bot
+//! token is never printed (its `Debug` is redacted).
+
+use std::{fmt, path::PathBuf, time::Duration};
+
+use agent_node::config::{FileConfig as NodeFileConfig, ServeArgs};
+use serde::Deserialize;
+use shared::config::{ConfigError, expand_tilde, home_dir, load_toml};
+
+/// The bot token; shown as `<redacted>`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The token itself, for the Bot API client only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Everything the center runs with.
+#[derive(Debug, Clone)]
+pub struct CenterConfig {
+    /// Bot token (`TELEGRAM_BOT_TOKEN`).
+    pub token: Secret,
+    /// Telegram user ids allowed to use the bot.
+    pub allowed_users: Vec<u64>,
+    /// State directory (SQLite file, embedded node state).
+    pub state_dir: PathBuf,
+    /// Bot API base URL.
+    pub api_url: String,
+    /// Long-polling timeout (below teloxide's 17 s HTTP timeout).
+    pub poll_timeout: Duration,
+    /// Exit (for the service manager to restart us) when no poll succeeded for this long.
+    pub watchdog: Duration,
+    /// The embedded node's configuration.
+    pub node: agent_node::NodeConfig,
+}
+
+/// The TOML file (`--config`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Allowed Telegram user ids.
+    pub allowed_users: Option<Vec<u64>>,
+    /// State directory.
+    pub state_dir: Option<PathBuf>,
+    /// Bot API base URL.
+    pub telegram_api_url: Option<String>,
+    /// A file holding the bot token (e.g. a systemd credential).
+    pub token_file: Option<PathBuf>,
+    /// Log filter.
+    pub log: Option<String>,
+    /// Settings of the embedded node (same keys as agent-node's file).
+    #[serde(default)]
+    pub node: NodeFileConfig,
+}
+
+/// Flags of `center run`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RunArgs {
+    /// Comma-separated Telegram user ids allowed to use the bot.
+    #[arg(long, env = "ALLOWED_USERS")]
+    pub allowed_users: Option<String>,
+    /// State directory (default ~/.codex-fleet).
+    #[arg(long, env = "CODEX_FLEET_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Bot API base URL (for tests and self-hosted Bot API servers).
+    #[arg(long, env = "TELEGRAM_API_URL")]
+    pub telegram_api_url: Option<String>,
+    /// Command run in each Codex window (default `codex`).
+    #[arg(long, env = "CODEX_FLEET_CODEX_COMMAND")]
+    pub codex_command: Option<String>,
+    /// Browsable roots, `name=/path` (repeat or comma-separate; default: your home).
+    #[arg(long = "root", env = "CODEX_FLEET_ROOTS", value_delimiter = ',')]
+    pub root: Vec<String>,
+    /// tmux socket of the embedded node.
+    #[arg(long, env = "CODEX_FLEET_TMUX_SOCKET")]
+    pub tmux_socket: Option<String>,
+    /// Milliseconds between pasting and Enter.
+    #[arg(long, env = "CODEX_FLEET_PASTE_DELAY_MS")]
+    pub paste_delay_ms: Option<u64>,
+}
+
+impl CenterConfig {
+    /// Merges flags/env, the file and defaults. `token_env` is `TELEGRAM_BOT_TOKEN`'s value.
+    pub fn resolve(
+        args: &RunArgs,
+        file: Option<FileConfig>,
+        token_env: Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let file = file.unwrap_or_default();
+        let invalid = |setting, message: String| ConfigError::Invalid { setting, message };
+        let token = match (token_env.filter(|t| !t.trim().is_empty()), &file.token_file) {
+            (Some(t), _) => t.trim().to_owned(),
+            (None, Some(path)) => std::fs::read_to_string(expand_tilde(path))
+                .map_err(|e| invalid("token_file", format!("cannot read it: {}", e.kind())))?
+                .trim()
+                .to_owned(),
+            (None, None) => {
+                return Err(invalid(
+                    "TELEGRAM_BOT_TOKEN",
+                    "not set; get a token from @BotFather and export it".into(),
+                ));
+            }
+        };
+        if !valid_token(&token) {
+            return Err(invalid(
+                "TELEGRAM_BOT_TOKEN",
+                "does not look like a bot token (expected <digits>:<secret>)".into(),
+            ));
+        }
+        let allowed_users = match &args.allowed_users {
+            Some(list) => parse_users(list)?,
+            None => file.allowed_users.clone().unwrap_or_default(),
+        };
+        if allowed_users.is_empty() {
+            return Err(invalid(
+                "ALLOWED_USERS",
+                "not set; list the Telegram user ids allowed to use the bot, e.g. ALLOWED_USERS=123456789"
+                    .into(),
+            ));
+        }
+        let state_dir = args
+            .state_dir
+            .clone()
+            .or(file.state_dir.clone())
+            .map(|p| expand_tilde(&p))
+            .or_else(|| home_dir().map(|h| h.join(".codex-fleet")))
+            .ok_or_else(|| invalid("state_dir", "HOME is not set; pass --state-dir".into()))?;
+        let api_url = args
+            .telegram_api_url
+            .clone()
+            .or(file.telegram_api_url.clone())
+            .unwrap_or_else(|| "https://api.telegram.org".into());
+        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+            return Err(invalid(
+                "TELEGRAM_API_URL",
+                format!("{api_url:?} is not an http(s) URL"),
+            ));
+        }
+        let serve = ServeArgs {
+            state_dir: Some(state_dir.join("node")),
+            name: Some("local".into()),
+            codex_command: args.codex_command.clone(),
+            root: args.root.clone(),
+            tmux_socket: args.tmux_socket.clone(),
+            paste_delay_ms: args.paste_delay_ms,
+            ..ServeArgs::default()
+        };
+        let mut node_file = file.node;
+        node_file.state_dir = None;
+        let node = agent_node::NodeConfig::resolve(&serve, Some(node_file))?;
+        Ok(Self {
+            token: Secret(token),
+            allowed_users,
+            state_dir,
+            api_url,
+            poll_timeout: Duration::from_secs(10),
+            watchdog: Duration::from_secs(120),
+            node,
+        })
+    }
+
+    /// Loads the optional file.
+    pub fn load_file(path: &std::path::Path) -> Result<FileConfig, ConfigError> {
+        load_toml(path)
+    }
+}
+
+fn valid_token(token: &str) -> bool {
+    let Some((id, secret)) = token.split_once(':') else {
+        return false;
+    };
+    !id.is_empty()
+        && id.chars().all(|c| c.is_ascii_digit())
+        && secret.len() >= 10
+        && secret
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn parse_users(list: &str) -> Result<Vec<u64>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<u64>().map_err(|_| ConfigError::Invalid {
+                setting: "ALLOWED_USERS",
+                message: format!("{s:?} is not a numeric Telegram user id"),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "123456:ABCdefGHIjklMNOpqr";
+
+    fn args() -> RunArgs {
+        RunArgs {
+            allowed_users: Some("1, 2".into()),
+            state_dir: Some("/tmp/cf".into()),
+            ..RunArgs::default()
+        }
+    }
+
+    #[test]
+    fn a_complete_setup_resolves() {
+        let c = CenterConfig::resolve(&args(), None, Some(TOKEN.into())).unwrap();
+        assert_eq!(c.allowed_users, vec![1, 2]);
+        assert_eq!(c.api_url, "https://api.telegram.org");
+        assert_eq!(c.node.state_dir, PathBuf::from("/tmp/cf/node"));
+        assert!(
+            !format!("{c:?}").contains("ABCdef"),
+            "token in Debug output"
+        );
+    }
+
+    #[test]
+    fn problems_name_the_setting_and_never_the_token() {
+        let err = CenterConfig::resolve(&args(), None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TELEGRAM_BOT_TOKEN"), "{err}");
+        let err = CenterConfig::resolve(&args(), None, Some("123:short".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("TELEGRAM_BOT_TOKEN") && !err.contains("short"),
+            "{err}"
+        );
+        let mut a = args();
+        a.allowed_users = Some("12,bob".into());
+        let err = CenterConfig::resolve(&a, None, Some(TOKEN.into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ALLOWED_USERS") && err.contains("bob"),
+            "{err}"
+        );
+        a.allowed_users = None;
+        let err = CenterConfig::resolve(&a, None, Some(TOKEN.into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ALLOWED_USERS"), "{err}");
+        let mut a = args();
+        a.telegram_api_url = Some("ftp://x".into());
+        let err = CenterConfig::resolve(&a, None, Some(TOKEN.into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TELEGRAM_API_URL"), "{err}");
+    }
+
+    #[test]
+    fn shipped_example_config_is_valid() {
+        let file: FileConfig =
+            toml::from_str(include_str!("../../deploy/center.example.toml")).unwrap();
+        let mut a = args();
+        a.allowed_users = None;
+        let c = CenterConfig::resolve(&a, Some(file), Some(TOKEN.into())).unwrap();
+        assert_eq!(c.allowed_users, vec![123456789]);
+    }
+}

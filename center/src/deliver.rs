@@ -1,0 +1,423 @@
+//! From node events to Telegram, in order, per session — and the ack discipline that makes
+//! delivery loss-free: an event's sequence is acked (in SQLite, then to the node) only after
+//! everything it produced was accepted by Telegram. Status edits are best effort and coalesced;
+//! final answers, commentary and turn outcomes are awaited.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use proto::v1::{self, node_msg, session_event::Kind};
+use tokio::sync::mpsc;
+
+use crate::{
+    app::App,
+    nodes::Inbound,
+    store::{Binding, Surface},
+    telegram::{
+        api::TgError,
+        outbox::{Class, Edit, Send},
+        render::{self, MESSAGE_LIMIT, escape_html},
+    },
+};
+
+/// Status lines kept in a topic's status message.
+const STATUS_LINES: usize = 12;
+/// Longest status line.
+const STATUS_LINE_CHARS: usize = 160;
+/// Queue per session; a node that outruns Telegram waits (back-pressure through the link).
+const SESSION_QUEUE: usize = 256;
+
+/// Routes everything nodes send to one task per session.
+pub async fn run(app: Arc<App>, mut inbound: mpsc::Receiver<Inbound>) {
+    let mut sessions: HashMap<(String, String), mpsc::Sender<v1::NodeMsg>> = HashMap::new();
+    while let Some(Inbound { node, msg }) = inbound.recv().await {
+        let session = match &msg.kind {
+            Some(node_msg::Kind::Event(e)) => e.session_id.clone(),
+            Some(node_msg::Kind::Terminal(t)) => t.session_id.clone(),
+            Some(node_msg::Kind::Lifecycle(l)) => l
+                .session
+                .as_ref()
+                .map(|s| s.session_id.clone())
+                .unwrap_or_default(),
+            _ => continue,
+        };
+        let key = (node.clone(), session.clone());
+        let tx = sessions.entry(key).or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+            tokio::spawn(SessionDelivery::new(app.clone(), node, session).run(rx));
+            tx
+        });
+        if tx.send(msg).await.is_err() {
+            tracing::warn!("a session delivery task ended");
+        }
+    }
+}
+
+struct SessionDelivery {
+    app: Arc<App>,
+    node: String,
+    session: String,
+    acked: u64,
+    busy: bool,
+    final_sent: bool,
+    prompt: Option<(String, Vec<(Surface, i32)>)>,
+}
+
+impl SessionDelivery {
+    fn new(app: Arc<App>, node: String, session: String) -> Self {
+        let acked = app.store.acked(&node, &session).unwrap_or(0);
+        Self {
+            app,
+            node,
+            session,
+            acked,
+            busy: false,
+            final_sent: false,
+            prompt: None,
+        }
+    }
+
+    fn bindings(&self) -> Vec<Binding> {
+        self.app
+            .store
+            .bindings_of(&self.node, &self.session)
+            .unwrap_or_default()
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<v1::NodeMsg>) {
+        let mut typing = tokio::time::interval(Duration::from_secs(4));
+        loop {
+            let msg = tokio::select! {
+                msg = rx.recv() => match msg { Some(m) => m, None => break },
+                _ = typing.tick(), if self.busy => {
+                    for b in self.bindings() {
+                        self.app.outbox.typing(b.surface);
+                    }
+                    continue;
+                }
+            };
+            match msg.kind {
+                Some(node_msg::Kind::Event(e)) => self.event(e).await,
+                Some(node_msg::Kind::Terminal(t)) => self.terminal(&t).await,
+                Some(node_msg::Kind::Lifecycle(l)) => self.lifecycle(&l),
+                _ => {}
+            }
+        }
+    }
+
+    async fn event(&mut self, e: v1::SessionEvent) {
+        if e.seq <= self.acked {
+            return; // replayed, already delivered
+        }
+        for b in self.bindings() {
+            self.deliver(&b, &e).await;
+        }
+        self.acked = e.seq;
+        if let Err(err) = self.app.store.ack(&self.node, &self.session, e.seq) {
+            tracing::error!(error = %err, "saving an ack failed");
+            return;
+        }
+        if let Some(node) = self.app.node(&self.node) {
+            node.ack(&self.session, e.seq).await;
+        }
+    }
+
+    async fn deliver(&mut self, b: &Binding, e: &v1::SessionEvent) {
+        let Some(kind) = &e.kind else { return };
+        let s = b.surface;
+        match kind {
+            Kind::TurnStarted(_) => {
+                self.final_sent = false;
+            }
+            Kind::AssistantMessage(m) if m.phase() == v1::MessagePhase::Final => {
+                self.final_sent = true;
+                self.markdown(s, &m.text, Class::Final).await;
+            }
+            Kind::AssistantMessage(m) => {
+                self.markdown(s, &m.text, Class::Message).await;
+            }
+            Kind::TurnCompleted(t) => {
+                if !self.final_sent && !t.last_agent_message.trim().is_empty() {
+                    self.markdown(s, &t.last_agent_message, Class::Final).await;
+                }
+                self.final_sent = false;
+                self.close_status(s, "✔ Done").await;
+            }
+            Kind::TurnAborted(a) => {
+                let why = if a.reason == "interrupted" || a.reason.is_empty() {
+                    "⏹ Interrupted.".to_owned()
+                } else {
+                    format!("⏹ Turn ended: {}", a.reason)
+                };
+                self.close_status(s, &why).await;
+                self.text(s, &why).await;
+            }
+            Kind::Error(err) => {
+                let what = match err.kind() {
+                    v1::CodexErrorKind::UsageLimit => "⚠️ Codex hit a usage limit",
+                    v1::CodexErrorKind::Auth => "⚠️ Codex could not authenticate",
+                    _ => "⚠️ Codex reported an error",
+                };
+                let text = format!("{what}: {}", err.message);
+                self.close_status(s, "⚠️ Failed").await;
+                self.text(s, &text).await;
+            }
+            Kind::Reasoning(r) => {
+                self.status_line(s, format!("💭 {}", first_line(&r.text)))
+                    .await
+            }
+            Kind::ToolCall(c) => {
+                let what = if c.command.is_empty() {
+                    c.name.clone()
+                } else {
+                    c.command.clone()
+                };
+                self.status_line(s, format!("⚙️ {}", first_line(&what)))
+                    .await;
+            }
+            Kind::ToolResult(r) => {
+                let mark = if !r.has_exit_code || r.exit_code == 0 {
+                    "✅"
+                } else {
+                    "❌"
+                };
+                let code = if r.has_exit_code && r.exit_code != 0 {
+                    format!(" (exit {})", r.exit_code)
+                } else {
+                    String::new()
+                };
+                self.status_line(s, format!("{mark} {}{code}", first_line(&r.command)))
+                    .await;
+            }
+            Kind::Patch(p) => {
+                let files = p
+                    .files
+                    .iter()
+                    .map(|f| f.rsplit('/').next().unwrap_or(f))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.status_line(s, format!("📝 edited {files}")).await;
+            }
+            Kind::Plan(p) => {
+                let done = p.steps.iter().filter(|s| s.status == "completed").count();
+                self.status_line(s, format!("📋 plan: {done}/{} done", p.steps.len()))
+                    .await;
+            }
+            Kind::UserMessage(_) | Kind::TokenUsage(_) => {}
+        }
+    }
+
+    /// Sends Markdown as HTML parts and waits until Telegram accepted all of them.
+    async fn markdown(&self, s: Surface, md: &str, class: Class) {
+        let html = render::markdown_to_html(md, MESSAGE_LIMIT);
+        let plain = render::plain_parts(md, MESSAGE_LIMIT);
+        let parts: Vec<(String, String)> = html
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| (h, plain.get(i).cloned().unwrap_or_default()))
+            .collect();
+        self.send_parts(s, parts, class).await;
+    }
+
+    async fn text(&self, s: Surface, text: &str) {
+        self.send_parts(
+            s,
+            vec![(escape_html(text), text.to_owned())],
+            Class::Message,
+        )
+        .await;
+    }
+
+    async fn send_parts(&self, s: Surface, parts: Vec<(String, String)>, class: Class) {
+        let waits: Vec<_> = parts
+            .into_iter()
+            .filter(|(h, _)| !h.trim().is_empty())
+            .map(|(html, plain)| {
+                let plain = if plain.trim().is_empty() {
+                    html.clone()
+                } else {
+                    plain
+                };
+                self.app.outbox.send(Send {
+                    surface: s,
+                    html,
+                    plain,
+                    keyboard: None,
+                    reply_to: None,
+                    class,
+                })
+            })
+            .collect();
+        for w in waits {
+            match w.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(TgError::ThreadNotFound)) => {
+                    self.app.on_topic_gone(s, "the topic was deleted").await;
+                    return;
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(chat.id = s.chat_id, error = %err, "a message was refused")
+                }
+                Err(_) => tracing::warn!("the outbox stopped"),
+            }
+        }
+    }
+
+    async fn status_line(&self, s: Surface, line: String) {
+        let line: String = line.chars().take(STATUS_LINE_CHARS).collect();
+        let store = &self.app.store;
+        match store.status(s) {
+            Ok(Some((id, body))) => {
+                let mut lines: Vec<&str> = body.lines().collect();
+                lines.push(&line);
+                let keep = lines.len().saturating_sub(STATUS_LINES);
+                let body = lines[keep..].join("\n");
+                let _ = store.set_status(s, id, &body);
+                drop(self.app.outbox.edit(Edit {
+                    chat_id: s.chat_id,
+                    message_id: id,
+                    html: status_html(&body),
+                    plain: body,
+                    keyboard: None,
+                }));
+            }
+            Ok(None) => {
+                let sent = self
+                    .app
+                    .outbox
+                    .send(Send {
+                        surface: s,
+                        html: status_html(&line),
+                        plain: line.clone(),
+                        keyboard: None,
+                        reply_to: None,
+                        class: Class::Status,
+                    })
+                    .await;
+                match sent {
+                    Ok(Ok(id)) => {
+                        let _ = store.set_status(s, id, &line);
+                    }
+                    Ok(Err(TgError::ThreadNotFound)) => {
+                        self.app.on_topic_gone(s, "the topic was deleted").await
+                    }
+                    _ => {}
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "reading a status message failed"),
+        }
+    }
+
+    /// Ends the turn's status message with an outcome line; the next turn starts a new one.
+    async fn close_status(&self, s: Surface, outcome: &str) {
+        if let Ok(Some((id, body))) = self.app.store.status(s) {
+            let body = format!("{body}\n{outcome}");
+            drop(self.app.outbox.edit(Edit {
+                chat_id: s.chat_id,
+                message_id: id,
+                html: status_html(&body),
+                plain: body,
+                keyboard: None,
+            }));
+            let _ = self.app.store.clear_status(s);
+        }
+    }
+
+    async fn terminal(&mut self, t: &v1::TerminalState) {
+        self.busy = t.state() == v1::ScreenState::Busy;
+        if self.busy {
+            for b in self.bindings() {
+                self.app.outbox.typing(b.surface);
+            }
+        }
+        if t.state() == v1::ScreenState::Prompt {
+            if self
+                .prompt
+                .as_ref()
+                .is_some_and(|(text, _)| *text == t.prompt_text)
+            {
+                return;
+            }
+            let mut shown = Vec::new();
+            for b in self.bindings() {
+                let mut kb: Vec<Vec<(String, String)>> = t
+                    .choices
+                    .iter()
+                    .map(|c| {
+                        vec![(
+                            short_label(&format!("{}. {}", c.key, c.label)),
+                            format!("k|{}|{}", self.session, c.key),
+                        )]
+                    })
+                    .collect();
+                kb.push(vec![(
+                    "⎋ Esc".to_owned(),
+                    format!("k|{}|esc", self.session),
+                )]);
+                let html = format!(
+                    "❓ <b>Codex is asking</b>\n<pre>{}</pre>",
+                    escape_html(&t.prompt_text)
+                );
+                let sent = self
+                    .app
+                    .outbox
+                    .send(Send {
+                        surface: b.surface,
+                        plain: t.prompt_text.clone(),
+                        html,
+                        keyboard: Some(kb),
+                        reply_to: None,
+                        class: Class::Final,
+                    })
+                    .await;
+                if let Ok(Ok(id)) = sent {
+                    shown.push((b.surface, id));
+                }
+            }
+            self.prompt = Some((t.prompt_text.clone(), shown));
+        } else if let Some((text, shown)) = self.prompt.take() {
+            for (s, id) in shown {
+                let body = format!("{text}\n\n✔ Answered");
+                drop(self.app.outbox.edit(Edit {
+                    chat_id: s.chat_id,
+                    message_id: id,
+                    html: format!("<pre>{}</pre>\n✔ Answered", escape_html(&text)),
+                    plain: body,
+                    keyboard: None,
+                }));
+            }
+        }
+    }
+
+    fn lifecycle(&self, l: &v1::WindowLifecycle) {
+        if l.kind() == v1::LifecycleKind::Exited {
+            for b in self.bindings() {
+                self.app.notice(
+                    b.surface,
+                    "⚠️ Codex exited in this window. /kill closes it; /resume starts it again.",
+                    None,
+                );
+            }
+        }
+    }
+}
+
+/// The HTML of a status message body (one line per step).
+pub(crate) fn status_html(body: &str) -> String {
+    escape_html(body)
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_owned()
+}
+
+fn short_label(s: &str) -> String {
+    if s.chars().count() <= 60 {
+        return s.to_owned();
+    }
+    let cut: String = s.chars().take(59).collect();
+    format!("{cut}…")
+}

@@ -1,0 +1,526 @@
+//! Binding a topic: the directory browser (inline keyboard over the node's roots) and the
+//! resume picker. Menus live in memory under a short random token; every button carries
+//! `m|<token>|<op>|<arg>` (well under Telegram's 64-byte limit) and is checked against the
+//! menu's topic, so stale or forged buttons get a clear answer and change nothing.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use proto::v1::{self, reply::Result as R, request::Op};
+
+use crate::{
+    app::{App, CALL_TIMEOUT, PendingInput},
+    store::{Binding, InputMode, Surface},
+    telegram::{
+        api::Keyboard,
+        outbox::{Class, Edit, Send},
+        render::escape_html,
+    },
+};
+
+/// Folders shown per page.
+const PAGE: usize = 8;
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Roots {
+        roots: Vec<v1::Root>,
+    },
+    Dir {
+        listing: v1::DirListing,
+        page: usize,
+    },
+    Resume {
+        cwd: String,
+        sessions: Vec<v1::ResumableSession>,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Menu {
+    surface: Surface,
+    node: String,
+    message_id: Option<i32>,
+    kind: Kind,
+    pending: Option<PendingInput>,
+}
+
+/// Open menus by token.
+#[derive(Debug, Default)]
+pub struct Menus {
+    open: Mutex<HashMap<String, Menu>>,
+}
+
+fn new_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{:08x}", h.finish() as u32)
+}
+
+fn btn(
+    label: impl Into<String>,
+    token: &str,
+    op: &str,
+    arg: impl std::fmt::Display,
+) -> (String, String) {
+    (label.into(), format!("m|{token}|{op}|{arg}"))
+}
+
+impl App {
+    /// Opens the folder browser in a topic; `pending` is delivered once a session is bound.
+    pub(crate) async fn start_bind(
+        self: &Arc<Self>,
+        surface: Surface,
+        pending: Option<PendingInput>,
+    ) {
+        let Some(node) = self.default_node() else {
+            self.notice(surface, "No machine is connected.", None);
+            return;
+        };
+        let roots = match node
+            .call(Op::ListRoots(v1::ListRoots {}), CALL_TIMEOUT)
+            .await
+        {
+            Ok(R::Roots(r)) => r.roots,
+            Ok(_) => Vec::new(),
+            Err(err) => {
+                self.notice(surface, &format!("Cannot browse folders: {err}"), None);
+                return;
+            }
+        };
+        let token = new_token();
+        let mut menu = Menu {
+            surface,
+            node: node.name().to_owned(),
+            message_id: None,
+            kind: Kind::Roots {
+                roots: roots.clone(),
+            },
+            pending,
+        };
+        if let [only] = roots.as_slice() {
+            match self.list_dir(&menu.node, &only.path).await {
+                Ok(listing) => menu.kind = Kind::Dir { listing, page: 0 },
+                Err(err) => {
+                    self.notice(surface, &err, None);
+                    return;
+                }
+            }
+        }
+        let (html, keyboard) = render_menu(&token, &menu);
+        let sent = self
+            .outbox
+            .send(Send {
+                surface,
+                plain: html.clone(),
+                html,
+                keyboard: Some(keyboard),
+                reply_to: menu.pending.as_ref().map(|p| p.reply_to),
+                class: Class::Message,
+            })
+            .await;
+        if let Ok(Ok(id)) = sent {
+            menu.message_id = Some(id);
+            self.menus
+                .open
+                .lock()
+                .expect("menus lock")
+                .insert(token, menu);
+        }
+    }
+
+    async fn list_dir(&self, node: &str, path: &str) -> Result<v1::DirListing, String> {
+        let Some(conn) = self.node(node) else {
+            return Err("That machine is offline.".into());
+        };
+        match conn
+            .call(
+                Op::ListDir(v1::ListDir {
+                    path: path.to_owned(),
+                    show_hidden: false,
+                }),
+                CALL_TIMEOUT,
+            )
+            .await
+        {
+            Ok(R::Dir(d)) => Ok(d),
+            Ok(_) => Err("Unexpected answer from the machine.".into()),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+
+    /// Handles a button press; returns the toast to show (if any).
+    pub(crate) async fn on_callback(
+        self: &Arc<Self>,
+        surface: Surface,
+        data: &str,
+    ) -> Option<String> {
+        let mut parts = data.splitn(4, '|');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("m"), Some(token), Some(op), Some(arg)) => {
+                self.menu_action(surface, token, op, arg).await
+            }
+            (Some("k"), Some(session), Some(key), None) => {
+                Some(self.prompt_key(surface, session, key).await)
+            }
+            (Some("h"), Some(skip), None, None) => {
+                let skip = skip.parse().unwrap_or(0);
+                self.history(surface, skip, None).await;
+                None
+            }
+            _ => Some("This button is not valid.".into()),
+        }
+    }
+
+    async fn menu_action(
+        self: &Arc<Self>,
+        surface: Surface,
+        token: &str,
+        op: &str,
+        arg: &str,
+    ) -> Option<String> {
+        let menu = self
+            .menus
+            .open
+            .lock()
+            .expect("menus lock")
+            .get(token)
+            .cloned();
+        let Some(mut menu) = menu else {
+            return Some("This menu has expired. Send /bind to start again.".into());
+        };
+        if menu.surface != surface {
+            return Some("This menu belongs to another topic.".into());
+        }
+        let index = arg.parse::<usize>().ok();
+        match (op, &menu.kind) {
+            ("c", _) => {
+                self.close_menu(token, &menu, "Cancelled.");
+                return None;
+            }
+            ("o", Kind::Roots { roots }) => {
+                let Some(root) = index.and_then(|i| roots.get(i)) else {
+                    return Some("This button is not valid.".into());
+                };
+                match self.list_dir(&menu.node, &root.path).await {
+                    Ok(listing) => menu.kind = Kind::Dir { listing, page: 0 },
+                    Err(err) => return Some(err),
+                }
+            }
+            ("o", Kind::Dir { listing, .. }) => {
+                let Some(name) = index.and_then(|i| listing.dirs.get(i)) else {
+                    return Some("This button is not valid.".into());
+                };
+                let path = format!("{}/{name}", listing.path.trim_end_matches('/'));
+                match self.list_dir(&menu.node, &path).await {
+                    Ok(listing) => menu.kind = Kind::Dir { listing, page: 0 },
+                    Err(err) => return Some(err),
+                }
+            }
+            ("u", Kind::Dir { listing, .. }) if !listing.parent.is_empty() => {
+                let parent = listing.parent.clone();
+                match self.list_dir(&menu.node, &parent).await {
+                    Ok(listing) => menu.kind = Kind::Dir { listing, page: 0 },
+                    Err(err) => return Some(err),
+                }
+            }
+            ("p", Kind::Dir { listing, .. }) => {
+                let pages = listing.dirs.len().div_ceil(PAGE).max(1);
+                let Some(page) = index.filter(|p| *p < pages) else {
+                    return Some("This button is not valid.".into());
+                };
+                menu.kind = Kind::Dir {
+                    listing: listing.clone(),
+                    page,
+                };
+            }
+            ("s", Kind::Dir { listing, .. }) => {
+                let cwd = listing.path.clone();
+                let sessions = self.resumable(&menu.node, &cwd).await;
+                if sessions.is_empty() {
+                    self.create_and_bind(token, menu, cwd, String::new()).await;
+                    return Some("Starting Codex…".into());
+                }
+                menu.kind = Kind::Resume { cwd, sessions };
+            }
+            ("n", Kind::Resume { cwd, .. }) => {
+                let cwd = cwd.clone();
+                self.create_and_bind(token, menu, cwd, String::new()).await;
+                return Some("Starting Codex…".into());
+            }
+            ("r", Kind::Resume { cwd, sessions }) => {
+                let Some(s) = index.and_then(|i| sessions.get(i)) else {
+                    return Some("This button is not valid.".into());
+                };
+                let (cwd, thread) = (cwd.clone(), s.thread_id.clone());
+                self.create_and_bind(token, menu, cwd, thread).await;
+                return Some("Resuming…".into());
+            }
+            _ => return Some("This button is not valid here.".into()),
+        }
+        let (html, keyboard) = render_menu(token, &menu);
+        if let Some(id) = menu.message_id {
+            drop(self.outbox.edit(Edit {
+                chat_id: surface.chat_id,
+                message_id: id,
+                plain: html.clone(),
+                html,
+                keyboard: Some(keyboard),
+            }));
+        }
+        self.menus
+            .open
+            .lock()
+            .expect("menus lock")
+            .insert(token.to_owned(), menu);
+        None
+    }
+
+    async fn resumable(&self, node: &str, cwd: &str) -> Vec<v1::ResumableSession> {
+        let Some(conn) = self.node(node) else {
+            return Vec::new();
+        };
+        match conn
+            .call(
+                Op::ListResumable(v1::ListResumable {
+                    cwd: cwd.to_owned(),
+                    limit: 8,
+                }),
+                CALL_TIMEOUT,
+            )
+            .await
+        {
+            Ok(R::Resumable(r)) => r
+                .sessions
+                .into_iter()
+                .filter(|s| s.open_in_session.is_empty())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn close_menu(&self, token: &str, menu: &Menu, text: &str) {
+        self.menus.open.lock().expect("menus lock").remove(token);
+        if let Some(id) = menu.message_id {
+            drop(self.outbox.edit(Edit {
+                chat_id: menu.surface.chat_id,
+                message_id: id,
+                html: text.to_owned(),
+                plain: text.to_owned(),
+                keyboard: None,
+            }));
+        }
+    }
+
+    /// Creates the window (idempotent on the menu's token), binds the topic, and delivers the
+    /// message that opened the flow.
+    async fn create_and_bind(
+        self: &Arc<Self>,
+        token: &str,
+        menu: Menu,
+        cwd: String,
+        resume: String,
+    ) {
+        if self.binding(menu.surface).is_some() {
+            self.close_menu(token, &menu, "This topic is already bound.");
+            return;
+        }
+        let Some(node) = self.node(&menu.node) else {
+            self.close_menu(token, &menu, "That machine is offline.");
+            return;
+        };
+        let created = node
+            .call(
+                Op::CreateSession(v1::CreateSession {
+                    cwd: cwd.clone(),
+                    resume_id: resume.clone(),
+                    idempotency_key: format!("menu-{token}"),
+                }),
+                CALL_TIMEOUT,
+            )
+            .await;
+        let info = match created {
+            Ok(R::Created(c)) => c.session.unwrap_or_default(),
+            Ok(_) => {
+                self.close_menu(token, &menu, "Unexpected answer from the machine.");
+                return;
+            }
+            Err(err) => {
+                self.close_menu(token, &menu, &format!("Could not start Codex: {err}"));
+                return;
+            }
+        };
+        let binding = Binding {
+            surface: menu.surface,
+            node: menu.node.clone(),
+            session_id: info.session_id.clone(),
+            cwd: cwd.clone(),
+            mode: InputMode::Steer,
+        };
+        if let Err(err) = self.store.put_binding(&binding) {
+            tracing::error!(error = %err, "saving a binding failed");
+            self.close_menu(token, &menu, "Could not save the binding.");
+            return;
+        }
+        let what = if resume.is_empty() {
+            "New Codex session"
+        } else {
+            "Resumed Codex session"
+        };
+        let text = format!(
+            "✅ {what} in <code>{}</code> on {} (tmux window {}).",
+            escape_html(&cwd),
+            escape_html(&menu.node),
+            escape_html(&info.window_name)
+        );
+        self.close_menu(token, &menu, &text);
+        if let Some(pending) = menu.pending {
+            self.send_input(binding, pending);
+        }
+    }
+}
+
+fn render_menu(token: &str, menu: &Menu) -> (String, Keyboard) {
+    let mut kb: Keyboard = Vec::new();
+    let html = match &menu.kind {
+        Kind::Roots { roots } => {
+            for (i, r) in roots.iter().enumerate() {
+                kb.push(vec![btn(format!("📁 {}", r.name), token, "o", i)]);
+            }
+            kb.push(vec![btn("✖ Cancel", token, "c", "")]);
+            format!("📂 <b>Choose a folder</b> on {}", escape_html(&menu.node))
+        }
+        Kind::Dir { listing, page } => {
+            let pages = listing.dirs.len().div_ceil(PAGE).max(1);
+            let start = page * PAGE;
+            let shown: Vec<(usize, &String)> = listing
+                .dirs
+                .iter()
+                .enumerate()
+                .skip(start)
+                .take(PAGE)
+                .collect();
+            for pair in shown.chunks(2) {
+                kb.push(
+                    pair.iter()
+                        .map(|(i, name)| btn(format!("📁 {}", short(name, 28)), token, "o", i))
+                        .collect(),
+                );
+            }
+            if pages > 1 {
+                let mut row = Vec::new();
+                if *page > 0 {
+                    row.push(btn("◀", token, "p", page - 1));
+                }
+                row.push(btn(format!("{}/{pages}", page + 1), token, "p", page));
+                if page + 1 < pages {
+                    row.push(btn("▶", token, "p", page + 1));
+                }
+                kb.push(row);
+            }
+            let mut row = Vec::new();
+            if !listing.parent.is_empty() {
+                row.push(btn("⬆️ Up", token, "u", ""));
+            }
+            row.push(btn("✅ Use this folder", token, "s", ""));
+            row.push(btn("✖ Cancel", token, "c", ""));
+            kb.push(row);
+            let empty = if listing.dirs.is_empty() {
+                "\n(no subfolders)"
+            } else {
+                ""
+            };
+            format!(
+                "📂 <b>Choose a folder</b> on {}\n<code>{}</code>{empty}",
+                escape_html(&menu.node),
+                escape_html(&listing.path)
+            )
+        }
+        Kind::Resume { cwd, sessions } => {
+            for (i, s) in sessions.iter().enumerate() {
+                kb.push(vec![btn(
+                    format!("🕘 {} · {}", short(&s.summary, 36), age(s.updated_unix_ms)),
+                    token,
+                    "r",
+                    i,
+                )]);
+            }
+            kb.push(vec![
+                btn("🆕 New session", token, "n", ""),
+                btn("✖ Cancel", token, "c", ""),
+            ]);
+            format!(
+                "Codex sessions in <code>{}</code> (newest first). Resume one, or start a new one:",
+                escape_html(cwd)
+            )
+        }
+    };
+    (html, kb)
+}
+
+fn short(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return if s.is_empty() {
+            "(untitled)".into()
+        } else {
+            s.to_owned()
+        };
+    }
+    let cut: String = s.chars().take(max - 1).collect();
+    format!("{cut}…")
+}
+
+fn age(unix_ms: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mins = (now - unix_ms).max(0) / 60_000;
+    match mins {
+        0 => "just now".into(),
+        m if m < 60 => format!("{m} min ago"),
+        m if m < 48 * 60 => format!("{} h ago", m / 60),
+        m => format!("{} d ago", m / (24 * 60)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_data_stays_under_64_bytes() {
+        let menu = Menu {
+            surface: Surface {
+                chat_id: 1,
+                thread_id: 2,
+            },
+            node: "local".into(),
+            message_id: None,
+            kind: Kind::Dir {
+                listing: v1::DirListing {
+                    path: "/x".into(),
+                    parent: "/".into(),
+                    dirs: (0..100)
+                        .map(|i| format!("{}{i}", "é".repeat(200)))
+                        .collect(),
+                    ..Default::default()
+                },
+                page: 11,
+            },
+            pending: None,
+        };
+        let (html, kb) = render_menu(&new_token(), &menu);
+        assert!(html.contains("/x"));
+        for (label, data) in kb.iter().flatten() {
+            assert!(data.len() <= 64, "{data}");
+            assert!(label.chars().count() <= 40, "{label}");
+        }
+    }
+}

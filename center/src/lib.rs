@@ -1,0 +1,57 @@
+//! The Codex Fleet center: owns the Telegram bot, the users, the routing state (topic ↔ node ↔
+//! window ↔ Codex session) and delivery. In single-machine mode it embeds an agent-node and
+//! talks to it through the same protocol a remote node speaks.
+//!
+//! [`run`] starts everything: the state store, the embedded node, event delivery, and polling.
+
+pub mod app;
+pub mod commands;
+pub mod config;
+pub mod deliver;
+pub mod flows;
+pub mod nodes;
+pub mod store;
+pub mod telegram;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    app::App,
+    config::CenterConfig,
+    store::Store,
+    telegram::{api::Tg, outbox::Outbox},
+};
+
+/// Capacity of the queue from nodes to delivery.
+const INBOUND_QUEUE: usize = 4096;
+
+/// Runs the center until `token` is cancelled.
+pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.state_dir)
+        .with_context(|| format!("creating the state directory {}", cfg.state_dir.display()))?;
+    let store =
+        Store::open(&cfg.state_dir.join("center.db")).context("opening the state database")?;
+    let tg = Tg::new(cfg.token.expose(), &cfg.api_url).context("setting up the Bot API client")?;
+    let outbox = Outbox::new(tg.clone(), token.clone());
+    if let Err(err) = tg.set_commands(commands::COMMANDS).await {
+        tracing::warn!(error = %err, "setting the command menu failed");
+    }
+    let cursors = store
+        .cursors(nodes::LOCAL)
+        .context("reading acked positions")?;
+    let node_cfg = cfg.node.clone();
+    let app = App::new(cfg, store, outbox);
+    let (inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(INBOUND_QUEUE);
+    tokio::spawn(deliver::run(app.clone(), inbound_rx));
+    let local = nodes::start_embedded(node_cfg, cursors, inbound_tx, token.clone())
+        .await
+        .context("starting the embedded node")?;
+    app.add_node(local);
+    tracing::info!("center started");
+    println!("center: polling Telegram");
+    telegram::poll::run(Arc::clone(&app), token.clone()).await;
+    Ok(())
+}

@@ -1,0 +1,325 @@
+//! The center's durable state in one SQLite file: bindings (topic ↔ node ↔ session), the
+//! sequence acked per session (advanced only after Telegram accepted what an event produced),
+//! live status messages, and the Telegram update ids already handled.
+//!
+//! WAL mode, `synchronous=NORMAL`: a crash of the process loses nothing committed; a power loss
+//! may roll back the newest acks, which only means a resend. Schema version in `user_version`.
+
+use std::{path::Path, sync::Mutex};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[error("state database: {0}")]
+pub struct StoreError(#[from] rusqlite::Error);
+
+/// Where messages go: a chat, and a topic in it (0 = the chat itself, no topic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Surface {
+    /// Telegram chat id.
+    pub chat_id: i64,
+    /// Forum topic id (`message_thread_id`), 0 without topics.
+    pub thread_id: i32,
+}
+
+/// How plain text is typed into Codex by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputMode {
+    /// Enter: submit now (steers a running turn).
+    Steer,
+    /// Tab: queue after the running turn.
+    Queue,
+}
+
+/// A topic bound to a Codex session on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The topic.
+    pub surface: Surface,
+    /// Node name.
+    pub node: String,
+    /// The node's session id (its window).
+    pub session_id: String,
+    /// Working directory.
+    pub cwd: String,
+    /// Default input mode of the topic.
+    pub mode: InputMode,
+}
+
+const SCHEMA_VERSION: i32 = 1;
+
+/// The database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating and migrating) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version < 1 {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS bindings (
+                    chat_id INTEGER NOT NULL, thread_id INTEGER NOT NULL,
+                    node TEXT NOT NULL, session_id TEXT NOT NULL, cwd TEXT NOT NULL,
+                    mode TEXT NOT NULL DEFAULT 'steer',
+                    PRIMARY KEY (chat_id, thread_id));
+                 CREATE INDEX IF NOT EXISTS bindings_session ON bindings(node, session_id);
+                 CREATE TABLE IF NOT EXISTS acks (
+                    node TEXT NOT NULL, session_id TEXT NOT NULL, seq INTEGER NOT NULL,
+                    PRIMARY KEY (node, session_id));
+                 CREATE TABLE IF NOT EXISTS status_messages (
+                    chat_id INTEGER NOT NULL, thread_id INTEGER NOT NULL,
+                    message_id INTEGER NOT NULL, body TEXT NOT NULL,
+                    PRIMARY KEY (chat_id, thread_id));
+                 CREATE TABLE IF NOT EXISTS updates (update_id INTEGER PRIMARY KEY);",
+            )?;
+        }
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().expect("store lock poisoned")
+    }
+
+    /// Records an update id; false if it was handled before (a duplicate after a restart).
+    pub fn mark_update(&self, update_id: i64) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let n = conn.execute(
+            "INSERT OR IGNORE INTO updates (update_id) VALUES (?1)",
+            params![update_id],
+        )?;
+        // Keep the table small: ids only grow, old ones can never come back.
+        conn.execute(
+            "DELETE FROM updates WHERE update_id < ?1",
+            params![update_id - 10_000],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// The highest update id handled so far.
+    pub fn last_update_id(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT MAX(update_id) FROM updates", [], |r| r.get(0))?)
+    }
+
+    /// Creates or replaces the binding of a topic.
+    pub fn put_binding(&self, b: &Binding) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO bindings (chat_id, thread_id, node, session_id, cwd, mode)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                b.surface.chat_id,
+                b.surface.thread_id,
+                b.node,
+                b.session_id,
+                b.cwd,
+                mode_str(b.mode)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Removes the binding of a topic.
+    pub fn remove_binding(&self, surface: Surface) -> Result<Option<Binding>, StoreError> {
+        let existing = self.binding(surface)?;
+        self.conn().execute(
+            "DELETE FROM bindings WHERE chat_id = ?1 AND thread_id = ?2",
+            params![surface.chat_id, surface.thread_id],
+        )?;
+        Ok(existing)
+    }
+
+    /// The binding of a topic.
+    pub fn binding(&self, surface: Surface) -> Result<Option<Binding>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT chat_id, thread_id, node, session_id, cwd, mode FROM bindings
+                 WHERE chat_id = ?1 AND thread_id = ?2",
+                params![surface.chat_id, surface.thread_id],
+                row_to_binding,
+            )
+            .optional()?)
+    }
+
+    /// Every binding.
+    pub fn bindings(&self) -> Result<Vec<Binding>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT chat_id, thread_id, node, session_id, cwd, mode FROM bindings
+             ORDER BY chat_id, thread_id",
+        )?;
+        let rows = stmt.query_map([], row_to_binding)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Bindings of one session (normally at most one).
+    pub fn bindings_of(&self, node: &str, session_id: &str) -> Result<Vec<Binding>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT chat_id, thread_id, node, session_id, cwd, mode FROM bindings
+             WHERE node = ?1 AND session_id = ?2",
+        )?;
+        let rows = stmt.query_map(params![node, session_id], row_to_binding)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Sets a topic's default input mode.
+    pub fn set_mode(&self, surface: Surface, mode: InputMode) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE bindings SET mode = ?3 WHERE chat_id = ?1 AND thread_id = ?2",
+            params![surface.chat_id, surface.thread_id, mode_str(mode)],
+        )?;
+        Ok(())
+    }
+
+    /// Advances the acked sequence of a session (never moves it back).
+    pub fn ack(&self, node: &str, session_id: &str, seq: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO acks (node, session_id, seq) VALUES (?1, ?2, ?3)
+             ON CONFLICT (node, session_id) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+            params![node, session_id, seq as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The acked sequence of a session (0 if none).
+    pub fn acked(&self, node: &str, session_id: &str) -> Result<u64, StoreError> {
+        let seq: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT seq FROM acks WHERE node = ?1 AND session_id = ?2",
+                params![node, session_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(seq.unwrap_or(0) as u64)
+    }
+
+    /// Every acked sequence of a node, for its `Hello`.
+    pub fn cursors(&self, node: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT session_id, seq FROM acks WHERE node = ?1")?;
+        let rows = stmt.query_map(params![node], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Remembers a topic's live status message and what it shows.
+    pub fn set_status(
+        &self,
+        surface: Surface,
+        message_id: i32,
+        body: &str,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO status_messages (chat_id, thread_id, message_id, body)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![surface.chat_id, surface.thread_id, message_id, body],
+        )?;
+        Ok(())
+    }
+
+    /// A topic's live status message and its body.
+    pub fn status(&self, surface: Surface) -> Result<Option<(i32, String)>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT message_id, body FROM status_messages WHERE chat_id = ?1 AND thread_id = ?2",
+                params![surface.chat_id, surface.thread_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Forgets a topic's status message (its turn ended).
+    pub fn clear_status(&self, surface: Surface) -> Result<(), StoreError> {
+        self.conn().execute(
+            "DELETE FROM status_messages WHERE chat_id = ?1 AND thread_id = ?2",
+            params![surface.chat_id, surface.thread_id],
+        )?;
+        Ok(())
+    }
+}
+
+fn mode_str(mode: InputMode) -> &'static str {
+    match mode {
+        InputMode::Steer => "steer",
+        InputMode::Queue => "queue",
+    }
+}
+
+fn row_to_binding(r: &rusqlite::Row<'_>) -> rusqlite::Result<Binding> {
+    Ok(Binding {
+        surface: Surface {
+            chat_id: r.get(0)?,
+            thread_id: r.get(1)?,
+        },
+        node: r.get(2)?,
+        session_id: r.get(3)?,
+        cwd: r.get(4)?,
+        mode: if r.get::<_, String>(5)? == "queue" {
+            InputMode::Queue
+        } else {
+            InputMode::Steer
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let s = Surface {
+            chat_id: -100,
+            thread_id: 7,
+        };
+        {
+            let store = Store::open(&path).unwrap();
+            assert!(store.mark_update(10).unwrap());
+            assert!(!store.mark_update(10).unwrap());
+            store
+                .put_binding(&Binding {
+                    surface: s,
+                    node: "local".into(),
+                    session_id: "s1".into(),
+                    cwd: "/p".into(),
+                    mode: InputMode::Steer,
+                })
+                .unwrap();
+            store.ack("local", "s1", 50).unwrap();
+            store.ack("local", "s1", 40).unwrap();
+            store.set_status(s, 99, "⚙️ ls").unwrap();
+            store.set_mode(s, InputMode::Queue).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert!(!store.mark_update(10).unwrap());
+        assert_eq!(store.last_update_id().unwrap(), Some(10));
+        assert_eq!(store.acked("local", "s1").unwrap(), 50);
+        assert_eq!(store.cursors("local").unwrap(), vec![("s1".to_owned(), 50)]);
+        let b = store.binding(s).unwrap().unwrap();
+        assert_eq!(b.mode, InputMode::Queue);
+        assert_eq!(store.bindings_of("local", "s1").unwrap(), vec![b]);
+        assert_eq!(store.status(s).unwrap(), Some((99, "⚙️ ls".into())));
+        store.clear_status(s).unwrap();
+        assert_eq!(store.status(s).unwrap(), None);
+        assert!(store.remove_binding(s).unwrap().is_some());
+        assert!(store.bindings().unwrap().is_empty());
+    }
+}
