@@ -151,6 +151,7 @@ impl Node {
                 .copied()
                 .unwrap_or(record.acked_seq);
             let from = acked.max(record.start_offset);
+            tracing::debug!(session.id = %rt.id, from, "replaying to the center");
             let _ = rt
                 .tail_tx
                 .send(TailCmd::Attach {

@@ -58,7 +58,10 @@ struct SessionDelivery {
     session: String,
     acked: u64,
     busy: bool,
+    /// The turn's start was seen by this process (so its messages are all known here).
+    turn_seen: bool,
     final_sent: bool,
+    last_assistant: Option<String>,
     prompt: Option<(String, Vec<(Surface, i32)>)>,
 }
 
@@ -71,7 +74,9 @@ impl SessionDelivery {
             session,
             acked,
             busy: false,
+            turn_seen: false,
             final_sent: false,
+            last_assistant: None,
             prompt: None,
         }
     }
@@ -108,6 +113,7 @@ impl SessionDelivery {
         if e.seq <= self.acked {
             return; // replayed, already delivered
         }
+        tracing::debug!(session.id = %self.session, seq = e.seq, acked = self.acked, "delivering an event");
         for b in self.bindings() {
             self.deliver(&b, &e).await;
         }
@@ -126,19 +132,32 @@ impl SessionDelivery {
         let s = b.surface;
         match kind {
             Kind::TurnStarted(_) => {
+                self.turn_seen = true;
                 self.final_sent = false;
+                self.last_assistant = None;
             }
             Kind::AssistantMessage(m) if m.phase() == v1::MessagePhase::Final => {
                 self.final_sent = true;
+                self.last_assistant = Some(m.text.clone());
                 self.markdown(s, &m.text, Class::Final).await;
             }
             Kind::AssistantMessage(m) => {
+                self.last_assistant = Some(m.text.clone());
                 self.markdown(s, &m.text, Class::Message).await;
             }
             Kind::TurnCompleted(t) => {
-                if !self.final_sent && !t.last_agent_message.trim().is_empty() {
+                // Codex writes the final answer as a message before completing the turn; only a
+                // turn whose messages were all seen here and did not include it gets it from
+                // here (a replay that starts mid-turn must not send it twice).
+                let answer = t.last_agent_message.trim();
+                if self.turn_seen
+                    && !self.final_sent
+                    && !answer.is_empty()
+                    && self.last_assistant.as_deref().map(str::trim) != Some(answer)
+                {
                     self.markdown(s, &t.last_agent_message, Class::Final).await;
                 }
+                self.turn_seen = false;
                 self.final_sent = false;
                 self.close_status(s, "✔ Done").await;
             }

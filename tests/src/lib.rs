@@ -1,5 +1,6 @@
 //! Test harness for Codex Fleet: servers the tests own and helpers that drive real tmux and Codex.
 
+pub mod center_proc;
 pub mod codex;
 pub mod fake_model;
 pub mod fake_telegram;

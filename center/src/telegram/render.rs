@@ -790,64 +790,550 @@ fn href(link_type: LinkType, dest: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod scratch {
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use e2e::fake_telegram::parse_html;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Renders `md` and checks every part against the fake Bot API's HTML parser: it parses, its
+    /// visible text is exactly the next slice of the whole document's text, within the limit and
+    /// not blank, and only whitespace was dropped between parts.
+    fn check(md: &str, limit: usize) -> Vec<String> {
+        let parts = markdown_to_html(md, limit);
+        let doc = Doc::from_markdown(md);
+        let ranges = split_ranges(&doc.text, limit);
+        assert_eq!(parts.len(), ranges.len());
+        let mut prev = 0;
+        for (part, range) in parts.iter().zip(&ranges) {
+            let parsed = parse_html(part).unwrap_or_else(|e| panic!("{e}\n{part}"));
+            assert_eq!(parsed.text, doc.text[range.clone()], "{part}");
+            assert!(utf16_len(&parsed.text) <= limit.max(2), "{part}");
+            assert!(!parsed.text.trim().is_empty(), "{part:?}");
+            assert!(doc.text[prev..range.start].trim().is_empty());
+            prev = range.end;
+        }
+        assert!(doc.text[prev..].trim().is_empty());
+        parts
+    }
+
+    /// The single part of a short rendering.
+    fn one(md: &str) -> String {
+        let parts = check(md, MESSAGE_LIMIT);
+        assert_eq!(parts.len(), 1, "{parts:?}");
+        parts.into_iter().next().unwrap_or_default()
+    }
+
+    fn split(text: &str, limit: usize) -> Vec<&str> {
+        split_ranges(text, limit)
+            .into_iter()
+            .map(|r| &text[r])
+            .collect()
+    }
+
+    fn visible(part: &str) -> String {
+        parse_html(part).unwrap().text
+    }
+
     #[test]
-    fn show() {
-        let md = std::fs::read_to_string("/tmp/md.md").unwrap();
-        for p in super::markdown_to_html(&md, 4096) {
-            println!("-----\n{p}");
+    fn escaping() {
+        assert_eq!(
+            escape_html("<script>a & \"b\"</script>"),
+            "&lt;script&gt;a &amp; &quot;b&quot;&lt;/script&gt;"
+        );
+        assert_eq!(
+            one("<script>alert(1)</script>"),
+            "&lt;script&gt;alert(1)&lt;/script&gt;"
+        );
+        assert_eq!(one("a & b, x < y, y > x"), "a &amp; b, x &lt; y, y &gt; x");
+        assert_eq!(one("&amp; &lt; &#65; &copy;"), "&amp; &lt; A ©");
+        assert_eq!(one("say \"hi\""), "say \"hi\"");
+        assert_eq!(one("`a<b && c>d`"), "<code>a&lt;b &amp;&amp; c&gt;d</code>");
+        assert_eq!(
+            one("inline <b>html</b> stays text"),
+            "inline &lt;b&gt;html&lt;/b&gt; stays text"
+        );
+        assert_eq!(
+            one("<div class=\"x\">\nblock & html\n</div>\n\nafter"),
+            "&lt;div class=\"x\"&gt;\nblock &amp; html\n&lt;/div&gt;\n\nafter"
+        );
+        assert_eq!(one("bell\u{7}and\u{0}nul\r\nline"), "bellandnul\nline");
+    }
+
+    #[test]
+    fn inline_constructs() {
+        assert_eq!(
+            one("*em* _em_ **strong** __strong__ ~~gone~~"),
+            "<i>em</i> <i>em</i> <b>strong</b> <b>strong</b> <s>gone</s>"
+        );
+        assert_eq!(
+            one("***both*** **bold *and it***"),
+            "<i><b>both</b></i> <b>bold <i>and it</i></b>"
+        );
+        // No bold inside bold, no styling inside code.
+        assert_eq!(one("**a **b** c**"), "<b>a b c</b>");
+        assert_eq!(one("# Title with **bold**"), "<b>Title with bold</b>");
+        assert_eq!(one("`**not bold**`"), "<code>**not bold**</code>");
+        assert_eq!(
+            one("soft\nbreak and hard  \nbreak\\\nthird"),
+            "soft\nbreak and hard\nbreak\nthird"
+        );
+        assert_eq!(one("- [x] done\n- [ ] todo"), "• [x] done\n• [ ] todo");
+    }
+
+    #[test]
+    fn links_and_images() {
+        assert_eq!(
+            one("[docs](https://e.com/a?b=1&c=\"2\")"),
+            "<a href=\"https://e.com/a?b=1&amp;c=&quot;2&quot;\">docs</a>"
+        );
+        assert_eq!(
+            one("[x](HTTP://E.COM) [y](tg://user?id=1) [z](mailto:a@b.c)"),
+            "<a href=\"HTTP://E.COM\">x</a> <a href=\"tg://user?id=1\">y</a> <a href=\"mailto:a@b.c\">z</a>"
+        );
+        assert_eq!(
+            one("<https://e.com/x> <me@e.com>"),
+            "<a href=\"https://e.com/x\">https://e.com/x</a> <a href=\"mailto:me@e.com\">me@e.com</a>"
+        );
+        // Other targets: the text only.
+        assert_eq!(
+            one(
+                "[main.rs](src/main.rs:12) [js](javascript:alert(1)) [f](file:///etc) [h](http://)"
+            ),
+            "main.rs js f h"
+        );
+        // Empty link text shows the target; code inside a link loses its code style.
+        assert_eq!(
+            one("[](https://e.com) [`cargo`](https://doc.rust-lang.org/cargo)"),
+            "<a href=\"https://e.com\">https://e.com</a> <a href=\"https://doc.rust-lang.org/cargo\">cargo</a>"
+        );
+        assert_eq!(
+            one("**[bold link](https://e.com)**"),
+            "<b><a href=\"https://e.com\">bold link</a></b>"
+        );
+        assert_eq!(
+            one("![a diagram](https://e.com/d.png) ![](https://e.com/e.png) ![alt]()"),
+            "a diagram (https://e.com/d.png) https://e.com/e.png alt"
+        );
+        assert_eq!(
+            one("[ref link][r]\n\n[r]: https://e.com/r"),
+            "<a href=\"https://e.com/r\">ref link</a>"
+        );
+    }
+
+    #[test]
+    fn code_blocks() {
+        assert_eq!(
+            one("```rust\nfn main() {\n    println!(\"<&>\");\n}\n```"),
+            "<pre><code class=\"language-rust\">fn main() {\n    println!(\"&lt;&amp;&gt;\");\n}</code></pre>"
+        );
+        assert_eq!(
+            one("```c++ {.numberLines}\nint x;\n```"),
+            "<pre><code class=\"language-c++\">int x;</code></pre>"
+        );
+        assert_eq!(
+            one("```rust,ignore\nx\n```"),
+            "<pre><code class=\"language-rust\">x</code></pre>"
+        );
+        // A language Telegram could not take, no language, indented, unclosed.
+        assert_eq!(one("```c#\nx\n```"), "<pre>x</pre>");
+        assert_eq!(one("```\n  x\n\n  y\n```"), "<pre>  x\n\n  y</pre>");
+        assert_eq!(
+            one("text\n\n    indented\n    code"),
+            "text\n\n<pre>indented\ncode</pre>"
+        );
+        assert_eq!(
+            one("```sh\nopen"),
+            "<pre><code class=\"language-sh\">open</code></pre>"
+        );
+        assert!(markdown_to_html("```rust\n```", MESSAGE_LIMIT).is_empty());
+    }
+
+    #[test]
+    fn blocks() {
+        assert_eq!(
+            one("# One\n\npara\n\n## Two\ntext"),
+            "<b>One</b>\n\npara\n\n<b>Two</b>\n\ntext"
+        );
+        assert_eq!(one("Setext\n======"), "<b>Setext</b>");
+        assert_eq!(one("a\n\n---\n\nb"), "a\n\n———\n\nb");
+        assert_eq!(
+            one("> quoted **b**\n> > nested\n>\n> more\n\nafter"),
+            "<blockquote>quoted <b>b</b>\n\nnested\n\nmore</blockquote>\n\nafter"
+        );
+        assert_eq!(
+            one("> ```py\n> x = 1\n> ```"),
+            "<blockquote><pre><code class=\"language-py\">x = 1</code></pre></blockquote>"
+        );
+    }
+
+    #[test]
+    fn lists() {
+        assert_eq!(
+            one("- a\n- b\n  - c *i*\n    - d\n- e"),
+            "• a\n• b\n  • c <i>i</i>\n    • d\n• e"
+        );
+        assert_eq!(
+            one("1. one\n2. two\n   1. sub\n10. ten"),
+            "1. one\n2. two\n   1. sub\n3. ten"
+        );
+        assert_eq!(one("7. seven\n8. eight"), "7. seven\n8. eight");
+        assert_eq!(
+            one("para\n\n- a\n\n  second para\n- b\n\nafter"),
+            "para\n\n• a\n\n  second para\n\n• b\n\nafter"
+        );
+        assert_eq!(
+            one("- item\n  ```rust\n  let x;\n  ```"),
+            "• item\n<pre><code class=\"language-rust\">let x;</code></pre>"
+        );
+        assert_eq!(
+            one("> - in a quote\n> - two"),
+            "<blockquote>• in a quote\n• two</blockquote>"
+        );
+        // Indentation stops growing at MAX_INDENT.
+        let deep: String = (0..12)
+            .map(|i| format!("{}- {i}\n", "  ".repeat(i)))
+            .collect();
+        let text = visible(&one(&deep));
+        assert!(
+            text.lines()
+                .all(|l| l.len() - l.trim_start().len() <= MAX_INDENT),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn tables() {
+        let md = "| name | n |  c  |\n|:-----|--:|:---:|\n| a & b | 1 | x |\n| long name | 22 |\n";
+        assert_eq!(
+            one(md),
+            "<pre>name      |  n | c\n----------+----+--\na &amp; b     |  1 | x\nlong name | 22</pre>"
+        );
+        assert_eq!(
+            one("|`code`|[l](https://e.com)|**b**|\n|-|-|-|"),
+            "<pre>code | l | b\n-----+---+--</pre>"
+        );
+    }
+
+    #[test]
+    fn empty_input() {
+        for md in ["", "   ", "\n\n\t\n", "```\n```", "<!-- -->\n", "[](<>)"] {
+            let parts = markdown_to_html(md, MESSAGE_LIMIT);
+            assert!(
+                parts.iter().all(|p| !visible(p).trim().is_empty()),
+                "{md:?}: {parts:?}"
+            );
+        }
+        assert!(markdown_to_html("", MESSAGE_LIMIT).is_empty());
+        assert!(markdown_to_html(" \n \n", MESSAGE_LIMIT).is_empty());
+        assert!(plain_parts("", MESSAGE_LIMIT).is_empty());
+        assert!(plain_parts("\n \t\n", MESSAGE_LIMIT).is_empty());
+    }
+
+    #[test]
+    fn utf16_counting() {
+        assert_eq!(utf16_len("a"), 1);
+        assert_eq!(utf16_len("é中"), 2);
+        assert_eq!(utf16_len("😀"), 2);
+        assert_eq!(utf16_len("👨‍👩‍👧"), 8);
+        // 3000 emoji = 6000 units: an odd limit never cuts a surrogate pair.
+        let emoji = "😀".repeat(3000);
+        for limit in [MESSAGE_LIMIT, 4095, 3] {
+            let parts = check(&emoji, limit);
+            assert!(
+                parts
+                    .iter()
+                    .all(|p| utf16_len(p) <= limit && p.chars().all(|c| c == '😀'))
+            );
+            assert_eq!(parts.iter().map(|p| p.chars().count()).sum::<usize>(), 3000);
+        }
+        assert_eq!(check(&emoji, MESSAGE_LIMIT).len(), 2);
+        // CJK has no spaces: the cut falls mid-text, exactly at the limit.
+        let cjk = "中文".repeat(2500);
+        let parts = check(&cjk, MESSAGE_LIMIT);
+        assert_eq!(
+            parts.iter().map(|p| utf16_len(p)).collect::<Vec<_>>(),
+            [4096, 904]
+        );
+        // A joined emoji is not torn apart by a hard cut.
+        assert_eq!(split("aaaaaaaaa👨‍👩‍👧", 12), ["aaaaaaaaa", "👨‍👩‍👧"]);
+        assert_eq!(split("aaaaaaaaaa❤️", 11), ["aaaaaaaaaa", "❤️"]);
+    }
+
+    #[test]
+    fn split_preferences() {
+        // A blank line in the second half of the window wins over later line breaks and spaces.
+        let t = "aaaa aaaa aaaa aaaa aaaa\n\nbbbb bbbb\nbbbb bbbb";
+        assert_eq!(
+            split(t, 40),
+            ["aaaa aaaa aaaa aaaa aaaa", "bbbb bbbb\nbbbb bbbb"]
+        );
+        // Then a line break, then a space, then mid-word.
+        let t = "aaaa aaaa aaaa aaaa aaaa\nbbbb bbbb bbbb bbbb";
+        assert_eq!(
+            split(t, 40),
+            ["aaaa aaaa aaaa aaaa aaaa", "bbbb bbbb bbbb bbbb"]
+        );
+        let t = "aaaa aaaa aaaa aaaa aaaa bbbb bbbb bbbb";
+        assert_eq!(split(t, 30), ["aaaa aaaa aaaa aaaa aaaa bbbb", "bbbb bbbb"]);
+        assert_eq!(
+            split(&"x".repeat(100), 30)
+                .iter()
+                .map(|p| p.len())
+                .collect::<Vec<_>>(),
+            [30, 30, 30, 10]
+        );
+        // An early blank line is taken when the block after it then fits whole in the next part...
+        let block = "y".repeat(38);
+        let t = format!("Hi.\n\n{block}\n\nmore");
+        assert_eq!(split(&t, 40), ["Hi.", block.as_str(), "more"]);
+        // ...but not when that block must be cut anyway: then the window is filled.
+        let t = format!("Hi.\n\n{}", "y ".repeat(40));
+        assert_eq!(
+            split(&t, 40)[0],
+            format!("Hi.\n\n{}", "y ".repeat(17).trim_end())
+        );
+        // Line breaks inside code are kept at the cut's far side only: indentation survives.
+        assert_eq!(
+            split("fn a() {\n    body();\n}", 12),
+            ["fn a() {", "    body();", "}"]
+        );
+    }
+
+    #[test]
+    fn spans_reopen_across_cuts() {
+        let parts = check("**aaaa bbbb cccc dddd**", 10);
+        assert_eq!(parts, ["<b>aaaa bbbb</b>", "<b>cccc dddd</b>"]);
+        let parts = check("x [aaaa bbbb cccc](https://e.com/?a&b) y", 10);
+        assert_eq!(
+            parts,
+            [
+                "x <a href=\"https://e.com/?a&amp;b\">aaaa</a>",
+                "<a href=\"https://e.com/?a&amp;b\">bbbb cccc</a>",
+                "y"
+            ]
+        );
+        let parts = check("> *quoted text that goes on*", 12);
+        assert_eq!(
+            parts,
+            [
+                "<blockquote><i>quoted text</i></blockquote>",
+                "<blockquote><i>that goes on</i></blockquote>"
+            ]
+        );
+        let parts = check("```rust\nlet a = 1;\nlet b = 2;\n```", 12);
+        assert_eq!(
+            parts,
+            [
+                "<pre><code class=\"language-rust\">let a = 1;</code></pre>",
+                "<pre><code class=\"language-rust\">let b = 2;</code></pre>"
+            ]
+        );
+    }
+
+    /// A long answer as Codex writes them: prose, lists, and two code blocks, one longer than a
+    /// message.
+    fn long_answer() -> String {
+        let mut md = String::from(
+            "# Summary\n\nI changed **three** files; see `src/lib.rs` & the [docs](https://e.com/?a=1&b=2).\n\n",
+        );
+        for i in 0..30 {
+            md.push_str(&format!(
+                "- step {i}: run `cargo test -p center` and check <output> for *errors*\n"
+            ));
+        }
+        md.push_str("\n```rust\n");
+        for i in 0..60 {
+            md.push_str(&format!(
+                "    let value_{i} = compute(&input[{i}..]) < limit; // \"quoted\"\n"
+            ));
+        }
+        md.push_str("```\n\nSome more prose that explains the change in detail, with words and words.\n\n```python\n");
+        for i in 0..120 {
+            md.push_str(&format!(
+                "def f{i}(x): return x << {i} if x > 0 else -x & 0xff\n"
+            ));
+        }
+        md.push_str("```\n\n> Note: the end.\n");
+        md
+    }
+
+    #[test]
+    fn long_answer_splits_into_valid_parts() {
+        let md = long_answer();
+        let whole = markdown_to_html(&md, usize::MAX);
+        assert_eq!(whole.len(), 1);
+        let whole_text = visible(&whole[0]);
+        assert!(
+            utf16_len(&whole_text) > 10_000,
+            "{}",
+            utf16_len(&whole_text)
+        );
+
+        let parts = check(&md, MESSAGE_LIMIT);
+        assert!(parts.len() >= 3, "{}", parts.len());
+        let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+        let joined: String = parts.iter().map(|p| visible(p)).collect();
+        assert_eq!(squeeze(&joined), squeeze(&whole_text));
+        // The python block is longer than a message: it is closed and reopened with its language.
+        let reopened = parts.windows(2).any(|w| {
+            w[0].ends_with("</code></pre>")
+                && w[1].starts_with("<pre><code class=\"language-python\">def f")
+        });
+        assert!(reopened, "{parts:#?}");
+        // Every part of the split code is still a code block of the right language.
+        let python: Vec<_> = parts.iter().filter(|p| p.contains("def f")).collect();
+        assert!(python.len() >= 2);
+        for p in python {
+            let parsed = parse_html(p).unwrap();
+            assert!(
+                parsed
+                    .entities
+                    .iter()
+                    .any(|e| e.kind == "pre" && e.language.as_deref() == Some("python")),
+                "{p}"
+            );
         }
     }
+
     #[test]
-    fn perf() {
-        let mut cases: Vec<(&str, String)> = vec![
-            ("brackets", "[".repeat(50_000)),
-            ("brackets2", "[a](".repeat(50_000)),
-            ("stars", "*".repeat(100_000)),
-            ("stars_words", "*a ".repeat(100_000)),
-            ("under", "_a ".repeat(100_000)),
-            ("quotes", ">".repeat(50_000) + " x"),
-            ("lists", "- ".repeat(20_000) + "x"),
-            (
-                "lists_lines",
-                (0..5000)
-                    .map(|i| format!("{}- x\n", "  ".repeat(i)))
-                    .collect(),
+    fn plain_fallback() {
+        let text = "**bold** & <tag>\r\n\r\nsecond paragraph ".repeat(300);
+        let parts = plain_parts(&text, MESSAGE_LIMIT);
+        assert!(parts.len() > 1);
+        assert!(
+            parts
+                .iter()
+                .all(|p| utf16_len(p) <= MESSAGE_LIMIT && !p.trim().is_empty())
+        );
+        assert!(parts[0].starts_with("**bold** & <tag>\n\nsecond"));
+        let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+        assert_eq!(squeeze(&parts.concat()), squeeze(&text));
+        assert_eq!(plain_parts("a\n\nb", 2), ["a", "b"]);
+    }
+
+    #[test]
+    fn adversarial_input_is_fast() {
+        let cases = [
+            "[".repeat(50_000),
+            "[a](".repeat(20_000),
+            "[".repeat(10_000) + &"](x)".repeat(10_000),
+            "*".repeat(100_000),
+            "*a _b ".repeat(30_000),
+            "*a **b ".repeat(30_000),
+            "`".repeat(100_000),
+            "`a``".repeat(30_000),
+            ">".repeat(50_000) + " x",
+            "- ".repeat(20_000) + "x",
+            "> - ".repeat(10_000) + "x",
+            (0..2_000)
+                .map(|i| format!("{}- x\n", " ".repeat(2 * i)))
+                .collect(),
+            format!(
+                "{}\n{}\n{}",
+                "|a".repeat(3_000),
+                "|-".repeat(3_000),
+                "|x|\n".repeat(3_000)
             ),
-            ("backticks", "`".repeat(100_000)),
-            ("backticks_mixed", "`a``".repeat(50_000)),
-            ("links_nested", "[".repeat(10_000) + &"](x)".repeat(10_000)),
-            ("emph_nested", "*a **b ".repeat(50_000)),
-            (
-                "table",
-                format!(
-                    "{}\n{}\n{}",
-                    "|a".repeat(5000),
-                    "|-".repeat(5000),
-                    "|x|\n".repeat(5000)
-                ),
-            ),
-            ("lt", "<".repeat(200_000)),
-            ("amp", "&amp;".repeat(200_000)),
-            ("plain", "word ".repeat(200_000)),
-            ("nowhite", "x".repeat(1_000_000)),
-            ("emoji", "😀".repeat(250_000)),
+            "<".repeat(100_000),
+            "&amp;".repeat(50_000),
+            "x".repeat(300_000),
+            "word ".repeat(100_000),
         ];
-        cases.push((
-            "code",
-            format!("```rust\n{}```\n", "let x = 1; // <>&\n".repeat(50_000)),
-        ));
-        for (name, md) in cases {
-            let t = std::time::Instant::now();
-            let parts = super::markdown_to_html(&md, 4096);
-            let total: usize = parts.iter().map(|p| p.len()).sum();
-            println!(
-                "{name}: in {} out {} parts {} {:?}",
-                md.len(),
-                total,
-                parts.len(),
-                t.elapsed()
+        for md in &cases {
+            let started = Instant::now();
+            let parts = markdown_to_html(md, MESSAGE_LIMIT);
+            // Generous for unoptimised test builds; release takes milliseconds.
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{:?}: {:?}",
+                &md[..20],
+                started.elapsed()
             );
+            for p in &parts {
+                let text = visible(p);
+                assert!(utf16_len(&text) <= MESSAGE_LIMIT && !text.trim().is_empty());
+            }
+        }
+    }
+
+    /// Lines that exercise every construct and the places where they interact.
+    fn markdown_line() -> impl Strategy<Value = String> {
+        let snippets = prop::sample::select(vec![
+            "# head",
+            "## **bold head**",
+            "para *it* **b** ~~s~~ `c`",
+            "- item",
+            "  - nested",
+            "1. one",
+            "10) ten",
+            "- [x] task",
+            "> quote",
+            "> > deep",
+            "```rust",
+            "```",
+            "~~~c#",
+            "    indented",
+            "| a | b |",
+            "|---|:-:|",
+            "| 1 | 2 | 3 |",
+            "---",
+            "[l](https://e.com/?a&b)",
+            "[r](x/y)",
+            "![i](https://e.com/i.png)",
+            "<https://e.com>",
+            "<a@b.c>",
+            "<b>html</b>",
+            "<div>",
+            "&amp; &",
+            "x < y > z \"q\"",
+            "😀👨‍👩‍👧 中文 é",
+            "word word word word word word",
+            "",
+            "   ",
+            "\t",
+            "***",
+            "__a *b_ c*",
+            "[a](<https://e.com/x y>)",
+            "line  ",
+            "\\",
+            "[^1]",
+            "\u{0}\u{7}",
+        ]);
+        prop::collection::vec(snippets, 0..40).prop_map(|v| v.join("\n"))
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_gives_valid_parts(md in any::<String>(), limit in 2usize..300) {
+            check(&md, limit);
+            check(&md, MESSAGE_LIMIT);
+        }
+
+        #[test]
+        fn markdown_gives_valid_parts(md in markdown_line(), limit in 2usize..120) {
+            check(&md, limit);
+            check(&md, MESSAGE_LIMIT);
+        }
+
+        #[test]
+        fn markdown_chars_give_valid_parts(
+            md in "[a-z0-9 *_`~#>|:.()!\\[\\]<>&\"\\\\\n\t\u{1F600}\u{4E2D}\u{301}-]{0,300}",
+            limit in 2usize..80,
+        ) {
+            check(&md, limit);
+        }
+
+        #[test]
+        fn plain_parts_fit(text in any::<String>(), limit in 2usize..300) {
+            let parts = plain_parts(&text, limit);
+            for p in &parts {
+                prop_assert!(utf16_len(p) <= limit && !p.trim().is_empty());
+            }
+            let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+            prop_assert_eq!(squeeze(&parts.concat()), squeeze(&text.replace('\r', "\n")));
         }
     }
 }

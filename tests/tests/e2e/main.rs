@@ -1,5 +1,9 @@
 //! End-to-end tests: real binaries, real tmux, the real Codex CLI on the fake model server.
 //! One test binary (modules per area), so the harness links once.
 
+// Test helpers panic on failure by design.
+#![allow(clippy::unwrap_used)]
+
+mod center;
 mod node;
 mod support;
