@@ -1,8 +1,8 @@
 //! Markdown as Codex writes it → Telegram HTML, split into messages that fit Telegram's limit.
 //!
 //! Pure (no I/O, no Telegram types): the delivery side calls [`markdown_to_html`] for an answer and
-//! sends each part with `parse_mode = HTML`; after a "can't parse entities" error it resends
-//! [`plain_parts`] without a parse mode.
+//! sends each part with `parse_mode = HTML`; if Telegram answers "can't parse entities" for a part,
+//! it resends the same-index part of [`plain_parts`] without a parse mode.
 //!
 //! pulldown-cmark parses the Markdown (linear time, no regexes) and the events are rendered into a
 //! document: the visible text exactly as Telegram will show it, plus properly nested styled spans
@@ -63,13 +63,15 @@ pub fn markdown_to_html(md: &str, limit: usize) -> Vec<String> {
     doc.to_html(&ranges)
 }
 
-/// The text as it is, without any markup, split the same way as [`markdown_to_html`]: the fallback
-/// to send without a parse mode after Telegram rejected the HTML. Markdown syntax stays visible.
-pub fn plain_parts(text: &str, limit: usize) -> Vec<String> {
-    let text = normalize_newlines(text);
-    split_ranges(&text, limit)
+/// The visible text of each part of [`markdown_to_html`]`(md, limit)`, without any markup: the
+/// fallback to send without a parse mode after Telegram rejected a part's HTML. The two lists have
+/// the same length and `plain_parts(md, limit)[i]` is exactly what Telegram shows for
+/// `markdown_to_html(md, limit)[i]` (link targets other than the text are lost).
+pub fn plain_parts(md: &str, limit: usize) -> Vec<String> {
+    let doc = Doc::from_markdown(md);
+    split_ranges(&doc.text, limit)
         .into_iter()
-        .map(|r| text[r].to_owned())
+        .map(|r| doc.text[r].to_owned())
         .collect()
 }
 
@@ -816,6 +818,8 @@ mod tests {
             prev = range.end;
         }
         assert!(doc.text[prev..].trim().is_empty());
+        let plain: Vec<String> = parts.iter().map(|p| visible(p)).collect();
+        assert_eq!(plain_parts(md, limit), plain);
         parts
     }
 
@@ -1200,18 +1204,16 @@ mod tests {
 
     #[test]
     fn plain_fallback() {
-        let text = "**bold** & <tag>\r\n\r\nsecond paragraph ".repeat(300);
-        let parts = plain_parts(&text, MESSAGE_LIMIT);
-        assert!(parts.len() > 1);
-        assert!(
-            parts
-                .iter()
-                .all(|p| utf16_len(p) <= MESSAGE_LIMIT && !p.trim().is_empty())
-        );
-        assert!(parts[0].starts_with("**bold** & <tag>\n\nsecond"));
-        let squeeze = |s: &str| s.split_whitespace().collect::<String>();
-        assert_eq!(squeeze(&parts.concat()), squeeze(&text));
-        assert_eq!(plain_parts("a\n\nb", 2), ["a", "b"]);
+        let md = "**bold** & <tag> [link](https://e.com)\r\n\r\n```sh\nsecond paragraph\n```\n\n"
+            .repeat(200);
+        let (html, plain) = (markdown_to_html(&md, 500), plain_parts(&md, 500));
+        assert!(plain.len() > 1);
+        assert_eq!(plain.len(), html.len());
+        assert!(plain[0].starts_with("bold & <tag> link\n\nsecond paragraph\n\nbold"));
+        for (h, p) in html.iter().zip(&plain) {
+            assert_eq!(&visible(h), p);
+        }
+        assert_eq!(plain_parts("*a*\n\n**b**", 2), ["a", "b"]);
     }
 
     #[test]
@@ -1324,16 +1326,6 @@ mod tests {
             limit in 2usize..80,
         ) {
             check(&md, limit);
-        }
-
-        #[test]
-        fn plain_parts_fit(text in any::<String>(), limit in 2usize..300) {
-            let parts = plain_parts(&text, limit);
-            for p in &parts {
-                prop_assert!(utf16_len(p) <= limit && !p.trim().is_empty());
-            }
-            let squeeze = |s: &str| s.split_whitespace().collect::<String>();
-            prop_assert_eq!(squeeze(&parts.concat()), squeeze(&text.replace('\r', "\n")));
         }
     }
 }
