@@ -66,13 +66,32 @@ pub fn classify(capture: &str, facts: PaneFacts<'_>) -> Screen {
     if let Some(line) = lines.iter().find(|l| l.contains("esc to interrupt")) {
         return Screen::Busy(status_text(line));
     }
-    let composer = lines
+    let drawn: Vec<&str> = lines
         .iter()
-        .any(|l| l.trim_start().starts_with('›') && !is_choice_line(l));
-    if composer {
+        .copied()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if drawn.iter().any(|l| l.contains("Browsing transcript")) {
+        return Screen::Prompt {
+            text: "Codex is showing its transcript browser (Esc goes back)".into(),
+            choices: Vec::new(),
+        };
+    }
+    // The composer is the last `›` line, with Codex's footer under it. History cells also start
+    // with `›`, so a `›` line with nothing drawn below it (a screen mid-redraw) is not enough.
+    let composer = drawn
+        .iter()
+        .rposition(|l| l.trim_start().starts_with('›') && !is_choice_line(l));
+    if composer.is_some_and(|i| i + 1 < drawn.len() && drawn.len() - i <= 4) {
         return Screen::Ready;
     }
-    if SHELLS.contains(&facts.current_command) {
+    // A shell in the foreground is also what a window shows for a moment while `sh -c` starts
+    // Codex: only a shell prompt on the last line means Codex is not (or no longer) there.
+    if SHELLS.contains(&facts.current_command)
+        && drawn
+            .last()
+            .is_some_and(|l| l.trim_end().ends_with(['$', '#', '%', '>']))
+    {
         return Screen::Shell;
     }
     Screen::Starting
@@ -164,6 +183,9 @@ mod tests {
     fn composer_means_ready_and_esc_to_interrupt_means_busy() {
         let ready = "header\n\n› \n\n  ? for shortcuts\n";
         assert_eq!(classify(ready, LIVE), Screen::Ready);
+        // A history cell with nothing drawn under it: Codex is mid-redraw, not ready.
+        let redraw = "header\n› slow: 30\n\n\n";
+        assert_eq!(classify(redraw, LIVE), Screen::Starting);
         let busy = "• Working (2s • esc to interrupt)\n\n› \n";
         assert_eq!(
             classify(busy, LIVE),
@@ -206,6 +228,8 @@ mod tests {
             current_command: "bash",
         };
         assert_eq!(classify("user@host:~$ ", shell), Screen::Shell);
+        // `sh -c codex` before Codex draws anything is starting, not a shell.
+        assert_eq!(classify("", shell), Screen::Starting);
         assert_eq!(classify("", LIVE), Screen::Starting);
     }
 
@@ -283,6 +307,10 @@ mod fixture_tests {
         assert_eq!(choices[0].key, "1");
         assert!(choices[0].label.starts_with("Yes, proceed"), "{choices:?}");
         assert!(choices[2].label.contains("No"), "{choices:?}");
+        assert!(matches!(
+            classify_fixture("transcript_backtrack", false),
+            Screen::Prompt { .. }
+        ));
         let trust = classify_fixture("trust_folder", false);
         assert!(
             matches!(trust, Screen::Prompt { ref choices, .. } if choices.len() >= 2),

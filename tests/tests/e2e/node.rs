@@ -169,7 +169,7 @@ async fn escape_interrupts_a_slow_turn_and_tool_calls_are_reported() {
         .await
         .unwrap();
     env.key(&sid, v1::NamedKey::Escape).await.unwrap();
-    let (aborted, _) = env
+    let (aborted, at) = env
         .client
         .wait_for(
             "aborted turn",
@@ -184,7 +184,7 @@ async fn escape_interrupts_a_slow_turn_and_tool_calls_are_reported() {
         .unwrap();
     assert_eq!(aborted, "interrupted");
     env.client
-        .wait_for("ready again", start, Duration::from_secs(20), |m| {
+        .wait_for("ready again", at, Duration::from_secs(20), |m| {
             terminal_of(m, &sid)
                 .filter(|t| t.state() == v1::ScreenState::Ready)
                 .map(|_| ())
@@ -195,7 +195,10 @@ async fn escape_interrupts_a_slow_turn_and_tool_calls_are_reported() {
     for key in [v1::NamedKey::Escape, v1::NamedKey::CtrlC] {
         match env.key(&sid, key).await.unwrap() {
             R::Failure(f) => assert_eq!(f.code(), v1::ErrorCode::InvalidArgument, "{f:?}"),
-            other => panic!("{key:?} on an idle composer was sent: {other:?}"),
+            other => panic!(
+                "{key:?} on an idle composer was sent: {other:?}\n{}",
+                env.capture(&sid).await.unwrap_or_default()
+            ),
         }
     }
     assert!(env.capture(&sid).await.unwrap().contains("›"));
