@@ -54,11 +54,11 @@ impl CenterProcess {
             .env("CODEX_FLEET_TMUX_SOCKET", &opts.tmux_socket)
             .env("CODEX_FLEET_CODEX_COMMAND", &opts.codex_command)
             .env("CODEX_FLEET_ROOTS", opts.roots.join(","))
-            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info,center=debug".into()),
             )
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
@@ -76,6 +76,11 @@ impl CenterProcess {
         }
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self { child })
+    }
+
+    /// The process id (for reading its memory use).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// SIGKILL: a crash, no cleanup.
