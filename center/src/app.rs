@@ -18,7 +18,7 @@ use crate::{
     nodes::{CallError, NodeConn},
     store::{Binding, InputMode, Store, Surface},
     telegram::{
-        outbox::{Class, Edit, Outbox, Send},
+        outbox::{Class, Outbox, Send},
         render,
     },
 };
@@ -279,14 +279,7 @@ impl App {
                     _ => {}
                 }
             }
-            let html = crate::deliver::status_html(&body);
-            drop(app.outbox.edit(Edit {
-                chat_id: surface.chat_id,
-                message_id: receipt,
-                plain: body,
-                html,
-                keyboard: None,
-            }));
+            crate::deliver::edit_status(&app, surface.chat_id, receipt, body);
         });
     }
 

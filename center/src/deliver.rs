@@ -291,13 +291,7 @@ impl SessionDelivery {
                 let keep = lines.len().saturating_sub(STATUS_LINES);
                 let body = lines[keep..].join("\n");
                 let _ = store.set_status(s, id, &body);
-                drop(self.app.outbox.edit(Edit {
-                    chat_id: s.chat_id,
-                    message_id: id,
-                    html: status_html(&body),
-                    plain: body,
-                    keyboard: None,
-                }));
+                edit_status(&self.app, s.chat_id, id, body);
             }
             Ok(None) => {
                 let sent = self
@@ -305,7 +299,7 @@ impl SessionDelivery {
                     .outbox
                     .send(Send {
                         surface: s,
-                        html: status_html(&line),
+                        html: escape_html(&line),
                         plain: line.clone(),
                         keyboard: None,
                         reply_to: None,
@@ -329,14 +323,7 @@ impl SessionDelivery {
     /// Ends the turn's status message with an outcome line; the next turn starts a new one.
     async fn close_status(&self, s: Surface, outcome: &str) {
         if let Ok(Some((id, body))) = self.app.store.status(s) {
-            let body = format!("{body}\n{outcome}");
-            drop(self.app.outbox.edit(Edit {
-                chat_id: s.chat_id,
-                message_id: id,
-                html: status_html(&body),
-                plain: body,
-                keyboard: None,
-            }));
+            edit_status(&self.app, s.chat_id, id, format!("{body}\n{outcome}"));
             let _ = self.app.store.clear_status(s);
         }
     }
@@ -420,9 +407,15 @@ impl SessionDelivery {
     }
 }
 
-/// The HTML of a status message body (one line per step).
-pub(crate) fn status_html(body: &str) -> String {
-    escape_html(body)
+/// Shows `body` (one line per step) in a status message; queued edits of it are coalesced.
+pub(crate) fn edit_status(app: &App, chat_id: i64, message_id: i32, body: String) {
+    drop(app.outbox.edit(Edit {
+        chat_id,
+        message_id,
+        html: escape_html(&body),
+        plain: body,
+        keyboard: None,
+    }));
 }
 
 fn first_line(s: &str) -> String {
