@@ -3,5 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod pki;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
