@@ -70,17 +70,53 @@ impl App {
             .insert(conn.name().to_owned(), conn);
     }
 
-    pub(crate) fn node(&self, name: &str) -> Option<Arc<NodeConn>> {
-        self.nodes.lock().expect("nodes lock").get(name).cloned()
+    /// Forgets a node's connection if it is still `conn` (a newer one may have replaced it).
+    pub fn remove_node(&self, name: &str, conn: &Arc<NodeConn>) {
+        let mut nodes = self.nodes.lock().expect("nodes lock");
+        if nodes.get(name).is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            nodes.remove(name);
+        }
     }
 
-    /// The node new sessions go to (single-machine mode: the embedded one).
-    pub(crate) fn default_node(&self) -> Option<Arc<NodeConn>> {
-        let nodes = self.nodes.lock().expect("nodes lock");
-        nodes
-            .get(crate::nodes::LOCAL)
-            .or_else(|| nodes.values().next())
+    /// Names of the connected nodes, sorted.
+    pub(crate) fn node_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .nodes
+            .lock()
+            .expect("nodes lock")
+            .keys()
             .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Tells the topics bound to `name` that it went away or came back (once per change; a
+    /// first connection is not news).
+    pub async fn node_changed(&self, name: &str, online: bool, was_online: bool) {
+        if online && !was_online {
+            return;
+        }
+        let text = if online {
+            format!("✅ {name} is back online; anything Codex did meanwhile follows.")
+        } else {
+            format!(
+                "⚠️ Lost the connection to {name}. Messages to this topic are refused until it is back."
+            )
+        };
+        for b in self
+            .store
+            .bindings()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|b| b.node == name)
+        {
+            self.notice(b.surface, &text, None);
+        }
+    }
+
+    pub(crate) fn node(&self, name: &str) -> Option<Arc<NodeConn>> {
+        self.nodes.lock().expect("nodes lock").get(name).cloned()
     }
 
     fn allowed(&self, user_id: u64) -> bool {

@@ -29,6 +29,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("queue", "Queue a message for after the current turn"),
     ("steer", "Send a message now (steers a running turn)"),
     ("switch", "Toggle this topic's default: steer or queue"),
+    ("nodes", "The machines of this fleet and their state"),
     ("unbind", "Unbind this topic (the window keeps running)"),
     ("kill", "Close the Codex window and unbind"),
 ];
@@ -106,6 +107,7 @@ impl App {
                 }
             },
             "status" => self.status(surface, binding, msg_id).await,
+            "nodes" => self.nodes_overview(surface, msg_id),
             "screenshot" => match binding {
                 None => self.notice(surface, unbound, Some(msg_id)),
                 Some(b) => self.screenshot(&b, msg_id).await,
@@ -248,6 +250,28 @@ impl App {
         self.say(surface, text, Some(msg_id));
     }
 
+    fn nodes_overview(&self, surface: Surface, msg_id: i32) {
+        let mut text = "<b>Machines</b>\n".to_owned();
+        for (name, online) in self.known_nodes() {
+            let conn = self.node(&name);
+            let beat = conn.as_ref().and_then(|c| c.last_heartbeat());
+            let state = if online { "🟢 online" } else { "⚪ offline" };
+            text += &format!("\n<b>{}</b> — {state}", escape_html(&name));
+            if let Some(c) = &conn {
+                text += &format!(", version {}", escape_html(&c.version()));
+            }
+            if let Some(h) = beat {
+                text += &format!(
+                    ", {} window(s) running, up {}, last seen {}",
+                    h.live_windows,
+                    duration(h.uptime_secs),
+                    clock(h.unix_ms)
+                );
+            }
+        }
+        self.say(surface, text, Some(msg_id));
+    }
+
     async fn screenshot(&self, b: &Binding, msg_id: i32) {
         let op = Op::CapturePane(v1::CapturePane {
             session_id: b.session_id.clone(),
@@ -362,6 +386,14 @@ impl App {
             Ok(_) => "Sent.".into(),
             Err(err) => format!("Not sent: {err}"),
         }
+    }
+}
+
+fn duration(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s => format!("{} h", s / 3600),
     }
 }
 

@@ -42,6 +42,20 @@ pub struct CenterConfig {
     pub watchdog: Duration,
     /// The embedded node's configuration.
     pub node: agent_node::NodeConfig,
+    /// Remote nodes to dial: (name, `host:port`).
+    pub remote_nodes: Vec<(String, String)>,
+    /// Longest wait between reconnect attempts to a node.
+    pub reconnect_max: Duration,
+}
+
+/// A remote node in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteNodeConfig {
+    /// Its name (as in its certificate).
+    pub name: String,
+    /// `host:port` of its `agent-node serve`.
+    pub endpoint: String,
 }
 
 /// The TOML file (`--config`).
@@ -61,6 +75,9 @@ pub struct FileConfig {
     /// Settings of the embedded node (same keys as agent-node's file).
     #[serde(default)]
     pub node: NodeFileConfig,
+    /// Remote nodes to dial.
+    #[serde(default)]
+    pub nodes: Vec<RemoteNodeConfig>,
 }
 
 /// Flags of `center run`.
@@ -87,6 +104,12 @@ pub struct RunArgs {
     /// Milliseconds between pasting and Enter.
     #[arg(long, env = "CODEX_FLEET_PASTE_DELAY_MS")]
     pub paste_delay_ms: Option<u64>,
+    /// Longest wait between reconnect attempts to a node, in seconds (default 30).
+    #[arg(long, env = "CODEX_FLEET_RECONNECT_MAX_SECS")]
+    pub reconnect_max_secs: Option<u64>,
+    /// A remote node to dial, `name=host:port` (repeat or comma-separate).
+    #[arg(long = "node", env = "CODEX_FLEET_NODES", value_delimiter = ',')]
+    pub nodes: Vec<String>,
 }
 
 impl CenterConfig {
@@ -155,6 +178,42 @@ impl CenterConfig {
             paste_delay_ms: args.paste_delay_ms,
             ..ServeArgs::default()
         };
+        let mut remote_nodes: Vec<(String, String)> = file
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.endpoint.clone()))
+            .collect();
+        for spec in &args.nodes {
+            let (name, endpoint) = spec.split_once('=').ok_or_else(|| {
+                invalid(
+                    "CODEX_FLEET_NODES",
+                    format!("{spec:?} is not name=host:port"),
+                )
+            })?;
+            remote_nodes.push((name.trim().to_owned(), endpoint.trim().to_owned()));
+        }
+        for (name, endpoint) in &remote_nodes {
+            let ok_name = !name.is_empty()
+                && name.len() <= 32
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && name != crate::nodes::LOCAL;
+            if !ok_name {
+                return Err(invalid(
+                    "nodes",
+                    format!(
+                        "{name:?}: node names are 1-32 characters of a-z, 0-9 and '-' (and not \"local\")"
+                    ),
+                ));
+            }
+            if endpoint
+                .rsplit_once(':')
+                .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+            {
+                return Err(invalid("nodes", format!("{endpoint:?} is not host:port")));
+            }
+        }
         let mut node_file = file.node;
         node_file.state_dir = None;
         let node = agent_node::NodeConfig::resolve(&serve, Some(node_file))?;
@@ -166,6 +225,8 @@ impl CenterConfig {
             poll_timeout: Duration::from_secs(10),
             watchdog: Duration::from_secs(120),
             node,
+            remote_nodes,
+            reconnect_max: Duration::from_secs(args.reconnect_max_secs.unwrap_or(30).clamp(1, 600)),
         })
     }
 
@@ -259,6 +320,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("TELEGRAM_API_URL"), "{err}");
+        let mut a = args();
+        a.nodes = vec!["Bad Name=1.2.3.4:7443".into()];
+        let err = CenterConfig::resolve(&a, None, Some(TOKEN.into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nodes"), "{err}");
+        a.nodes = vec!["vps-1=1.2.3.4".into()];
+        assert!(CenterConfig::resolve(&a, None, Some(TOKEN.into())).is_err());
+        a.nodes = vec!["vps-1=1.2.3.4:7443".into()];
+        let c = CenterConfig::resolve(&a, None, Some(TOKEN.into())).unwrap();
+        assert_eq!(
+            c.remote_nodes,
+            vec![("vps-1".into(), "1.2.3.4:7443".into())]
+        );
     }
 
     #[test]

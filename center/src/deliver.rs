@@ -320,10 +320,14 @@ impl SessionDelivery {
         }
     }
 
-    /// Ends the turn's status message with an outcome line; the next turn starts a new one.
+    /// Ends the turn's status message with an outcome line; the next turn starts a new one. A
+    /// status that only says the message was delivered is left as it is (one edit saved from
+    /// the group's 20-a-minute budget).
     async fn close_status(&self, s: Surface, outcome: &str) {
         if let Ok(Some((id, body))) = self.app.store.status(s) {
-            edit_status(&self.app, s.chat_id, id, format!("{body}\n{outcome}"));
+            if body.lines().count() > 1 || !body.starts_with('✓') {
+                edit_status(&self.app, s.chat_id, id, format!("{body}\n{outcome}"));
+            }
             let _ = self.app.store.clear_status(s);
         }
     }

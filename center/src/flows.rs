@@ -25,6 +25,10 @@ const PAGE: usize = 8;
 
 #[derive(Debug, Clone)]
 enum Kind {
+    /// Machines to choose from: (name, online).
+    Nodes {
+        nodes: Vec<(String, bool)>,
+    },
     Roots {
         roots: Vec<v1::Root>,
     },
@@ -74,45 +78,37 @@ fn btn(
 }
 
 impl App {
-    /// Opens the folder browser in a topic; `pending` is delivered once a session is bound.
+    /// Opens the folder browser in a topic (after a machine picker when there are several);
+    /// `pending` is delivered once a session is bound.
     pub(crate) async fn start_bind(
         self: &Arc<Self>,
         surface: Surface,
         pending: Option<PendingInput>,
     ) {
-        let Some(node) = self.default_node() else {
-            self.notice(surface, "No machine is connected.", None);
-            return;
-        };
-        let roots = match node
-            .call(Op::ListRoots(v1::ListRoots {}), CALL_TIMEOUT)
-            .await
-        {
-            Ok(R::Roots(r)) => r.roots,
-            Ok(_) => Vec::new(),
-            Err(err) => {
-                self.notice(surface, &format!("Cannot browse folders: {err}"), None);
-                return;
-            }
-        };
+        let nodes = self.known_nodes();
         let token = new_token();
         let mut menu = Menu {
             surface,
-            node: node.name().to_owned(),
+            node: String::new(),
             message_id: None,
-            kind: Kind::Roots {
-                roots: roots.clone(),
+            kind: Kind::Nodes {
+                nodes: nodes.clone(),
             },
             pending,
         };
-        if let [only] = roots.as_slice() {
-            match self.list_dir(&menu.node, &only.path).await {
-                Ok(listing) => menu.kind = Kind::Dir { listing, page: 0 },
-                Err(err) => {
+        match nodes.as_slice() {
+            [] => {
+                self.notice(surface, "No machine is connected.", None);
+                return;
+            }
+            [(only, true)] => {
+                menu.node = only.clone();
+                if let Err(err) = self.open_roots(&mut menu).await {
                     self.notice(surface, &err, None);
                     return;
                 }
             }
+            _ => {}
         }
         let (html, keyboard) = render_menu(&token, &menu);
         let sent = self
@@ -134,6 +130,47 @@ impl App {
                 .expect("menus lock")
                 .insert(token, menu);
         }
+    }
+
+    /// Every machine this center knows, connected or not: (name, online).
+    pub(crate) fn known_nodes(&self) -> Vec<(String, bool)> {
+        let mut names: Vec<String> = self.node_names();
+        for n in self.store.nodes().unwrap_or_default() {
+            if !n.revoked && !names.contains(&n.name) {
+                names.push(n.name);
+            }
+        }
+        names.sort();
+        names
+            .into_iter()
+            .map(|n| {
+                let online = self.node(&n).is_some_and(|c| c.online());
+                (n, online)
+            })
+            .collect()
+    }
+
+    /// Shows the roots of `menu.node` (or the only root's folder).
+    async fn open_roots(&self, menu: &mut Menu) -> Result<(), String> {
+        let Some(node) = self.node(&menu.node) else {
+            return Err(format!("{} is offline.", menu.node));
+        };
+        let roots = match node
+            .call(Op::ListRoots(v1::ListRoots {}), CALL_TIMEOUT)
+            .await
+        {
+            Ok(R::Roots(r)) => r.roots,
+            Ok(_) => Vec::new(),
+            Err(err) => return Err(format!("Cannot browse folders: {err}")),
+        };
+        menu.kind = match roots.as_slice() {
+            [only] => Kind::Dir {
+                listing: self.list_dir(&menu.node, &only.path).await?,
+                page: 0,
+            },
+            _ => Kind::Roots { roots },
+        };
+        Ok(())
     }
 
     async fn list_dir(&self, node: &str, path: &str) -> Result<v1::DirListing, String> {
@@ -205,6 +242,23 @@ impl App {
                 self.close_menu(token, &menu, "Cancelled.");
                 return None;
             }
+            ("o", Kind::Nodes { nodes }) => {
+                let Some((name, _)) = index.and_then(|i| nodes.get(i)).cloned() else {
+                    return Some("This button is not valid.".into());
+                };
+                // The badges may be stale: decide on the live state, and refresh them.
+                if !self.node(&name).is_some_and(|c| c.online()) {
+                    menu.kind = Kind::Nodes {
+                        nodes: self.known_nodes(),
+                    };
+                    self.redraw(token, &menu);
+                    return Some(format!("{name} is offline."));
+                }
+                menu.node = name;
+                if let Err(err) = self.open_roots(&mut menu).await {
+                    return Some(err);
+                }
+            }
             ("o", Kind::Roots { roots }) => {
                 let Some(root) = index.and_then(|i| roots.get(i)) else {
                     return Some("This button is not valid.".into());
@@ -265,10 +319,16 @@ impl App {
             }
             _ => return Some("This button is not valid here.".into()),
         }
-        let (html, keyboard) = render_menu(token, &menu);
+        self.redraw(token, &menu);
+        None
+    }
+
+    /// Shows the menu's current state in its message and keeps it.
+    fn redraw(&self, token: &str, menu: &Menu) {
+        let (html, keyboard) = render_menu(token, menu);
         if let Some(id) = menu.message_id {
             drop(self.outbox.edit(Edit {
-                chat_id: surface.chat_id,
+                chat_id: menu.surface.chat_id,
                 message_id: id,
                 plain: html.clone(),
                 html,
@@ -279,8 +339,7 @@ impl App {
             .open
             .lock()
             .expect("menus lock")
-            .insert(token.to_owned(), menu);
-        None
+            .insert(token.to_owned(), menu.clone());
     }
 
     async fn resumable(&self, node: &str, cwd: &str) -> Vec<v1::ResumableSession> {
@@ -390,6 +449,19 @@ impl App {
 fn render_menu(token: &str, menu: &Menu) -> (String, Keyboard) {
     let mut kb: Keyboard = Vec::new();
     let html = match &menu.kind {
+        Kind::Nodes { nodes } => {
+            for (i, (name, online)) in nodes.iter().enumerate() {
+                let badge = if *online { "🟢" } else { "⚪ offline" };
+                kb.push(vec![btn(
+                    format!("🖥 {} {badge}", short(name, 24)),
+                    token,
+                    "o",
+                    i,
+                )]);
+            }
+            kb.push(vec![btn("✖ Cancel", token, "c", "")]);
+            "🖥 <b>Choose a machine</b>".to_owned()
+        }
         Kind::Roots { roots } => {
             for (i, r) in roots.iter().enumerate() {
                 kb.push(vec![btn(format!("📁 {}", r.name), token, "o", i)]);

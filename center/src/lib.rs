@@ -7,6 +7,7 @@
 pub mod app;
 pub mod commands;
 pub mod config;
+pub mod connector;
 pub mod deliver;
 pub mod flows;
 pub mod nodes;
@@ -43,13 +44,33 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
         .cursors(nodes::LOCAL)
         .context("reading acked positions")?;
     let node_cfg = cfg.node.clone();
+    let remote = cfg.remote_nodes.clone();
     let app = App::new(cfg, store, outbox);
     let (inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(INBOUND_QUEUE);
     tokio::spawn(deliver::run(app.clone(), inbound_rx));
-    let local = nodes::start_embedded(node_cfg, cursors, inbound_tx, token.clone())
+    let local = nodes::start_embedded(node_cfg, cursors, inbound_tx.clone(), token.clone())
         .await
         .context("starting the embedded node")?;
     app.add_node(local);
+    for (name, endpoint) in &remote {
+        app.store
+            .put_node(name, endpoint, "")
+            .context("saving a node")?;
+    }
+    for node in app.store.nodes().context("reading nodes")? {
+        if node.revoked {
+            continue;
+        }
+        let security = connector::Security::Plaintext;
+        connector::spawn(
+            app.clone(),
+            node.name,
+            node.endpoint,
+            security,
+            inbound_tx.clone(),
+            token.clone(),
+        );
+    }
     tracing::info!("center started");
     println!("center: polling Telegram");
     telegram::poll::run(Arc::clone(&app), token.clone()).await;

@@ -63,6 +63,10 @@ pub struct NodeConn {
     pending: Pending,
     next_id: AtomicU64,
     online: Arc<AtomicBool>,
+    closed: CancellationToken,
+    welcomed: Arc<tokio::sync::Notify>,
+    version: Arc<Mutex<String>>,
+    heartbeat: Arc<Mutex<Option<v1::Heartbeat>>>,
 }
 
 impl NodeConn {
@@ -74,6 +78,34 @@ impl NodeConn {
     /// Whether the link is up.
     pub fn online(&self) -> bool {
         self.online.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when the node answered the handshake (or the link ended).
+    pub async fn welcomed(&self) {
+        tokio::select! {
+            () = self.welcomed.notified() => {}
+            () = self.closed.cancelled() => {}
+        }
+    }
+
+    /// The node's software version (from its Welcome).
+    pub fn version(&self) -> String {
+        self.version.lock().expect("version lock").clone()
+    }
+
+    /// The node's last heartbeat.
+    pub fn last_heartbeat(&self) -> Option<v1::Heartbeat> {
+        self.heartbeat.lock().expect("heartbeat lock").clone()
+    }
+
+    /// Resolves when the link has ended (or [`NodeConn::close`] was called).
+    pub async fn closed(&self) {
+        self.closed.cancelled().await;
+    }
+
+    /// Ends the link now (e.g. the node was revoked).
+    pub fn close(&self) {
+        self.closed.cancel();
     }
 
     /// Sends a request and waits for its reply.
@@ -167,16 +199,28 @@ pub async fn attach(
     let _ = tx.send(hello).await;
     let pending: Pending = Arc::default();
     let online = Arc::new(AtomicBool::new(false));
+    let closed = CancellationToken::new();
+    let welcomed = Arc::new(tokio::sync::Notify::new());
+    let version = Arc::new(Mutex::new(String::new()));
+    let heartbeat = Arc::new(Mutex::new(None));
     let conn = Arc::new(NodeConn {
+        welcomed: welcomed.clone(),
+        version: version.clone(),
+        heartbeat: heartbeat.clone(),
         name: name.to_owned(),
         tx,
         pending: pending.clone(),
         next_id: AtomicU64::new(1),
         online: online.clone(),
+        closed: closed.clone(),
     });
     let name = name.to_owned();
     tokio::spawn(async move {
-        while let Some(msg) = rx.next().await {
+        loop {
+            let msg = tokio::select! {
+                () = closed.cancelled() => break,
+                msg = rx.next() => match msg { Some(m) => m, None => break },
+            };
             let msg = match msg {
                 Ok(msg) => msg,
                 Err(err) => {
@@ -196,7 +240,12 @@ pub async fn attach(
                 }
                 Some(node_msg::Kind::Welcome(w)) => {
                     online.store(true, Ordering::Relaxed);
+                    *version.lock().expect("version lock") = w.node_version.clone();
+                    welcomed.notify_one();
                     tracing::info!(node = %name, node.version = %w.node_version, "node connected");
+                }
+                Some(node_msg::Kind::Heartbeat(h)) => {
+                    *heartbeat.lock().expect("heartbeat lock") = Some(h);
                 }
                 Some(node_msg::Kind::Refused(r)) => {
                     tracing::error!(node = %name, reason = %r.reason, "node refused the link");
@@ -218,6 +267,7 @@ pub async fn attach(
         }
         online.store(false, Ordering::Relaxed);
         pending.lock().expect("pending lock").clear();
+        closed.cancel();
     });
     conn
 }

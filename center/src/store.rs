@@ -47,7 +47,7 @@ pub struct Binding {
     pub mode: InputMode,
 }
 
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 /// The database.
 #[derive(Debug)]
@@ -79,6 +79,14 @@ impl Store {
                     message_id INTEGER NOT NULL, body TEXT NOT NULL,
                     PRIMARY KEY (chat_id, thread_id));
                  CREATE TABLE IF NOT EXISTS updates (update_id INTEGER PRIMARY KEY);",
+            )?;
+        }
+        if version < 2 {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS nodes (
+                    name TEXT PRIMARY KEY, endpoint TEXT NOT NULL,
+                    added_unix_ms INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0,
+                    cert_serial TEXT NOT NULL DEFAULT '');",
             )?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -254,6 +262,74 @@ impl Store {
     }
 }
 
+/// A remote node the center dials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// Its name (also in its certificate).
+    pub name: String,
+    /// `host:port`.
+    pub endpoint: String,
+    /// Revoked nodes are never dialled again and their certificates are refused.
+    pub revoked: bool,
+    /// Serial of the certificate issued to it (hex), if issued by this center.
+    pub cert_serial: String,
+}
+
+impl Store {
+    /// Adds or updates a remote node (un-revoking it).
+    pub fn put_node(
+        &self,
+        name: &str,
+        endpoint: &str,
+        cert_serial: &str,
+    ) -> Result<(), StoreError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.conn().execute(
+            "INSERT INTO nodes (name, endpoint, added_unix_ms, revoked, cert_serial) VALUES (?1, ?2, ?3, 0, ?4)
+             ON CONFLICT (name) DO UPDATE SET endpoint = excluded.endpoint, revoked = 0,
+               cert_serial = CASE WHEN excluded.cert_serial = '' THEN cert_serial ELSE excluded.cert_serial END",
+            params![name, endpoint, now, cert_serial],
+        )?;
+        Ok(())
+    }
+
+    /// Every remote node, revoked ones included.
+    pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT name, endpoint, revoked, cert_serial FROM nodes ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(NodeRecord {
+                name: r.get(0)?,
+                endpoint: r.get(1)?,
+                revoked: r.get::<_, i64>(2)? != 0,
+                cert_serial: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One remote node.
+    pub fn node(&self, name: &str) -> Result<Option<NodeRecord>, StoreError> {
+        Ok(self.nodes()?.into_iter().find(|n| n.name == name))
+    }
+
+    /// Revokes a node: it is not dialled again and its certificate is refused.
+    pub fn revoke_node(&self, name: &str) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        // Durable before anything else happens (the default NORMAL could lose it on power loss).
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let n = conn.execute(
+            "UPDATE nodes SET revoked = 1 WHERE name = ?1",
+            params![name],
+        )?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(n == 1)
+    }
+}
+
 fn mode_str(mode: InputMode) -> &'static str {
     match mode {
         InputMode::Steer => "steer",
@@ -320,6 +396,15 @@ mod tests {
         store.clear_status(s).unwrap();
         assert_eq!(store.status(s).unwrap(), None);
         assert!(store.remove_binding(s).unwrap().is_some());
+        store.put_node("vps-1", "10.0.0.1:7443", "ab").unwrap();
+        store.put_node("vps-1", "10.0.0.2:7443", "").unwrap();
+        let n = store.node("vps-1").unwrap().unwrap();
+        assert_eq!(
+            (n.endpoint.as_str(), n.cert_serial.as_str(), n.revoked),
+            ("10.0.0.2:7443", "ab", false)
+        );
+        assert!(store.revoke_node("vps-1").unwrap());
+        assert!(store.node("vps-1").unwrap().unwrap().revoked);
         assert!(store.bindings().unwrap().is_empty());
     }
 }

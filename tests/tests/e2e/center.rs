@@ -14,22 +14,27 @@ use e2e::{
 const TOKEN: &str = "123456:TEST-token-for-the-fake-api";
 const WAIT: Duration = Duration::from_secs(60);
 
-struct CenterEnv {
-    tg: FakeTelegram,
+pub(crate) struct CenterEnv {
+    pub(crate) tg: FakeTelegram,
     _model: FakeModel,
     _codex: CodexHome,
     _root: tempfile::TempDir,
     project: PathBuf,
     _state: tempfile::TempDir,
-    tmux: TmuxSandbox,
+    pub(crate) tmux: TmuxSandbox,
     center: CenterProcess,
-    opts: CenterOptions,
-    alice: User,
-    chat: i64,
+    pub(crate) opts: CenterOptions,
+    pub(crate) alice: User,
+    pub(crate) chat: i64,
 }
 
 impl CenterEnv {
     async fn start(label: &str) -> Self {
+        Self::start_with(label, Vec::new()).await
+    }
+
+    /// Like `start`, with extra environment for the center (e.g. remote nodes).
+    pub(crate) async fn start_with(label: &str, extra_env: Vec<(String, String)>) -> Self {
         let tg = FakeTelegram::start(TOKEN).await.unwrap();
         let model = FakeModel::start().await.unwrap();
         let root = tempfile::tempdir().unwrap();
@@ -55,7 +60,7 @@ impl CenterEnv {
                 "test={}",
                 root.path().canonicalize().unwrap().display()
             )],
-            env: codex.env(),
+            env: codex.env().into_iter().chain(extra_env).collect(),
         };
         let center = CenterProcess::start(&opts).await.unwrap();
         Self {
@@ -73,12 +78,12 @@ impl CenterEnv {
         }
     }
 
-    async fn restart_center(&mut self) {
+    pub(crate) async fn restart_center(&mut self) {
         self.center.kill().await.unwrap();
         self.center = CenterProcess::start(&self.opts).await.unwrap();
     }
 
-    fn say(&self, thread: i64, text: &str) -> i64 {
+    pub(crate) fn say(&self, thread: i64, text: &str) -> i64 {
         self.tg
             .send_text(&self.alice, self.chat, Some(thread), text)
             .unwrap()
@@ -86,7 +91,7 @@ impl CenterEnv {
     }
 
     /// Waits for a bot message in `thread` whose text satisfies `pred`.
-    async fn message(
+    pub(crate) async fn message(
         &self,
         thread: i64,
         what: &str,
@@ -102,7 +107,7 @@ impl CenterEnv {
     }
 
     /// Presses the button whose label starts with `label` on message `m`.
-    fn press(&self, m: &BotMessage, label: &str) {
+    pub(crate) fn press(&self, m: &BotMessage, label: &str) {
         let button = m
             .buttons()
             .into_iter()
@@ -146,7 +151,7 @@ impl CenterEnv {
         thread
     }
 
-    fn texts_in(&self, thread: i64) -> Vec<String> {
+    pub(crate) fn texts_in(&self, thread: i64) -> Vec<String> {
         self.tg
             .messages_in(self.chat, Some(thread))
             .into_iter()

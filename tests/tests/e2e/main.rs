@@ -5,5 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod center;
+mod fleet;
 mod node;
 mod support;

@@ -1,0 +1,205 @@
+//! Dials remote nodes and keeps the links up: connect (mutual TLS, or plaintext on loopback),
+//! attach with the acked cursors so the node replays what the center has not handled, and on any
+//! drop reconnect with exponential backoff and jitter. Topics bound to a node hear once when it
+//! goes offline and once when it is back.
+
+use std::{sync::Arc, time::Duration};
+
+use proto::{link::Link, v1::node_link_client::NodeLinkClient};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{ClientTlsConfig, Endpoint};
+
+use crate::{
+    app::App,
+    nodes::{self, Inbound},
+};
+
+/// How the center reaches a node.
+#[derive(Clone, Debug)]
+pub enum Security {
+    /// Plaintext gRPC: only for loopback endpoints (tests, a node on the same host).
+    Plaintext,
+    /// Mutual TLS with the fleet CA.
+    Mtls(ClientTlsConfig),
+}
+
+/// Why one dial failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// The endpoint is not usable.
+    #[error("bad endpoint {0}")]
+    Endpoint(String),
+    /// Plaintext to a non-loopback address.
+    #[error("refusing plaintext to {0}: only loopback nodes may skip mutual TLS")]
+    NotLoopback(String),
+    /// Connecting or the handshake failed.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+}
+
+/// Capacity of a link's outgoing queue.
+const LINK_CAPACITY: usize = 1024;
+
+/// Delay before reconnect attempt `n`: 0.5 s doubling to `max`, plus up to 25 % jitter.
+pub fn backoff(attempt: u32, max: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let base = Duration::from_millis(500)
+        .saturating_mul(1 << attempt.min(6))
+        .min(max);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(attempt);
+    let jitter = (h.finish() % 1000) as f64 / 1000.0 * 0.25;
+    base.mul_f64(1.0 + jitter)
+}
+
+fn is_loopback(endpoint: &str) -> bool {
+    let host = endpoint.rsplit_once(':').map_or(endpoint, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// One connection attempt: a link to the node at `endpoint`.
+pub async fn dial(
+    endpoint: &str,
+    security: &Security,
+) -> Result<proto::link::CenterLink, DialError> {
+    let (scheme, tls) = match security {
+        Security::Plaintext if !is_loopback(endpoint) => {
+            return Err(DialError::NotLoopback(endpoint.to_owned()));
+        }
+        Security::Plaintext => ("http", None),
+        Security::Mtls(cfg) => ("https", Some(cfg.clone())),
+    };
+    let mut ep = Endpoint::from_shared(format!("{scheme}://{endpoint}"))
+        .map_err(|e| DialError::Endpoint(e.to_string()))?
+        .connect_timeout(Duration::from_secs(10))
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true);
+    if let Some(tls) = tls {
+        ep = ep
+            .tls_config(tls)
+            .map_err(|e| DialError::Endpoint(e.to_string()))?;
+    }
+    let channel = ep
+        .connect()
+        .await
+        .map_err(|e| DialError::Connect(error_chain(&e)))?;
+    let (tx, rx) = mpsc::channel(LINK_CAPACITY);
+    let inbound = NodeLinkClient::new(channel)
+        .attach(ReceiverStream::new(rx))
+        .await
+        .map_err(|e| DialError::Connect(format!("{}: {}", e.code(), e.message())))?
+        .into_inner();
+    Ok(Link::from_streaming(tx, inbound))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s = format!("{s}: {c}");
+        cur = c.source();
+    }
+    s
+}
+
+/// Keeps node `name` connected until `token` is cancelled or the node is revoked.
+pub fn spawn(
+    app: Arc<App>,
+    name: String,
+    endpoint: String,
+    security: Security,
+    inbound: mpsc::Sender<Inbound>,
+    token: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut attempt = 0u32;
+        let mut was_online = false;
+        let mut last_error = String::new();
+        loop {
+            if app
+                .store
+                .node(&name)
+                .ok()
+                .flatten()
+                .is_some_and(|n| n.revoked)
+            {
+                tracing::info!(node = %name, "node revoked; not dialling it any more");
+                return;
+            }
+            match dial(&endpoint, &security).await {
+                Ok(link) => {
+                    let cursors = app.store.cursors(&name).unwrap_or_default();
+                    let conn = nodes::attach(&name, link, cursors, inbound.clone()).await;
+                    // The node answers Hello with Welcome (online) or Refused (closed).
+                    let welcomed =
+                        tokio::time::timeout(Duration::from_secs(10), conn.welcomed()).await;
+                    if welcomed.is_ok() && conn.online() {
+                        attempt = 0;
+                        last_error.clear();
+                        app.add_node(conn.clone());
+                        app.node_changed(&name, true, was_online).await;
+                        was_online = true;
+                        tokio::select! {
+                            () = token.cancelled() => { conn.close(); return; }
+                            () = conn.closed() => {}
+                        }
+                        app.remove_node(&name, &conn);
+                        tracing::warn!(node = %name, "node link lost; reconnecting");
+                        app.node_changed(&name, false, true).await;
+                    } else {
+                        conn.close();
+                        let err = "the node did not complete the handshake".to_owned();
+                        if err != last_error {
+                            tracing::warn!(node = %name, error = %err, "node unreachable");
+                            last_error = err;
+                        }
+                    }
+                }
+                Err(err) => {
+                    let err = err.to_string();
+                    if err != last_error {
+                        tracing::warn!(node = %name, error = %err, "node unreachable");
+                        last_error = err;
+                    }
+                }
+            }
+            attempt += 1;
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(backoff(attempt, app.cfg.reconnect_max)) => {}
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        let max = Duration::from_secs(30);
+        assert!(
+            backoff(0, max) >= Duration::from_millis(500)
+                && backoff(0, max) <= Duration::from_millis(625)
+        );
+        assert!(backoff(3, max) >= Duration::from_secs(4));
+        assert!(backoff(40, max) <= Duration::from_millis(37_500));
+    }
+
+    #[test]
+    fn plaintext_only_to_loopback() {
+        assert!(is_loopback("127.0.0.1:7443"));
+        assert!(is_loopback("[::1]:7443"));
+        assert!(is_loopback("localhost:1"));
+        assert!(!is_loopback("10.0.0.1:7443"));
+        assert!(!is_loopback("example.com:7443"));
+    }
+}

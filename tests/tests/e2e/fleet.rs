@@ -1,0 +1,246 @@
+//! A center with its embedded node plus a remote agent-node process, driven from two topics.
+
+use std::time::Duration;
+
+use e2e::{
+    codex::{CodexHome, codex_bin},
+    fake_telegram::BotMessage,
+    node_proc::{NodeOptions, NodeProcess, TmuxSandbox},
+};
+
+use crate::center::CenterEnv;
+
+struct RemoteNode {
+    _codex: CodexHome,
+    _root: tempfile::TempDir,
+    _state: tempfile::TempDir,
+    _tmux: TmuxSandbox,
+    opts: NodeOptions,
+    process: NodeProcess,
+}
+
+async fn remote_node(label: &str, model_url: &str) -> RemoteNode {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("remote-project")).unwrap();
+    let project = root.path().join("remote-project").canonicalize().unwrap();
+    let codex = CodexHome::builder(model_url)
+        .trust(&project)
+        .build()
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let tmux = TmuxSandbox::new(label);
+    let opts = NodeOptions {
+        state_dir: state.path().to_owned(),
+        codex_home: codex.path().to_owned(),
+        tmux_socket: tmux.socket.clone(),
+        codex_command: codex_bin().unwrap().display().to_string(),
+        roots: vec![format!(
+            "vps={}",
+            root.path().canonicalize().unwrap().display()
+        )],
+        env: codex.env(),
+        port: 0,
+    };
+    let process = NodeProcess::start(&opts).await.unwrap();
+    RemoteNode {
+        _codex: codex,
+        _root: root,
+        _state: state,
+        _tmux: tmux,
+        opts,
+        process,
+    }
+}
+
+/// A bot message in `chat`/`thread` matching `pred`.
+async fn msg_in(
+    env: &CenterEnv,
+    chat: i64,
+    thread: i64,
+    what: &str,
+    pred: impl Fn(&BotMessage) -> bool,
+) -> BotMessage {
+    env.tg
+        .wait_for_message(what, Duration::from_secs(60), |m| {
+            m.chat_id == chat && m.thread_id == Some(thread) && pred(m)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\ncallback answers: {:?}", env.tg.callback_answers()))
+}
+
+fn press_in(env: &CenterEnv, chat: i64, m: &BotMessage, label: &str) {
+    let b = m
+        .buttons()
+        .into_iter()
+        .find(|b| b.text.starts_with(label))
+        .unwrap_or_else(|| panic!("no {label} in {:?} {:?}", m.text(), m.buttons()));
+    env.tg
+        .press_button(
+            &env.alice,
+            chat,
+            m.message_id,
+            b.callback_data.as_deref().unwrap(),
+        )
+        .unwrap();
+}
+
+/// Binds a new topic of `chat` through the machine picker to `machine`'s `folder`.
+async fn bind_on(
+    env: &CenterEnv,
+    chat: i64,
+    topic: &str,
+    machine: &str,
+    folder: &str,
+    first: &str,
+) -> i64 {
+    let thread = env
+        .tg
+        .create_topic(&env.alice, chat, topic)
+        .unwrap()
+        .thread_id
+        .unwrap();
+    env.tg
+        .send_text(&env.alice, chat, Some(thread), first)
+        .unwrap();
+    let mut menu = msg_in(env, chat, thread, "machine picker", |m| {
+        m.text().contains("Choose a machine")
+    })
+    .await;
+    // The center may still be connecting: pressing an offline machine refreshes the badges.
+    let online = format!("🖥 {machine} 🟢");
+    for _ in 0..50 {
+        if menu.buttons().iter().any(|b| b.text == online)
+            || menu.text().contains("Choose a folder")
+        {
+            break;
+        }
+        let answers = env.tg.callback_answers().len();
+        press_in(env, chat, &menu, &format!("🖥 {machine}"));
+        env.tg
+            .wait_for("the press answered", Duration::from_secs(10), |v| {
+                (v.callback_answers().len() > answers).then_some(())
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        menu = env.tg.bot_message(chat, menu.message_id).unwrap();
+    }
+    if !menu.text().contains("Choose a folder") {
+        press_in(env, chat, &menu, &online);
+    }
+    let id = menu.message_id;
+    let menu = msg_in(env, chat, thread, "folders", |m| {
+        m.message_id == id && m.text().contains("Choose a folder")
+    })
+    .await;
+    press_in(env, chat, &menu, &format!("📁 {folder}"));
+    let menu = msg_in(env, chat, thread, "folder listed", |m| {
+        m.message_id == id
+            && m.text().contains(folder)
+            && m.buttons().iter().any(|b| b.text.starts_with("✅"))
+    })
+    .await;
+    press_in(env, chat, &menu, "✅ Use this folder");
+    msg_in(env, chat, thread, "bound", |m| {
+        m.message_id == id && m.text().contains("Codex session in")
+    })
+    .await;
+    thread
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_machines_from_two_topics_and_a_node_that_drops_and_returns() {
+    // The remote node's port must be known before the center starts.
+    let model = e2e::fake_model::FakeModel::start().await.unwrap();
+    let mut vps = remote_node("fleet-vps", &model.base_url()).await;
+    let endpoint = vps.process.addr.to_string();
+    let env = CenterEnv::start_with(
+        "fleet-center",
+        vec![
+            ("CODEX_FLEET_NODES".into(), format!("vps1={endpoint}")),
+            ("CODEX_FLEET_RECONNECT_MAX_SECS".into(), "2".into()),
+        ],
+    )
+    .await;
+
+    // Two groups, so each has its own Telegram budget (20 messages a minute per group).
+    let home = env.tg.create_forum("Home");
+    let remote = bind_on(
+        &env,
+        env.chat,
+        "remote",
+        "vps1",
+        "remote-project",
+        "echo: from the vps",
+    )
+    .await;
+    let local = bind_on(&env, home, "local", "local", "project", "echo: from home").await;
+    env.message(remote, "remote answer", |m| m.text() == "from the vps")
+        .await;
+    msg_in(&env, home, local, "local answer", |m| {
+        m.text() == "from home"
+    })
+    .await;
+    // The remote session really runs on the remote node's tmux server.
+    let windows = vps
+        ._tmux
+        .tmux(&["list-windows", "-a", "-F", "#{window_name}"])
+        .unwrap();
+    assert!(windows.contains("codex-remote-project"), "{windows}");
+
+    env.tg
+        .send_text(&env.alice, home, Some(local), "/nodes")
+        .unwrap();
+    msg_in(&env, home, local, "nodes", |m| {
+        m.text().contains("vps1 — 🟢 online") && m.text().contains("local — 🟢 online")
+    })
+    .await;
+
+    // The node dies: its topic hears it once, and input fails closed with a clear reason.
+    vps.process.kill().await.unwrap();
+    env.message(remote, "offline notice", |m| {
+        m.text().contains("Lost the connection to vps1")
+    })
+    .await;
+    env.say(remote, "echo: are you there");
+    env.message(remote, "refused", |m| {
+        m.text().contains("Not delivered") && m.text().contains("offline")
+    })
+    .await;
+    // The local topic is unaffected.
+    env.tg
+        .send_text(&env.alice, home, Some(local), "echo: still fine")
+        .unwrap();
+    msg_in(&env, home, local, "local still works", |m| {
+        m.text() == "still fine"
+    })
+    .await;
+
+    // It comes back on the same port: a notice, and the topic works again.
+    vps.opts.port = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    vps.process = NodeProcess::start(&vps.opts).await.unwrap();
+    env.message(remote, "back notice", |m| {
+        m.text().contains("vps1 is back online")
+    })
+    .await;
+    env.say(remote, "echo: welcome back");
+    env.message(remote, "answer after return", |m| {
+        m.text() == "welcome back"
+    })
+    .await;
+    let texts = env.texts_in(remote);
+    assert_eq!(
+        texts
+            .iter()
+            .filter(|t| t.contains("Lost the connection"))
+            .count(),
+        1,
+        "{texts:#?}"
+    );
+    assert_eq!(
+        texts.iter().filter(|t| *t == "from the vps").count(),
+        1,
+        "{texts:#?}"
+    );
+    let _ = Duration::ZERO;
+}
