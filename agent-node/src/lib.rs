@@ -8,6 +8,7 @@
 pub mod bind;
 pub mod browse;
 pub mod config;
+pub mod enroll;
 pub mod error;
 mod hub;
 pub mod input;

@@ -9,10 +9,9 @@ use tokio_util::sync::CancellationToken;
 use agent_node::{
     Node, NodeConfig,
     config::{FileConfig, ServeArgs},
+    enroll::TlsState,
+    transport,
 };
-
-/// How long running work may take to stop after a signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Codex Fleet agent-node: live Codex sessions in tmux, driven from a center.
 #[derive(Debug, Parser)]
@@ -30,6 +29,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Prepare this machine to join a fleet: make its key and print a one-line join code
+    /// (valid for an hour) to give to the center with `/node add <name> <host:port> <code>`.
+    Init {
+        /// This node's name in the fleet (1-32 characters of a-z, 0-9 and '-').
+        #[arg(long)]
+        name: String,
+        /// State directory (default ~/.codex-fleet/node).
+        #[arg(long, env = "AGENT_NODE_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// Minutes the join code stays valid.
+        #[arg(long, default_value_t = 60)]
+        valid_minutes: u64,
+    },
     /// Serve the node protocol (plaintext gRPC on a loopback address).
     Serve {
         #[command(flatten)]
@@ -51,6 +63,27 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| "info".into());
     shared::telemetry::init(&log, false);
     match cli.command {
+        Command::Init {
+            name,
+            state_dir,
+            valid_minutes,
+        } => {
+            let args = ServeArgs {
+                state_dir,
+                ..ServeArgs::default()
+            };
+            let config = NodeConfig::resolve(&args, file)?;
+            let code = agent_node::enroll::init(
+                &config.state_dir,
+                &name,
+                Duration::from_secs(valid_minutes.max(1) * 60),
+            )?;
+            println!("{code}");
+            eprintln!(
+                "Join code for node {name:?} (valid {valid_minutes} min). Start `agent-node serve --listen 0.0.0.0:7443`, then in Telegram send:\n  /node add {name} <this-host>:7443 <code>"
+            );
+            Ok(())
+        }
         Command::Serve { args, dump_config } => {
             let listen = args
                 .listen
@@ -67,20 +100,66 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: NodeConfig, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    shared::tls::install_crypto_provider();
     let token = CancellationToken::new();
     shared::shutdown::cancel_on_signal(token.clone());
+    let state_dir = config.state_dir.clone();
     let node = Node::start(config, token.clone())
         .await
         .context("starting the node")?;
-    let (addr, server) = agent_node::transport::bind_plaintext(node, listen, token.clone()).await?;
+    let mut addr = listen;
+    loop {
+        let state = TlsState::load(&state_dir).context("reading the node's TLS state")?;
+        match state {
+            TlsState::None => {
+                let (bound, server) =
+                    transport::bind_plaintext(node.clone(), addr, token.clone()).await?;
+                announce(bound, "");
+                return server.await.context("serving");
+            }
+            TlsState::Enrolled {
+                cert_pem,
+                key,
+                ca_pem,
+            } => {
+                let (bound, server) = transport::bind_mtls(
+                    node.clone(),
+                    addr,
+                    &cert_pem,
+                    &key,
+                    &ca_pem,
+                    token.clone(),
+                )
+                .await?;
+                announce(bound, " (mutual TLS)");
+                return server.await.context("serving");
+            }
+            TlsState::Enrolling(pending) => {
+                let service = agent_node::enroll::EnrollService::new(pending);
+                let done = service.done.clone();
+                let stop = token.child_token();
+                let (bound, server) =
+                    transport::bind_enrollment(addr, service, stop.clone()).await?;
+                announce(bound, " (waiting for enrollment)");
+                addr = bound;
+                let server = tokio::spawn(server);
+                tokio::select! {
+                    () = token.cancelled() => return Ok(()),
+                    () = done.notified() => {}
+                }
+                // Let the center read the reply, then serve the fleet over mutual TLS.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                stop.cancel();
+                let _ = server.await;
+            }
+        }
+    }
+}
+
+fn announce(addr: std::net::SocketAddr, how: &str) {
     // Tests and scripts read this line to learn the port when --listen used port 0.
-    println!("agent-node listening on {addr}");
-    tracing::info!(%addr, "serving the node protocol");
-    let result = server.await;
-    token.cancel();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let _ = SHUTDOWN_GRACE;
-    result.context("serving")
+    println!("agent-node listening on {addr}{how}");
+    tracing::info!(%addr, "serving the node protocol{how}");
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::node::Node;
+use shared::pki::{PrivateKey, Role};
+
+use crate::{enroll::EnrollService, node::Node};
 
 /// Capacity of one link's outgoing queue.
 pub const LINK_CAPACITY: usize = 1024;
@@ -44,6 +46,8 @@ pub enum Error {
 struct Service {
     node: Node,
     token: CancellationToken,
+    /// Mutual TLS: only a certificate with the center's role may attach.
+    require_center: bool,
 }
 
 #[tonic::async_trait]
@@ -54,6 +58,22 @@ impl node_link_server::NodeLink for Service {
         &self,
         request: Request<Streaming<v1::CenterMsg>>,
     ) -> Result<Response<Self::AttachStream>, Status> {
+        if self.require_center {
+            // Identity is decided here and nowhere else: the certificate must say "center".
+            match shared::tls::peer_role(&request) {
+                Ok(Role::Center) => {}
+                Ok(other) => {
+                    tracing::warn!(peer = %other, "refused a link: only the center's certificate may attach");
+                    return Err(Status::permission_denied(
+                        "only the fleet's center may attach",
+                    ));
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "refused a link without a usable certificate");
+                    return Err(Status::unauthenticated("a fleet certificate is required"));
+                }
+            }
+        }
         let (tx, rx) = mpsc::channel(LINK_CAPACITY);
         let link: NodeLink = Link::from_streaming(tx, request.into_inner());
         let node = self.node.clone();
@@ -86,11 +106,71 @@ pub async fn bind_plaintext(
     let service = node_link_server::NodeLinkServer::new(Service {
         node,
         token: token.clone(),
+        require_center: false,
     });
     let fut = async move {
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), token.cancelled_owned())
+            .await
+            .map_err(Error::from)
+    };
+    Ok((local, fut))
+}
+
+/// Binds `addr` with mutual TLS (any interface): only the fleet's center may attach.
+pub async fn bind_mtls(
+    node: Node,
+    addr: SocketAddr,
+    cert_pem: &str,
+    key: &PrivateKey,
+    ca_pem: &str,
+    token: CancellationToken,
+) -> Result<(SocketAddr, impl Future<Output = Result<(), Error>>), Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
+    let tls = shared::tls::server_config(cert_pem, key, ca_pem);
+    let service = node_link_server::NodeLinkServer::new(Service {
+        node,
+        token: token.clone(),
+        require_center: true,
+    });
+    let builder = tonic::transport::Server::builder().tls_config(tls)?;
+    let fut = async move {
+        builder
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), token.cancelled_owned())
+            .await
+            .map_err(Error::from)
+    };
+    Ok((local, fut))
+}
+
+/// Binds `addr` for enrollment only: plaintext, but nothing is served except the
+/// `NodeEnrollment` service, whose messages are authenticated with the join code (see
+/// `crate::enroll`). Stops when `token` is cancelled.
+pub async fn bind_enrollment(
+    addr: SocketAddr,
+    service: EnrollService,
+    token: CancellationToken,
+) -> Result<(SocketAddr, impl Future<Output = Result<(), Error>>), Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
+    let service = v1::node_enrollment_server::NodeEnrollmentServer::new(service);
+    let fut = async move {
+        tonic::transport::Server::builder()
             .add_service(service)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), token.cancelled_owned())
             .await

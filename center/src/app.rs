@@ -38,6 +38,17 @@ pub struct App {
     topics: Mutex<HashMap<Surface, mpsc::UnboundedSender<Update>>>,
     /// Serialises inputs per topic so messages reach Codex in the order they were sent.
     input_locks: Mutex<HashMap<Surface, Arc<tokio::sync::Mutex<()>>>>,
+    fleet: std::sync::OnceLock<Fleet>,
+}
+
+/// What adding nodes at run time needs.
+pub struct Fleet {
+    /// The CA and the center's identity.
+    pub pki: crate::fleet::CenterPki,
+    /// Where node links deliver.
+    pub inbound: mpsc::Sender<crate::nodes::Inbound>,
+    /// Stops connectors.
+    pub token: tokio_util::sync::CancellationToken,
 }
 
 /// The text a user sent and the message to reply to.
@@ -59,7 +70,70 @@ impl App {
             menus: Menus::default(),
             topics: Mutex::new(HashMap::new()),
             input_locks: Mutex::new(HashMap::new()),
+            fleet: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets up fleet support and starts dialling the known remote nodes.
+    pub fn start_fleet(self: &Arc<Self>, fleet: Fleet) {
+        for node in self.store.nodes().unwrap_or_default() {
+            if !node.revoked {
+                self.dial(&fleet, node.name, node.endpoint, &node.cert_serial);
+            }
+        }
+        let _ = self.fleet.set(fleet);
+    }
+
+    fn dial(self: &Arc<Self>, fleet: &Fleet, name: String, endpoint: String, cert_serial: &str) {
+        // Nodes enrolled by this center speak mutual TLS; others only plaintext on loopback.
+        let security = if cert_serial.is_empty() {
+            crate::connector::Security::Plaintext
+        } else {
+            match fleet.pki.client_tls(&name) {
+                Ok(tls) => crate::connector::Security::Mtls(tls),
+                Err(err) => {
+                    tracing::error!(node = %name, error = %err, "cannot set up TLS for the node");
+                    return;
+                }
+            }
+        };
+        crate::connector::spawn(
+            self.clone(),
+            name,
+            endpoint,
+            security,
+            fleet.inbound.clone(),
+            fleet.token.clone(),
+        );
+    }
+
+    /// Enrolls a node from its join code and starts dialling it.
+    pub async fn add_remote_node(
+        self: &Arc<Self>,
+        name: &str,
+        endpoint: &str,
+        code: &str,
+    ) -> Result<(), String> {
+        let fleet = self.fleet.get().ok_or("fleet support is not running")?;
+        let serial = fleet
+            .pki
+            .enroll(&self.store, name, endpoint, code)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.dial(fleet, name.to_owned(), endpoint.to_owned(), &serial);
+        Ok(())
+    }
+
+    /// Revokes a node at once: its link is closed and it is never dialled again.
+    pub fn revoke_node(&self, name: &str) -> bool {
+        let revoked = self.store.revoke_node(name).unwrap_or(false);
+        if let Some(conn) = self.nodes.lock().expect("nodes lock").remove(name) {
+            conn.close();
+        }
+        if revoked {
+            tracing::info!(node = %name, "node revoked");
+        }
+        revoked
     }
 
     /// Registers a node connection.

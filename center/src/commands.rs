@@ -30,6 +30,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("steer", "Send a message now (steers a running turn)"),
     ("switch", "Toggle this topic's default: steer or queue"),
     ("nodes", "The machines of this fleet and their state"),
+    ("node", "add <name> <host:port> <code> | remove <name>"),
     ("unbind", "Unbind this topic (the window keeps running)"),
     ("kill", "Close the Codex window and unbind"),
 ];
@@ -108,6 +109,7 @@ impl App {
             },
             "status" => self.status(surface, binding, msg_id).await,
             "nodes" => self.nodes_overview(surface, msg_id),
+            "node" => self.node_command(surface, args, msg_id).await,
             "screenshot" => match binding {
                 None => self.notice(surface, unbound, Some(msg_id)),
                 Some(b) => self.screenshot(&b, msg_id).await,
@@ -248,6 +250,38 @@ impl App {
             text += &format!("\n<b>Codex</b> {}", escape_html(&what));
         }
         self.say(surface, text, Some(msg_id));
+    }
+
+    async fn node_command(self: &Arc<Self>, surface: Surface, args: &str, msg_id: i32) {
+        let words: Vec<&str> = args.split_whitespace().collect();
+        match words.as_slice() {
+            ["add", name, endpoint, code] => {
+                // The message holds a one-time secret: take it off the chat first.
+                let _ = self.outbox.tg().delete(surface.chat_id, msg_id).await;
+                let text = match self.add_remote_node(name, endpoint, code).await {
+                    Ok(()) => format!("✅ {name} enrolled; connecting to {endpoint}…"),
+                    Err(err) => format!("✗ {err}"),
+                };
+                self.notice(surface, &text, None);
+            }
+            ["add", ..] => {
+                let _ = self.outbox.tg().delete(surface.chat_id, msg_id).await;
+                self.notice(surface, "Usage: /node add <name> <host:port> <join code> (the code comes from `agent-node init`)", None);
+            }
+            ["remove", name] => {
+                let text = if self.revoke_node(name) {
+                    format!("{name} is revoked: disconnected, and it will not be dialled again.")
+                } else {
+                    format!("There is no node {name}.")
+                };
+                self.notice(surface, &text, Some(msg_id));
+            }
+            _ => self.notice(
+                surface,
+                "Usage: /node add <name> <host:port> <code>, or /node remove <name>",
+                Some(msg_id),
+            ),
+        }
     }
 
     fn nodes_overview(&self, surface: Surface, msg_id: i32) {

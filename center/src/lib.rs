@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod connector;
 pub mod deliver;
+pub mod fleet;
 pub mod flows;
 pub mod nodes;
 pub mod store;
@@ -31,6 +32,7 @@ const INBOUND_QUEUE: usize = 4096;
 
 /// Runs the center until `token` is cancelled.
 pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<()> {
+    shared::tls::install_crypto_provider();
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("creating the state directory {}", cfg.state_dir.display()))?;
     let store =
@@ -57,20 +59,13 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
             .put_node(name, endpoint, "")
             .context("saving a node")?;
     }
-    for node in app.store.nodes().context("reading nodes")? {
-        if node.revoked {
-            continue;
-        }
-        let security = connector::Security::Plaintext;
-        connector::spawn(
-            app.clone(),
-            node.name,
-            node.endpoint,
-            security,
-            inbound_tx.clone(),
-            token.clone(),
-        );
-    }
+    let pki =
+        fleet::CenterPki::load_or_create(&app.cfg.state_dir).context("setting up the fleet CA")?;
+    app.start_fleet(app::Fleet {
+        pki,
+        inbound: inbound_tx.clone(),
+        token: token.clone(),
+    });
     tracing::info!("center started");
     println!("center: polling Telegram");
     telegram::poll::run(Arc::clone(&app), token.clone()).await;

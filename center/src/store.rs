@@ -47,7 +47,7 @@ pub struct Binding {
     pub mode: InputMode,
 }
 
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 3;
 
 /// The database.
 #[derive(Debug)]
@@ -87,6 +87,12 @@ impl Store {
                     name TEXT PRIMARY KEY, endpoint TEXT NOT NULL,
                     added_unix_ms INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0,
                     cert_serial TEXT NOT NULL DEFAULT '');",
+            )?;
+        }
+        if version < 3 {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS used_join_codes (
+                    secret_hash TEXT PRIMARY KEY, used_unix_ms INTEGER NOT NULL);",
             )?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -314,6 +320,36 @@ impl Store {
     /// One remote node.
     pub fn node(&self, name: &str) -> Result<Option<NodeRecord>, StoreError> {
         Ok(self.nodes()?.into_iter().find(|n| n.name == name))
+    }
+
+    /// Records a join code (by the hash of its secret) as used; false if it was used before.
+    pub fn use_join_code(&self, secret_hash: &str) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let n = conn.execute(
+            "INSERT OR IGNORE INTO used_join_codes (secret_hash, used_unix_ms) VALUES (?1, ?2)",
+            params![
+                secret_hash,
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64)
+            ],
+        )?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(n == 1)
+    }
+
+    /// Whether a join code was used already.
+    pub fn join_code_used(&self, secret_hash: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM used_join_codes WHERE secret_hash = ?1",
+                params![secret_hash],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     /// Revokes a node: it is not dialled again and its certificate is refused.

@@ -19,7 +19,7 @@ use std::{fmt, io, path::PathBuf};
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType};
 
 pub use ca::FleetCa;
-pub use cert::{CertInfo, fingerprint_der, inspect, renewal_due, verify_chain};
+pub use cert::{CertInfo, fingerprint_der, inspect, public_key_of, renewal_due, verify_chain};
 pub use join::{JoinCode, JoinKind};
 pub use key::PrivateKey;
 

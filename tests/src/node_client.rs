@@ -70,9 +70,42 @@ impl NodeClient {
             })),
         })
         .await?;
-        let mut client = NodeLinkClient::connect(format!("http://{addr}"))
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .connect()
             .await
             .context("connecting to the node")?;
+        Self::handshake(channel, tx, rx).await
+    }
+
+    /// Connects over mutual TLS with `tls` and completes the handshake.
+    pub async fn connect_tls(
+        addr: SocketAddr,
+        tls: tonic::transport::ClientTlsConfig,
+    ) -> anyhow::Result<Self> {
+        let (tx, rx) = mpsc::channel(1024);
+        tx.send(v1::CenterMsg {
+            kind: Some(center_msg::Kind::Hello(v1::Hello {
+                min_version: proto::MIN_PROTOCOL_VERSION,
+                max_version: proto::PROTOCOL_VERSION,
+                center_version: "test".into(),
+                cursors: Vec::new(),
+            })),
+        })
+        .await?;
+        let channel = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))?
+            .tls_config(tls)?
+            .connect()
+            .await
+            .context("connecting to the node")?;
+        Self::handshake(channel, tx, rx).await
+    }
+
+    async fn handshake(
+        channel: tonic::transport::Channel,
+        tx: mpsc::Sender<v1::CenterMsg>,
+        rx: mpsc::Receiver<v1::CenterMsg>,
+    ) -> anyhow::Result<Self> {
+        let mut client = NodeLinkClient::new(channel);
         let mut inbound = client
             .attach(ReceiverStream::new(rx))
             .await

@@ -143,6 +143,7 @@ impl NodeProcess {
             .context("agent-node exited before listening")?;
         let addr = line
             .strip_prefix("agent-node listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
             .context("unexpected first line")?
             .parse()?;
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -153,4 +154,29 @@ impl NodeProcess {
     pub async fn kill(&mut self) -> anyhow::Result<()> {
         self.child.kill().await.context("killing agent-node")
     }
+}
+
+/// Runs `agent-node init --name NAME` for `state_dir` and returns the join code it printed.
+pub fn init_node(state_dir: &Path, name: &str) -> anyhow::Result<String> {
+    let bin = workspace_bin("agent-node")?;
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "test harness running the binary under test"
+    )]
+    let out = std::process::Command::new(bin)
+        .args(["init", "--name", name, "--state-dir"])
+        .arg(state_dir)
+        .output()
+        .context("running agent-node init")?;
+    if !out.status.success() {
+        bail!(
+            "agent-node init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let code = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !code.starts_with("cfj1.") {
+        bail!("unexpected join code {code:?}");
+    }
+    Ok(code)
 }

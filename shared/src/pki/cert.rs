@@ -45,6 +45,14 @@ pub fn inspect(cert_pem_or_der: &[u8]) -> Result<CertInfo, Error> {
     })
 }
 
+/// The SubjectPublicKeyInfo (DER) of a certificate, to check that two certificates (or a
+/// certificate and a CSR's signed result) are for the same key.
+pub fn public_key_of(cert_pem_or_der: &[u8]) -> Result<Vec<u8>, Error> {
+    let der = to_der(cert_pem_or_der)?;
+    let cert = parse_der(&der)?;
+    Ok(cert.public_key().raw.to_vec())
+}
+
 /// SHA-256 of `der`, lowercase hex: the fingerprint of a certificate.
 pub fn fingerprint_der(der: &[u8]) -> String {
     sha256_hex(der)

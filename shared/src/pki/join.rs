@@ -156,6 +156,22 @@ impl JoinCode {
     pub fn fingerprint_hex(&self) -> String {
         hex(&self.fingerprint)
     }
+
+    /// HMAC-SHA256 of `data` keyed with the secret (lowercase hex): proves knowledge of the secret
+    /// without sending it.
+    pub fn mac(&self, data: &[u8]) -> String {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.secret);
+        hex(ring::hmac::sign(&key, data).as_ref())
+    }
+
+    /// Checks a MAC made with [`JoinCode::mac`] (constant time).
+    pub fn verify_mac(&self, data: &[u8], mac_hex: &str) -> bool {
+        let Some(tag) = unhex(mac_hex) else {
+            return false;
+        };
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.secret);
+        ring::hmac::verify(&key, data, &tag).is_ok()
+    }
 }
 
 impl fmt::Debug for JoinCode {
@@ -190,6 +206,16 @@ fn parse_fingerprint(s: &str) -> Result<[u8; 32], Error> {
     Ok(out)
 }
 
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +224,27 @@ mod tests {
 
     fn code() -> JoinCode {
         JoinCode::new(JoinKind::CenterInvite, FP, Duration::from_secs(900)).unwrap()
+    }
+
+    #[test]
+    fn macs_prove_the_secret() {
+        let code = JoinCode::new(
+            JoinKind::NodeInvite,
+            &"ab".repeat(32),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let other = JoinCode::new(
+            JoinKind::NodeInvite,
+            &"ab".repeat(32),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let mac = code.mac(b"cert+ca");
+        assert!(code.verify_mac(b"cert+ca", &mac));
+        assert!(!code.verify_mac(b"cert+ca!", &mac));
+        assert!(!other.verify_mac(b"cert+ca", &mac));
+        assert!(!code.verify_mac(b"cert+ca", "zz"));
     }
 
     #[test]

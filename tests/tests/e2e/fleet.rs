@@ -244,3 +244,183 @@ async fn two_machines_from_two_topics_and_a_node_that_drops_and_returns() {
     );
     let _ = Duration::ZERO;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_enrolled_by_join_code_serves_only_the_center_over_mutual_tls() {
+    shared::tls::install_crypto_provider();
+    let env = CenterEnv::start_with(
+        "enroll-center",
+        vec![("CODEX_FLEET_RECONNECT_MAX_SECS".into(), "2".into())],
+    )
+    .await;
+    let model = e2e::fake_model::FakeModel::start().await.unwrap();
+    let mut vps = remote_node_uninitialised("enroll-vps", &model.base_url());
+    let code = e2e::node_proc::init_node(&vps.opts.state_dir, "vps2").unwrap();
+    vps.start().await;
+    let endpoint = vps.process.as_ref().unwrap().addr;
+
+    let admin = env
+        .tg
+        .create_topic(&env.alice, env.chat, "admin")
+        .unwrap()
+        .thread_id
+        .unwrap();
+    // An expired code is refused before any machine is contacted.
+    let fingerprint = code_fingerprint(&code);
+    let expired = shared::pki::JoinCode::new(
+        shared::pki::JoinKind::NodeInvite,
+        &fingerprint,
+        Duration::ZERO,
+    )
+    .unwrap();
+    env.say(
+        admin,
+        &format!("/node add vps2 {endpoint} {}", expired.encode()),
+    );
+    env.message(admin, "expired refused", |m| m.text().contains("expired"))
+        .await;
+
+    let add = env.say(admin, &format!("/node add vps2 {endpoint} {code}"));
+    env.message(admin, "enrolled", |m| m.text().contains("vps2 enrolled"))
+        .await;
+    // The message holding the secret was deleted.
+    let deletes = env.tg.calls_to("deleteMessage");
+    assert!(deletes.iter().any(|c| c.outcome.is_ok()), "{deletes:?}");
+    let _ = add;
+    // The same code again: refused.
+    env.say(admin, &format!("/node add vps2b {endpoint} {code}"));
+    env.message(admin, "replay refused", |m| {
+        m.text().contains("already used")
+    })
+    .await;
+
+    // Sessions on the enrolled node work over mutual TLS.
+    let thread = bind_on(
+        &env,
+        env.chat,
+        "on-vps2",
+        "vps2",
+        "remote-project",
+        "echo: over mtls",
+    )
+    .await;
+    env.message(thread, "answer over mTLS", |m| m.text() == "over mtls")
+        .await;
+
+    // Nobody else gets in: plaintext, another CA, and a fleet certificate that is not the center's.
+    assert!(
+        e2e::node_client::NodeClient::connect(endpoint, &[])
+            .await
+            .is_err(),
+        "plaintext accepted"
+    );
+    let node_tls = shared::pki::inspect(
+        std::fs::read(vps.opts.state_dir.join("tls/node.pem"))
+            .unwrap()
+            .as_slice(),
+    )
+    .unwrap();
+    assert_eq!(node_tls.role, shared::pki::Role::Node("vps2".into()));
+    let other = shared::pki::FleetCa::generate().unwrap();
+    let (key, cert) = other
+        .issue(&shared::pki::Role::Center, Duration::from_secs(3600))
+        .unwrap();
+    let ca_pem = std::fs::read_to_string(vps.opts.state_dir.join("tls/ca.pem")).unwrap();
+    let tls = shared::tls::client_config(
+        &cert,
+        &key,
+        &ca_pem,
+        &shared::pki::Role::node("vps2").unwrap(),
+    );
+    assert!(
+        e2e::node_client::NodeClient::connect_tls(endpoint, tls)
+            .await
+            .is_err(),
+        "another CA accepted"
+    );
+    let fleet_ca =
+        shared::pki::FleetCa::load_or_create(&env.opts.state_dir.join("pki/ca")).unwrap();
+    let (key, cert) = fleet_ca
+        .issue(
+            &shared::pki::Role::node("evil").unwrap(),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+    let tls = shared::tls::client_config(
+        &cert,
+        &key,
+        &ca_pem,
+        &shared::pki::Role::node("vps2").unwrap(),
+    );
+    let err = e2e::node_client::NodeClient::connect_tls(endpoint, tls)
+        .await
+        .err()
+        .expect("a node cert acted as the center");
+    assert!(
+        format!("{err:#}").contains("only the fleet's center may attach"),
+        "{err:#}"
+    );
+
+    // Revocation closes the link at once and input fails closed.
+    env.say(admin, "/node remove vps2");
+    env.message(admin, "revoked", |m| m.text().contains("vps2 is revoked"))
+        .await;
+    env.say(thread, "echo: still there?");
+    env.message(thread, "refused after revocation", |m| {
+        m.text().contains("Not delivered")
+    })
+    .await;
+}
+
+fn code_fingerprint(code: &str) -> String {
+    shared::pki::JoinCode::decode(code)
+        .unwrap()
+        .fingerprint_hex()
+}
+
+struct LazyNode {
+    _codex: CodexHome,
+    _root: tempfile::TempDir,
+    _state: tempfile::TempDir,
+    _tmux: TmuxSandbox,
+    opts: NodeOptions,
+    process: Option<NodeProcess>,
+}
+
+impl LazyNode {
+    async fn start(&mut self) {
+        self.process = Some(NodeProcess::start(&self.opts).await.unwrap());
+    }
+}
+
+fn remote_node_uninitialised(label: &str, model_url: &str) -> LazyNode {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("remote-project")).unwrap();
+    let project = root.path().join("remote-project").canonicalize().unwrap();
+    let codex = CodexHome::builder(model_url)
+        .trust(&project)
+        .build()
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let tmux = TmuxSandbox::new(label);
+    let opts = NodeOptions {
+        state_dir: state.path().to_owned(),
+        codex_home: codex.path().to_owned(),
+        tmux_socket: tmux.socket.clone(),
+        codex_command: codex_bin().unwrap().display().to_string(),
+        roots: vec![format!(
+            "vps={}",
+            root.path().canonicalize().unwrap().display()
+        )],
+        env: codex.env(),
+        port: 0,
+    };
+    LazyNode {
+        _codex: codex,
+        _root: root,
+        _state: state,
+        _tmux: tmux,
+        opts,
+        process: None,
+    }
+}

@@ -1,0 +1,246 @@
+//! Joining a fleet: `agent-node init` makes this node's key (it never leaves the machine), a
+//! self-signed certificate and a one-line join code; until a center finishes enrollment the node
+//! serves only the `NodeEnrollment` service. The center checks the code's fingerprint against the
+//! offered certificate and signs the node's CSR; the node accepts the signed certificate and the
+//! CA only with a valid HMAC keyed by the code's secret (so the secret never travels, and nobody
+//! on the path can slip in another CA). Then the node serves the node protocol over mutual TLS.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use proto::v1::{self, node_enrollment_server::NodeEnrollment};
+use shared::pki::{self, JoinCode, JoinKind, PrivateKey, Role};
+use tokio::sync::Notify;
+use tonic::{Request, Response, Status};
+
+/// Node certificates issued at enrollment are valid this long (renewed by re-enrolling).
+pub const NODE_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Why TLS state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Certificate or key problems.
+    #[error(transparent)]
+    Pki(#[from] pki::Error),
+    /// File I/O.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where this node's TLS files live.
+pub fn tls_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("tls")
+}
+
+fn read(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// The node's TLS situation.
+pub enum TlsState {
+    /// No TLS set up (plaintext on loopback only).
+    None,
+    /// `agent-node init` ran; waiting for a center.
+    Enrolling(Pending),
+    /// Enrolled: serve mutual TLS.
+    Enrolled {
+        /// Node certificate (PEM).
+        cert_pem: String,
+        /// Node key.
+        key: Box<PrivateKey>,
+        /// Fleet CA (PEM).
+        ca_pem: String,
+    },
+}
+
+/// An enrollment in progress.
+#[derive(Clone)]
+pub struct Pending {
+    name: String,
+    key: Arc<PrivateKey>,
+    self_signed_pem: String,
+    code: Arc<JoinCode>,
+    dir: PathBuf,
+}
+
+impl TlsState {
+    /// Reads the state from `state_dir/tls`.
+    pub fn load(state_dir: &Path) -> Result<Self, Error> {
+        let dir = tls_dir(state_dir);
+        let key_path = dir.join("node.key");
+        if !key_path.exists() {
+            return Ok(Self::None);
+        }
+        let key = PrivateKey::read_from(&key_path)?;
+        if dir.join("node.pem").exists() && dir.join("ca.pem").exists() {
+            return Ok(Self::Enrolled {
+                cert_pem: read(&dir.join("node.pem"))?,
+                key: Box::new(key),
+                ca_pem: read(&dir.join("ca.pem"))?,
+            });
+        }
+        if dir.join("join-code").exists() {
+            let code = JoinCode::decode(read(&dir.join("join-code"))?.trim())?;
+            return Ok(Self::Enrolling(Pending {
+                name: read(&dir.join("name"))?.trim().to_owned(),
+                key: Arc::new(key),
+                self_signed_pem: read(&dir.join("node.self.pem"))?,
+                code: Arc::new(code),
+                dir,
+            }));
+        }
+        Ok(Self::None)
+    }
+}
+
+/// `agent-node init`: a key (kept if one exists), a self-signed certificate and a join code valid
+/// for `ttl`. Returns the code to give to the center.
+pub fn init(state_dir: &Path, name: &str, ttl: Duration) -> Result<String, Error> {
+    let role = Role::node(name)?;
+    let dir = tls_dir(state_dir);
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let key_path = dir.join("node.key");
+    let key = if key_path.exists() {
+        PrivateKey::read_from(&key_path)?
+    } else {
+        let key = PrivateKey::generate()?;
+        key.write_to(&key_path)?;
+        key
+    };
+    let self_signed = key.self_signed(&role, ttl.max(Duration::from_secs(3600)))?;
+    let fingerprint = pki::inspect(self_signed.as_bytes())?.fingerprint;
+    let code = JoinCode::new(JoinKind::NodeInvite, &fingerprint, ttl)?;
+    let encoded = code.encode();
+    write_private(&dir.join("node.self.pem"), &self_signed)?;
+    write_private(&dir.join("name"), name)?;
+    write_private(&dir.join("join-code"), &encoded)?;
+    // A fresh init replaces any earlier enrollment.
+    let _ = std::fs::remove_file(dir.join("node.pem"));
+    let _ = std::fs::remove_file(dir.join("ca.pem"));
+    Ok(encoded)
+}
+
+/// The enrollment service; `done` is notified once the node holds its certificate.
+pub struct EnrollService {
+    pending: Pending,
+    finished: Mutex<bool>,
+    /// Notified when enrollment completed.
+    pub done: Arc<Notify>,
+}
+
+impl EnrollService {
+    /// Serves `pending`.
+    pub fn new(pending: Pending) -> Self {
+        Self {
+            pending,
+            finished: Mutex::new(false),
+            done: Arc::new(Notify::new()),
+        }
+    }
+
+    fn check_code(&self) -> Result<(), Status> {
+        if *self.finished.lock().expect("enroll lock") {
+            return Err(Status::failed_precondition(
+                "this join code was already used",
+            ));
+        }
+        if self.pending.code.expired(SystemTime::now()) {
+            return Err(Status::failed_precondition(
+                "this join code has expired; run `agent-node init` again for a new one",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl NodeEnrollment for EnrollService {
+    async fn begin(
+        &self,
+        _: Request<v1::EnrollBegin>,
+    ) -> Result<Response<v1::EnrollOffer>, Status> {
+        self.check_code()?;
+        let role = Role::node(&self.pending.name).map_err(|e| Status::internal(e.to_string()))?;
+        let csr = self
+            .pending
+            .key
+            .csr(&role)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(v1::EnrollOffer {
+            self_signed_pem: self.pending.self_signed_pem.clone(),
+            csr_pem: csr,
+            node_name: self.pending.name.clone(),
+        }))
+    }
+
+    async fn finish(
+        &self,
+        request: Request<v1::EnrollFinish>,
+    ) -> Result<Response<v1::EnrollDone>, Status> {
+        self.check_code()?;
+        let f = request.into_inner();
+        let signed = format!("{}{}", f.cert_pem, f.ca_pem);
+        if !self.pending.code.verify_mac(signed.as_bytes(), &f.mac_hex) {
+            tracing::warn!("enrollment refused: the center did not prove the join code's secret");
+            return Err(Status::permission_denied(
+                "the join code's secret was not proven",
+            ));
+        }
+        let info = pki::verify_chain(&f.cert_pem, &f.ca_pem, SystemTime::now())
+            .map_err(|e| Status::invalid_argument(format!("certificate refused: {e}")))?;
+        let same_key = self
+            .pending
+            .key
+            .matches_cert(f.cert_pem.as_bytes())
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if info.role != Role::Node(self.pending.name.clone()) || !same_key {
+            return Err(Status::invalid_argument(
+                "the certificate is not for this node's key and name",
+            ));
+        }
+        let dir = &self.pending.dir;
+        let save = |file: &str, text: &str| {
+            write_private(&dir.join(file), text).map_err(|e| Status::internal(e.to_string()))
+        };
+        save("ca.pem", &f.ca_pem)?;
+        save("node.pem", &f.cert_pem)?;
+        let _ = std::fs::remove_file(dir.join("join-code"));
+        *self.finished.lock().expect("enroll lock") = true;
+        tracing::info!(fleet.ca = %pki::inspect(f.ca_pem.as_bytes()).map(|i| i.fingerprint).unwrap_or_default(), "enrolled into a fleet");
+        self.done.notify_one();
+        Ok(Response::new(v1::EnrollDone {}))
+    }
+}
