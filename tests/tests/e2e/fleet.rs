@@ -196,7 +196,17 @@ async fn two_machines_from_two_topics_and_a_node_that_drops_and_returns() {
     })
     .await;
 
-    // The node dies: its topic hears it once, and input fails closed with a clear reason.
+    // The node dies mid-turn (Codex keeps working in tmux): its topic hears it once, and input
+    // fails closed with a clear reason.
+    let slow = env
+        .tg
+        .send_text(&env.alice, env.chat, Some(remote), "slow: 5")
+        .unwrap()
+        .message_id;
+    env.message(remote, "slow delivered", |m| {
+        m.text().starts_with("✓ Delivered") && m.reply_to == slow
+    })
+    .await;
     vps.process.kill().await.unwrap();
     env.message(remote, "offline notice", |m| {
         m.text().contains("Lost the connection to vps1")
@@ -219,6 +229,8 @@ async fn two_machines_from_two_topics_and_a_node_that_drops_and_returns() {
     // It comes back on the same port: a notice, and the topic works again.
     vps.opts.port = endpoint.rsplit(':').next().unwrap().parse().unwrap();
     vps.process = NodeProcess::start(&vps.opts).await.unwrap();
+    env.message(remote, "the turn's answer, once", |m| m.text() == "Done after 5 seconds.")
+        .await;
     env.message(remote, "back notice", |m| {
         m.text().contains("vps1 is back online")
     })
@@ -239,6 +251,11 @@ async fn two_machines_from_two_topics_and_a_node_that_drops_and_returns() {
     );
     assert_eq!(
         texts.iter().filter(|t| *t == "from the vps").count(),
+        1,
+        "{texts:#?}"
+    );
+    assert_eq!(
+        texts.iter().filter(|t| *t == "Done after 5 seconds.").count(),
         1,
         "{texts:#?}"
     );
