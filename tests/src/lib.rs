@@ -6,3 +6,4 @@ pub mod fake_model;
 pub mod fake_telegram;
 pub mod node_client;
 pub mod node_proc;
+pub mod tcp_proxy;

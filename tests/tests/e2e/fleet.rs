@@ -229,8 +229,10 @@ async fn two_machines_from_two_topics_and_a_node_that_drops_and_returns() {
     // It comes back on the same port: a notice, and the topic works again.
     vps.opts.port = endpoint.rsplit(':').next().unwrap().parse().unwrap();
     vps.process = NodeProcess::start(&vps.opts).await.unwrap();
-    env.message(remote, "the turn's answer, once", |m| m.text() == "Done after 5 seconds.")
-        .await;
+    env.message(remote, "the turn's answer, once", |m| {
+        m.text() == "Done after 5 seconds."
+    })
+    .await;
     env.message(remote, "back notice", |m| {
         m.text().contains("vps1 is back online")
     })
@@ -255,7 +257,10 @@ async fn two_machines_from_two_topics_and_a_node_that_drops_and_returns() {
         "{texts:#?}"
     );
     assert_eq!(
-        texts.iter().filter(|t| *t == "Done after 5 seconds.").count(),
+        texts
+            .iter()
+            .filter(|t| *t == "Done after 5 seconds.")
+            .count(),
         1,
         "{texts:#?}"
     );
@@ -439,5 +444,73 @@ fn remote_node_uninitialised(label: &str, model_url: &str) -> LazyNode {
         _tmux: tmux,
         opts,
         process: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_30_second_partition_while_codex_works_loses_and_duplicates_nothing() {
+    let model = e2e::fake_model::FakeModel::start().await.unwrap();
+    let vps = remote_node("part-vps", &model.base_url()).await;
+    let proxy = e2e::tcp_proxy::TcpProxy::start(vps.process.addr)
+        .await
+        .unwrap();
+    let env = CenterEnv::start_with(
+        "part-center",
+        vec![
+            ("CODEX_FLEET_NODES".into(), format!("vps1={}", proxy.addr)),
+            ("CODEX_FLEET_RECONNECT_MAX_SECS".into(), "2".into()),
+        ],
+    )
+    .await;
+    let thread = bind_on(
+        &env,
+        env.chat,
+        "partition",
+        "vps1",
+        "remote-project",
+        "echo: before the cut",
+    )
+    .await;
+    env.message(thread, "first answer", |m| m.text() == "before the cut")
+        .await;
+    let slow = env
+        .tg
+        .send_text(&env.alice, env.chat, Some(thread), "slow: 8")
+        .unwrap()
+        .message_id;
+    env.message(thread, "delivered", |m| {
+        m.text().starts_with("✓ Delivered") && m.reply_to == slow
+    })
+    .await;
+    proxy.cut();
+    env.message(thread, "offline notice", |m| {
+        m.text().contains("Lost the connection to vps1")
+    })
+    .await;
+    // Codex finishes the turn during the partition.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(
+        !env.texts_in(thread)
+            .iter()
+            .any(|t| t.starts_with("Done after")),
+        "delivered through a cut link?"
+    );
+    proxy.restore();
+    env.message(thread, "answer after the partition", |m| {
+        m.text() == "Done after 8 seconds."
+    })
+    .await;
+    env.message(thread, "back notice", |m| {
+        m.text().contains("vps1 is back online")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let texts = env.texts_in(thread);
+    for once in ["before the cut", "Done after 8 seconds."] {
+        assert_eq!(
+            texts.iter().filter(|t| *t == once).count(),
+            1,
+            "{once}: {texts:#?}"
+        );
     }
 }
