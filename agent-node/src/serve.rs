@@ -206,9 +206,24 @@ impl Node {
                 detail: String::new(),
                 unix_ms: crate::node::now_ms(),
                 unknown_records: self.inner.unknown_records.load(Ordering::Relaxed),
+                load1: load_average(),
+                disk_free_bytes: disk_free(&self.inner.cfg.state_dir),
             })),
         }
     }
+}
+
+/// The 1-minute load average (0 if unknown).
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Free bytes on the filesystem holding `dir` (0 if unknown).
+fn disk_free(dir: &std::path::Path) -> u64 {
+    rustix::fs::statvfs(dir).map_or(0, |s| s.f_bavail.saturating_mul(s.f_frsize))
 }
 
 #[cfg(test)]
@@ -222,5 +237,11 @@ mod tests {
         let err = negotiate(2, 3).unwrap_err();
         assert!(err.contains("incompatible protocol"), "{err}");
         assert!(negotiate(3, 2).is_err());
+    }
+
+    #[test]
+    fn machine_health_is_read() {
+        assert!(load_average() >= 0.0);
+        assert!(disk_free(std::path::Path::new("/")) > 0);
     }
 }

@@ -296,8 +296,10 @@ impl App {
             }
             if let Some(h) = beat {
                 text += &format!(
-                    ", {} window(s) running, up {}, last seen {}",
+                    ", {} window(s) running, load {:.2}, {} GiB free, up {}, last seen {}",
                     h.live_windows,
+                    h.load1,
+                    h.disk_free_bytes / (1 << 30),
                     duration(h.uptime_secs),
                     clock(h.unix_ms)
                 );

@@ -151,6 +151,16 @@ pub fn spawn(
                             () = conn.closed() => {}
                         }
                         app.remove_node(&name, &conn);
+                        if app
+                            .store
+                            .node(&name)
+                            .ok()
+                            .flatten()
+                            .is_some_and(|n| n.revoked)
+                        {
+                            tracing::info!(node = %name, "revoked node disconnected");
+                            return;
+                        }
                         tracing::warn!(node = %name, "node link lost; reconnecting");
                         app.node_changed(&name, false, true).await;
                     } else {

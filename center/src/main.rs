@@ -31,6 +31,34 @@ enum Command {
         #[command(flatten)]
         args: RunArgs,
     },
+    /// Manage the fleet's remote nodes (the same as /node and /nodes in Telegram).
+    Nodes {
+        /// State directory (default ~/.codex-fleet).
+        #[arg(long, env = "CODEX_FLEET_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        action: NodesAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodesAction {
+    /// List the nodes.
+    List,
+    /// Enroll a node from the join code `agent-node init` printed on it.
+    Add {
+        /// Its name.
+        name: String,
+        /// `host:port` of its `agent-node serve`.
+        endpoint: String,
+        /// The join code.
+        code: String,
+    },
+    /// Revoke a node: it is never dialled again.
+    Remove {
+        /// Its name.
+        name: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,6 +87,7 @@ async fn real_main() -> anyhow::Result<()> {
     shared::telemetry::init(&log, false);
     let args = match cli.command {
         Some(Command::Run { args }) => args,
+        Some(Command::Nodes { state_dir, action }) => return nodes(state_dir, action).await,
         None => cli.run,
     };
     let token_env = std::env::var("TELEGRAM_BOT_TOKEN").ok();
@@ -66,6 +95,42 @@ async fn real_main() -> anyhow::Result<()> {
     let token = CancellationToken::new();
     shared::shutdown::cancel_on_signal(token.clone());
     center::run(cfg, token).await.context("center stopped")
+}
+
+/// `center nodes …`: works on the state directory; a running center picks up changes when it
+/// restarts (revocations in Telegram take effect at once).
+async fn nodes(state_dir: Option<PathBuf>, action: NodesAction) -> anyhow::Result<()> {
+    shared::tls::install_crypto_provider();
+    let state_dir = state_dir
+        .map(|p| shared::config::expand_tilde(&p))
+        .or_else(|| shared::config::home_dir().map(|h| h.join(".codex-fleet")))
+        .context("HOME is not set; pass --state-dir")?;
+    std::fs::create_dir_all(&state_dir)?;
+    let store = center::store::Store::open(&state_dir.join("center.db"))?;
+    match action {
+        NodesAction::List => {
+            for n in store.nodes()? {
+                let state = if n.revoked { "revoked" } else { "active" };
+                println!("{}\t{}\t{state}", n.name, n.endpoint);
+            }
+        }
+        NodesAction::Add {
+            name,
+            endpoint,
+            code,
+        } => {
+            let pki = center::fleet::CenterPki::load_or_create(&state_dir)?;
+            pki.enroll(&store, &name, &endpoint, &code).await?;
+            println!(
+                "{name} enrolled; restart the center to connect to it (or use /node add in Telegram next time)."
+            );
+        }
+        NodesAction::Remove { name } => {
+            anyhow::ensure!(store.revoke_node(&name)?, "there is no node {name}");
+            println!("{name} revoked.");
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
