@@ -244,3 +244,115 @@ impl NodeEnrollment for EnrollService {
         Ok(Response::new(v1::EnrollDone {}))
     }
 }
+
+/// `agent-node join`: enrolls with a center that printed `code` (`/node add <name>`), pinning the
+/// fleet CA by the fingerprint in the code; afterwards `serve` dials `center` over mutual TLS.
+pub async fn join(
+    state_dir: &Path,
+    name: &str,
+    enroll_endpoint: &str,
+    center: &str,
+    code: &str,
+) -> Result<(), JoinError> {
+    use proto::v1::center_enrollment_client::CenterEnrollmentClient;
+    let role = Role::node(name)?;
+    let code = JoinCode::decode(code.trim())?;
+    if !matches!(code.kind, JoinKind::CenterInvite) {
+        return Err(JoinError::Refused(
+            "this is not a code printed by the center's /node add".into(),
+        ));
+    }
+    if code.expired(SystemTime::now()) {
+        return Err(JoinError::Refused(
+            "this join code has expired; ask the center for a new one".into(),
+        ));
+    }
+    let dir = tls_dir(state_dir);
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let key_path = dir.join("node.key");
+    let key = if key_path.exists() {
+        PrivateKey::read_from(&key_path)?
+    } else {
+        let key = PrivateKey::generate()?;
+        key.write_to(&key_path)?;
+        key
+    };
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{enroll_endpoint}"))
+        .map_err(|e| JoinError::Refused(e.to_string()))?
+        .connect_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .map_err(|e| JoinError::Refused(format!("cannot reach {enroll_endpoint}: {e}")))?;
+    let mut client = CenterEnrollmentClient::new(channel);
+    let offer = client
+        .begin(v1::JoinBegin {})
+        .await
+        .map_err(|s| JoinError::Refused(s.message().to_owned()))?
+        .into_inner();
+    // The pin: the CA offered must be the one whose fingerprint the code holds.
+    let ca = pki::inspect(offer.ca_pem.as_bytes());
+    let ca_fingerprint = ca.map(|i| i.fingerprint).unwrap_or_else(|_| {
+        // A CA certificate has no fleet role; fingerprint its DER directly.
+        pem_der(&offer.ca_pem)
+            .map(|d| pki::fingerprint_der(&d))
+            .unwrap_or_default()
+    });
+    if ca_fingerprint != code.fingerprint_hex() {
+        return Err(JoinError::Refused(format!(
+            "{enroll_endpoint} is not the center that printed this code"
+        )));
+    }
+    let csr = key.csr(&role)?;
+    let mac_hex = code.mac(format!("{name}{csr}").as_bytes());
+    let done = client
+        .finish(v1::JoinFinish {
+            node_name: name.to_owned(),
+            csr_pem: csr,
+            mac_hex,
+        })
+        .await
+        .map_err(|s| JoinError::Refused(s.message().to_owned()))?
+        .into_inner();
+    let info = pki::verify_chain(&done.cert_pem, &offer.ca_pem, SystemTime::now())?;
+    if info.role != role || !key.matches_cert(done.cert_pem.as_bytes())? {
+        return Err(JoinError::Refused(
+            "the center returned a certificate for another node or key".into(),
+        ));
+    }
+    write_private(&dir.join("ca.pem"), &offer.ca_pem)?;
+    write_private(&dir.join("node.pem"), &done.cert_pem)?;
+    write_private(&dir.join("center"), center)?;
+    let _ = std::fs::remove_file(dir.join("join-code"));
+    Ok(())
+}
+
+fn pem_der(pem: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
+
+/// The center this node dials (written by `join`), if any.
+pub fn center_endpoint(state_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(tls_dir(state_dir).join("center"))
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// Why `agent-node join` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// Local files or certificates.
+    #[error(transparent)]
+    Local(#[from] Error),
+    /// Certificates.
+    #[error(transparent)]
+    Pki(#[from] pki::Error),
+    /// The center refused or is not the right one.
+    #[error("{0}")]
+    Refused(String),
+}

@@ -42,6 +42,23 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         valid_minutes: u64,
     },
+    /// Join a center that accepts nodes dialling in (for machines behind NAT): use the code
+    /// its `/node add <name>` printed; afterwards `serve` dials the center over mutual TLS.
+    Join {
+        /// This node's name (as given to /node add).
+        #[arg(long)]
+        name: String,
+        /// The center's address for node links (its --listen), host:port.
+        #[arg(long)]
+        center: String,
+        /// State directory (default ~/.codex-fleet/node).
+        #[arg(long, env = "AGENT_NODE_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// The center's enrollment address (its --enroll-listen), host:port.
+        enroll: String,
+        /// The join code.
+        code: String,
+    },
     /// Serve the node protocol (plaintext gRPC on a loopback address).
     Serve {
         #[command(flatten)]
@@ -84,6 +101,22 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Join {
+            name,
+            center,
+            state_dir,
+            enroll,
+            code,
+        } => {
+            let args = ServeArgs {
+                state_dir,
+                ..ServeArgs::default()
+            };
+            let config = NodeConfig::resolve(&args, file)?;
+            agent_node::enroll::join(&config.state_dir, &name, &enroll, &center, &code).await?;
+            println!("joined as {name}; `agent-node serve` now dials {center} over mutual TLS");
+            Ok(())
+        }
         Command::Serve { args, dump_config } => {
             let listen = args
                 .listen
@@ -116,6 +149,22 @@ async fn serve(config: NodeConfig, listen: std::net::SocketAddr) -> anyhow::Resu
                     transport::bind_plaintext(node.clone(), addr, token.clone()).await?;
                 announce(bound, "");
                 return server.await.context("serving");
+            }
+            TlsState::Enrolled {
+                cert_pem,
+                key,
+                ca_pem,
+            } if agent_node::enroll::center_endpoint(&state_dir).is_some() => {
+                let center = agent_node::enroll::center_endpoint(&state_dir).unwrap_or_default();
+                println!("agent-node dialing {center} (mutual TLS)");
+                let tls = shared::tls::client_config(
+                    &cert_pem,
+                    &key,
+                    &ca_pem,
+                    &shared::pki::Role::Center,
+                );
+                transport::dial_center(node.clone(), &center, tls, token.clone()).await;
+                return Ok(());
             }
             TlsState::Enrolled {
                 cert_pem,

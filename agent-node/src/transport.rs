@@ -178,3 +178,56 @@ pub async fn bind_enrollment(
     };
     Ok((local, fut))
 }
+
+/// Keeps a link to the center open by dialling it (for nodes behind NAT): on every drop,
+/// reconnect after 0.5 s doubling to 30 s. The center speaks first; the session runs exactly as
+/// on an accepted link. Returns when `token` is cancelled.
+pub async fn dial_center(
+    node: Node,
+    center: &str,
+    tls: tonic::transport::ClientTlsConfig,
+    token: CancellationToken,
+) {
+    use proto::v1::center_link_client::CenterLinkClient;
+    let mut attempt: u32 = 0;
+    loop {
+        let result = async {
+            let channel = tonic::transport::Endpoint::from_shared(format!("https://{center}"))?
+                .tls_config(tls.clone())?
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .http2_keep_alive_interval(std::time::Duration::from_secs(20))
+                .keep_alive_timeout(std::time::Duration::from_secs(10))
+                .keep_alive_while_idle(true)
+                .connect()
+                .await?;
+            let (tx, rx) = mpsc::channel(LINK_CAPACITY);
+            let inbound = CenterLinkClient::new(channel)
+                .dial(ReceiverStream::new(rx))
+                .await
+                .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?
+                .into_inner();
+            Ok::<_, anyhow::Error>(Link::from_streaming(tx, inbound))
+        }
+        .await;
+        match result {
+            Ok(link) => {
+                attempt = 0;
+                tracing::info!(%center, "connected to the center");
+                if let Err(err) = node.serve(link, token.child_token()).await {
+                    tracing::warn!(error = %err, "link to the center ended");
+                }
+            }
+            Err(err) => {
+                tracing::warn!(%center, error = %format!("{err:#}"), "cannot reach the center")
+            }
+        }
+        attempt += 1;
+        let wait = std::time::Duration::from_millis(500)
+            .saturating_mul(1 << attempt.min(6))
+            .min(std::time::Duration::from_secs(30));
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}

@@ -39,6 +39,7 @@ pub struct App {
     /// Serialises inputs per topic so messages reach Codex in the order they were sent.
     input_locks: Mutex<HashMap<Surface, Arc<tokio::sync::Mutex<()>>>>,
     fleet: std::sync::OnceLock<Fleet>,
+    seen: Mutex<std::collections::HashSet<String>>,
 }
 
 /// What adding nodes at run time needs.
@@ -71,13 +72,31 @@ impl App {
             topics: Mutex::new(HashMap::new()),
             input_locks: Mutex::new(HashMap::new()),
             fleet: std::sync::OnceLock::new(),
+            seen: Mutex::new(std::collections::HashSet::new()),
         })
+    }
+
+    /// The fleet's PKI, once fleet support runs.
+    pub fn pki(&self) -> Option<&crate::fleet::CenterPki> {
+        self.fleet.get().map(|f| &f.pki)
+    }
+
+    /// Whether `name` was ever connected in this process (for "back online" notices).
+    pub fn seen_before(&self, name: &str) -> bool {
+        self.seen.lock().expect("seen lock").contains(name)
+    }
+
+    /// A join code for a node that will dial in.
+    pub fn invite_node(&self, name: &str) -> Result<String, String> {
+        let pki = self.pki().ok_or("fleet support is not running")?;
+        pki.invite(&self.store, name).map_err(|e| e.to_string())
     }
 
     /// Sets up fleet support and starts dialling the known remote nodes.
     pub fn start_fleet(self: &Arc<Self>, fleet: Fleet) {
         for node in self.store.nodes().unwrap_or_default() {
-            if !node.revoked {
+            // Nodes without an endpoint dial in themselves.
+            if !node.revoked && !node.endpoint.is_empty() {
                 self.dial(&fleet, node.name, node.endpoint, &node.cert_serial);
             }
         }
@@ -138,6 +157,10 @@ impl App {
 
     /// Registers a node connection.
     pub fn add_node(&self, conn: Arc<NodeConn>) {
+        self.seen
+            .lock()
+            .expect("seen lock")
+            .insert(conn.name().to_owned());
         self.nodes
             .lock()
             .expect("nodes lock")

@@ -264,6 +264,15 @@ impl App {
                 };
                 self.notice(surface, &text, None);
             }
+            ["add", name] => {
+                let text = match self.invite_node(name) {
+                    Ok(code) => format!(
+                        "Join code for {name} (valid 1 h, works once). On the machine run:\n\nagent-node join --name {name} --center <this-center>:<port> <enroll-host:port> {code}"
+                    ),
+                    Err(err) => format!("✗ {err}"),
+                };
+                self.notice(surface, &text, Some(msg_id));
+            }
             ["add", ..] => {
                 let _ = self.outbox.tg().delete(surface.chat_id, msg_id).await;
                 self.notice(surface, "Usage: /node add <name> <host:port> <join code> (the code comes from `agent-node init`)", None);

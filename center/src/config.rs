@@ -46,6 +46,10 @@ pub struct CenterConfig {
     pub remote_nodes: Vec<(String, String)>,
     /// Longest wait between reconnect attempts to a node.
     pub reconnect_max: Duration,
+    /// Where nodes behind NAT dial in (mutual TLS), if anywhere.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Where `agent-node join` enrolls them, if anywhere.
+    pub enroll_listen: Option<std::net::SocketAddr>,
 }
 
 /// A remote node in the file.
@@ -104,6 +108,12 @@ pub struct RunArgs {
     /// Milliseconds between pasting and Enter.
     #[arg(long, env = "CODEX_FLEET_PASTE_DELAY_MS")]
     pub paste_delay_ms: Option<u64>,
+    /// Accept nodes that dial in (behind NAT) on this address, over mutual TLS.
+    #[arg(long, env = "CODEX_FLEET_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Serve `agent-node join` enrollment on this address.
+    #[arg(long, env = "CODEX_FLEET_ENROLL_LISTEN")]
+    pub enroll_listen: Option<std::net::SocketAddr>,
     /// Longest wait between reconnect attempts to a node, in seconds (default 30).
     #[arg(long, env = "CODEX_FLEET_RECONNECT_MAX_SECS")]
     pub reconnect_max_secs: Option<u64>,
@@ -227,6 +237,8 @@ impl CenterConfig {
             node,
             remote_nodes,
             reconnect_max: Duration::from_secs(args.reconnect_max_secs.unwrap_or(30).clamp(1, 600)),
+            listen: args.listen,
+            enroll_listen: args.enroll_listen,
         })
     }
 

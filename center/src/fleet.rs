@@ -94,6 +94,81 @@ impl CenterPki {
         Ok(Self { ca, cert_pem, key })
     }
 
+    /// The fleet CA certificate (PEM).
+    pub fn ca_pem(&self) -> &str {
+        self.ca.cert_pem()
+    }
+
+    /// TLS settings for serving nodes that dial in (their certificates are required).
+    pub fn server_tls(&self) -> tonic::transport::ServerTlsConfig {
+        shared::tls::server_config(&self.cert_pem, &self.key, self.ca.cert_pem())
+    }
+
+    /// A join code for a node that will dial in (`agent-node join`), valid for an hour.
+    pub fn invite(&self, store: &Store, name: &str) -> Result<String, EnrollError> {
+        if !pki::valid_node_name(name) || name == crate::nodes::LOCAL {
+            return Err(EnrollError::BadName(name.to_owned()));
+        }
+        let code = JoinCode::new(
+            JoinKind::CenterInvite,
+            &self.ca.fingerprint(),
+            Duration::from_secs(3600),
+        )
+        .map_err(|e| EnrollError::Internal(e.to_string()))?;
+        let encoded = code.encode();
+        store
+            .put_invite(name, &encoded)
+            .map_err(|e| EnrollError::Internal(e.to_string()))?;
+        Ok(encoded)
+    }
+
+    /// Signs the CSR of a node that dials in, if it proves the secret of its invite.
+    pub fn join(
+        &self,
+        store: &Store,
+        name: &str,
+        csr_pem: &str,
+        mac_hex: &str,
+    ) -> Result<String, EnrollError> {
+        let internal = |e: &dyn std::fmt::Display| EnrollError::Internal(e.to_string());
+        let encoded = store
+            .invite(name)
+            .map_err(|e| internal(&e))?
+            .ok_or_else(|| EnrollError::BadCode(format!("no invitation for {name:?}")))?;
+        let code = JoinCode::decode(&encoded).map_err(|e| internal(&e))?;
+        if code.expired(SystemTime::now()) {
+            return Err(EnrollError::Expired);
+        }
+        if !code.verify_mac(format!("{name}{csr_pem}").as_bytes(), mac_hex) {
+            tracing::warn!(node = %name, "join refused: the join code's secret was not proven");
+            return Err(EnrollError::BadCode(
+                "the join code's secret was not proven".into(),
+            ));
+        }
+        if !store
+            .use_join_code(&code.secret_hash())
+            .map_err(|e| internal(&e))?
+        {
+            return Err(EnrollError::Replayed);
+        }
+        let role = Role::node(name).map_err(|e| internal(&e))?;
+        let cert = self
+            .ca
+            .sign_csr(csr_pem, &role, NODE_CERT_VALIDITY)
+            .map_err(|e| {
+                EnrollError::BadCode(format!("the certificate request was refused: {e}"))
+            })?;
+        let serial = pki::inspect(cert.as_bytes())
+            .map(|i| i.serial_hex)
+            .unwrap_or_default();
+        store
+            .put_node(name, "", &serial)
+            .map_err(|e| internal(&e))?;
+        let _ = store.remove_invite(name);
+        tracing::info!(node = %name, "node joined (it dials in)");
+        Ok(cert)
+    }
+
     /// TLS settings for dialling node `name` (only a certificate for that node is accepted).
     pub fn client_tls(&self, name: &str) -> Result<ClientTlsConfig, pki::Error> {
         Ok(shared::tls::client_config(

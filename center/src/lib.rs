@@ -11,6 +11,7 @@ pub mod connector;
 pub mod deliver;
 pub mod fleet;
 pub mod flows;
+pub mod listener;
 pub mod nodes;
 pub mod store;
 pub mod telegram;
@@ -66,6 +67,18 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
         inbound: inbound_tx.clone(),
         token: token.clone(),
     });
+    if let Some(addr) = app.cfg.listen {
+        let bound = listener::serve_links(app.clone(), addr, inbound_tx.clone(), token.clone())
+            .await
+            .context("listening for nodes")?;
+        println!("center: nodes dial in at {bound}");
+    }
+    if let Some(addr) = app.cfg.enroll_listen {
+        let bound = listener::serve_enrollment(app.clone(), addr, token.clone())
+            .await
+            .context("listening for node enrollment")?;
+        println!("center: enrollment at {bound}");
+    }
     tracing::info!("center started");
     println!("center: polling Telegram");
     telegram::poll::run(Arc::clone(&app), token.clone()).await;

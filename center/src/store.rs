@@ -47,7 +47,7 @@ pub struct Binding {
     pub mode: InputMode,
 }
 
-const SCHEMA_VERSION: i32 = 3;
+const SCHEMA_VERSION: i32 = 4;
 
 /// The database.
 #[derive(Debug)]
@@ -93,6 +93,11 @@ impl Store {
             conn.execute_batch(
                 "CREATE TABLE IF NOT EXISTS used_join_codes (
                     secret_hash TEXT PRIMARY KEY, used_unix_ms INTEGER NOT NULL);",
+            )?;
+        }
+        if version < 4 {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS invites (name TEXT PRIMARY KEY, code TEXT NOT NULL);",
             )?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -337,6 +342,34 @@ impl Store {
         )?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(n == 1)
+    }
+
+    /// Remembers the join code given out for a node that will dial in.
+    pub fn put_invite(&self, name: &str, code: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO invites (name, code) VALUES (?1, ?2)",
+            params![name, code],
+        )?;
+        Ok(())
+    }
+
+    /// The join code given out for `name`.
+    pub fn invite(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT code FROM invites WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Forgets the join code of `name`.
+    pub fn remove_invite(&self, name: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM invites WHERE name = ?1", params![name])?;
+        Ok(())
     }
 
     /// Whether a join code was used already.

@@ -35,6 +35,8 @@ pub struct CenterOptions {
 /// A running center.
 pub struct CenterProcess {
     child: Child,
+    /// What the center printed before it started polling.
+    pub startup: Vec<String>,
 }
 
 impl CenterProcess {
@@ -65,6 +67,7 @@ impl CenterProcess {
         let mut child = cmd.spawn().context("starting center")?;
         let stdout = child.stdout.take().context("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
+        let mut startup = Vec::new();
         loop {
             let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
                 .await
@@ -73,9 +76,17 @@ impl CenterProcess {
             if line.contains("polling Telegram") {
                 break;
             }
+            startup.push(line);
         }
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { child })
+        Ok(Self { child, startup })
+    }
+
+    /// The address after `prefix` in a startup line, e.g. `center: enrollment at `.
+    pub fn printed_addr(&self, prefix: &str) -> Option<String> {
+        self.startup
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix).map(|a| a.trim().to_owned()))
     }
 
     /// The process id (for reading its memory use).

@@ -141,11 +141,15 @@ impl NodeProcess {
             .await
             .context("agent-node did not start within 30 s")??
             .context("agent-node exited before listening")?;
-        let addr = line
-            .strip_prefix("agent-node listening on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .context("unexpected first line")?
-            .parse()?;
+        // A node that dials its center has no address of its own.
+        let addr = if line.starts_with("agent-node dialing") {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        } else {
+            line.strip_prefix("agent-node listening on ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .context("unexpected first line")?
+                .parse()?
+        };
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self { child, addr })
     }
@@ -179,4 +183,30 @@ pub fn init_node(state_dir: &Path, name: &str) -> anyhow::Result<String> {
         bail!("unexpected join code {code:?}");
     }
     Ok(code)
+}
+
+/// Runs `agent-node join` and returns its outcome (stdout or stderr).
+pub fn join_node(
+    state_dir: &Path,
+    name: &str,
+    center: &str,
+    enroll: &str,
+    code: &str,
+) -> Result<String, String> {
+    let bin = workspace_bin("agent-node").map_err(|e| e.to_string())?;
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "test harness running the binary under test"
+    )]
+    let out = std::process::Command::new(bin)
+        .args(["join", "--name", name, "--center", center, "--state-dir"])
+        .arg(state_dir)
+        .args([enroll, code])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }

@@ -22,7 +22,7 @@ pub(crate) struct CenterEnv {
     project: PathBuf,
     _state: tempfile::TempDir,
     pub(crate) tmux: TmuxSandbox,
-    center: CenterProcess,
+    pub(crate) center: CenterProcess,
     pub(crate) opts: CenterOptions,
     pub(crate) alice: User,
     pub(crate) chat: i64,

@@ -514,3 +514,69 @@ async fn a_30_second_partition_while_codex_works_loses_and_duplicates_nothing() 
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_behind_nat_joins_and_dials_the_center() {
+    let env = CenterEnv::start_with(
+        "nat-center",
+        vec![
+            ("CODEX_FLEET_LISTEN".into(), "127.0.0.1:0".into()),
+            ("CODEX_FLEET_ENROLL_LISTEN".into(), "127.0.0.1:0".into()),
+        ],
+    )
+    .await;
+    let link = env
+        .center
+        .printed_addr("center: nodes dial in at ")
+        .unwrap();
+    let enroll = env.center.printed_addr("center: enrollment at ").unwrap();
+    let admin = env
+        .tg
+        .create_topic(&env.alice, env.chat, "admin")
+        .unwrap()
+        .thread_id
+        .unwrap();
+    env.say(admin, "/node add vps3");
+    let invite = env
+        .message(admin, "invite", |m| m.text().contains("cfj1."))
+        .await;
+    let code = invite
+        .text()
+        .split_whitespace()
+        .find(|w| w.starts_with("cfj1."))
+        .unwrap()
+        .to_owned();
+
+    let model = e2e::fake_model::FakeModel::start().await.unwrap();
+    let mut vps = remote_node_uninitialised("nat-vps", &model.base_url());
+    e2e::node_proc::join_node(&vps.opts.state_dir, "vps3", &link, &enroll, &code).unwrap();
+    // The code works once.
+    let other = tempfile::tempdir().unwrap();
+    let again = e2e::node_proc::join_node(other.path(), "vps3", &link, &enroll, &code);
+    assert!(again.is_err(), "a join code worked twice");
+    vps.start().await;
+
+    let thread = bind_on(
+        &env,
+        env.chat,
+        "behind-nat",
+        "vps3",
+        "remote-project",
+        "echo: through the nat",
+    )
+    .await;
+    env.message(thread, "answer from the dial-in node", |m| {
+        m.text() == "through the nat"
+    })
+    .await;
+
+    // Revocation closes its link and it cannot come back.
+    env.say(admin, "/node remove vps3");
+    env.message(admin, "revoked", |m| m.text().contains("vps3 is revoked"))
+        .await;
+    env.say(thread, "echo: hello?");
+    env.message(thread, "refused after revocation", |m| {
+        m.text().contains("Not delivered")
+    })
+    .await;
+}
