@@ -140,6 +140,7 @@ async fn serve(config: NodeConfig, listen: std::net::SocketAddr) -> anyhow::Resu
     let node = Node::start(config, token.clone())
         .await
         .context("starting the node")?;
+    shared::systemd::ready_and_watchdog(|| true);
     let mut addr = listen;
     loop {
         let state = TlsState::load(&state_dir).context("reading the node's TLS state")?;

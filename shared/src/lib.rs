@@ -5,5 +5,6 @@
 pub mod config;
 pub mod pki;
 pub mod shutdown;
+pub mod systemd;
 pub mod telemetry;
 pub mod tls;

@@ -22,6 +22,13 @@ pub async fn run(app: Arc<App>, token: CancellationToken) {
     let started = Instant::now();
     let last_ok = Arc::new(AtomicI64::new(0));
     spawn_watchdog(app.cfg.watchdog, started, last_ok.clone(), token.clone());
+    // systemd (Type=notify): ready now; the watchdog is petted only while polling succeeds.
+    let limit = app.cfg.watchdog;
+    let seen = last_ok.clone();
+    shared::systemd::ready_and_watchdog(move || {
+        let last = Duration::from_millis(seen.load(Ordering::Relaxed) as u64);
+        started.elapsed().saturating_sub(last) < limit
+    });
     let mut offset: i32 = app
         .store
         .last_update_id()
