@@ -580,3 +580,146 @@ async fn a_node_behind_nat_joins_and_dials_the_center() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_sessions_finishing_at_once_stay_within_the_group_budget() {
+    const N: usize = 20;
+    // A node whose windows run a stand-in for Codex (this test writes the transcripts itself).
+    let root = tempfile::tempdir().unwrap();
+    let root_path = root.path().canonicalize().unwrap();
+    let codex_home = tempfile::tempdir().unwrap();
+    let day = codex_home.path().join("sessions/2026/11/21");
+    std::fs::create_dir_all(&day).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let tmux = TmuxSandbox::new("budget-vps");
+    let opts = NodeOptions {
+        state_dir: state.path().to_owned(),
+        codex_home: codex_home.path().to_owned(),
+        tmux_socket: tmux.socket.clone(),
+        codex_command: "printf '\\342\\200\\272 \\n  footer\\n'; exec cat".into(),
+        roots: vec![format!("r={}", root_path.display())],
+        env: vec![],
+        port: 0,
+    };
+    let node = NodeProcess::start(&opts).await.unwrap();
+    let client = e2e::node_client::NodeClient::connect(node.addr, &[])
+        .await
+        .unwrap();
+    let mut sessions = Vec::new();
+    for i in 0..N {
+        let dir = root_path.join(format!("p{i:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let reply = client
+            .request(proto::v1::request::Op::CreateSession(
+                proto::v1::CreateSession {
+                    cwd: dir.display().to_string(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap();
+        let proto::v1::reply::Result::Created(c) = reply else {
+            panic!("{reply:?}")
+        };
+        let sid = c.session.unwrap().session_id;
+        let thread = format!("0199dddd-0000-7000-8000-{i:012}");
+        let path = day.join(format!("rollout-2026-11-21T10-00-00-{thread}.jsonl"));
+        let line = |kind: &str, body: String| {
+            format!(
+                r#"{{"timestamp":"2099-01-01T00:00:00.000Z","type":"{kind}","payload":{body}}}"#
+            ) + "\n"
+        };
+        let text = line(
+            "session_meta",
+            format!(r#"{{"id":"{thread}","cwd":"{}"}}"#, dir.display()),
+        ) + &line(
+            "event_msg",
+            r#"{"type":"user_message","message":"go"}"#.into(),
+        );
+        std::fs::write(&path, text).unwrap();
+        sessions.push((sid, path));
+    }
+    drop(client);
+
+    // Twenty topics of one group, bound to those sessions (as the bind flow would have done).
+    let center_state = tempfile::tempdir().unwrap();
+    let tg = e2e::fake_telegram::FakeTelegram::start(TOKEN_FOR_BUDGET)
+        .await
+        .unwrap();
+    let alice = tg.create_user("Alice");
+    let chat = tg.create_forum("Busy");
+    let store = center::store::Store::open(&center_state.path().join("center.db")).unwrap();
+    let mut threads = Vec::new();
+    for (i, (sid, _)) in sessions.iter().enumerate() {
+        let thread = tg
+            .create_topic(&alice, chat, &format!("t{i}"))
+            .unwrap()
+            .thread_id
+            .unwrap();
+        store
+            .put_binding(&center::store::Binding {
+                surface: center::store::Surface {
+                    chat_id: chat,
+                    thread_id: thread as i32,
+                },
+                node: "vps1".into(),
+                session_id: sid.clone(),
+                cwd: String::new(),
+                mode: center::store::InputMode::Steer,
+            })
+            .unwrap();
+        threads.push(thread);
+    }
+    drop(store);
+    tg.set_flood_limits(Some(Default::default()));
+    let center_tmux = TmuxSandbox::new("budget-center");
+    let opts = e2e::center_proc::CenterOptions {
+        token: TOKEN_FOR_BUDGET.into(),
+        allowed_users: vec![alice.id],
+        api_url: tg.api_url(),
+        state_dir: center_state.path().to_owned(),
+        tmux_socket: center_tmux.socket.clone(),
+        codex_command: "cat".into(),
+        roots: vec![format!("r={}", root_path.display())],
+        env: vec![("CODEX_FLEET_NODES".into(), format!("vps1={}", node.addr))],
+    };
+    let _center = e2e::center_proc::CenterProcess::start(&opts).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // All twenty turns end at the same moment.
+    for (i, (_, path)) in sessions.iter().enumerate() {
+        let line = format!(
+            r#"{{"timestamp":"2099-01-01T00:00:01.000Z","type":"event_msg","payload":{{"type":"agent_message","message":"final answer {i}","phase":"final_answer"}}}}"#
+        ) + "\n";
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        std::io::Write::write_all(&mut f, line.as_bytes()).unwrap();
+    }
+    tg.wait_for("all twenty answers", Duration::from_secs(150), |v| {
+        let n = v
+            .bot_messages()
+            .iter()
+            .filter(|m| m.chat_id == chat && m.text().starts_with("final answer "))
+            .count();
+        (n >= N).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(tg.count_429(), 0, "{:?}", tg.flood_events());
+    for (i, thread) in threads.iter().enumerate() {
+        let texts: Vec<String> = tg
+            .messages_in(chat, Some(*thread))
+            .into_iter()
+            .map(|m| m.text().to_owned())
+            .collect();
+        assert_eq!(
+            texts
+                .iter()
+                .filter(|t| **t == format!("final answer {i}"))
+                .count(),
+            1,
+            "{texts:?}"
+        );
+    }
+}
+
+const TOKEN_FOR_BUDGET: &str = "777:BUDGET-token-for-the-fake-api";
