@@ -149,15 +149,24 @@ async fn bind_on(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_machines_from_two_topics_and_a_node_that_drops_and_returns() {
-    // The remote node's port must be known before the center starts.
+async fn three_nodes_two_topics_and_a_node_that_drops_mid_turn_and_returns() {
+    // Three agent-node processes, each with its own state, CODEX_HOME and tmux server. Their
+    // ports must be known before the center starts.
     let model = e2e::fake_model::FakeModel::start().await.unwrap();
-    let mut vps = remote_node("fleet-vps", &model.base_url()).await;
+    let mut vps = remote_node("fleet-vps1", &model.base_url()).await;
+    let vps2 = remote_node("fleet-vps2", &model.base_url()).await;
+    let vps3 = remote_node("fleet-vps3", &model.base_url()).await;
     let endpoint = vps.process.addr.to_string();
     let env = CenterEnv::start_with(
         "fleet-center",
         vec![
-            ("CODEX_FLEET_NODES".into(), format!("vps1={endpoint}")),
+            (
+                "CODEX_FLEET_NODES".into(),
+                format!(
+                    "vps1={endpoint},vps2={},vps3={}",
+                    vps2.process.addr, vps3.process.addr
+                ),
+            ),
             ("CODEX_FLEET_RECONNECT_MAX_SECS".into(), "2".into()),
         ],
     )
@@ -174,7 +183,15 @@ async fn two_machines_from_two_topics_and_a_node_that_drops_and_returns() {
         "echo: from the vps",
     )
     .await;
-    let local = bind_on(&env, home, "local", "local", "project", "echo: from home").await;
+    let local = bind_on(
+        &env,
+        home,
+        "second",
+        "vps2",
+        "remote-project",
+        "echo: from home",
+    )
+    .await;
     env.message(remote, "remote answer", |m| m.text() == "from the vps")
         .await;
     msg_in(&env, home, local, "local answer", |m| {
@@ -187,12 +204,19 @@ async fn two_machines_from_two_topics_and_a_node_that_drops_and_returns() {
         .tmux(&["list-windows", "-a", "-F", "#{window_name}"])
         .unwrap();
     assert!(windows.contains("codex-remote-project"), "{windows}");
+    let windows = vps2
+        ._tmux
+        .tmux(&["list-windows", "-a", "-F", "#{window_name}"])
+        .unwrap();
+    assert!(windows.contains("codex-remote-project"), "{windows}");
 
     env.tg
         .send_text(&env.alice, home, Some(local), "/nodes")
         .unwrap();
     msg_in(&env, home, local, "nodes", |m| {
-        m.text().contains("vps1 — 🟢 online") && m.text().contains("local — 🟢 online")
+        ["local", "vps1", "vps2", "vps3"]
+            .iter()
+            .all(|n| m.text().contains(&format!("{n} — 🟢 online")))
     })
     .await;
 
