@@ -245,6 +245,30 @@ impl NodeEnrollment for EnrollService {
     }
 }
 
+/// Installs a renewed certificate: it must chain to `ca_pem`, name this node, and be for this
+/// node's key.
+pub fn install_renewed(state_dir: &Path, cert_pem: &str, ca_pem: &str) -> Result<(), JoinError> {
+    let TlsState::Enrolled {
+        cert_pem: current,
+        key,
+        ..
+    } = TlsState::load(state_dir)?
+    else {
+        return Err(JoinError::Refused("this node is not enrolled".into()));
+    };
+    let role = pki::inspect(current.as_bytes())?.role;
+    let info = pki::verify_chain(cert_pem, ca_pem, SystemTime::now())?;
+    if info.role != role || !key.matches_cert(cert_pem.as_bytes())? {
+        return Err(JoinError::Refused(
+            "the certificate is not for this node's key and name".into(),
+        ));
+    }
+    let dir = tls_dir(state_dir);
+    write_private(&dir.join("ca.pem"), ca_pem)?;
+    write_private(&dir.join("node.pem"), cert_pem)?;
+    Ok(())
+}
+
 /// `agent-node join`: enrolls with a center that printed `code` (`/node add <name>`), pinning the
 /// fleet CA by the fingerprint in the code; afterwards `serve` dials `center` over mutual TLS.
 pub async fn join(

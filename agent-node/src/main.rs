@@ -164,25 +164,38 @@ async fn serve(config: NodeConfig, listen: std::net::SocketAddr) -> anyhow::Resu
                     &ca_pem,
                     &shared::pki::Role::Center,
                 );
-                transport::dial_center(node.clone(), &center, tls, token.clone()).await;
-                return Ok(());
+                let stop = token.child_token();
+                tokio::select! {
+                    () = transport::dial_center(node.clone(), &center, tls, stop.clone()) => return Ok(()),
+                    () = node.certificate_changed() => stop.cancel(),
+                }
+                continue;
             }
             TlsState::Enrolled {
                 cert_pem,
                 key,
                 ca_pem,
             } => {
+                let stop = token.child_token();
                 let (bound, server) = transport::bind_mtls(
                     node.clone(),
                     addr,
                     &cert_pem,
                     &key,
                     &ca_pem,
-                    token.clone(),
+                    stop.clone(),
                 )
                 .await?;
                 announce(bound, " (mutual TLS)");
-                return server.await.context("serving");
+                addr = bound;
+                let stop_after = stop.clone();
+                tokio::select! {
+                    r = server => return r.context("serving"),
+                    () = node.certificate_changed() => stop_after.cancel(),
+                }
+                // Rebind with the renewed certificate (windows and links are not affected).
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
             }
             TlsState::Enrolling(pending) => {
                 let service = agent_node::enroll::EnrollService::new(pending);

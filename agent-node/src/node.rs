@@ -77,6 +77,8 @@ pub(crate) struct Inner {
     pub(crate) unknown_records: Arc<AtomicU64>,
     pub(crate) started: Instant,
     pub(crate) token: CancellationToken,
+    /// Notified when a renewed fleet certificate was installed (the server rebinds with it).
+    pub(crate) certificate_changed: Notify,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -107,6 +109,7 @@ impl Node {
             unknown_records: Arc::new(AtomicU64::new(0)),
             started: Instant::now(),
             token,
+            certificate_changed: Notify::new(),
             cfg,
         });
         let node = Self { inner };
@@ -121,6 +124,11 @@ impl Node {
             "node started"
         );
         Ok(node)
+    }
+
+    /// Resolves when a renewed fleet certificate was installed.
+    pub async fn certificate_changed(&self) {
+        self.inner.certificate_changed.notified().await;
     }
 
     /// The configuration this node runs with.

@@ -49,6 +49,8 @@ impl Node {
             Op::ListWindows(_) => Ok(R::Windows(self.list_windows())),
             Op::KillWindow(req) => self.kill_window(&req.session_id).await,
             Op::GetHistory(req) => self.history(&req).await,
+            Op::CertificateStatus(_) => self.certificate_status(),
+            Op::InstallCertificate(req) => self.install_certificate(&req),
         }
     }
 
@@ -528,6 +530,42 @@ impl Node {
             entries: entries.into_iter().rev().skip(skip).take(limit).collect(),
             total,
         }))
+    }
+
+    fn certificate_status(&self) -> Result<R, NodeError> {
+        use crate::enroll::TlsState;
+        let TlsState::Enrolled { cert_pem, key, .. } = TlsState::load(&self.inner.cfg.state_dir)
+            .map_err(|e| NodeError::Internal(e.to_string()))?
+        else {
+            return Err(NodeError::NotFound(
+                "this node has no fleet certificate".into(),
+            ));
+        };
+        let info = shared::pki::inspect(cert_pem.as_bytes())
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        let due = shared::pki::renewal_due(&info, std::time::SystemTime::now());
+        let csr_pem = if due {
+            key.csr(&info.role)
+                .map_err(|e| NodeError::Internal(e.to_string()))?
+        } else {
+            String::new()
+        };
+        Ok(R::CertStatus(v1::CertStatus {
+            not_after_unix: info
+                .not_after
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+            renewal_due: due,
+            csr_pem,
+        }))
+    }
+
+    fn install_certificate(&self, req: &v1::InstallCertificate) -> Result<R, NodeError> {
+        crate::enroll::install_renewed(&self.inner.cfg.state_dir, &req.cert_pem, &req.ca_pem)
+            .map_err(|e| NodeError::InvalidArgument(e.to_string()))?;
+        tracing::info!("fleet certificate renewed");
+        self.inner.certificate_changed.notify_waiters();
+        Ok(R::Done(v1::Done {}))
     }
 
     async fn kill_window(&self, id: &str) -> Result<R, NodeError> {

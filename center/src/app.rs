@@ -143,6 +143,67 @@ impl App {
         Ok(())
     }
 
+    /// While `conn` is up, renews node `name`'s certificate whenever 2/3 of its lifetime have
+    /// passed (checked at connect and twice a day).
+    pub fn keep_certificate_fresh(self: &Arc<Self>, name: String, conn: Arc<NodeConn>) {
+        let app = self.clone();
+        tokio::spawn(async move {
+            loop {
+                app.renew_if_due(&name, &conn).await;
+                tokio::select! {
+                    () = conn.closed() => return,
+                    () = tokio::time::sleep(std::time::Duration::from_secs(12 * 3600)) => {}
+                }
+            }
+        });
+    }
+
+    async fn renew_if_due(&self, name: &str, conn: &NodeConn) {
+        let Some(pki) = self.pki() else { return };
+        let status = conn
+            .call(
+                Op::CertificateStatus(v1::CertificateStatus {}),
+                CALL_TIMEOUT,
+            )
+            .await;
+        let Ok(R::CertStatus(s)) = status else {
+            return; // plaintext or older node: nothing to renew
+        };
+        if !s.renewal_due || s.csr_pem.is_empty() {
+            return;
+        }
+        let cert = match pki.sign_renewal(name, &s.csr_pem) {
+            Ok(cert) => cert,
+            Err(err) => {
+                tracing::warn!(node = %name, error = %err, "cannot renew the node's certificate");
+                return;
+            }
+        };
+        let op = Op::InstallCertificate(v1::InstallCertificate {
+            cert_pem: cert.clone(),
+            ca_pem: pki.ca_pem().to_owned(),
+        });
+        match conn.call(op, CALL_TIMEOUT).await {
+            Ok(_) => {
+                let serial = shared::pki::inspect(cert.as_bytes())
+                    .map(|i| i.serial_hex)
+                    .unwrap_or_default();
+                let endpoint = self
+                    .store
+                    .node(name)
+                    .ok()
+                    .flatten()
+                    .map(|n| n.endpoint)
+                    .unwrap_or_default();
+                let _ = self.store.put_node(name, &endpoint, &serial);
+                tracing::info!(node = %name, "renewed the node's certificate");
+            }
+            Err(err) => {
+                tracing::warn!(node = %name, error = %err, "installing a renewed certificate failed")
+            }
+        }
+    }
+
     /// Revokes a node at once: its link is closed and it is never dialled again.
     pub fn revoke_node(&self, name: &str) -> bool {
         let revoked = self.store.revoke_node(name).unwrap_or(false);

@@ -145,6 +145,9 @@ pub fn spawn(
                         last_error.clear();
                         app.add_node(conn.clone());
                         app.node_changed(&name, true, was_online).await;
+                        if matches!(security, Security::Mtls(_)) {
+                            app.keep_certificate_fresh(name.clone(), conn.clone());
+                        }
                         was_online = true;
                         tokio::select! {
                             () = token.cancelled() => { conn.close(); return; }

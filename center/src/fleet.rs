@@ -169,6 +169,12 @@ impl CenterPki {
         Ok(cert)
     }
 
+    /// Signs a renewal CSR for node `name` (same rules as at enrollment).
+    pub fn sign_renewal(&self, name: &str, csr_pem: &str) -> Result<String, pki::Error> {
+        self.ca
+            .sign_csr(csr_pem, &Role::node(name)?, NODE_CERT_VALIDITY)
+    }
+
     /// TLS settings for dialling node `name` (only a certificate for that node is accepted).
     pub fn client_tls(&self, name: &str) -> Result<ClientTlsConfig, pki::Error> {
         Ok(shared::tls::client_config(

@@ -9,7 +9,7 @@ use proto::{
     link::Link,
     v1::{self, center_enrollment_server, center_link_server},
 };
-use shared::pki::{self, Role};
+use shared::pki::Role;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
@@ -42,23 +42,14 @@ impl center_link_server::CenterLink for LinkService {
                 return Err(Status::unauthenticated("a fleet certificate is required"));
             }
         };
-        let serial = request
-            .peer_certs()
-            .and_then(|certs| {
-                certs
-                    .first()
-                    .map(|c| pki::inspect(c.as_ref()).map(|i| i.serial_hex))
-            })
-            .and_then(Result::ok)
-            .unwrap_or_default();
         match self.app.store.node(&name) {
-            Ok(Some(n)) if !n.revoked && (n.cert_serial.is_empty() || n.cert_serial == serial) => {}
-            Ok(Some(n)) if n.revoked => {
+            Ok(Some(n)) if !n.revoked => {}
+            Ok(Some(_)) => {
                 tracing::warn!(node = %name, "refused a dial-in: the node is revoked");
                 return Err(Status::permission_denied("this node is revoked"));
             }
             _ => {
-                tracing::warn!(node = %name, "refused a dial-in: unknown node or replaced certificate");
+                tracing::warn!(node = %name, "refused a dial-in: unknown node");
                 return Err(Status::permission_denied("unknown node"));
             }
         }
@@ -79,6 +70,7 @@ impl center_link_server::CenterLink for LinkService {
             let seen = app.seen_before(&name);
             app.add_node(conn.clone());
             app.node_changed(&name, true, seen).await;
+            app.keep_certificate_fresh(name.clone(), conn.clone());
             conn.closed().await;
             app.remove_node(&name, &conn);
             if !app

@@ -747,3 +747,72 @@ async fn twenty_sessions_finishing_at_once_stay_within_the_group_budget() {
 }
 
 const TOKEN_FOR_BUDGET: &str = "777:BUDGET-token-for-the-fake-api";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_certificate_due_for_renewal_is_renewed_on_connect() {
+    shared::tls::install_crypto_provider();
+    let env = CenterEnv::start_with(
+        "renew-center",
+        vec![("CODEX_FLEET_RECONNECT_MAX_SECS".into(), "1".into())],
+    )
+    .await;
+    let model = e2e::fake_model::FakeModel::start().await.unwrap();
+    let mut vps = remote_node_uninitialised("renew-vps", &model.base_url());
+    let code = e2e::node_proc::init_node(&vps.opts.state_dir, "vps4").unwrap();
+    vps.start().await;
+    let endpoint = vps.process.as_ref().unwrap().addr;
+    let admin = env
+        .tg
+        .create_topic(&env.alice, env.chat, "admin")
+        .unwrap()
+        .thread_id
+        .unwrap();
+    env.say(admin, &format!("/node add vps4 {endpoint} {code}"));
+    env.message(admin, "enrolled", |m| m.text().contains("vps4 enrolled"))
+        .await;
+
+    // Replace the node's certificate with one already past 2/3 of its (short) life.
+    let tls = vps.opts.state_dir.join("tls");
+    let key = shared::pki::PrivateKey::read_from(&tls.join("node.key")).unwrap();
+    let ca = shared::pki::FleetCa::load_or_create(&env.opts.state_dir.join("pki/ca")).unwrap();
+    let role = shared::pki::Role::node("vps4").unwrap();
+    let short = ca
+        .sign_csr(&key.csr(&role).unwrap(), &role, Duration::from_secs(60))
+        .unwrap();
+    assert!(shared::pki::renewal_due(
+        &shared::pki::inspect(short.as_bytes()).unwrap(),
+        std::time::SystemTime::now()
+    ));
+    vps.process.as_mut().unwrap().kill().await.unwrap();
+    std::fs::write(tls.join("node.pem"), &short).unwrap();
+    vps.opts.port = endpoint.port();
+    vps.start().await;
+
+    // The center reconnects, sees the certificate is due, and installs a fresh one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let pem = std::fs::read(tls.join("node.pem")).unwrap();
+        let info = shared::pki::inspect(&pem).unwrap();
+        if info.not_after > std::time::SystemTime::now() + Duration::from_secs(300 * 24 * 3600) {
+            assert!(key.matches_cert(&pem).unwrap(), "renewed for another key");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "certificate not renewed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The node rebinds with the new certificate and the center is connected again.
+    let thread = bind_on(
+        &env,
+        env.chat,
+        "after-renewal",
+        "vps4",
+        "remote-project",
+        "echo: renewed",
+    )
+    .await;
+    env.message(thread, "answer after renewal", |m| m.text() == "renewed")
+        .await;
+}
