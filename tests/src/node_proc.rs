@@ -126,11 +126,11 @@ impl NodeProcess {
             .arg(&opts.codex_command)
             .arg("--root")
             .arg(opts.roots.join(","))
-            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info,agent_node=debug".into()),
             )
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
@@ -152,6 +152,11 @@ impl NodeProcess {
         };
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self { child, addr })
+    }
+
+    /// The process id (for reading its memory use).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Kills the process with SIGKILL (no cleanup runs: a crash).
