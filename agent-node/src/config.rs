@@ -276,6 +276,18 @@ pub struct ServeArgs {
     /// Milliseconds between pasting text and pressing Enter (>= 150).
     #[arg(long, env = "CODEX_FLEET_PASTE_DELAY_MS")]
     pub paste_delay_ms: Option<u64>,
+    /// Manual TLS: this node's certificate (PEM, signed by the fleet CA: `center nodes sign`).
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// Manual TLS: this node's private key (PEM; it never leaves this machine).
+    #[arg(long, requires_all = ["tls_cert", "tls_ca"])]
+    pub tls_key: Option<PathBuf>,
+    /// Manual TLS: the fleet CA certificate (PEM).
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
+    /// Dial this center (host:port) instead of waiting for it (nodes behind NAT).
+    #[arg(long)]
+    pub connect: Option<String>,
 }
 
 #[cfg(test)]

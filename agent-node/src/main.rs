@@ -42,6 +42,16 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         valid_minutes: u64,
     },
+    /// Manual mode: make this node's key (kept in the state directory) and print a certificate
+    /// request for `center nodes sign <name> <csr-file>`.
+    Csr {
+        /// This node's name in the fleet.
+        #[arg(long)]
+        name: String,
+        /// State directory (default ~/.codex-fleet/node).
+        #[arg(long, env = "AGENT_NODE_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// Join a center that accepts nodes dialling in (for machines behind NAT): use the code
     /// its `/node add <name>` printed; afterwards `serve` dials the center over mutual TLS.
     Join {
@@ -101,6 +111,26 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Csr { name, state_dir } => {
+            let args = ServeArgs {
+                state_dir,
+                ..ServeArgs::default()
+            };
+            let config = NodeConfig::resolve(&args, file)?;
+            let dir = agent_node::enroll::tls_dir(&config.state_dir);
+            std::fs::create_dir_all(&dir)?;
+            let key_path = dir.join("node.key");
+            let key = if key_path.exists() {
+                shared::pki::PrivateKey::read_from(&key_path)?
+            } else {
+                let key = shared::pki::PrivateKey::generate()?;
+                key.write_to(&key_path)?;
+                key
+            };
+            print!("{}", key.csr(&shared::pki::Role::node(&name)?)?);
+            eprintln!("key: {} (use it with --tls-key)", key_path.display());
+            Ok(())
+        }
         Command::Join {
             name,
             center,
@@ -122,17 +152,41 @@ async fn main() -> anyhow::Result<()> {
                 .listen
                 .or_else(|| file.as_ref().and_then(|f| f.listen))
                 .unwrap_or_else(|| ([127, 0, 0, 1], 7443).into());
+            let manual = match (&args.tls_cert, &args.tls_key, &args.tls_ca) {
+                (Some(c), Some(k), Some(a)) => Some(Manual {
+                    cert_pem: std::fs::read_to_string(c)
+                        .with_context(|| format!("reading {}", c.display()))?,
+                    key: shared::pki::PrivateKey::read_from(k)
+                        .with_context(|| format!("reading {}", k.display()))?,
+                    ca_pem: std::fs::read_to_string(a)
+                        .with_context(|| format!("reading {}", a.display()))?,
+                    connect: args.connect.clone(),
+                }),
+                _ => None,
+            };
             let config = NodeConfig::resolve(&args, file)?;
             if dump_config {
                 println!("{config:#?}\nlisten: {listen}");
                 return Ok(());
             }
-            serve(config, listen).await
+            serve(config, listen, manual).await
         }
     }
 }
 
-async fn serve(config: NodeConfig, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+/// TLS material given by flags (manual mode) instead of enrollment.
+struct Manual {
+    cert_pem: String,
+    key: shared::pki::PrivateKey,
+    ca_pem: String,
+    connect: Option<String>,
+}
+
+async fn serve(
+    config: NodeConfig,
+    listen: std::net::SocketAddr,
+    manual: Option<Manual>,
+) -> anyhow::Result<()> {
     shared::tls::install_crypto_provider();
     let token = CancellationToken::new();
     shared::shutdown::cancel_on_signal(token.clone());
@@ -141,6 +195,25 @@ async fn serve(config: NodeConfig, listen: std::net::SocketAddr) -> anyhow::Resu
         .await
         .context("starting the node")?;
     shared::systemd::ready_and_watchdog(|| true);
+    if let Some(m) = manual {
+        shared::pki::verify_chain(&m.cert_pem, &m.ca_pem, std::time::SystemTime::now())
+            .context("the --tls-cert is not a valid fleet certificate for --tls-ca")?;
+        if let Some(center) = m.connect {
+            println!("agent-node dialing {center} (mutual TLS)");
+            let tls = shared::tls::client_config(
+                &m.cert_pem,
+                &m.key,
+                &m.ca_pem,
+                &shared::pki::Role::Center,
+            );
+            transport::dial_center(node, &center, tls, token).await;
+            return Ok(());
+        }
+        let (bound, server) =
+            transport::bind_mtls(node, listen, &m.cert_pem, &m.key, &m.ca_pem, token).await?;
+        announce(bound, " (mutual TLS)");
+        return server.await.context("serving");
+    }
     let mut addr = listen;
     loop {
         let state = TlsState::load(&state_dir).context("reading the node's TLS state")?;

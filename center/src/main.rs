@@ -54,6 +54,17 @@ enum NodesAction {
         /// The join code.
         code: String,
     },
+    /// Manual mode: sign a node's certificate request (from its own key) and print the
+    /// certificate followed by the fleet CA; give both to `agent-node serve --tls-cert/--tls-ca`.
+    Sign {
+        /// Its name.
+        name: String,
+        /// The CSR file (PEM).
+        csr: PathBuf,
+        /// `host:port` to dial it at (omit for a node that dials in).
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
     /// Revoke a node: it is never dialled again.
     Remove {
         /// Its name.
@@ -124,6 +135,19 @@ async fn nodes(state_dir: Option<PathBuf>, action: NodesAction) -> anyhow::Resul
             println!(
                 "{name} enrolled; restart the center to connect to it (or use /node add in Telegram next time)."
             );
+        }
+        NodesAction::Sign {
+            name,
+            csr,
+            endpoint,
+        } => {
+            let pki = center::fleet::CenterPki::load_or_create(&state_dir)?;
+            let csr = std::fs::read_to_string(&csr)
+                .with_context(|| format!("reading {}", csr.display()))?;
+            let cert = pki.sign_renewal(&name, &csr)?;
+            let serial = shared::pki::inspect(cert.as_bytes())?.serial_hex;
+            store.put_node(&name, endpoint.as_deref().unwrap_or(""), &serial)?;
+            print!("{cert}{}", pki.ca_pem());
         }
         NodesAction::Remove { name } => {
             anyhow::ensure!(store.revoke_node(&name)?, "there is no node {name}");

@@ -816,3 +816,106 @@ async fn a_node_certificate_due_for_renewal_is_renewed_on_connect() {
     env.message(thread, "answer after renewal", |m| m.text() == "renewed")
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_mode_pem_files_serve_only_the_center() {
+    shared::tls::install_crypto_provider();
+    let model = e2e::fake_model::FakeModel::start().await.unwrap();
+    let vps = remote_node_uninitialised("manual-vps", &model.base_url());
+    let center_state = tempfile::tempdir().unwrap();
+    let run = |bin: &str, args: &[&str]| {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "test harness running the binaries under test"
+        )]
+        let out = std::process::Command::new(e2e::node_proc::workspace_bin(bin).unwrap())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{bin} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let node_state = vps.opts.state_dir.display().to_string();
+    let csr = run(
+        "agent-node",
+        &["csr", "--name", "vps5", "--state-dir", &node_state],
+    );
+    let csr_file = center_state.path().join("vps5.csr");
+    std::fs::write(&csr_file, csr).unwrap();
+    let center_dir = center_state.path().display().to_string();
+    let bundle = run(
+        "center",
+        &[
+            "nodes",
+            "--state-dir",
+            &center_dir,
+            "sign",
+            "vps5",
+            &csr_file.display().to_string(),
+        ],
+    );
+    // The certificate, then the CA.
+    let split =
+        bundle.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----\n".len();
+    let (cert, ca) = bundle.split_at(split);
+    let tls = vps.opts.state_dir.join("manual");
+    std::fs::create_dir_all(&tls).unwrap();
+    std::fs::write(tls.join("cert.pem"), cert).unwrap();
+    std::fs::write(tls.join("ca.pem"), ca).unwrap();
+
+    let bin = e2e::node_proc::workspace_bin("agent-node").unwrap();
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "test harness running the binary under test"
+    )]
+    let mut child = tokio::process::Command::new(bin)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+            &node_state,
+            "--tmux-socket",
+            &vps.opts.tmux_socket,
+        ])
+        .arg("--codex-home")
+        .arg(&vps.opts.codex_home)
+        .arg("--tls-cert")
+        .arg(tls.join("cert.pem"))
+        .arg("--tls-key")
+        .arg(vps.opts.state_dir.join("tls/node.key"))
+        .arg("--tls-ca")
+        .arg(tls.join("ca.pem"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut first)
+        .await
+        .unwrap();
+    let addr: std::net::SocketAddr = first.split_whitespace().nth(3).unwrap().parse().unwrap();
+    // The center's own certificate (from the same CA) attaches; plaintext does not.
+    let fleet_ca =
+        shared::pki::FleetCa::load_or_create(&center_state.path().join("pki/ca")).unwrap();
+    let (key, cert) = fleet_ca
+        .issue(&shared::pki::Role::Center, Duration::from_secs(3600))
+        .unwrap();
+    let tls =
+        shared::tls::client_config(&cert, &key, ca, &shared::pki::Role::node("vps5").unwrap());
+    let client = e2e::node_client::NodeClient::connect_tls(addr, tls)
+        .await
+        .unwrap();
+    assert!(!client.welcome.node_version.is_empty());
+    assert!(
+        e2e::node_client::NodeClient::connect(addr, &[])
+            .await
+            .is_err()
+    );
+    let _ = child.kill().await;
+}
