@@ -40,7 +40,12 @@ pub struct App {
     input_locks: Mutex<HashMap<Surface, Arc<tokio::sync::Mutex<()>>>>,
     fleet: std::sync::OnceLock<Fleet>,
     seen: Mutex<std::collections::HashSet<String>>,
+    /// Nodes whose topics were told they are offline.
+    warned: Mutex<std::collections::HashSet<String>>,
 }
+
+/// A node must stay away this long before its topics are told.
+pub const OFFLINE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What adding nodes at run time needs.
 pub struct Fleet {
@@ -73,6 +78,7 @@ impl App {
             input_locks: Mutex::new(HashMap::new()),
             fleet: std::sync::OnceLock::new(),
             seen: Mutex::new(std::collections::HashSet::new()),
+            warned: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -249,19 +255,46 @@ impl App {
         names
     }
 
-    /// Tells the topics bound to `name` that it went away or came back (once per change; a
-    /// first connection is not news).
-    pub async fn node_changed(&self, name: &str, online: bool, was_online: bool) {
-        if online && !was_online {
+    /// Tells the topics bound to `name` that it went away or came back. A drop is announced only
+    /// if the node is still away after [`OFFLINE_GRACE`] (brief blips stay quiet, and a fleet-wide
+    /// blip does not spend the chat budget on notices); "back online" only follows a warning.
+    pub async fn node_changed(self: &Arc<Self>, name: &str, online: bool, _was_online: bool) {
+        if online {
+            let warned = self.warned.lock().expect("warned lock").remove(name);
+            if warned {
+                self.tell_node_topics(
+                    name,
+                    &format!("✅ {name} is back online; anything Codex did meanwhile follows."),
+                );
+            }
             return;
         }
-        let text = if online {
-            format!("✅ {name} is back online; anything Codex did meanwhile follows.")
-        } else {
-            format!(
-                "⚠️ Lost the connection to {name}. Messages to this topic are refused until it is back."
-            )
-        };
+        let app = self.clone();
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(OFFLINE_GRACE).await;
+            if app.node(&name).is_some_and(|c| c.online()) {
+                return;
+            }
+            if app
+                .store
+                .node(&name)
+                .ok()
+                .flatten()
+                .is_some_and(|n| n.revoked)
+            {
+                return;
+            }
+            if app.warned.lock().expect("warned lock").insert(name.clone()) {
+                app.tell_node_topics(
+                    &name,
+                    &format!("⚠️ Lost the connection to {name}. Messages to this topic are refused until it is back."),
+                );
+            }
+        });
+    }
+
+    fn tell_node_topics(&self, name: &str, text: &str) {
         for b in self
             .store
             .bindings()
@@ -269,7 +302,7 @@ impl App {
             .into_iter()
             .filter(|b| b.node == name)
         {
-            self.notice(b.surface, &text, None);
+            self.notice(b.surface, text, None);
         }
     }
 
