@@ -803,7 +803,9 @@ async fn a_node_certificate_due_for_renewal_is_renewed_on_connect() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // The node rebinds with the new certificate and the center is connected again.
+    // The node rebinds with the new certificate and the center connects again (the link drops
+    // once for that; give the reconnect its moment before binding through the picker).
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let thread = bind_on(
         &env,
         env.chat,
