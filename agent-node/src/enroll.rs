@@ -133,13 +133,7 @@ pub fn init(state_dir: &Path, name: &str, ttl: Duration) -> Result<String, Error
         source,
     })?;
     let key_path = dir.join("node.key");
-    let key = if key_path.exists() {
-        PrivateKey::read_from(&key_path)?
-    } else {
-        let key = PrivateKey::generate()?;
-        key.write_to(&key_path)?;
-        key
-    };
+    let key = PrivateKey::load_or_generate(&key_path)?;
     let self_signed = key.self_signed(&role, ttl.max(Duration::from_secs(3600)))?;
     let fingerprint = pki::inspect(self_signed.as_bytes())?.fingerprint;
     let code = JoinCode::new(JoinKind::NodeInvite, &fingerprint, ttl)?;
@@ -297,13 +291,7 @@ pub async fn join(
         source,
     })?;
     let key_path = dir.join("node.key");
-    let key = if key_path.exists() {
-        PrivateKey::read_from(&key_path)?
-    } else {
-        let key = PrivateKey::generate()?;
-        key.write_to(&key_path)?;
-        key
-    };
+    let key = PrivateKey::load_or_generate(&key_path)?;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{enroll_endpoint}"))
         .map_err(|e| JoinError::Refused(e.to_string()))?
         .connect_timeout(Duration::from_secs(10))

@@ -120,13 +120,7 @@ async fn main() -> anyhow::Result<()> {
             let dir = agent_node::enroll::tls_dir(&config.state_dir);
             std::fs::create_dir_all(&dir)?;
             let key_path = dir.join("node.key");
-            let key = if key_path.exists() {
-                shared::pki::PrivateKey::read_from(&key_path)?
-            } else {
-                let key = shared::pki::PrivateKey::generate()?;
-                key.write_to(&key_path)?;
-                key
-            };
+            let key = shared::pki::PrivateKey::load_or_generate(&key_path)?;
             print!("{}", key.csr(&shared::pki::Role::node(&name)?)?);
             eprintln!("key: {} (use it with --tls-key)", key_path.display());
             Ok(())

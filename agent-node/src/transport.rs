@@ -88,6 +88,14 @@ impl node_link_server::NodeLink for Service {
     }
 }
 
+/// Binds `addr` and returns the listener with the address it got.
+async fn listen(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), Error> {
+    let bind = |source| Error::Bind { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
+    let local = listener.local_addr().map_err(bind)?;
+    Ok((listener, local))
+}
+
 /// Binds `addr` (loopback only) and returns the bound address and the server future.
 pub async fn bind_plaintext(
     node: Node,
@@ -97,12 +105,7 @@ pub async fn bind_plaintext(
     if !addr.ip().is_loopback() {
         return Err(Error::NotLoopback(addr));
     }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| Error::Bind { addr, source })?;
+    let (listener, local) = listen(addr).await?;
     let service = node_link_server::NodeLinkServer::new(Service {
         node,
         token: token.clone(),
@@ -129,12 +132,7 @@ pub async fn bind_mtls(
     ca_pem: &str,
     token: CancellationToken,
 ) -> Result<(SocketAddr, impl Future<Output = Result<(), Error>>), Error> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| Error::Bind { addr, source })?;
+    let (listener, local) = listen(addr).await?;
     let tls = shared::tls::server_config(cert_pem, key, ca_pem);
     let service = node_link_server::NodeLinkServer::new(Service {
         node,
@@ -162,12 +160,7 @@ pub async fn bind_enrollment(
     service: EnrollService,
     token: CancellationToken,
 ) -> Result<(SocketAddr, impl Future<Output = Result<(), Error>>), Error> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| Error::Bind { addr, source })?;
+    let (listener, local) = listen(addr).await?;
     let service = v1::node_enrollment_server::NodeEnrollmentServer::new(service);
     let fut = async move {
         tonic::transport::Server::builder()

@@ -62,13 +62,7 @@ impl CenterPki {
         let dir = state_dir.join("pki");
         let ca = FleetCa::load_or_create(&dir.join("ca"))?;
         let key_path = dir.join("center.key");
-        let key = if key_path.exists() {
-            PrivateKey::read_from(&key_path)?
-        } else {
-            let key = PrivateKey::generate()?;
-            key.write_to(&key_path)?;
-            key
-        };
+        let key = PrivateKey::load_or_generate(&key_path)?;
         let cert_path = dir.join("center.pem");
         let current = std::fs::read_to_string(&cert_path).ok().filter(|pem| {
             pki::verify_chain(pem, ca.cert_pem(), SystemTime::now())

@@ -45,6 +45,16 @@ impl PrivateKey {
         write_private(path, self.pem().as_bytes())
     }
 
+    /// The key at `path`, or a new one written there (0600) if there is none yet.
+    pub fn load_or_generate(path: &Path) -> Result<Self, Error> {
+        if path.exists() {
+            return Self::read_from(path);
+        }
+        let key = Self::generate()?;
+        key.write_to(path)?;
+        Ok(key)
+    }
+
     /// The DER SubjectPublicKeyInfo of this key.
     pub fn public_key_der(&self) -> Vec<u8> {
         self.key.subject_public_key_info()

@@ -20,33 +20,20 @@ struct RemoteNode {
 }
 
 async fn remote_node(label: &str, model_url: &str) -> RemoteNode {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(root.path().join("remote-project")).unwrap();
-    let project = root.path().join("remote-project").canonicalize().unwrap();
-    let codex = CodexHome::builder(model_url)
-        .trust(&project)
-        .build()
-        .unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let tmux = TmuxSandbox::new(label);
-    let opts = NodeOptions {
-        state_dir: state.path().to_owned(),
-        codex_home: codex.path().to_owned(),
-        tmux_socket: tmux.socket.clone(),
-        codex_command: codex_bin().unwrap().display().to_string(),
-        roots: vec![format!(
-            "vps={}",
-            root.path().canonicalize().unwrap().display()
-        )],
-        env: codex.env(),
-        port: 0,
-    };
+    let LazyNode {
+        _codex,
+        _root,
+        _state,
+        _tmux,
+        opts,
+        ..
+    } = remote_node_uninitialised(label, model_url);
     let process = NodeProcess::start(&opts).await.unwrap();
     RemoteNode {
-        _codex: codex,
-        _root: root,
-        _state: state,
-        _tmux: tmux,
+        _codex,
+        _root,
+        _state,
+        _tmux,
         opts,
         process,
     }
