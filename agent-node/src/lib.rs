@@ -8,8 +8,10 @@
 pub mod bind;
 pub mod browse;
 pub mod config;
+pub mod control;
 pub mod enroll;
 pub mod error;
+pub mod files;
 mod hub;
 pub mod input;
 pub mod node;

@@ -69,6 +69,25 @@ enum Command {
         /// The join code.
         code: String,
     },
+    /// Send text and/or a file on this machine to a session's Telegram topic, through the
+    /// running daemon and its center. Inside a fleet window the topic is that window's; elsewhere
+    /// give --session, or the node's only bound session is used.
+    Send {
+        /// Session id (see /status in the topic); default: the window this runs in.
+        #[arg(long)]
+        session: Option<String>,
+        /// A file to send.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// How to send the file: photo, document, video, animation or audio (default: by type).
+        #[arg(long = "type", value_name = "TYPE")]
+        media_type: Option<String>,
+        /// State directory of the running daemon (default ~/.codex-fleet/node).
+        #[arg(long, env = "AGENT_NODE_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// The message (the caption, with a file).
+        text: Option<String>,
+    },
     /// Serve the node protocol (plaintext gRPC on a loopback address).
     Serve {
         #[command(flatten)]
@@ -141,6 +160,39 @@ async fn main() -> anyhow::Result<()> {
             println!("joined as {name}; `agent-node serve` now dials {center} over mutual TLS");
             Ok(())
         }
+        Command::Send {
+            session,
+            file: send_file,
+            media_type,
+            state_dir,
+            text,
+        } => {
+            let args = ServeArgs {
+                state_dir,
+                ..ServeArgs::default()
+            };
+            let config = NodeConfig::resolve(&args, file)?;
+            let file = send_file
+                .map(|f| std::path::absolute(&f).with_context(|| format!("reading {}", f.display())))
+                .transpose()?;
+            let req = agent_node::control::SendRequest {
+                session_id: session.unwrap_or_default(),
+                pane: std::env::var("TMUX_PANE").unwrap_or_default(),
+                text: text.unwrap_or_default(),
+                file: file
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                media_type: media_type.unwrap_or_default(),
+            };
+            let answer = agent_node::control::request(&config.state_dir, &req)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            if !answer.ok {
+                anyhow::bail!("{}", answer.message);
+            }
+            println!("{}", answer.message);
+            Ok(())
+        }
         Command::Serve { args, dump_config } => {
             let listen = args
                 .listen
@@ -189,6 +241,10 @@ async fn serve(
         .await
         .context("starting the node")?;
     shared::systemd::ready_and_watchdog(|| true);
+    let control = node
+        .serve_control(token.clone())
+        .context("opening the control socket for `agent-node send`")?;
+    tracing::info!(socket = %control.display(), "control socket ready");
     if let Some(m) = manual {
         shared::pki::verify_chain(&m.cert_pem, &m.ca_pem, std::time::SystemTime::now())
             .context("the --tls-cert is not a valid fleet certificate for --tls-ca")?;

@@ -79,6 +79,8 @@ pub(crate) struct Inner {
     pub(crate) token: CancellationToken,
     /// Notified when a renewed fleet certificate was installed (the server rebinds with it).
     pub(crate) certificate_changed: Notify,
+    /// `agent-node send` requests waiting for the center.
+    pub(crate) relays: crate::control::Relays,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -110,6 +112,7 @@ impl Node {
             started: Instant::now(),
             token,
             certificate_changed: Notify::new(),
+            relays: crate::control::Relays::default(),
             cfg,
         });
         let node = Self { inner };

@@ -51,6 +51,8 @@ impl Node {
             Op::GetHistory(req) => self.history(&req).await,
             Op::CertificateStatus(_) => self.certificate_status(),
             Op::InstallCertificate(req) => self.install_certificate(&req),
+            Op::PutFile(req) => self.put_file(req).await,
+            Op::ReadFile(req) => self.read_file(req).await,
         }
     }
 

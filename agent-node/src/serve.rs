@@ -96,6 +96,7 @@ impl Node {
                     });
                 }
                 center_msg::Kind::Ack(ack) => self.ack(&ack.session_id, ack.seq),
+                center_msg::Kind::OutgoingResult(result) => self.inner.relays.resolve(result),
                 center_msg::Kind::Hello(_) => {
                     tracing::debug!("ignoring a second Hello on one link");
                 }

@@ -1,0 +1,214 @@
+//! `agent-node send`: a local user (or Codex itself, from a shell in its window) asks the running
+//! node to deliver text or a file to a session's Telegram topic. The request reaches the daemon on
+//! a Unix socket in the state directory (mode 0600, so only this user), goes to the center as an
+//! `Outgoing` message, and the center's `OutgoingResult` is the answer.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::Mutex,
+    time::Duration,
+};
+
+use proto::v1::{self, node_msg};
+use serde::{Deserialize, Serialize};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::{UnixListener, UnixStream},
+    sync::oneshot,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::node::Node;
+
+/// How long a relayed send may take (the center may have to wait for Telegram's budget).
+const RELAY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The socket's file name in the state directory.
+pub const SOCKET_NAME: &str = "control.sock";
+
+/// A send request, as written by the CLI.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SendRequest {
+    /// Target session; empty: the window the CLI runs in (`pane`), else the only bound one.
+    #[serde(default)]
+    pub session_id: String,
+    /// The tmux pane the CLI runs in (`$TMUX_PANE`), if any.
+    #[serde(default)]
+    pub pane: String,
+    /// Message text (the caption, with a file).
+    #[serde(default)]
+    pub text: String,
+    /// Absolute path of a file to send.
+    #[serde(default)]
+    pub file: String,
+    /// photo|document|video|animation|audio; empty: by file type.
+    #[serde(default)]
+    pub media_type: String,
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendAnswer {
+    /// Whether Telegram accepted it.
+    pub ok: bool,
+    /// What happened, for the user.
+    pub message: String,
+}
+
+/// Relays waiting for the center's answer.
+#[derive(Debug, Default)]
+pub(crate) struct Relays {
+    pending: Mutex<HashMap<String, oneshot::Sender<v1::OutgoingResult>>>,
+}
+
+impl Relays {
+    pub(crate) fn resolve(&self, result: v1::OutgoingResult) {
+        let waiter = self
+            .pending
+            .lock()
+            .expect("relays lock")
+            .remove(&result.relay_id);
+        if let Some(tx) = waiter {
+            let _ = tx.send(result);
+        }
+    }
+}
+
+impl Node {
+    /// Sends `req` to the center and waits for its verdict.
+    pub async fn relay(&self, req: SendRequest) -> SendAnswer {
+        let fail = |message: String| SendAnswer { ok: false, message };
+        if req.text.trim().is_empty() && req.file.is_empty() {
+            return fail("nothing to send: give a text, a file or both".into());
+        }
+        if !req.file.is_empty() {
+            let path = Path::new(&req.file);
+            if !path.is_absolute() {
+                return fail(format!("{} is not an absolute path", req.file));
+            }
+            match std::fs::metadata(path) {
+                Ok(m) if m.is_file() => {}
+                Ok(_) => return fail(format!("{} is not a regular file", req.file)),
+                Err(e) => return fail(format!("cannot read {}: {e}", req.file)),
+            }
+        }
+        let mut session_id = req.session_id.clone();
+        if session_id.is_empty() && !req.pane.is_empty() {
+            session_id = self
+                .registry()
+                .all()
+                .find(|r| !r.exited && r.pane_id == req.pane)
+                .map(|r| r.session_id.clone())
+                .unwrap_or_default();
+        }
+        let Some(sink) = self.inner.hub.sink() else {
+            return fail("this node is not connected to a center right now".into());
+        };
+        let relay_id = format!("r{}-{}", std::process::id(), crate::node::now_ms());
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .relays
+            .pending
+            .lock()
+            .expect("relays lock")
+            .insert(relay_id.clone(), tx);
+        let msg = v1::NodeMsg {
+            kind: Some(node_msg::Kind::Outgoing(v1::Outgoing {
+                relay_id: relay_id.clone(),
+                session_id,
+                text: req.text,
+                file_path: req.file,
+                media_type: req.media_type,
+            })),
+        };
+        let answer = if sink.send(msg).await.is_err() {
+            fail("the link to the center closed".into())
+        } else {
+            match tokio::time::timeout(RELAY_TIMEOUT, rx).await {
+                Ok(Ok(r)) => SendAnswer {
+                    ok: r.ok,
+                    message: r.message,
+                },
+                Ok(Err(_)) => fail("the center did not answer".into()),
+                Err(_) => fail("the center did not answer within 2 minutes".into()),
+            }
+        };
+        self.inner
+            .relays
+            .pending
+            .lock()
+            .expect("relays lock")
+            .remove(&relay_id);
+        answer
+    }
+
+    /// Serves the control socket until `token` is cancelled.
+    pub fn serve_control(&self, token: CancellationToken) -> std::io::Result<PathBuf> {
+        let path = self.inner.cfg.state_dir.join(SOCKET_NAME);
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path)?;
+        set_owner_only(&path)?;
+        let node = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let conn = tokio::select! {
+                    () = token.cancelled() => return,
+                    conn = listener.accept() => conn,
+                };
+                let Ok((stream, _)) = conn else { continue };
+                let node = node.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = node.answer_control(stream).await {
+                        tracing::debug!(error = %err, "control connection failed");
+                    }
+                });
+            }
+        });
+        Ok(path)
+    }
+
+    async fn answer_control(&self, stream: UnixStream) -> std::io::Result<()> {
+        let (read, mut write) = stream.into_split();
+        let mut line = String::new();
+        BufReader::new(read.take(1 << 20))
+            .read_line(&mut line)
+            .await?;
+        let answer = match serde_json::from_str::<SendRequest>(&line) {
+            Ok(req) => self.relay(req).await,
+            Err(e) => SendAnswer {
+                ok: false,
+                message: format!("bad request: {e}"),
+            },
+        };
+        let mut out = serde_json::to_vec(&answer).unwrap_or_default();
+        out.push(b'\n');
+        write.write_all(&out).await
+    }
+}
+
+fn set_owner_only(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+/// The CLI side: sends `req` to the daemon whose state directory is `state_dir`.
+pub async fn request(state_dir: &Path, req: &SendRequest) -> Result<SendAnswer, String> {
+    let path = state_dir.join(SOCKET_NAME);
+    let stream = UnixStream::connect(&path).await.map_err(|e| {
+        format!(
+            "cannot reach the agent-node daemon at {}: {e} (is `agent-node serve` running with this state directory?)",
+            path.display()
+        )
+    })?;
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_vec(req).map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    write.write_all(&line).await.map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    BufReader::new(read)
+        .read_line(&mut answer)
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::from_str(&answer).map_err(|e| format!("bad answer from the daemon: {e}"))
+}

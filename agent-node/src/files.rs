@@ -1,0 +1,299 @@
+//! Files crossing the link: attachments the center hands to a session (stored under the node's
+//! state directory with a sanitised name, so Codex gets a plain local path) and files the center
+//! reads back (images Codex viewed, files `agent-node send` offered).
+
+use std::{
+    os::unix::fs::FileExt,
+    path::{Path, PathBuf},
+};
+
+use proto::v1::{self, reply::Result as R};
+
+use crate::{error::NodeError, node::Node};
+
+/// The largest attachment a node accepts (Telegram's upload cap for documents).
+pub const MAX_FILE: u64 = 50 * 1024 * 1024;
+/// The largest chunk read or written in one request.
+pub const MAX_CHUNK: usize = 512 * 1024;
+
+impl Node {
+    /// Where attachments for session `session_id` are kept.
+    pub fn inbox_dir(&self, session_id: &str) -> PathBuf {
+        self.inner.cfg.state_dir.join("inbox").join(session_id)
+    }
+
+    /// Writes one chunk of an attachment; the finishing chunk moves it to its final name.
+    pub(crate) async fn put_file(&self, req: v1::PutFile) -> Result<R, NodeError> {
+        if req.upload_id.is_empty()
+            || req.upload_id.len() > 64
+            || !req
+                .upload_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(NodeError::InvalidArgument("bad upload id".into()));
+        }
+        if req.total_size > MAX_FILE {
+            return Err(NodeError::InvalidArgument(format!(
+                "the file is too large ({} MB; at most {} MB)",
+                req.total_size / (1024 * 1024),
+                MAX_FILE / (1024 * 1024)
+            )));
+        }
+        if req.data.len() > MAX_CHUNK || req.offset + req.data.len() as u64 > req.total_size {
+            return Err(NodeError::InvalidArgument(
+                "the chunk lies outside the file".into(),
+            ));
+        }
+        let record = self.record(&req.session_id).ok_or_else(|| {
+            NodeError::NotFound(format!("no window {} on this node", req.session_id))
+        })?;
+        if record.exited {
+            return Err(NodeError::WindowDead("that window has exited".into()));
+        }
+        let dir = self.inbox_dir(&req.session_id);
+        tokio::task::spawn_blocking(move || write_chunk(&dir, &req))
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))?
+    }
+
+    /// Reads part of a regular file on this machine.
+    pub(crate) async fn read_file(&self, req: v1::ReadFile) -> Result<R, NodeError> {
+        let path = PathBuf::from(&req.path);
+        if !path.is_absolute() {
+            return Err(NodeError::InvalidArgument(format!(
+                "{} is not an absolute path",
+                req.path
+            )));
+        }
+        tokio::task::spawn_blocking(move || read_chunk(&path, req.offset, req.max_bytes))
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))?
+    }
+}
+
+fn io_error(what: &str, path: &Path, err: &std::io::Error) -> NodeError {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => NodeError::NotFound(format!("{} does not exist", path.display())),
+        std::io::ErrorKind::PermissionDenied => {
+            NodeError::InvalidArgument(format!("{} is not readable", path.display()))
+        }
+        _ => NodeError::Internal(format!("{what} {}: {err}", path.display())),
+    }
+}
+
+fn write_chunk(dir: &Path, req: &v1::PutFile) -> Result<R, NodeError> {
+    std::fs::create_dir_all(dir).map_err(|e| io_error("cannot create", dir, &e))?;
+    let part = dir.join(format!(".{}.part", req.upload_id));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&part)
+        .map_err(|e| io_error("cannot open", &part, &e))?;
+    file.write_all_at(&req.data, req.offset)
+        .map_err(|e| io_error("cannot write", &part, &e))?;
+    if !req.finish {
+        return Ok(R::Done(v1::Done {}));
+    }
+    let size = file
+        .metadata()
+        .map_err(|e| io_error("cannot inspect", &part, &e))?
+        .len();
+    if size != req.total_size {
+        let _ = std::fs::remove_file(&part);
+        return Err(NodeError::InvalidArgument(format!(
+            "the file arrived incomplete ({size} of {} bytes)",
+            req.total_size
+        )));
+    }
+    file.sync_all()
+        .map_err(|e| io_error("cannot sync", &part, &e))?;
+    let target = unique_path(dir, &sanitize_file_name(&req.file_name));
+    std::fs::rename(&part, &target).map_err(|e| io_error("cannot store", &target, &e))?;
+    Ok(R::Stored(v1::StoredFile {
+        path: target.to_string_lossy().into_owned(),
+        size,
+    }))
+}
+
+fn read_chunk(path: &Path, offset: u64, max_bytes: u32) -> Result<R, NodeError> {
+    let file = std::fs::File::open(path).map_err(|e| io_error("cannot open", path, &e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| io_error("cannot inspect", path, &e))?;
+    if !meta.is_file() {
+        return Err(NodeError::InvalidArgument(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    let total = meta.len();
+    if total > MAX_FILE {
+        return Err(NodeError::InvalidArgument(format!(
+            "{} is too large to send ({} MB; at most {} MB)",
+            path.display(),
+            total / (1024 * 1024),
+            MAX_FILE / (1024 * 1024)
+        )));
+    }
+    let want = (max_bytes as usize).clamp(1, MAX_CHUNK);
+    let mut data = vec![0; want.min(total.saturating_sub(offset) as usize)];
+    let mut filled = 0;
+    while filled < data.len() {
+        let n = file
+            .read_at(&mut data[filled..], offset + filled as u64)
+            .map_err(|e| io_error("cannot read", path, &e))?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    data.truncate(filled);
+    Ok(R::Chunk(v1::FileChunk {
+        eof: offset + filled as u64 >= total,
+        data,
+        total_size: total,
+        file_name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    }))
+}
+
+/// A name safe to create in a directory and to paste into a prompt: letters, digits, `.`, `-`
+/// and `_` only, no leading dot, at most 100 bytes, keeping the extension.
+pub fn sanitize_file_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let mut clean: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    while clean.starts_with('.') {
+        clean.remove(0);
+    }
+    if clean.len() > 100 {
+        let ext = clean
+            .rsplit_once('.')
+            .map(|(_, e)| e)
+            .filter(|e| e.len() <= 10)
+            .map(|e| format!(".{e}"))
+            .unwrap_or_default();
+        clean.truncate(100 - ext.len());
+        clean.push_str(&ext);
+    }
+    if clean.trim_matches(['_', '.']).is_empty() {
+        "file".to_owned()
+    } else {
+        clean
+    }
+}
+
+/// `dir/name`, or `dir/stem-2.ext`, `-3`, … when that exists already.
+fn unique_path(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() => (s, format!(".{e}")),
+        _ => (name, String::new()),
+    };
+    (2..)
+        .map(|n| dir.join(format!("{stem}-{n}{ext}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_sanitised() {
+        assert_eq!(sanitize_file_name("report.pdf"), "report.pdf");
+        assert_eq!(sanitize_file_name("../../etc/passwd"), "passwd");
+        assert_eq!(sanitize_file_name(".bashrc"), "bashrc");
+        assert_eq!(sanitize_file_name("a b$(rm -rf).tar.gz"), "a_b__rm_-rf_.tar.gz");
+        assert_eq!(sanitize_file_name(""), "file");
+        assert_eq!(sanitize_file_name("..."), "file");
+        assert_eq!(sanitize_file_name("фото.jpg"), "____.jpg");
+        let long = format!("{}.png", "x".repeat(300));
+        let s = sanitize_file_name(&long);
+        assert_eq!(s.len(), 100);
+        assert!(s.ends_with(".png"));
+    }
+
+    #[test]
+    fn chunks_in_any_order_make_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunk = |offset: u64, data: &[u8], finish: bool| v1::PutFile {
+            upload_id: "u1".into(),
+            session_id: "s".into(),
+            file_name: "notes.txt".into(),
+            offset,
+            data: data.to_vec(),
+            total_size: 6,
+            finish,
+        };
+        assert!(matches!(
+            write_chunk(dir.path(), &chunk(3, b"def", false)),
+            Ok(R::Done(_))
+        ));
+        let Ok(R::Stored(s)) = write_chunk(dir.path(), &chunk(0, b"abc", true)) else {
+            panic!("not stored");
+        };
+        assert_eq!(std::fs::read(&s.path).unwrap(), b"abcdef");
+        assert!(s.path.ends_with("/notes.txt"));
+        // The same name again gets a suffix, never overwrites.
+        let Ok(R::Stored(again)) = write_chunk(
+            dir.path(),
+            &v1::PutFile {
+                upload_id: "u2".into(),
+                ..chunk(0, b"abcdef", true)
+            },
+        ) else {
+            panic!("not stored");
+        };
+        assert!(again.path.ends_with("/notes-2.txt"), "{}", again.path);
+        // An incomplete file is refused and removed.
+        let err = write_chunk(
+            dir.path(),
+            &v1::PutFile {
+                upload_id: "u3".into(),
+                ..chunk(0, b"ab", true)
+            },
+        );
+        assert!(matches!(err, Err(NodeError::InvalidArgument(_))));
+        assert!(!dir.path().join(".u3.part").exists());
+    }
+
+    #[test]
+    fn reads_are_chunked_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("img.png");
+        std::fs::write(&p, vec![7u8; 1000]).unwrap();
+        let Ok(R::Chunk(c)) = read_chunk(&p, 0, 600) else {
+            panic!()
+        };
+        assert_eq!((c.data.len(), c.total_size, c.eof), (600, 1000, false));
+        let Ok(R::Chunk(c)) = read_chunk(&p, 600, 600) else {
+            panic!()
+        };
+        assert_eq!((c.data.len(), c.eof), (400, true));
+        assert!(matches!(
+            read_chunk(dir.path(), 0, 10),
+            Err(NodeError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            read_chunk(&dir.path().join("nope"), 0, 10),
+            Err(NodeError::NotFound(_))
+        ));
+    }
+}
