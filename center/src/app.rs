@@ -42,7 +42,12 @@ pub struct App {
     seen: Mutex<std::collections::HashSet<String>>,
     /// Nodes whose topics were told they are offline.
     warned: Mutex<std::collections::HashSet<String>>,
+    /// Voice transcription, when configured.
+    pub(crate) transcriber: Option<crate::transcribe::Transcriber>,
 }
+
+/// Attachments that follow each other within this time become one input.
+const ATTACHMENT_BURST: Duration = Duration::from_millis(1500);
 
 /// A node must stay away this long before its topics are told.
 pub const OFFLINE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -67,8 +72,14 @@ pub(crate) struct PendingInput {
 
 impl App {
     /// A center with no nodes yet.
-    pub fn new(cfg: CenterConfig, store: Store, outbox: Outbox) -> Arc<Self> {
-        Arc::new(Self {
+    pub fn new(
+        cfg: CenterConfig,
+        store: Store,
+        outbox: Outbox,
+    ) -> Result<Arc<Self>, crate::transcribe::TranscribeError> {
+        let transcriber = crate::transcribe::Transcriber::from_config(&cfg.voice)?;
+        Ok(Arc::new(Self {
+            transcriber,
             cfg,
             store,
             outbox,
@@ -79,7 +90,7 @@ impl App {
             fleet: std::sync::OnceLock::new(),
             seen: Mutex::new(std::collections::HashSet::new()),
             warned: Mutex::new(std::collections::HashSet::new()),
-        })
+        }))
     }
 
     /// The fleet's PKI, once fleet support runs.
@@ -353,16 +364,55 @@ impl App {
         }
         let mut topics = self.topics.lock().expect("topics lock");
         let tx = topics.entry(surface).or_insert_with(|| {
-            let (tx, mut rx) = mpsc::unbounded_channel::<Update>();
-            let app = self.clone();
-            tokio::spawn(async move {
-                while let Some(update) = rx.recv().await {
-                    app.handle(surface, update).await;
-                }
-            });
+            let (tx, rx) = mpsc::unbounded_channel::<Update>();
+            tokio::spawn(self.clone().topic_loop(surface, rx));
             tx
         });
         let _ = tx.send(update);
+    }
+
+    /// Handles a topic's updates in order. Attachments are gathered while they keep coming
+    /// (an album, or a burst of files) and taken to Codex as one input before anything else
+    /// of the topic is handled.
+    async fn topic_loop(self: Arc<Self>, surface: Surface, mut rx: mpsc::UnboundedReceiver<Update>) {
+        let mut batch: Vec<crate::media::Attachment> = Vec::new();
+        loop {
+            let next = if batch.is_empty() {
+                rx.recv().await
+            } else {
+                match tokio::time::timeout(ATTACHMENT_BURST, rx.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        self.take_attachments(surface, std::mem::take(&mut batch))
+                            .await;
+                        continue;
+                    }
+                }
+            };
+            let Some(update) = next else { break };
+            if let Some(a) = self.attachment_in(surface, &update) {
+                batch.push(a);
+                continue;
+            }
+            if !batch.is_empty() {
+                self.take_attachments(surface, std::mem::take(&mut batch))
+                    .await;
+            }
+            self.handle(surface, update).await;
+        }
+        if !batch.is_empty() {
+            self.take_attachments(surface, batch).await;
+        }
+    }
+
+    /// The attachment an update brings to a bound topic (unbound topics take no media).
+    fn attachment_in(&self, surface: Surface, update: &Update) -> Option<crate::media::Attachment> {
+        let UpdateKind::Message(m) = &update.kind else {
+            return None;
+        };
+        let a = crate::media::attachment_of(m)?;
+        self.binding(surface)?;
+        Some(a)
     }
 
     async fn handle(self: &Arc<Self>, surface: Surface, update: Update) {
@@ -370,7 +420,11 @@ impl App {
             UpdateKind::Message(m) => self.on_message(surface, &m).await,
             UpdateKind::CallbackQuery(q) => {
                 let data = q.data.clone().unwrap_or_default();
-                let answer = self.on_callback(surface, &data).await;
+                let message_id = match &q.message {
+                    Some(MaybeInaccessibleMessage::Regular(m)) => Some(m.id.0),
+                    _ => None,
+                };
+                let answer = self.on_callback(surface, &data, message_id).await;
                 let _ = self
                     .outbox
                     .tg()
@@ -387,12 +441,16 @@ impl App {
             return;
         }
         let Some(text) = m.text() else {
-            if self.binding(surface).is_some()
-                && (m.photo().is_some() || m.document().is_some() || m.voice().is_some())
-            {
+            // Media to an unbound topic is ignored without download.
+            if self.binding(surface).is_none() {
+                return;
+            }
+            if let Some(voice) = m.voice() {
+                self.take_voice(surface, m.id.0, voice).await;
+            } else if crate::media::unsupported_media(m) {
                 self.notice(
                     surface,
-                    "Only text messages are passed to Codex for now.",
+                    "This kind of message cannot be passed to Codex; send text or a file.",
                     Some(m.id.0),
                 );
             }
@@ -419,7 +477,7 @@ impl App {
     /// Sends text to the topic's session, or starts binding the topic with the text pending.
     pub(crate) async fn input_or_bind(self: &Arc<Self>, surface: Surface, input: PendingInput) {
         match self.binding(surface) {
-            Some(binding) => self.send_input(binding, input),
+            Some(binding) => drop(self.send_input(binding, input)),
             None => self.start_bind(surface, Some(input)).await,
         }
     }
@@ -434,7 +492,7 @@ impl App {
         }
     }
 
-    fn input_lock(&self, surface: Surface) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn input_lock(&self, surface: Surface) -> Arc<tokio::sync::Mutex<()>> {
         self.input_locks
             .lock()
             .expect("input locks")
@@ -444,70 +502,109 @@ impl App {
     }
 
     /// Types text into Codex in the background (in order per topic), with a receipt that turns
-    /// into confirmed / sent-unconfirmed / failed.
-    pub(crate) fn send_input(self: &Arc<Self>, binding: Binding, input: PendingInput) {
+    /// into confirmed / sent-unconfirmed / held / failed. While Codex shows a prompt, or while
+    /// earlier inputs of the topic are held, the input is held too (see `crate::held`).
+    /// The task's result is the receipt's final text.
+    pub(crate) fn send_input(
+        self: &Arc<Self>,
+        binding: Binding,
+        input: PendingInput,
+    ) -> tokio::task::JoinHandle<String> {
         let app = self.clone();
         let lock = self.input_lock(binding.surface);
         tokio::spawn(async move {
             let _order = lock.lock().await;
             let surface = binding.surface;
-            let receipt = app
-                .outbox
-                .send(Send {
-                    surface,
-                    html: "⏳ Sending to Codex…".into(),
-                    plain: "⏳ Sending to Codex…".into(),
-                    keyboard: None,
-                    reply_to: Some(input.reply_to),
-                    class: Class::Message,
-                })
-                .await
-                .ok()
-                .and_then(Result::ok);
-            let result = match app.node(&binding.node) {
-                None => Err(CallError::Offline),
-                Some(node) => {
-                    node.call(
-                        Op::SendInput(v1::SendInput {
-                            session_id: binding.session_id.clone(),
-                            text: input.text.clone(),
-                            mode: match input.mode {
-                                InputMode::Steer => v1::InputMode::Steer,
-                                InputMode::Queue => v1::InputMode::Queue,
-                            } as i32,
-                        }),
-                        INPUT_TIMEOUT,
-                    )
-                    .await
-                }
-            };
-            let (text, delivered) = match result {
-                Ok(R::Input(r)) if r.outcome() == v1::InputOutcome::Confirmed => {
-                    ("✓ Delivered".to_owned(), true)
-                }
-                Ok(R::Input(_)) => ("✓ Sent (Codex has not confirmed it yet)".to_owned(), true),
-                Ok(other) => (
-                    format!("✗ Not delivered: unexpected reply {other:?}"),
-                    false,
-                ),
-                Err(err) => (format!("✗ Not delivered: {err}"), false),
-            };
-            let Some(receipt) = receipt else {
-                return;
-            };
-            // The receipt becomes the turn's status message, so tool activity edits it in place.
-            let mut body = text.clone();
-            if delivered {
-                match app.store.status(surface) {
-                    Ok(None) => {
-                        let _ = app.store.set_status(surface, receipt, &text);
-                    }
-                    Ok(Some((id, existing))) if id == receipt => body = existing,
-                    _ => {}
-                }
+            let receipt = app.receipt(surface, input.reply_to).await;
+            if !app.store.held_inputs(surface).unwrap_or_default().is_empty() {
+                return app.hold(&binding, &input, receipt).await;
             }
-            crate::deliver::edit_status(&app, surface.chat_id, receipt, body);
-        });
+            let result = app.type_input(&binding, &input.text, input.mode).await;
+            if let Err(CallError::Failed {
+                code: v1::ErrorCode::Blocked,
+                ..
+            }) = result
+            {
+                return app.hold(&binding, &input, receipt).await;
+            }
+            app.finish_receipt(surface, receipt, &result)
+        })
+    }
+
+    /// Posts "Sending to Codex…" under the user's message; its id, once Telegram accepted it.
+    pub(crate) async fn receipt(&self, surface: Surface, reply_to: i32) -> Option<i32> {
+        self.outbox
+            .send(Send {
+                surface,
+                html: "⏳ Sending to Codex…".into(),
+                plain: "⏳ Sending to Codex…".into(),
+                keyboard: None,
+                reply_to: Some(reply_to),
+                class: Class::Message,
+            })
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
+    /// Types `text` into the binding's session (the caller holds the topic's input lock).
+    pub(crate) async fn type_input(
+        &self,
+        binding: &Binding,
+        text: &str,
+        mode: InputMode,
+    ) -> Result<R, CallError> {
+        let Some(node) = self.node(&binding.node) else {
+            return Err(CallError::Offline);
+        };
+        node.call(
+            Op::SendInput(v1::SendInput {
+                session_id: binding.session_id.clone(),
+                text: text.to_owned(),
+                mode: match mode {
+                    InputMode::Steer => v1::InputMode::Steer,
+                    InputMode::Queue => v1::InputMode::Queue,
+                } as i32,
+            }),
+            INPUT_TIMEOUT,
+        )
+        .await
+    }
+
+    /// Turns a receipt into the outcome of typing; a delivered input's receipt becomes the
+    /// turn's status message, so tool activity edits it in place.
+    pub(crate) fn finish_receipt(
+        &self,
+        surface: Surface,
+        receipt: Option<i32>,
+        result: &Result<R, CallError>,
+    ) -> String {
+        let (text, delivered) = match result {
+            Ok(R::Input(r)) if r.outcome() == v1::InputOutcome::Confirmed => {
+                ("✓ Delivered".to_owned(), true)
+            }
+            Ok(R::Input(_)) => ("✓ Sent (Codex has not confirmed it yet)".to_owned(), true),
+            Ok(other) => (
+                format!("✗ Not delivered: unexpected reply {other:?}"),
+                false,
+            ),
+            Err(err) => (format!("✗ Not delivered: {err}"), false),
+        };
+        let Some(receipt) = receipt else {
+            return text;
+        };
+        let mut body = text.clone();
+        if delivered {
+            match self.store.status(surface) {
+                Ok(None) => {
+                    let _ = self.store.set_status(surface, receipt, &text);
+                }
+                Ok(Some((id, existing))) if id == receipt => body = existing,
+                _ => {}
+            }
+        }
+        crate::deliver::edit_status(self, surface.chat_id, receipt, body);
+        text
     }
 
     /// Posts a short notice in a topic (not awaited).

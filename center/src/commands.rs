@@ -10,7 +10,8 @@ use crate::{
     nodes::CallError,
     store::{Binding, InputMode, Surface},
     telegram::{
-        outbox::{Class, Send},
+        api::{MediaKind, Upload},
+        outbox::{Class, EditMedia, MediaSend, Send},
         render::escape_html,
     },
 };
@@ -317,37 +318,95 @@ impl App {
         self.say(surface, text, Some(msg_id));
     }
 
+    /// Codex's screen as a PNG with its colours (text in `<pre>` if it cannot be drawn), with a
+    /// refresh button.
     async fn screenshot(&self, b: &Binding, msg_id: i32) {
+        match self.screen_png(b).await {
+            Ok(Shot::Image(upload, caption)) => {
+                let sent = self.outbox.send_media(MediaSend {
+                    surface: b.surface,
+                    upload,
+                    caption_html: escape_html(&caption),
+                    caption_plain: caption,
+                    keyboard: Some(refresh_button(&b.session_id)),
+                    reply_to: Some(msg_id),
+                    class: Class::Message,
+                });
+                if let Ok(Err(err)) = sent.await {
+                    self.notice(b.surface, &format!("No screenshot: {err}"), Some(msg_id));
+                }
+            }
+            Ok(Shot::Text(screen)) => self.say(
+                b.surface,
+                format!("<pre>{}</pre>", escape_html(&screen)),
+                Some(msg_id),
+            ),
+            Err(err) => self.notice(b.surface, &format!("No screenshot: {err}"), Some(msg_id)),
+        }
+    }
+
+    /// The refresh button of a screenshot: draws the screen again into the same message.
+    pub(crate) async fn refresh_screenshot(
+        &self,
+        surface: Surface,
+        session: &str,
+        message_id: Option<i32>,
+    ) -> String {
+        let Some(b) = self.binding(surface).filter(|b| b.session_id == session) else {
+            return "This topic is no longer bound to that window.".into();
+        };
+        let Some(message_id) = message_id else {
+            return "This message is too old to refresh; send /screenshot.".into();
+        };
+        match self.screen_png(&b).await {
+            Ok(Shot::Image(upload, caption)) => {
+                let done = self.outbox.edit_media(EditMedia {
+                    chat_id: surface.chat_id,
+                    message_id,
+                    upload,
+                    caption_html: escape_html(&caption),
+                    caption_plain: caption,
+                    keyboard: Some(refresh_button(&b.session_id)),
+                });
+                match done.await {
+                    Ok(Ok(())) => "Refreshed.".into(),
+                    Ok(Err(err)) => format!("Could not refresh: {err}"),
+                    Err(_) => "Could not refresh.".into(),
+                }
+            }
+            Ok(Shot::Text(_)) => "The screen cannot be drawn; send /screenshot.".into(),
+            Err(err) => format!("No screenshot: {err}"),
+        }
+    }
+
+    async fn screen_png(&self, b: &Binding) -> Result<Shot, crate::nodes::CallError> {
         let op = Op::CapturePane(v1::CapturePane {
             session_id: b.session_id.clone(),
-            ansi: false,
+            ansi: true,
         });
-        match self.call(b, op).await {
-            Ok(R::Capture(c)) => {
-                let lines: Vec<&str> = c.text.lines().map(str::trim_end).collect();
-                let end = lines
-                    .iter()
-                    .rposition(|l| !l.is_empty())
-                    .map_or(0, |i| i + 1);
-                let mut screen = lines[..end].join("\n");
-                // Keep the bottom of the screen if it is too long for one message.
-                while crate::telegram::render::utf16_len(&screen) > 3900 {
-                    match screen.split_once('\n') {
-                        Some((_, rest)) => screen = rest.to_owned(),
-                        None => break,
-                    }
-                }
-                if screen.trim().is_empty() {
-                    screen = "(the screen is empty)".into();
-                }
-                self.say(
-                    b.surface,
-                    format!("<pre>{}</pre>", escape_html(&screen)),
-                    Some(msg_id),
-                );
+        let c = match self.call(b, op).await? {
+            R::Capture(c) => c,
+            other => {
+                return Err(crate::nodes::CallError::Failed {
+                    code: v1::ErrorCode::Internal,
+                    message: format!("unexpected reply {other:?}"),
+                });
             }
-            Ok(_) => {}
-            Err(err) => self.notice(b.surface, &format!("No screenshot: {err}"), Some(msg_id)),
+        };
+        let caption = screen_caption(c.state.as_ref());
+        match crate::pane_image::render_png(&c.ansi) {
+            Ok(png) => Ok(Shot::Image(
+                Upload {
+                    kind: MediaKind::Photo,
+                    file_name: "screen.png".into(),
+                    bytes: std::sync::Arc::new(png),
+                },
+                caption,
+            )),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot draw the screen; sending it as text");
+                Ok(Shot::Text(screen_text(&c.text)))
+            }
         }
     }
 
@@ -460,6 +519,58 @@ fn clock(unix_ms: i64) -> String {
     let mo = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(mo <= 2);
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
+}
+
+/// A screenshot, drawn or as text.
+enum Shot {
+    Image(Upload, String),
+    Text(String),
+}
+
+fn refresh_button(session: &str) -> Vec<Vec<(String, String)>> {
+    vec![vec![("🔄 Refresh".to_owned(), format!("r|{session}"))]]
+}
+
+/// One line under a screenshot: what Codex is doing and when the picture was taken.
+fn screen_caption(state: Option<&v1::TerminalState>) -> String {
+    let what = match state.map(|s| s.state()) {
+        Some(v1::ScreenState::Ready) => "ready for input",
+        Some(v1::ScreenState::Busy) => "working",
+        Some(v1::ScreenState::Prompt) => "waiting for an answer",
+        Some(v1::ScreenState::Starting) => "starting",
+        Some(v1::ScreenState::Dead) => "exited",
+        Some(v1::ScreenState::Shell) => "a shell, not Codex",
+        _ => "unknown state",
+    };
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!(
+        "Codex: {what} · {:02}:{:02}:{:02} UTC",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// The screen as text for a `<pre>`: trailing blank lines dropped, the bottom kept if long.
+fn screen_text(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    let end = lines
+        .iter()
+        .rposition(|l| !l.is_empty())
+        .map_or(0, |i| i + 1);
+    let mut screen = lines[..end].join("\n");
+    while crate::telegram::render::utf16_len(&screen) > 3900 {
+        match screen.split_once('\n') {
+            Some((_, rest)) => screen = rest.to_owned(),
+            None => break,
+        }
+    }
+    if screen.trim().is_empty() {
+        screen = "(the screen is empty)".into();
+    }
+    screen
 }
 
 #[cfg(test)]

@@ -50,6 +50,16 @@ pub struct CenterConfig {
     pub listen: Option<std::net::SocketAddr>,
     /// Where `agent-node join` enrolls them, if anywhere.
     pub enroll_listen: Option<std::net::SocketAddr>,
+    /// The largest attachment taken from Telegram (at most the Bot API's 20 MB).
+    pub max_attachment_bytes: u64,
+    /// Inputs held while Codex shows a prompt: at most this many per topic…
+    pub held_max: usize,
+    /// …each for at most this long.
+    pub held_ttl: Duration,
+    /// Live previews of a running turn with sendMessageDraft (private chats only).
+    pub drafts: bool,
+    /// How voice messages are transcribed (off when no provider is set).
+    pub voice: crate::transcribe::TranscribeConfig,
 }
 
 /// A remote node in the file.
@@ -82,6 +92,26 @@ pub struct FileConfig {
     /// Remote nodes to dial.
     #[serde(default)]
     pub nodes: Vec<RemoteNodeConfig>,
+    /// The largest attachment taken from Telegram, in MB (default and maximum 20).
+    pub max_attachment_mb: Option<u64>,
+    /// Inputs held while Codex shows a prompt.
+    #[serde(default)]
+    pub held_inputs: HeldInputsConfig,
+    /// Live previews with sendMessageDraft in private chats.
+    pub drafts: Option<bool>,
+    /// `[voice]`: transcription of voice messages.
+    #[serde(default)]
+    pub voice: crate::transcribe::TranscribeConfig,
+}
+
+/// `[held_inputs]`: messages that arrive while Codex waits for an answer to a prompt.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeldInputsConfig {
+    /// At most this many per topic (default 5).
+    pub max: Option<usize>,
+    /// Dropped (with a notice) after this many minutes (default 30).
+    pub expire_minutes: Option<u64>,
 }
 
 /// Flags of `center run`.
@@ -120,6 +150,51 @@ pub struct RunArgs {
     /// A remote node to dial, `name=host:port` (repeat or comma-separate).
     #[arg(long = "node", env = "CODEX_FLEET_NODES", value_delimiter = ',')]
     pub nodes: Vec<String>,
+    /// The largest attachment taken from Telegram, in MB (default and maximum 20).
+    #[arg(long, env = "CODEX_FLEET_MAX_ATTACHMENT_MB")]
+    pub max_attachment_mb: Option<u64>,
+    /// Live previews of a running turn with sendMessageDraft in private chats (true/false).
+    #[arg(long, env = "CODEX_FLEET_DRAFTS")]
+    pub drafts: Option<bool>,
+    /// Voice messages: an OpenAI-compatible transcription API base URL (e.g.
+    /// https://api.openai.com/v1).
+    #[arg(long, env = "CODEX_FLEET_VOICE_URL")]
+    pub voice_url: Option<String>,
+    /// Voice messages: the API key for --voice-url.
+    #[arg(long, env = "CODEX_FLEET_VOICE_KEY", hide_env_values = true)]
+    pub voice_key: Option<String>,
+    /// Voice messages: the transcription model (default whisper-1).
+    #[arg(long, env = "CODEX_FLEET_VOICE_MODEL")]
+    pub voice_model: Option<String>,
+    /// Voice messages: a local command that prints the transcript; `{input}` is the audio file.
+    #[arg(long, env = "CODEX_FLEET_VOICE_COMMAND")]
+    pub voice_command: Option<String>,
+}
+
+/// `[voice]` from the file, with the flags/env on top.
+fn voice_config(
+    args: &RunArgs,
+    mut voice: crate::transcribe::TranscribeConfig,
+) -> Result<crate::transcribe::TranscribeConfig, ConfigError> {
+    if let Some(url) = &args.voice_url {
+        voice.provider = Some("openai".into());
+        voice.base_url = Some(url.clone());
+    }
+    if let Some(command) = &args.voice_command {
+        voice.provider = Some("command".into());
+        voice.command = Some(command.clone());
+    }
+    if let Some(key) = &args.voice_key {
+        voice.api_key = Some(key.clone().into());
+    }
+    if let Some(model) = &args.voice_model {
+        voice.model = Some(model.clone());
+    }
+    crate::transcribe::Transcriber::from_config(&voice).map_err(|e| ConfigError::Invalid {
+        setting: "voice",
+        message: e.to_string(),
+    })?;
+    Ok(voice)
 }
 
 impl CenterConfig {
@@ -239,6 +314,19 @@ impl CenterConfig {
             reconnect_max: Duration::from_secs(args.reconnect_max_secs.unwrap_or(30).clamp(1, 600)),
             listen: args.listen,
             enroll_listen: args.enroll_listen,
+            max_attachment_bytes: args
+                .max_attachment_mb
+                .or(file.max_attachment_mb)
+                .unwrap_or(20)
+                .clamp(1, 20)
+                * 1024
+                * 1024,
+            held_max: file.held_inputs.max.unwrap_or(5).clamp(1, 50),
+            held_ttl: Duration::from_secs(
+                60 * file.held_inputs.expire_minutes.unwrap_or(30).clamp(1, 24 * 60),
+            ),
+            drafts: args.drafts.or(file.drafts).unwrap_or(false),
+            voice: voice_config(args, file.voice)?,
         })
     }
 

@@ -13,8 +13,8 @@ use crate::{
     nodes::Inbound,
     store::{Binding, Surface},
     telegram::{
-        api::TgError,
-        outbox::{Class, Edit, Send},
+        api::{MediaKind, TgError, Upload},
+        outbox::{Class, Edit, MediaSend, Send},
         render::{self, MESSAGE_LIMIT, escape_html},
     },
 };
@@ -38,6 +38,10 @@ pub async fn run(app: Arc<App>, mut inbound: mpsc::Receiver<Inbound>) {
                 .as_ref()
                 .map(|s| s.session_id.clone())
                 .unwrap_or_default(),
+            Some(node_msg::Kind::Outgoing(o)) => {
+                app.relay_outgoing(node, o.clone());
+                continue;
+            }
             _ => continue,
         };
         let key = (node.clone(), session.clone());
@@ -63,6 +67,8 @@ struct SessionDelivery {
     final_sent: bool,
     last_assistant: Option<String>,
     prompt: Option<(String, Vec<(Surface, i32)>)>,
+    /// The draft id of the running turn (its start's sequence).
+    turn_draft: Option<u64>,
 }
 
 impl SessionDelivery {
@@ -78,6 +84,7 @@ impl SessionDelivery {
             final_sent: false,
             last_assistant: None,
             prompt: None,
+            turn_draft: None,
         }
     }
 
@@ -132,6 +139,7 @@ impl SessionDelivery {
         let s = b.surface;
         match kind {
             Kind::TurnStarted(_) => {
+                self.turn_draft = Some(e.seq);
                 self.turn_seen = true;
                 self.final_sent = false;
                 self.last_assistant = None;
@@ -181,8 +189,20 @@ impl SessionDelivery {
                 self.text(s, &text).await;
             }
             Kind::Reasoning(r) => {
+                self.draft(s, e.seq, &r.text);
                 self.status_line(s, format!("💭 {}", first_line(&r.text)))
                     .await
+            }
+            Kind::ToolCall(c) if c.name == "view_image" => {
+                let path = serde_json::from_str::<serde_json::Value>(&c.arguments)
+                    .ok()
+                    .and_then(|v| v.get("path").and_then(|p| p.as_str()).map(str::to_owned))
+                    .unwrap_or_default();
+                self.status_line(s, format!("🖼 viewed {}", path.rsplit('/').next().unwrap_or(&path)))
+                    .await;
+                if !path.is_empty() {
+                    self.photo_from_node(s, &path).await;
+                }
             }
             Kind::ToolCall(c) => {
                 let what = if c.command.is_empty() {
@@ -222,6 +242,81 @@ impl SessionDelivery {
                     .await;
             }
             Kind::UserMessage(_) | Kind::TokenUsage(_) => {}
+        }
+    }
+
+    /// A live preview of the running turn (sendMessageDraft; private chats, when enabled).
+    fn draft(&self, s: Surface, seq: u64, text: &str) {
+        if !self.app.cfg.drafts || s.chat_id <= 0 {
+            return;
+        }
+        // One draft per turn; Telegram wants a non-zero id.
+        let id = self.turn_draft.unwrap_or(seq).max(1) as i64;
+        let html = render::markdown_to_html(text, MESSAGE_LIMIT)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        if !html.trim().is_empty() {
+            self.app.outbox.draft(s, id, html);
+        }
+    }
+
+    /// Sends an image that lives on the session's node (one Codex viewed) as a photo, or as a
+    /// document when Telegram's photo rules do not fit; waits until Telegram accepted it.
+    async fn photo_from_node(&self, s: Surface, path: &str) {
+        let Some(node) = self.app.node(&self.node) else {
+            return;
+        };
+        let (name, bytes) =
+            match crate::transfer::read_file(&node, path, crate::telegram::api::MAX_UPLOAD).await {
+                Ok(f) => f,
+                Err(err) => {
+                    tracing::info!(path, error = %err, "an image Codex viewed cannot be sent");
+                    return;
+                }
+            };
+        let kind = if bytes.len() as u64 <= crate::telegram::api::MAX_PHOTO_UPLOAD {
+            MediaKind::Photo
+        } else {
+            MediaKind::Document
+        };
+        let caption = format!("🖼 {name}");
+        let mut upload = Upload {
+            kind,
+            file_name: name,
+            bytes: Arc::new(bytes),
+        };
+        for attempt in 0..2 {
+            let sent = self
+                .app
+                .outbox
+                .send_media(MediaSend {
+                    surface: s,
+                    upload: upload.clone(),
+                    caption_html: escape_html(&caption),
+                    caption_plain: caption.clone(),
+                    keyboard: None,
+                    reply_to: None,
+                    class: Class::Message,
+                })
+                .await;
+            match sent {
+                Ok(Ok(_)) => return,
+                Ok(Err(TgError::ThreadNotFound)) => {
+                    self.app.on_topic_gone(s, "the topic was deleted").await;
+                    return;
+                }
+                // Telegram refuses photos of odd sizes or formats; a document always works.
+                Ok(Err(err)) if attempt == 0 && upload.kind == MediaKind::Photo => {
+                    tracing::info!(error = %err, "photo refused; sending the image as a document");
+                    upload.kind = MediaKind::Document;
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "an image was refused");
+                    return;
+                }
+                Err(_) => return,
+            }
         }
     }
 
@@ -334,6 +429,11 @@ impl SessionDelivery {
 
     async fn terminal(&mut self, t: &v1::TerminalState) {
         self.busy = t.state() == v1::ScreenState::Busy;
+        if matches!(t.state(), v1::ScreenState::Ready | v1::ScreenState::Busy) {
+            for b in self.bindings() {
+                self.app.release_held(b.surface);
+            }
+        }
         if self.busy {
             for b in self.bindings() {
                 self.app.outbox.typing(b.surface);

@@ -198,6 +198,7 @@ impl App {
         self: &Arc<Self>,
         surface: Surface,
         data: &str,
+        message_id: Option<i32>,
     ) -> Option<String> {
         let mut parts = data.splitn(4, '|');
         match (parts.next(), parts.next(), parts.next(), parts.next()) {
@@ -211,6 +212,10 @@ impl App {
                 let skip = skip.parse().unwrap_or(0);
                 self.history(surface, skip, None).await;
                 None
+            }
+            (Some("q"), Some("drop"), None, None) => Some(self.drop_held(surface).await),
+            (Some("r"), Some(session), None, None) => {
+                Some(self.refresh_screenshot(surface, session, message_id).await)
             }
             _ => Some("This button is not valid.".into()),
         }
@@ -441,7 +446,7 @@ impl App {
         );
         self.close_menu(token, &menu, &text);
         if let Some(pending) = menu.pending {
-            self.send_input(binding, pending);
+            drop(self.send_input(binding, pending));
         }
     }
 }

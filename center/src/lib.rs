@@ -8,13 +8,21 @@ pub mod app;
 pub mod commands;
 pub mod config;
 pub mod connector;
+pub mod control;
 pub mod deliver;
 pub mod fleet;
 pub mod flows;
+pub mod held;
 pub mod listener;
+pub mod media;
 pub mod nodes;
+pub mod operator;
+pub mod pane_image;
 pub mod store;
 pub mod telegram;
+pub mod transcribe;
+pub mod transfer;
+pub mod voice;
 
 use std::sync::Arc;
 
@@ -38,7 +46,11 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
         .with_context(|| format!("creating the state directory {}", cfg.state_dir.display()))?;
     let store =
         Store::open(&cfg.state_dir.join("center.db")).context("opening the state database")?;
-    let tg = Tg::new(cfg.token.expose(), &cfg.api_url).context("setting up the Bot API client")?;
+    let audit = telegram::audit::Audit::open(&cfg.state_dir.join("audit.jsonl"))
+        .context("opening the delivery audit")?;
+    let tg = Tg::new(cfg.token.expose(), &cfg.api_url)
+        .context("setting up the Bot API client")?
+        .with_audit(audit);
     let outbox = Outbox::new(tg.clone(), token.clone());
     if let Err(err) = tg.set_commands(commands::COMMANDS).await {
         tracing::warn!(error = %err, "setting the command menu failed");
@@ -48,7 +60,9 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
         .context("reading acked positions")?;
     let node_cfg = cfg.node.clone();
     let remote = cfg.remote_nodes.clone();
-    let app = App::new(cfg, store, outbox);
+    let app = App::new(cfg, store, outbox)?;
+    app.resume_held();
+    control::serve(app.clone(), token.clone()).context("opening the control socket")?;
     let (inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(INBOUND_QUEUE);
     tokio::spawn(deliver::run(app.clone(), inbound_rx));
     let local = nodes::start_embedded(node_cfg, cursors, inbound_tx.clone(), token.clone())

@@ -6,7 +6,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use center::config::{CenterConfig, FileConfig, RunArgs};
+use center::{
+    config::{CenterConfig, FileConfig, RunArgs},
+    operator::ControlRequest,
+};
 
 /// Codex Fleet center: drive live Codex sessions from Telegram topics.
 #[derive(Debug, Parser)]
@@ -38,6 +41,43 @@ enum Command {
         state_dir: Option<PathBuf>,
         #[command(subcommand)]
         action: NodesAction,
+    },
+    /// Show the running center's bindings, nodes and send queues.
+    Status {
+        /// Print JSON (the default is a short summary).
+        #[arg(long)]
+        json: bool,
+        /// State directory of the running center (default ~/.codex-fleet).
+        #[arg(long, env = "CODEX_FLEET_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Type text into a topic's Codex session, exactly as a Telegram message would be.
+    Input {
+        /// The topic: chat:thread, thread id, session id or folder (default: the only one).
+        #[arg(long)]
+        topic: Option<String>,
+        /// State directory of the running center (default ~/.codex-fleet).
+        #[arg(long, env = "CODEX_FLEET_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// The text.
+        text: String,
+    },
+    /// Send text and/or a file to a topic.
+    Send {
+        /// The topic: chat:thread, thread id, session id or folder (default: the only one).
+        #[arg(long)]
+        topic: Option<String>,
+        /// A file to send.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// How to send the file: photo, document, video, animation or audio (default: by type).
+        #[arg(long = "type", value_name = "TYPE")]
+        media_type: Option<String>,
+        /// State directory of the running center (default ~/.codex-fleet).
+        #[arg(long, env = "CODEX_FLEET_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// The message (the caption, with a file).
+        text: Option<String>,
     },
 }
 
@@ -99,6 +139,51 @@ async fn real_main() -> anyhow::Result<()> {
     let args = match cli.command {
         Some(Command::Run { args }) => args,
         Some(Command::Nodes { state_dir, action }) => return nodes(state_dir, action).await,
+        Some(Command::Status { json, state_dir }) => {
+            let answer = control(state_dir, &ControlRequest::Status).await?;
+            let status = answer.status.unwrap_or_default();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print_status(&status);
+            }
+            return Ok(());
+        }
+        Some(Command::Input {
+            topic,
+            state_dir,
+            text,
+        }) => {
+            let req = ControlRequest::Input {
+                topic: topic.unwrap_or_default(),
+                text,
+            };
+            let answer = control(state_dir, &req).await?;
+            println!("{}", answer.message);
+            return Ok(());
+        }
+        Some(Command::Send {
+            topic,
+            file,
+            media_type,
+            state_dir,
+            text,
+        }) => {
+            let file = file
+                .map(|f| std::path::absolute(&f).with_context(|| format!("reading {}", f.display())))
+                .transpose()?;
+            let req = ControlRequest::Send {
+                topic: topic.unwrap_or_default(),
+                text: text.unwrap_or_default(),
+                file: file
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                media_type: media_type.unwrap_or_default(),
+            };
+            let answer = control(state_dir, &req).await?;
+            println!("{}", answer.message);
+            return Ok(());
+        }
         None => cli.run,
     };
     let token_env = std::env::var("TELEGRAM_BOT_TOKEN").ok();
@@ -106,6 +191,54 @@ async fn real_main() -> anyhow::Result<()> {
     let token = CancellationToken::new();
     shared::shutdown::cancel_on_signal(token.clone());
     center::run(cfg, token).await.context("center stopped")
+}
+
+fn state_dir_or_default(state_dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    state_dir
+        .map(|p| shared::config::expand_tilde(&p))
+        .or_else(|| shared::config::home_dir().map(|h| h.join(".codex-fleet")))
+        .context("HOME is not set; pass --state-dir")
+}
+
+/// Sends one request to the running center; a refusal becomes the error.
+async fn control(
+    state_dir: Option<PathBuf>,
+    req: &ControlRequest,
+) -> anyhow::Result<center::operator::ControlAnswer> {
+    let dir = state_dir_or_default(state_dir)?;
+    let answer = center::control::request(&dir, req)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(answer.ok, "{}", answer.message);
+    Ok(answer)
+}
+
+fn print_status(status: &serde_json::Value) {
+    let empty = Vec::new();
+    println!("nodes:");
+    for n in status["nodes"].as_array().unwrap_or(&empty) {
+        let state = if n["online"].as_bool().unwrap_or(false) {
+            "online"
+        } else {
+            "offline"
+        };
+        println!("  {}\t{state}\t{}", n["name"].as_str().unwrap_or("?"), n["version"].as_str().unwrap_or(""));
+    }
+    println!("bindings:");
+    for b in status["bindings"].as_array().unwrap_or(&empty) {
+        println!(
+            "  {}:{}\t{} on {}\t{}\theld {}",
+            b["chat_id"], b["thread_id"], b["session_id"].as_str().unwrap_or("?"),
+            b["node"].as_str().unwrap_or("?"), b["cwd"].as_str().unwrap_or("?"), b["held_inputs"]
+        );
+    }
+    let queued: u64 = status["queues"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|q| q["sends"].as_u64().unwrap_or(0) + q["edits"].as_u64().unwrap_or(0))
+        .sum();
+    println!("queued Telegram calls: {queued}");
 }
 
 /// `center nodes …`: works on the state directory; a running center picks up changes when it

@@ -141,6 +141,24 @@ impl NodeConn {
         }
     }
 
+    /// Answers a node's `Outgoing` relay.
+    pub async fn answer_outgoing(&self, relay_id: &str, result: Result<String, String>) {
+        let (ok, message) = match result {
+            Ok(m) => (true, m),
+            Err(m) => (false, m),
+        };
+        let _ = self
+            .tx
+            .send(v1::CenterMsg {
+                kind: Some(center_msg::Kind::OutgoingResult(v1::OutgoingResult {
+                    relay_id: relay_id.to_owned(),
+                    ok,
+                    message,
+                })),
+            })
+            .await;
+    }
+
     /// Tells the node that everything of `session` up to `seq` is handled.
     pub async fn ack(&self, session: &str, seq: u64) {
         let _ = self

@@ -47,7 +47,7 @@ pub struct Binding {
     pub mode: InputMode,
 }
 
-const SCHEMA_VERSION: i32 = 4;
+const SCHEMA_VERSION: i32 = 5;
 
 /// The database.
 #[derive(Debug)]
@@ -98,6 +98,18 @@ impl Store {
         if version < 4 {
             conn.execute_batch(
                 "CREATE TABLE IF NOT EXISTS invites (name TEXT PRIMARY KEY, code TEXT NOT NULL);",
+            )?;
+        }
+        if version < 5 {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS held_inputs (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    chat_id INTEGER NOT NULL, thread_id INTEGER NOT NULL,
+                    text TEXT NOT NULL, reply_to INTEGER NOT NULL, mode TEXT NOT NULL,
+                    receipt INTEGER, held_unix_ms INTEGER NOT NULL);
+                 CREATE TABLE IF NOT EXISTS held_previews (
+                    chat_id INTEGER NOT NULL, thread_id INTEGER NOT NULL,
+                    message_id INTEGER NOT NULL, PRIMARY KEY (chat_id, thread_id));",
             )?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -421,6 +433,124 @@ fn row_to_binding(r: &rusqlite::Row<'_>) -> rusqlite::Result<Binding> {
             InputMode::Steer
         },
     })
+}
+
+/// An input held while Codex waits for a prompt to be answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldInput {
+    /// Row id (the order of arrival).
+    pub id: i64,
+    /// The topic.
+    pub surface: Surface,
+    /// The text.
+    pub text: String,
+    /// The user's message.
+    pub reply_to: i32,
+    /// Steer or queue.
+    pub mode: InputMode,
+    /// The receipt message that says it is held.
+    pub receipt: Option<i32>,
+    /// When it was held (Unix ms).
+    pub held_unix_ms: i64,
+}
+
+
+impl Store {
+    /// Holds an input; returns its id.
+    pub fn hold_input(&self, h: &HeldInput) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO held_inputs (chat_id, thread_id, text, reply_to, mode, receipt, held_unix_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                h.surface.chat_id,
+                h.surface.thread_id,
+                h.text,
+                h.reply_to,
+                mode_str(h.mode),
+                h.receipt,
+                h.held_unix_ms
+            ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// A topic's held inputs, oldest first.
+    pub fn held_inputs(&self, surface: Surface) -> Result<Vec<HeldInput>, StoreError> {
+        self.held_where("chat_id = ?1 AND thread_id = ?2", params![surface.chat_id, surface.thread_id])
+    }
+
+    /// Every held input, oldest first.
+    pub fn all_held_inputs(&self) -> Result<Vec<HeldInput>, StoreError> {
+        self.held_where("1 = 1", params![])
+    }
+
+    fn held_where(
+        &self,
+        filter: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<HeldInput>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id, chat_id, thread_id, text, reply_to, mode, receipt, held_unix_ms
+             FROM held_inputs WHERE {filter} ORDER BY id"
+        ))?;
+        let rows = stmt.query_map(args, |r| {
+            Ok(HeldInput {
+                id: r.get(0)?,
+                surface: Surface {
+                    chat_id: r.get(1)?,
+                    thread_id: r.get(2)?,
+                },
+                text: r.get(3)?,
+                reply_to: r.get(4)?,
+                mode: if r.get::<_, String>(5)? == "queue" {
+                    InputMode::Queue
+                } else {
+                    InputMode::Steer
+                },
+                receipt: r.get(6)?,
+                held_unix_ms: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Removes a held input (released, expired or dropped); false if it was gone already.
+    pub fn remove_held_input(&self, id: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM held_inputs WHERE id = ?1", params![id])?
+            > 0)
+    }
+
+    /// The message listing a topic's held inputs.
+    pub fn held_preview(&self, surface: Surface) -> Result<Option<i32>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT message_id FROM held_previews WHERE chat_id = ?1 AND thread_id = ?2",
+                params![surface.chat_id, surface.thread_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Remembers (or with `None` forgets) the message listing a topic's held inputs.
+    pub fn set_held_preview(&self, surface: Surface, message_id: Option<i32>) -> Result<(), StoreError> {
+        let conn = self.conn();
+        match message_id {
+            Some(id) => conn.execute(
+                "INSERT OR REPLACE INTO held_previews (chat_id, thread_id, message_id) VALUES (?1, ?2, ?3)",
+                params![surface.chat_id, surface.thread_id, id],
+            )?,
+            None => conn.execute(
+                "DELETE FROM held_previews WHERE chat_id = ?1 AND thread_id = ?2",
+                params![surface.chat_id, surface.thread_id],
+            )?,
+        };
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,23 +1,29 @@
 //! The one way messages leave the center: per-chat queues that honour Telegram's limits.
 //!
-//! Every chat has its own worker and queue; all of them share one global budget. Sends go before
-//! edits, and final answers before other sends. Edits of one message are coalesced (only the
-//! newest text is sent). A 429 pauses the chat for `retry_after` and retries the same job.
+//! Every chat has its own worker and queue; all of them share one global budget. Sends (text or
+//! media) go before changes of sent messages (edits, media edits, deletions), and final answers
+//! before other sends. Edits of one message are coalesced (only the newest text or file is sent),
+//! and deleting a message drops its queued edits. A 429 pauses the chat for `retry_after` and
+//! retries the same job.
 //! Budgets (kept a little under Telegram's limits, since requests can arrive closer together than
 //! they were sent): a burst of 2 then 0.95 messages/s per chat, 19 in any minute per group
-//! shared by all its topics, 25/s overall. Chat actions ("typing…") are sent only when the chat
-//! has nothing else to do.
+//! shared by all its topics, 25/s overall.
+//! Drafts (sendMessageDraft, private chats) are best effort: sent only when the chat has nothing
+//! else queued, at most one a second, only the newest text of each draft, and dropped on error
+//! or when a real message to the same place is queued (a stale preview must not follow the
+//! answer). Chat actions ("typing…") are sent only when the chat has nothing else to do.
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, Mutex},
+    future::Future,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
 
 use tokio::{sync::oneshot, time::Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::api::{Keyboard, Tg, TgError};
+use super::api::{self, Keyboard, Origin, Tg, TgError, Upload};
 use crate::store::Surface;
 
 /// Priority of a send: lower goes first.
@@ -63,15 +69,229 @@ pub struct Edit {
     pub keyboard: Option<Keyboard>,
 }
 
+/// A file to send (photo, document, video, animation or audio).
+#[derive(Debug)]
+pub struct MediaSend {
+    /// Where.
+    pub surface: Surface,
+    /// The file.
+    pub upload: Upload,
+    /// HTML caption (may be empty).
+    pub caption_html: String,
+    /// The same caption without markup (used if the HTML is refused).
+    pub caption_plain: String,
+    /// Inline buttons.
+    pub keyboard: Option<Keyboard>,
+    /// Reply to this message.
+    pub reply_to: Option<i32>,
+    /// Priority.
+    pub class: Class,
+}
+
+/// A media message whose file and caption to replace.
+#[derive(Debug)]
+pub struct EditMedia {
+    /// Chat.
+    pub chat_id: i64,
+    /// Message.
+    pub message_id: i32,
+    /// The new file.
+    pub upload: Upload,
+    /// New HTML caption.
+    pub caption_html: String,
+    /// Plain fallback.
+    pub caption_plain: String,
+    /// New buttons (`None` removes them).
+    pub keyboard: Option<Keyboard>,
+}
+
 type SendDone = oneshot::Sender<Result<i32, TgError>>;
 type EditDone = oneshot::Sender<Result<(), TgError>>;
 
+/// A queued new message.
+#[derive(Debug)]
+enum Outgoing {
+    Text(Send),
+    Media(MediaSend),
+}
+
+impl Outgoing {
+    fn class(&self) -> Class {
+        match self {
+            Self::Text(s) => s.class,
+            Self::Media(m) => m.class,
+        }
+    }
+
+    fn surface(&self) -> Surface {
+        match self {
+            Self::Text(s) => s.surface,
+            Self::Media(m) => m.surface,
+        }
+    }
+}
+
+/// A queued change of a sent message. Changes of one message and kind are coalesced.
+#[derive(Debug)]
+enum Change {
+    Text(Edit),
+    Media(EditMedia),
+    Delete(i32),
+}
+
+impl Change {
+    fn message_id(&self) -> i32 {
+        match self {
+            Self::Text(e) => e.message_id,
+            Self::Media(e) => e.message_id,
+            Self::Delete(id) => *id,
+        }
+    }
+
+    /// Whether `other` replaces `self` when queued after it.
+    fn replaced_by(&self, other: &Change) -> bool {
+        self.message_id() == other.message_id()
+            && std::mem::discriminant(self) == std::mem::discriminant(other)
+    }
+}
+
+/// A queued draft preview.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Draft {
+    surface: Surface,
+    draft_id: i64,
+    html: String,
+}
+
+/// A chat's pending work. Only its worker takes from it.
 #[derive(Default)]
 struct Queue {
-    sends: VecDeque<(Send, Option<SendDone>)>,
-    edits: VecDeque<(Edit, Vec<EditDone>)>,
+    sends: VecDeque<(Outgoing, Option<SendDone>)>,
+    changes: VecDeque<(Change, Vec<EditDone>)>,
+    drafts: VecDeque<Draft>,
     typing: Option<Surface>,
     last_typing: Option<Instant>,
+    last_draft: Option<Instant>,
+}
+
+/// What a chat's worker does next.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Nothing queued.
+    Idle,
+    /// A send or a change, once the budget allows.
+    Paced,
+    /// A draft, once the budget allows.
+    Draft,
+    /// A chat action (costs no budget).
+    Typing,
+    /// Only drafts queued, and one was sent less than [`DRAFT_EVERY`] ago.
+    WaitUntil(Instant),
+}
+
+/// A job taken from a queue.
+enum Job {
+    Send(Outgoing, Option<SendDone>),
+    Change(Change, Vec<EditDone>),
+    Draft(Draft),
+    Typing(Surface),
+}
+
+impl Queue {
+    /// Stable by priority: after every queued send of the same or a higher priority. A real
+    /// message to a place ends the drafts previewing it there.
+    fn push_send(&mut self, send: Outgoing, done: Option<SendDone>) {
+        let surface = send.surface();
+        self.drafts.retain(|d| d.surface != surface);
+        let at = self
+            .sends
+            .iter()
+            .position(|(s, _)| s.class() > send.class())
+            .unwrap_or(self.sends.len());
+        self.sends.insert(at, (send, done));
+    }
+
+    /// Replaces a queued change of the same message and kind, or queues `change` last. A
+    /// deletion settles the message's queued edits as done: they no longer matter.
+    fn push_change(&mut self, change: Change, done: EditDone) {
+        if let Change::Delete(id) = change {
+            let mut kept = VecDeque::with_capacity(self.changes.len());
+            for (c, dones) in self.changes.drain(..) {
+                if c.message_id() == id && !matches!(c, Change::Delete(_)) {
+                    for d in dones {
+                        let _ = d.send(Ok(()));
+                    }
+                } else {
+                    kept.push_back((c, dones));
+                }
+            }
+            self.changes = kept;
+        }
+        if let Some(slot) = self
+            .changes
+            .iter_mut()
+            .find(|(c, _)| c.replaced_by(&change))
+        {
+            slot.0 = change;
+            slot.1.push(done);
+        } else {
+            self.changes.push_back((change, vec![done]));
+        }
+    }
+
+    /// Keeps only the newest text of each draft.
+    fn push_draft(&mut self, draft: Draft) {
+        if let Some(d) = self
+            .drafts
+            .iter_mut()
+            .find(|d| d.surface == draft.surface && d.draft_id == draft.draft_id)
+        {
+            d.html = draft.html;
+        } else {
+            self.drafts.push_back(draft);
+        }
+    }
+
+    /// Whether a change replacing `change` was queued (while `change` was being sent).
+    fn has_newer(&self, change: &Change) -> bool {
+        self.changes.iter().any(|(c, _)| change.replaced_by(c))
+    }
+
+    fn step(&self, now: Instant) -> Step {
+        if !self.sends.is_empty() || !self.changes.is_empty() {
+            return Step::Paced;
+        }
+        let draft_at = self.last_draft.map(|t| t + DRAFT_EVERY);
+        let draft_due = draft_at.is_none_or(|t| t <= now);
+        match draft_at {
+            _ if !self.drafts.is_empty() && draft_due => Step::Draft,
+            _ if self.typing.is_some() => Step::Typing,
+            Some(t) if !self.drafts.is_empty() => Step::WaitUntil(t),
+            _ => Step::Idle,
+        }
+    }
+
+    /// The next send, else the next change.
+    fn pop_paced(&mut self) -> Option<Job> {
+        if let Some((s, d)) = self.sends.pop_front() {
+            Some(Job::Send(s, d))
+        } else {
+            let (c, d) = self.changes.pop_front()?;
+            Some(Job::Change(c, d))
+        }
+    }
+
+    fn pop_draft(&mut self, now: Instant) -> Option<Draft> {
+        let d = self.drafts.pop_front()?;
+        self.last_draft = Some(now);
+        Some(d)
+    }
+
+    fn pop_typing(&mut self, now: Instant) -> Option<Surface> {
+        let s = self.typing.take()?;
+        self.last_typing = Some(now);
+        Some(s)
+    }
 }
 
 struct Bucket {
@@ -149,6 +369,12 @@ struct Limits {
 impl Limits {
     /// How long chat `chat_id` must wait before its next call; takes the tokens if zero.
     fn admit(&mut self, chat_id: i64, now: Instant) -> Duration {
+        self.admit_with(chat_id, now, true)
+    }
+
+    /// Like [`Limits::admit`]; `group_window` false skips the group's per-minute budget (for
+    /// drafts, which exist in private chats only).
+    fn admit_with(&mut self, chat_id: i64, now: Instant, group_window: bool) -> Duration {
         let (chat, group, blocked_until) = self.chats.entry(chat_id).or_insert_with(|| {
             // Negative ids are groups and channels: they also get the per-minute budget.
             let group = (chat_id < 0).then(|| Window {
@@ -158,6 +384,7 @@ impl Limits {
             });
             (Bucket::new(2.0, 0.95), group, now)
         });
+        let mut group = group.as_mut().filter(|_| group_window);
         let mut wait = blocked_until.saturating_duration_since(now);
         wait = wait.max(chat.wait(now)).max(self.global.wait(now));
         if let Some(g) = group.as_mut() {
@@ -166,7 +393,7 @@ impl Limits {
         if wait.is_zero() {
             chat.take();
             self.global.take();
-            if let Some(g) = group.as_mut() {
+            if let Some(g) = group {
                 g.take(now);
             }
         }
@@ -198,9 +425,17 @@ pub struct Outbox {
 
 /// Telegram shows a chat action for about 5 s; refresh it at most this often.
 const TYPING_EVERY: Duration = Duration::from_secs(4);
+/// At most one draft update per chat this often.
+const DRAFT_EVERY: Duration = Duration::from_secs(1);
 /// Network failures are retried this many times (the Bot API has no idempotency key, so a
 /// retried send may rarely arrive twice; losing a final answer would be worse).
 const NETWORK_RETRIES: u32 = 5;
+
+/// Locks, carrying on past a panic in another holder (the data stays consistent: every
+/// critical section is a few queue operations).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 impl Outbox {
     /// An outbox on `tg`; its workers stop when `token` is cancelled.
@@ -218,13 +453,27 @@ impl Outbox {
         }
     }
 
+    /// Per chat: (chat id, queued sends, queued edits and deletes), for `center status`.
+    pub fn queue_lengths(&self) -> Vec<(i64, usize, usize)> {
+        let queues = self.shared.queues.lock().expect("outbox lock");
+        let mut out: Vec<(i64, usize, usize)> = queues
+            .iter()
+            .map(|(chat, (q, _))| {
+                let q = q.lock().expect("queue lock");
+                (*chat, q.sends.len(), q.changes.len())
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     /// The client (for calls that are not paced: callback answers, polling).
     pub fn tg(&self) -> &Tg {
         &self.shared.tg
     }
 
     fn queue(&self, chat_id: i64) -> ChatSlot {
-        let mut queues = self.shared.queues.lock().expect("outbox lock");
+        let mut queues = lock(&self.shared.queues);
         queues
             .entry(chat_id)
             .or_insert_with(|| {
@@ -236,50 +485,79 @@ impl Outbox {
             .clone()
     }
 
-    /// Queues a send; the receiver gets the message id once Telegram accepted it.
-    pub fn send(&self, send: Send) -> oneshot::Receiver<Result<i32, TgError>> {
+    fn enqueue_send(&self, send: Outgoing) -> oneshot::Receiver<Result<i32, TgError>> {
         let (tx, rx) = oneshot::channel();
-        let (q, n) = self.queue(send.surface.chat_id);
-        {
-            let mut q = q.lock().expect("queue lock");
-            // Stable by priority: after every queued send of the same or a higher priority.
-            let at = q
-                .sends
-                .iter()
-                .position(|(s, _)| s.class > send.class)
-                .unwrap_or(q.sends.len());
-            q.sends.insert(at, (send, Some(tx)));
-        }
+        let (q, n) = self.queue(send.surface().chat_id);
+        lock(&q).push_send(send, Some(tx));
         n.notify_one();
         rx
     }
 
-    /// Queues an edit, replacing any queued edit of the same message.
-    pub fn edit(&self, edit: Edit) -> oneshot::Receiver<Result<(), TgError>> {
+    fn enqueue_change(
+        &self,
+        chat_id: i64,
+        change: Change,
+    ) -> oneshot::Receiver<Result<(), TgError>> {
         let (tx, rx) = oneshot::channel();
-        let (q, n) = self.queue(edit.chat_id);
-        {
-            let mut q = q.lock().expect("queue lock");
-            if let Some(slot) = q
-                .edits
-                .iter_mut()
-                .find(|(e, _)| e.message_id == edit.message_id)
-            {
-                slot.0 = edit;
-                slot.1.push(tx);
-            } else {
-                q.edits.push_back((edit, vec![tx]));
-            }
-        }
+        let (q, n) = self.queue(chat_id);
+        lock(&q).push_change(change, tx);
         n.notify_one();
         rx
+    }
+
+    /// Queues a send; the receiver gets the message id once Telegram accepted it.
+    pub fn send(&self, send: Send) -> oneshot::Receiver<Result<i32, TgError>> {
+        self.enqueue_send(Outgoing::Text(send))
+    }
+
+    /// Queues a file among the sends (same priorities; a refused HTML caption is resent
+    /// plain); the receiver gets the message id.
+    pub fn send_media(&self, m: MediaSend) -> oneshot::Receiver<Result<i32, TgError>> {
+        self.enqueue_send(Outgoing::Media(m))
+    }
+
+    /// Queues an edit, replacing any queued edit of the same message.
+    pub fn edit(&self, edit: Edit) -> oneshot::Receiver<Result<(), TgError>> {
+        self.enqueue_change(edit.chat_id, Change::Text(edit))
+    }
+
+    /// Queues a media edit, replacing any queued media edit of the same message.
+    pub fn edit_media(&self, e: EditMedia) -> oneshot::Receiver<Result<(), TgError>> {
+        self.enqueue_change(e.chat_id, Change::Media(e))
+    }
+
+    /// Queues a deletion (paced like an edit). Queued edits of the message are dropped and
+    /// reported done.
+    pub fn delete(&self, chat_id: i64, message_id: i32) -> oneshot::Receiver<Result<(), TgError>> {
+        self.enqueue_change(chat_id, Change::Delete(message_id))
+    }
+
+    /// Shows a draft preview of a message being written (private chats only; best effort:
+    /// only when the chat has nothing else queued, at most one a second, only the newest text
+    /// of each `draft_id`; failures are logged and dropped).
+    pub fn draft(&self, surface: Surface, draft_id: i64, html: String) {
+        if surface.chat_id < 0 || draft_id == 0 {
+            tracing::debug!(
+                chat.id = surface.chat_id,
+                draft_id,
+                "drafts need a private chat and a non-zero id; dropped"
+            );
+            return;
+        }
+        let (q, n) = self.queue(surface.chat_id);
+        lock(&q).push_draft(Draft {
+            surface,
+            draft_id,
+            html,
+        });
+        n.notify_one();
     }
 
     /// Shows "typing…" when the chat has nothing else queued (at most every 4 s).
     pub fn typing(&self, surface: Surface) {
         let (q, n) = self.queue(surface.chat_id);
         {
-            let mut q = q.lock().expect("queue lock");
+            let mut q = lock(&q);
             if q.last_typing.is_some_and(|t| t.elapsed() < TYPING_EVERY) {
                 return;
             }
@@ -289,148 +567,183 @@ impl Outbox {
     }
 }
 
-enum Job {
-    Send(Send, Option<SendDone>),
-    Edit(Edit, Vec<EditDone>),
-    Typing(Surface),
-}
-
 async fn worker(
     shared: Arc<Shared>,
     chat_id: i64,
     queue: Arc<Mutex<Queue>>,
     notify: Arc<tokio::sync::Notify>,
 ) {
+    /// What the worker does after looking at its queue.
+    enum Next {
+        Run(Job),
+        /// Wait for the budget, then take the next send or change.
+        Paced,
+        /// Until something is queued, or until the given time (a draft's turn).
+        Sleep(Option<Instant>),
+    }
     loop {
-        let has_work = {
-            let q = queue.lock().expect("queue lock");
-            !q.sends.is_empty() || !q.edits.is_empty() || q.typing.is_some()
-        };
-        if !has_work {
-            tokio::select! {
-                () = shared.token.cancelled() => return,
-                () = notify.notified() => continue,
-            }
-        }
-        // Typing costs no message budget; everything else waits for its turn.
-        let only_typing = {
-            let q = queue.lock().expect("queue lock");
-            q.sends.is_empty() && q.edits.is_empty()
-        };
-        if !only_typing {
-            loop {
-                let wait = shared
-                    .limits
-                    .lock()
-                    .expect("limits lock")
-                    .admit(chat_id, Instant::now());
-                if wait.is_zero() {
-                    break;
+        let now = Instant::now();
+        // Decided under the queue lock, so a draft never takes its budget once a send waits.
+        let next = {
+            let mut q = lock(&queue);
+            match q.step(now) {
+                Step::Idle => Next::Sleep(None),
+                Step::Paced => Next::Paced,
+                Step::WaitUntil(t) => Next::Sleep(Some(t)),
+                Step::Typing => q
+                    .pop_typing(now)
+                    .map_or(Next::Sleep(None), |s| Next::Run(Job::Typing(s))),
+                Step::Draft => {
+                    let wait = lock(&shared.limits).admit_with(chat_id, now, false);
+                    if wait.is_zero() {
+                        q.pop_draft(now)
+                            .map_or(Next::Sleep(None), |d| Next::Run(Job::Draft(d)))
+                    } else {
+                        Next::Sleep(Some(now + wait))
+                    }
                 }
+            }
+        };
+        match next {
+            Next::Run(job) => run(&shared, chat_id, &queue, job).await,
+            Next::Sleep(until) => {
+                let sleep = async {
+                    match until {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     () = shared.token.cancelled() => return,
-                    () = tokio::time::sleep(wait) => {}
+                    () = notify.notified() => {}
+                    () = sleep => {}
+                }
+            }
+            Next::Paced => {
+                loop {
+                    let wait = lock(&shared.limits).admit(chat_id, Instant::now());
+                    if wait.is_zero() {
+                        break;
+                    }
+                    tokio::select! {
+                        () = shared.token.cancelled() => return,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+                let job = lock(&queue).pop_paced();
+                if let Some(job) = job {
+                    run(&shared, chat_id, &queue, job).await;
                 }
             }
         }
-        let job = {
-            let mut q = queue.lock().expect("queue lock");
-            if let Some((s, d)) = q.sends.pop_front() {
-                Job::Send(s, d)
-            } else if let Some((e, d)) = q.edits.pop_front() {
-                Job::Edit(e, d)
-            } else if let Some(s) = q.typing.take() {
-                q.last_typing = Some(Instant::now());
-                Job::Typing(s)
-            } else {
-                continue;
-            }
-        };
-        run(&shared, chat_id, &queue, job).await;
     }
 }
 
 async fn run(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) {
+    let origin = Origin {
+        class: match &job {
+            Job::Send(s, _) => Some(s.class()),
+            _ => None,
+        },
+        paced: true,
+    };
+    api::on_behalf(origin, execute(shared, chat_id, queue, job)).await;
+}
+
+async fn execute(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) {
     let tg = &shared.tg;
     match job {
         Job::Typing(surface) => {
             let _ = tg.typing(surface).await;
         }
-        Job::Send(send, done) => {
-            let mut attempt = 0;
-            let result = loop {
-                let mut r = tg
-                    .send(
-                        send.surface,
-                        &send.html,
-                        true,
-                        send.keyboard.as_ref(),
-                        send.reply_to,
-                    )
-                    .await;
-                if let Err(TgError::ParseEntities(why)) = &r {
-                    tracing::warn!(chat.id = chat_id, error = %why, "HTML refused; sending plain text");
-                    r = tg
-                        .send(
-                            send.surface,
-                            &send.plain,
-                            false,
-                            send.keyboard.as_ref(),
-                            send.reply_to,
-                        )
-                        .await;
-                }
-                match r {
-                    Err(TgError::RetryAfter(d)) => {
-                        pause(shared, chat_id, d).await;
-                    }
-                    Err(TgError::Network(ref why)) if attempt < NETWORK_RETRIES => {
-                        attempt += 1;
-                        tracing::warn!(chat.id = chat_id, error = %why, attempt, "send failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
-                    }
-                    other => break other,
-                }
-            };
+        Job::Draft(d) => match tg.send_draft(d.surface, d.draft_id, &d.html).await {
+            Ok(()) => {}
+            Err(TgError::RetryAfter(wait)) => {
+                tracing::info!(chat.id = chat_id, retry_after = ?wait, "flood control on a draft; dropped");
+                lock(&shared.limits).block(chat_id, Instant::now() + wait);
+            }
+            Err(e) => {
+                tracing::warn!(chat.id = chat_id, draft_id = d.draft_id, error = %e, "draft dropped");
+            }
+        },
+        Job::Send(Outgoing::Text(s), done) => {
+            let s = &s;
+            let result = attempt(
+                shared,
+                chat_id,
+                NETWORK_RETRIES,
+                || None,
+                move |html| {
+                    let text = if html { &s.html } else { &s.plain };
+                    tg.send(s.surface, text, html, s.keyboard.as_ref(), s.reply_to)
+                },
+            )
+            .await;
             if let Some(done) = done {
                 let _ = done.send(result);
             }
         }
-        Job::Edit(edit, done) => {
-            let result = loop {
-                let mut r = tg
-                    .edit(
-                        edit.chat_id,
-                        edit.message_id,
-                        &edit.html,
-                        true,
-                        edit.keyboard.as_ref(),
+        Job::Send(Outgoing::Media(m), done) => {
+            let m = &m;
+            let result = attempt(
+                shared,
+                chat_id,
+                NETWORK_RETRIES,
+                || None,
+                move |html| {
+                    let caption = if html {
+                        &m.caption_html
+                    } else {
+                        &m.caption_plain
+                    };
+                    tg.send_media(
+                        m.surface,
+                        &m.upload,
+                        caption,
+                        html,
+                        m.keyboard.as_ref(),
+                        m.reply_to,
                     )
-                    .await;
-                if let Err(TgError::ParseEntities(_)) = &r {
-                    r = tg
-                        .edit(
-                            edit.chat_id,
-                            edit.message_id,
-                            &edit.plain,
-                            false,
-                            edit.keyboard.as_ref(),
-                        )
-                        .await;
+                },
+            )
+            .await;
+            if let Some(done) = done {
+                let _ = done.send(result);
+            }
+        }
+        Job::Change(change, done) => {
+            let c = &change;
+            // On a 429, a newer version of the same change (queued meanwhile) makes this one moot.
+            let newer = || lock(queue).has_newer(c).then_some(());
+            let result = match c {
+                Change::Text(e) => {
+                    attempt(shared, chat_id, 0, newer, move |html| {
+                        let text = if html { &e.html } else { &e.plain };
+                        tg.edit(e.chat_id, e.message_id, text, html, e.keyboard.as_ref())
+                    })
+                    .await
                 }
-                match r {
-                    Err(TgError::RetryAfter(d)) => {
-                        // A newer edit of the same message may have been queued meanwhile.
-                        let newer = {
-                            let q = queue.lock().expect("queue lock");
-                            q.edits.iter().any(|(e, _)| e.message_id == edit.message_id)
+                Change::Media(e) => {
+                    attempt(shared, chat_id, 0, newer, move |html| {
+                        let caption = if html {
+                            &e.caption_html
+                        } else {
+                            &e.caption_plain
                         };
-                        pause(shared, chat_id, d).await;
-                        if newer {
-                            break Ok(());
-                        }
-                    }
-                    other => break other,
+                        tg.edit_media(
+                            e.chat_id,
+                            e.message_id,
+                            &e.upload,
+                            caption,
+                            html,
+                            e.keyboard.as_ref(),
+                        )
+                    })
+                    .await
+                }
+                Change::Delete(id) => {
+                    let id = *id;
+                    attempt(shared, chat_id, 0, newer, move |_| tg.delete(chat_id, id)).await
                 }
             };
             for d in done {
@@ -440,16 +753,53 @@ async fn run(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) {
     }
 }
 
-async fn pause(shared: &Shared, chat_id: i64, d: Duration) {
-    tracing::info!(chat.id = chat_id, retry_after = ?d, "flood control; pausing this chat");
-    shared
-        .limits
-        .lock()
-        .expect("limits lock")
-        .block(chat_id, Instant::now() + d);
-    tokio::time::sleep(d).await;
+/// Makes one call until it succeeds or fails for good: `call(true)` sends HTML, `call(false)`
+/// the plain fallback (from the HTML's refusal on); a 429 pauses the chat and retries (unless
+/// `superseded` yields the result to report instead); network failures are retried
+/// `network_retries` times with backoff.
+async fn attempt<T, Fut>(
+    shared: &Shared,
+    chat_id: i64,
+    network_retries: u32,
+    superseded: impl Fn() -> Option<T>,
+    call: impl Fn(bool) -> Fut,
+) -> Result<T, TgError>
+where
+    Fut: Future<Output = Result<T, TgError>>,
+{
+    let mut retries = 0;
+    // Once the HTML is refused, retries (after a 429 or a network failure) go out plain.
+    let mut html = true;
+    loop {
+        let mut r = call(html).await;
+        if html && let Err(TgError::ParseEntities(why)) = &r {
+            tracing::warn!(chat.id = chat_id, error = %why, "HTML refused; sending plain text");
+            html = false;
+            r = call(false).await;
+        }
+        match r {
+            Err(TgError::RetryAfter(d)) => {
+                let instead = superseded();
+                pause(shared, chat_id, d).await;
+                if let Some(v) = instead {
+                    return Ok(v);
+                }
+            }
+            Err(TgError::Network(ref why)) if retries < network_retries => {
+                retries += 1;
+                tracing::warn!(chat.id = chat_id, error = %why, attempt = retries, "call failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500 << retries)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
+async fn pause(shared: &Shared, chat_id: i64, d: Duration) {
+    tracing::info!(chat.id = chat_id, retry_after = ?d, "flood control; pausing this chat");
+    lock(&shared.limits).block(chat_id, Instant::now() + d);
+    tokio::time::sleep(d).await;
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,6 +835,450 @@ mod tests {
             }
             assert_eq!(sent, 19, "{sent} sends in a minute");
         });
+    }
+
+    fn here(chat_id: i64, thread_id: i32) -> Surface {
+        Surface { chat_id, thread_id }
+    }
+
+    fn text(surface: Surface, html: &str, class: Class) -> Outgoing {
+        Outgoing::Text(Send {
+            surface,
+            html: html.into(),
+            plain: html.into(),
+            keyboard: None,
+            reply_to: None,
+            class,
+        })
+    }
+
+    fn upload(bytes: &[u8]) -> Upload {
+        Upload {
+            kind: api::MediaKind::Photo,
+            file_name: "p.png".into(),
+            bytes: Arc::new(bytes.to_vec()),
+        }
+    }
+
+    fn media(surface: Surface, caption: &str, class: Class) -> Outgoing {
+        Outgoing::Media(MediaSend {
+            surface,
+            upload: upload(b"x"),
+            caption_html: caption.into(),
+            caption_plain: caption.into(),
+            keyboard: None,
+            reply_to: None,
+            class,
+        })
+    }
+
+    fn edit(message_id: i32, html: &str) -> Change {
+        Change::Text(Edit {
+            chat_id: 1,
+            message_id,
+            html: html.into(),
+            plain: html.into(),
+            keyboard: None,
+        })
+    }
+
+    fn edit_media(message_id: i32, caption: &str) -> Change {
+        Change::Media(EditMedia {
+            chat_id: 1,
+            message_id,
+            upload: upload(caption.as_bytes()),
+            caption_html: caption.into(),
+            caption_plain: caption.into(),
+            keyboard: None,
+        })
+    }
+
+    fn draft(surface: Surface, draft_id: i64, html: &str) -> Draft {
+        Draft {
+            surface,
+            draft_id,
+            html: html.into(),
+        }
+    }
+
+    /// What a job is, for comparing orders.
+    fn label(job: &Job) -> String {
+        match job {
+            Job::Send(Outgoing::Text(s), _) => format!("text {}", s.html),
+            Job::Send(Outgoing::Media(m), _) => format!("media {}", m.caption_html),
+            Job::Change(Change::Text(e), d) => {
+                format!("edit {} {} x{}", e.message_id, e.html, d.len())
+            }
+            Job::Change(Change::Media(e), d) => {
+                format!(
+                    "edit_media {} {} x{}",
+                    e.message_id,
+                    e.caption_html,
+                    d.len()
+                )
+            }
+            Job::Change(Change::Delete(id), d) => format!("delete {id} x{}", d.len()),
+            Job::Draft(d) => format!("draft {} {}", d.draft_id, d.html),
+            Job::Typing(_) => "typing".into(),
+        }
+    }
+
+    fn drain(q: &mut Queue) -> Vec<String> {
+        std::iter::from_fn(|| q.pop_paced())
+            .map(|j| label(&j))
+            .collect()
+    }
+
+    #[test]
+    fn sends_of_both_kinds_go_by_priority_then_changes() {
+        let s = here(1, 0);
+        let mut q = Queue::default();
+        q.push_change(edit(9, "e"), oneshot::channel().0);
+        q.push_send(text(s, "status", Class::Status), None);
+        q.push_send(media(s, "photo msg", Class::Message), None);
+        q.push_send(text(s, "msg", Class::Message), None);
+        q.push_send(media(s, "photo final", Class::Final), None);
+        q.push_send(text(s, "final", Class::Final), None);
+        assert_eq!(
+            drain(&mut q),
+            [
+                "media photo final",
+                "text final",
+                "media photo msg",
+                "text msg",
+                "text status",
+                "edit 9 e x1",
+            ]
+        );
+    }
+
+    #[test]
+    fn changes_coalesce_per_message_and_kind_and_deletes_drop_edits() {
+        let mut q = Queue::default();
+        let mut rx = Vec::new();
+        let mut push = |q: &mut Queue, c: Change| {
+            let (tx, r) = oneshot::channel();
+            q.push_change(c, tx);
+            rx.push(r);
+        };
+        push(&mut q, edit(5, "a"));
+        push(&mut q, edit_media(5, "m1"));
+        push(&mut q, edit(6, "x"));
+        push(&mut q, edit(5, "b"));
+        push(&mut q, edit_media(5, "m2"));
+        push(&mut q, edit_media(7, "keep"));
+        assert_eq!(q.changes.len(), 4, "one per message and kind");
+        assert_eq!(
+            q.changes[0].1.len(),
+            2,
+            "both senders of 5's text edit are kept"
+        );
+        // The edit in flight is moot once a newer one of the same message and kind is queued.
+        assert!(q.has_newer(&edit(5, "old")));
+        assert!(q.has_newer(&edit_media(5, "old")));
+        assert!(!q.has_newer(&Change::Delete(5)));
+        // Deleting message 5 settles its queued edits as done; a second deletion coalesces.
+        push(&mut q, Change::Delete(5));
+        push(&mut q, Change::Delete(5));
+        let settled: Vec<bool> = rx
+            .iter_mut()
+            .map(|r| matches!(r.try_recv(), Ok(Ok(()))))
+            .collect();
+        assert_eq!(
+            settled,
+            [true, true, false, true, true, false, false, false]
+        );
+        assert_eq!(
+            drain(&mut q),
+            ["edit 6 x x1", "edit_media 7 keep x1", "delete 5 x2"]
+        );
+    }
+
+    #[test]
+    fn deleting_settles_superseded_edits_as_done() {
+        let mut q = Queue::default();
+        let (tx, mut rx) = oneshot::channel();
+        q.push_change(edit(5, "a"), tx);
+        q.push_change(Change::Delete(5), oneshot::channel().0);
+        assert!(matches!(rx.try_recv(), Ok(Ok(()))));
+        // An edit queued after the deletion stays (and will fail: the message is gone).
+        q.push_change(edit(5, "late"), oneshot::channel().0);
+        assert_eq!(drain(&mut q), ["delete 5 x1", "edit 5 late x1"]);
+    }
+
+    #[test]
+    fn drafts_wait_for_an_empty_queue_coalesce_and_yield_to_real_messages() {
+        let a = here(10, 0);
+        let b = here(10, 3);
+        let now = Instant::now();
+        let mut q = Queue::default();
+        assert_eq!(q.step(now), Step::Idle);
+        q.push_draft(draft(a, 1, "one"));
+        q.push_draft(draft(a, 1, "two"));
+        q.push_draft(draft(a, 2, "other"));
+        q.push_draft(draft(b, 1, "topic"));
+        assert_eq!(q.drafts.len(), 3, "one per (surface, draft id)");
+        assert_eq!(q.drafts[0].html, "two");
+        assert_eq!(q.step(now), Step::Draft);
+        // Anything else queued goes first.
+        q.push_change(edit(4, "e"), oneshot::channel().0);
+        assert_eq!(q.step(now), Step::Paced);
+        drain(&mut q);
+        // A real message to a place drops the drafts previewing it there.
+        q.push_send(text(a, "answer", Class::Final), None);
+        assert_eq!(q.drafts, [draft(b, 1, "topic")]);
+        drain(&mut q);
+        q.push_draft(draft(a, 1, "next"));
+        assert_eq!(q.step(now), Step::Draft);
+        assert_eq!(q.pop_draft(now), Some(draft(b, 1, "topic")));
+        // At most one draft a second; typing may go meanwhile.
+        assert_eq!(q.step(now), Step::WaitUntil(now + DRAFT_EVERY));
+        q.typing = Some(a);
+        assert_eq!(q.step(now), Step::Typing);
+        assert_eq!(q.pop_typing(now), Some(a));
+        assert_eq!(q.step(now + DRAFT_EVERY), Step::Draft);
+        assert_eq!(q.pop_draft(now + DRAFT_EVERY), Some(draft(a, 1, "next")));
+        assert_eq!(q.step(now + DRAFT_EVERY), Step::Idle);
+    }
+
+    #[test]
+    fn drafts_skip_the_group_window_but_take_chat_tokens() {
+        tokio_test_time(|| {
+            let now = Instant::now();
+            let mut l = Limits {
+                global: Bucket::new(25.0, 25.0),
+                chats: HashMap::new(),
+            };
+            assert!(l.admit_with(-7, now, false).is_zero());
+            let (_, window, _) = &l.chats[&-7];
+            assert!(window.as_ref().unwrap().times.is_empty());
+            assert!(l.admit_with(-7, now, false).is_zero());
+            // The chat's burst is spent.
+            assert!(!l.admit_with(-7, now, false).is_zero());
+            assert!(!l.admit(-7, now).is_zero());
+        });
+    }
+
+    mod live {
+        //! The outbox against the strict fake Bot API.
+
+        use super::*;
+        use crate::telegram::audit::{self, Audit};
+        use e2e::fake_telegram::{FakeTelegram, sample_png};
+
+        const TOKEN: &str = "4242:outbox-test-token";
+
+        struct Rig {
+            fake: FakeTelegram,
+            outbox: Outbox,
+            chat: i64,
+            audit: std::path::PathBuf,
+            _dir: tempfile::TempDir,
+        }
+
+        async fn rig() -> Rig {
+            let fake = FakeTelegram::start(TOKEN).await.unwrap();
+            let user = fake.create_user("Bea");
+            let chat = fake.create_private_chat(&user, false);
+            let dir = tempfile::tempdir().unwrap();
+            let audit = dir.path().join("audit.jsonl");
+            let tg = Tg::new(TOKEN, &fake.api_url())
+                .unwrap()
+                .with_audit(Audit::open(&audit).unwrap());
+            Rig {
+                fake,
+                outbox: Outbox::new(tg, CancellationToken::new()),
+                chat,
+                audit,
+                _dir: dir,
+            }
+        }
+
+        fn png() -> Upload {
+            Upload {
+                kind: api::MediaKind::Photo,
+                file_name: "p.png".into(),
+                bytes: Arc::new(sample_png(6, 6, [9, 9, 9])),
+            }
+        }
+
+        fn send(r: &Rig, html: &str, class: Class) -> oneshot::Receiver<Result<i32, TgError>> {
+            r.outbox.send(Send {
+                surface: here(r.chat, 0),
+                html: html.into(),
+                plain: html.into(),
+                keyboard: None,
+                reply_to: None,
+                class,
+            })
+        }
+
+        #[tokio::test]
+        async fn media_is_queued_by_priority_falls_back_to_plain_and_survives_429() {
+            let r = rig().await;
+            r.fake.force_retry_after_on("sendPhoto", 1, 1);
+            // Queued together (the worker runs only once we await): the final answers first.
+            let status = send(&r, "status", Class::Status);
+            let msg = send(&r, "message", Class::Message);
+            let photo = r.outbox.send_media(MediaSend {
+                surface: here(r.chat, 0),
+                upload: png(),
+                caption_html: "<b>broken".into(),
+                caption_plain: "broken".into(),
+                keyboard: None,
+                reply_to: None,
+                class: Class::Final,
+            });
+            let fin = send(&r, "final", Class::Final);
+            let photo_id = photo.await.unwrap().unwrap();
+            for rx in [fin, msg, status] {
+                rx.await.unwrap().unwrap();
+            }
+            let order: Vec<String> = r
+                .fake
+                .bot_messages()
+                .iter()
+                .map(|m| m.current.text.clone())
+                .collect();
+            assert_eq!(order, ["broken", "final", "message", "status"]);
+            assert_eq!(
+                r.fake
+                    .bot_message(r.chat, i64::from(photo_id))
+                    .unwrap()
+                    .current
+                    .text,
+                "broken"
+            );
+            let lines = audit::read_all(&r.audit).unwrap();
+            let seen: Vec<(String, String, String)> = lines
+                .iter()
+                .map(|l| {
+                    (
+                        l["method"].as_str().unwrap().to_owned(),
+                        l["class"].as_str().unwrap_or("-").to_owned(),
+                        l["outcome"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+            let want = [
+                // The fake checks the HTML before flood control, as Telegram does.
+                ("sendPhoto", "final", "error"),
+                ("sendPhoto", "final", "retry_after"),
+                ("sendPhoto", "final", "ok"),
+                ("sendMessage", "final", "ok"),
+                ("sendMessage", "message", "ok"),
+                ("sendMessage", "status", "ok"),
+            ]
+            .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()));
+            assert_eq!(seen, want);
+            assert!(lines.iter().all(|l| l["paced"] == true));
+        }
+
+        #[tokio::test]
+        async fn deletes_drop_queued_edits_and_are_paced() {
+            let r = rig().await;
+            let id = send(&r, "doomed", Class::Message).await.unwrap().unwrap();
+            let edit = |html: &str| {
+                r.outbox.edit(Edit {
+                    chat_id: r.chat,
+                    message_id: id,
+                    html: html.into(),
+                    plain: html.into(),
+                    keyboard: None,
+                })
+            };
+            let e1 = edit("a");
+            let e2 = edit("b");
+            let gone = r.outbox.delete(r.chat, id);
+            assert!(matches!(e1.await, Ok(Ok(()))));
+            assert!(matches!(e2.await, Ok(Ok(()))));
+            gone.await.unwrap().unwrap();
+            assert!(r.fake.calls_to("editMessageText").is_empty());
+            assert!(r.fake.bot_message(r.chat, i64::from(id)).unwrap().deleted);
+            let again = r.outbox.delete(r.chat, id).await.unwrap();
+            assert!(matches!(again, Err(TgError::MessageGone)), "{again:?}");
+        }
+
+        /// Needs editMessageMedia in the fake.
+        #[tokio::test]
+        async fn media_edits_coalesce() {
+            let r = rig().await;
+            let id = r
+                .outbox
+                .send_media(MediaSend {
+                    surface: here(r.chat, 0),
+                    upload: png(),
+                    caption_html: "v0".into(),
+                    caption_plain: "v0".into(),
+                    keyboard: None,
+                    reply_to: None,
+                    class: Class::Message,
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            let edit = |caption: &str, rgb| {
+                r.outbox.edit_media(EditMedia {
+                    chat_id: r.chat,
+                    message_id: id,
+                    upload: Upload {
+                        kind: api::MediaKind::Photo,
+                        file_name: "p.png".into(),
+                        bytes: Arc::new(sample_png(6, 6, rgb)),
+                    },
+                    caption_html: caption.into(),
+                    caption_plain: caption.into(),
+                    keyboard: None,
+                })
+            };
+            let e1 = edit("<i>v1</i>", [1, 1, 1]);
+            let e2 = edit("<i>v2</i>", [2, 2, 2]);
+            e1.await.unwrap().unwrap();
+            e2.await.unwrap().unwrap();
+            assert_eq!(r.fake.calls_to("editMessageMedia").len(), 1);
+            let m = r.fake.bot_message(r.chat, i64::from(id)).unwrap();
+            assert_eq!(m.current.text, "v2");
+        }
+
+        /// Needs sendMessageDraft in the fake.
+        #[tokio::test]
+        async fn drafts_are_coalesced_spaced_and_dropped_for_the_answer() {
+            let r = rig().await;
+            let s = here(r.chat, 0);
+            r.outbox.draft(s, 5, "one".into());
+            r.outbox.draft(s, 5, "two".into());
+            r.outbox.draft(s, 6, "other".into());
+            // Drafts in groups are refused up front.
+            r.outbox.draft(here(-100, 0), 5, "group".into());
+            r.fake
+                .wait_for("two drafts", Duration::from_secs(5), |v| {
+                    let n = v
+                        .calls()
+                        .iter()
+                        .filter(|c| c.method == "sendMessageDraft")
+                        .count();
+                    (n >= 2).then_some(())
+                })
+                .await
+                .unwrap();
+            let calls = r.fake.calls_to("sendMessageDraft");
+            let texts: Vec<&str> = calls
+                .iter()
+                .map(|c| c.params["text"].as_str().unwrap())
+                .collect();
+            assert_eq!(texts, ["two", "other"]);
+            let gap = calls[1].at - calls[0].at;
+            assert!(gap >= Duration::from_millis(900), "{gap:?}");
+            // A draft still queued when the answer is queued is never shown after it.
+            r.outbox.draft(s, 5, "stale".into());
+            send(&r, "answer", Class::Final).await.unwrap().unwrap();
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let calls = r.fake.calls_to("sendMessageDraft");
+            assert_eq!(calls.len(), 2, "{calls:?}");
+            let lines = audit::read_all(&r.audit).unwrap();
+            let drafts = lines.iter().filter(|l| l["method"] == "sendMessageDraft");
+            assert!(drafts.clone().count() == 2 && drafts.clone().all(|l| l["paced"] == true));
+        }
     }
 
     fn tokio_test_time(f: impl FnOnce()) {

@@ -54,6 +54,11 @@ pub enum Item {
         /// Ask for `require_escalated` sandbox permissions, which makes the TUI prompt.
         escalate: bool,
     },
+    /// A `function_call` to Codex's `view_image` tool.
+    ViewImage {
+        /// The image's path.
+        path: String,
+    },
 }
 
 /// What the fake model answers to one request.
@@ -129,6 +134,9 @@ fn first_reply(prompt: &str) -> Reply {
                 ..Reply::final_answer(format!("Done after {secs} seconds."))
             }
         }
+        "view" => Reply::items(vec![Item::ViewImage {
+            path: arg.to_owned(),
+        }]),
         "long" => Reply::final_answer(long_text(arg.parse::<usize>().unwrap_or(1000))),
         "commentary" => Reply::items(vec![
             Item::Message {

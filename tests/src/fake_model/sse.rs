@@ -62,7 +62,7 @@ pub fn steps(reply: &Reply, seq: u64) -> Vec<Step> {
                 }
                 output_chars += text.len();
             }
-            Item::ExecCommand { .. } => {
+            Item::ExecCommand { .. } | Item::ViewImage { .. } => {
                 added["arguments"] = json!("");
                 steps.push(event(
                     "response.output_item.added",
@@ -106,6 +106,11 @@ fn item_json(item: &Item, seq: u64, index: usize) -> Value {
                 message["phase"] = json!(phase.as_str());
             }
             message
+        }
+        Item::ViewImage { path } => {
+            json!({"type": "function_call", "id": format!("fc_fake_{seq}_{index}"),
+                "status": "completed", "call_id": format!("call_fake_{seq}_{index}"),
+                "name": "view_image", "arguments": json!({"path": path}).to_string()})
         }
         Item::ExecCommand { cmd, escalate } => {
             let mut arguments = json!({"cmd": cmd, "yield_time_ms": 1000});

@@ -19,7 +19,7 @@ pub(crate) struct CenterEnv {
     _model: FakeModel,
     _codex: CodexHome,
     _root: tempfile::TempDir,
-    project: PathBuf,
+    pub(crate) project: PathBuf,
     _state: tempfile::TempDir,
     pub(crate) tmux: TmuxSandbox,
     pub(crate) center: CenterProcess,
@@ -29,7 +29,7 @@ pub(crate) struct CenterEnv {
 }
 
 impl CenterEnv {
-    async fn start(label: &str) -> Self {
+    pub(crate) async fn start(label: &str) -> Self {
         Self::start_with(label, Vec::new()).await
     }
 
@@ -124,7 +124,7 @@ impl CenterEnv {
     }
 
     /// A new topic whose first message binds it to a fresh session in the project folder.
-    async fn bound_topic(&self, name: &str, first: &str) -> i64 {
+    pub(crate) async fn bound_topic(&self, name: &str, first: &str) -> i64 {
         let thread = self
             .tg
             .create_topic(&self.alice, self.chat, name)

@@ -6,5 +6,6 @@
 
 mod center;
 mod fleet;
+mod media;
 mod node;
 mod support;

@@ -1,0 +1,210 @@
+//! Inputs held while Codex shows a blocking prompt (an approval, a question): typing them would
+//! answer the prompt by accident, so they wait — listed in one editable message per topic, kept
+//! in SQLite so a restart loses none — and are typed in order once Codex is ready again.
+//! The queue is bounded and each input expires (both configurable).
+
+use std::{sync::Arc, time::Duration};
+
+use proto::v1;
+
+use crate::{
+    app::{App, PendingInput},
+    nodes::CallError,
+    store::{Binding, HeldInput, Surface},
+    telegram::{
+        outbox::{Class, Edit, Send},
+        render::escape_html,
+    },
+};
+
+/// Characters of each held input shown in the list.
+const PREVIEW_CHARS: usize = 60;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl App {
+    /// Holds an input the session cannot take now (the caller holds the topic's input lock).
+    /// Returns the receipt's text.
+    pub(crate) async fn hold(
+        self: &Arc<Self>,
+        binding: &Binding,
+        input: &PendingInput,
+        receipt: Option<i32>,
+    ) -> String {
+        let surface = binding.surface;
+        let held = self.store.held_inputs(surface).unwrap_or_default();
+        let edit_receipt = |text: &str| {
+            if let Some(id) = receipt {
+                crate::deliver::edit_status(self, surface.chat_id, id, text.to_owned());
+            }
+        };
+        if held.len() >= self.cfg.held_max {
+            let text = format!(
+                "✗ Not delivered: {} messages already wait for Codex's question to be answered.",
+                held.len()
+            );
+            edit_receipt(&text);
+            return text;
+        }
+        let h = HeldInput {
+            id: 0,
+            surface,
+            text: input.text.clone(),
+            reply_to: input.reply_to,
+            mode: input.mode,
+            receipt,
+            held_unix_ms: now_ms(),
+        };
+        match self.store.hold_input(&h) {
+            Ok(id) => {
+                let text = "⏸ Held: Codex is waiting for an answer to its question; this is sent once it is answered.";
+                edit_receipt(text);
+                self.expire_later(HeldInput { id, ..h }, self.cfg.held_ttl);
+                self.show_held(surface).await;
+                text.to_owned()
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot hold an input");
+                let text = "✗ Not delivered: Codex is waiting for an answer to its question.";
+                edit_receipt(text);
+                text.to_owned()
+            }
+        }
+    }
+
+    /// Types a topic's held inputs in order, until Codex blocks again.
+    pub(crate) fn release_held(self: &Arc<Self>, surface: Surface) {
+        if self.store.held_inputs(surface).unwrap_or_default().is_empty() {
+            return;
+        }
+        let app = self.clone();
+        let lock = self.input_lock(surface);
+        tokio::spawn(async move {
+            let _order = lock.lock().await;
+            let Some(binding) = app.binding(surface) else {
+                return;
+            };
+            for h in app.store.held_inputs(surface).unwrap_or_default() {
+                let result = app.type_input(&binding, &h.text, h.mode).await;
+                match result {
+                    Err(CallError::Failed {
+                        code: v1::ErrorCode::Blocked,
+                        ..
+                    }) => break,
+                    Err(CallError::Offline | CallError::Timeout) => break,
+                    _ => {}
+                }
+                let _ = app.store.remove_held_input(h.id);
+                let _ = app.finish_receipt(surface, h.receipt, &result);
+            }
+            app.show_held(surface).await;
+        });
+    }
+
+    /// Drops every held input of a topic (the list's button).
+    pub(crate) async fn drop_held(self: &Arc<Self>, surface: Surface) -> String {
+        let lock = self.input_lock(surface);
+        let _order = lock.lock().await;
+        let held = self.store.held_inputs(surface).unwrap_or_default();
+        for h in &held {
+            if self.store.remove_held_input(h.id).unwrap_or(false)
+                && let Some(id) = h.receipt
+            {
+                crate::deliver::edit_status(self, surface.chat_id, id, "✗ Dropped.".into());
+            }
+        }
+        self.show_held(surface).await;
+        format!("Dropped {} held message(s).", held.len())
+    }
+
+    /// Schedules the expiry of a held input.
+    fn expire_later(self: &Arc<Self>, h: HeldInput, ttl: Duration) {
+        let app = self.clone();
+        let age = Duration::from_millis(now_ms().saturating_sub(h.held_unix_ms).max(0) as u64);
+        let wait = ttl.saturating_sub(age);
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let lock = app.input_lock(h.surface);
+            let _order = lock.lock().await;
+            if app.store.remove_held_input(h.id).unwrap_or(false) {
+                if let Some(id) = h.receipt {
+                    crate::deliver::edit_status(
+                        &app,
+                        h.surface.chat_id,
+                        id,
+                        format!(
+                            "✗ Not delivered: Codex's question stayed unanswered for {} min; dropped.",
+                            ttl.as_secs() / 60
+                        ),
+                    );
+                }
+                app.show_held(h.surface).await;
+            }
+        });
+    }
+
+    /// After a restart: schedules the expiry of every held input.
+    pub(crate) fn resume_held(self: &Arc<Self>) {
+        for h in self.store.all_held_inputs().unwrap_or_default() {
+            self.expire_later(h, self.cfg.held_ttl);
+        }
+    }
+
+    /// Shows (creates, edits or removes) the message listing a topic's held inputs.
+    async fn show_held(&self, surface: Surface) {
+        let held = self.store.held_inputs(surface).unwrap_or_default();
+        let existing = self.store.held_preview(surface).ok().flatten();
+        if held.is_empty() {
+            if let Some(id) = existing {
+                let _ = self.store.set_held_preview(surface, None);
+                drop(self.outbox.delete(surface.chat_id, id));
+            }
+            return;
+        }
+        let mut plain = format!(
+            "⏸ {} message(s) wait until Codex's question is answered:",
+            held.len()
+        );
+        for (i, h) in held.iter().enumerate() {
+            let mut line: String = h.text.chars().take(PREVIEW_CHARS).collect();
+            if h.text.chars().count() > PREVIEW_CHARS {
+                line.push('…');
+            }
+            plain.push_str(&format!("\n{}. {}", i + 1, line.replace('\n', " ")));
+        }
+        let keyboard = Some(vec![vec![(
+            "✗ Drop held messages".to_owned(),
+            "q|drop".to_owned(),
+        )]]);
+        let html = escape_html(&plain);
+        match existing {
+            Some(id) => drop(self.outbox.edit(Edit {
+                chat_id: surface.chat_id,
+                message_id: id,
+                html,
+                plain,
+                keyboard,
+            })),
+            None => {
+                let sent = self
+                    .outbox
+                    .send(Send {
+                        surface,
+                        html,
+                        plain,
+                        keyboard,
+                        reply_to: None,
+                        class: Class::Message,
+                    })
+                    .await;
+                if let Ok(Ok(id)) = sent {
+                    let _ = self.store.set_held_preview(surface, Some(id));
+                }
+            }
+        }
+    }
+}

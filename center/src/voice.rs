@@ -1,0 +1,76 @@
+//! Voice messages: transcribed by the configured provider (an OpenAI-compatible endpoint or a
+//! local command), shown in the topic, then sent to Codex as text.
+
+use std::sync::Arc;
+
+use teloxide::types::Voice;
+
+use crate::{
+    app::{App, PendingInput},
+    store::Surface,
+};
+
+impl App {
+    /// Transcribes a voice message and sends the text to the topic's session.
+    pub(crate) async fn take_voice(self: &Arc<Self>, surface: Surface, message_id: i32, voice: &Voice) {
+        let Some(binding) = self.binding(surface) else {
+            return;
+        };
+        let Some(transcriber) = self.transcriber.as_ref() else {
+            self.notice(
+                surface,
+                "🎙 Voice messages need a transcription provider: set [voice] in the center's configuration (see the README).",
+                Some(message_id),
+            );
+            return;
+        };
+        let size = (voice.file.size != u32::MAX).then_some(u64::from(voice.file.size));
+        let bytes = match self.download(&voice.file.id.0, "the voice message", size).await {
+            Ok(b) => b,
+            Err(why) => {
+                self.notice(surface, &format!("⚠️ {why}"), Some(message_id));
+                return;
+            }
+        };
+        let dir = self.cfg.state_dir.join("scratch");
+        let path = dir.join(format!(
+            "voice-{}-{message_id}.ogg",
+            surface.chat_id.unsigned_abs()
+        ));
+        let written = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &bytes));
+        if let Err(e) = written {
+            self.notice(
+                surface,
+                &format!("⚠️ Cannot keep the voice message for transcription: {e}"),
+                Some(message_id),
+            );
+            return;
+        }
+        let result = transcriber.transcribe(&path).await;
+        let _ = std::fs::remove_file(&path);
+        let text = match result {
+            Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
+            Ok(_) => {
+                self.notice(
+                    surface,
+                    "🎙 The transcription was empty; nothing was sent to Codex.",
+                    Some(message_id),
+                );
+                return;
+            }
+            Err(e) => {
+                self.notice(surface, &format!("⚠️ {e}"), Some(message_id));
+                return;
+            }
+        };
+        self.notice(surface, &format!("🎙 “{text}”"), Some(message_id));
+        drop(self.send_input(
+            binding.clone(),
+            PendingInput {
+                text,
+                reply_to: message_id,
+                mode: binding.mode,
+            },
+        ));
+    }
+}

@@ -1,0 +1,397 @@
+//! The rich Telegram surface end to end (real center, real tmux, real Codex, strict fake
+//! Telegram): attachments become files on the node whose paths Codex receives, voice goes
+//! through a fake transcription service, screenshots are PNGs, images Codex views come back as
+//! photos, inputs wait while Codex asks a question, and the operator CLI and the delivery audit
+//! work against the running center.
+
+use std::{path::Path, time::Duration};
+
+use e2e::{fake_stt::FakeStt, fake_telegram::sample_png};
+
+use crate::center::CenterEnv;
+
+/// The paths an answer lists after "Attached file(s) (saved on this machine):".
+fn attached_paths(answer: &str) -> Vec<String> {
+    answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("• ").or_else(|| l.strip_prefix("- ")))
+        .filter_map(|l| l.split(" (").next())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
+}
+
+fn webp_sticker() -> Vec<u8> {
+    let mut out = Vec::new();
+    let pixels: Vec<u8> = (0..64 * 64)
+        .flat_map(|i| [(i % 64 * 4) as u8, 80, 200, 255])
+        .collect();
+    image_webp::WebPEncoder::new(&mut out)
+        .encode(&pixels, 64, 64, image_webp::ColorType::Rgba8)
+        .unwrap();
+    out
+}
+
+fn run_cli(env: &CenterEnv, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(e2e::node_proc::workspace_bin("center").unwrap())
+        .args(args)
+        .env("CODEX_FLEET_STATE_DIR", &env.opts.state_dir)
+        .env_remove("TELEGRAM_BOT_TOKEN")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn photos_documents_and_stickers_become_local_paths_for_codex() {
+    let env = CenterEnv::start_with(
+        "c-media",
+        vec![("CODEX_FLEET_MAX_ATTACHMENT_MB".into(), "1".into())],
+    )
+    .await;
+    let thread = env.bound_topic("media", "echo: ready").await;
+    env.message(thread, "first answer", |m| m.text() == "ready")
+        .await;
+
+    // A photo with a caption: the caption is the message, the path follows.
+    let png = sample_png(40, 30, [200, 10, 10]);
+    env.tg
+        .send_photo(&env.alice, env.chat, Some(thread), png.clone(), Some("echo: photo"))
+        .unwrap();
+    let answer = env
+        .message(thread, "photo answer", |m| m.text().starts_with("photo"))
+        .await;
+    let paths = attached_paths(answer.text());
+    assert_eq!(paths.len(), 1, "{}", answer.text());
+    assert!(answer.text().contains("(photo, "), "{}", answer.text());
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), png);
+    assert!(
+        paths[0].starts_with(&env.opts.state_dir.display().to_string()),
+        "{} is not under the node's state dir",
+        paths[0]
+    );
+
+    // A document of any type keeps a sanitised version of its name.
+    let tarball: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    env.tg
+        .send_document(
+            &env.alice,
+            env.chat,
+            Some(thread),
+            "my project $(rm -rf ~).tar.gz",
+            "application/gzip",
+            tarball.clone(),
+            Some("echo: archive"),
+        )
+        .unwrap();
+    let answer = env
+        .message(thread, "document answer", |m| m.text().starts_with("archive"))
+        .await;
+    let paths = attached_paths(answer.text());
+    assert_eq!(paths.len(), 1, "{}", answer.text());
+    assert!(
+        paths[0].ends_with("/my_project___rm_-rf___.tar.gz"),
+        "{}",
+        paths[0]
+    );
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), tarball);
+
+    // A burst of two files becomes one input.
+    env.tg
+        .send_document(
+            &env.alice,
+            env.chat,
+            Some(thread),
+            "a.txt",
+            "text/plain",
+            b"first file".to_vec(),
+            Some("echo: both"),
+        )
+        .unwrap();
+    env.tg
+        .send_document(
+            &env.alice,
+            env.chat,
+            Some(thread),
+            "b.txt",
+            "text/plain",
+            b"second file".to_vec(),
+            None,
+        )
+        .unwrap();
+    let answer = env
+        .message(thread, "burst answer", |m| m.text().starts_with("both"))
+        .await;
+    let paths = attached_paths(answer.text());
+    assert_eq!(paths.len(), 2, "{}", answer.text());
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), b"first file");
+    assert_eq!(std::fs::read(&paths[1]).unwrap(), b"second file");
+
+    // Past the configured cap (1 MB here): a clear refusal, nothing typed, no download.
+    let downloads_before = env.tg.calls_to("getFile").len();
+    env.tg
+        .send_document(
+            &env.alice,
+            env.chat,
+            Some(thread),
+            "big.bin",
+            "application/octet-stream",
+            vec![7u8; 1_500_000],
+            Some("echo: big"),
+        )
+        .unwrap();
+    env.message(thread, "too large", |m| {
+        m.text().contains("“big.bin” is too large (1.4 MB; the limit is 1.0 MB)")
+    })
+    .await;
+    assert_eq!(env.tg.calls_to("getFile").len(), downloads_before);
+
+    // Media to an unbound topic is ignored without download.
+    let unbound = env
+        .tg
+        .create_topic(&env.alice, env.chat, "unbound")
+        .unwrap()
+        .thread_id
+        .unwrap();
+    env.tg
+        .send_photo(&env.alice, env.chat, Some(unbound), png.clone(), None)
+        .unwrap();
+    // A text after it proves the photo was handled (the topic's updates run in order).
+    env.say(unbound, "hello");
+    env.message(unbound, "folder browser", |m| m.text().contains("Choose a folder"))
+        .await;
+    assert_eq!(env.tg.calls_to("getFile").len(), downloads_before);
+    let _ = webp_sticker; // used by the sticker test
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_is_transcribed_shown_and_typed() {
+    let stt = FakeStt::start(Some("stt-secret-key")).await.unwrap();
+    stt.set_transcript("echo: spoken words");
+    let env = CenterEnv::start_with(
+        "c-voice",
+        vec![
+            ("CODEX_FLEET_VOICE_URL".into(), stt.base_url()),
+            ("CODEX_FLEET_VOICE_KEY".into(), "stt-secret-key".into()),
+        ],
+    )
+    .await;
+    let thread = env.bound_topic("voice", "echo: ready").await;
+    env.message(thread, "first answer", |m| m.text() == "ready")
+        .await;
+    env.tg
+        .send_voice(&env.alice, env.chat, Some(thread), b"OggS fake voice".to_vec(), 2)
+        .unwrap();
+    env.message(thread, "the transcript", |m| {
+        m.text() == "🎙 “echo: spoken words”"
+    })
+    .await;
+    env.message(thread, "the answer", |m| m.text() == "spoken words")
+        .await;
+    let requests = stt.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].model, "whisper-1");
+    // The key never shows up in Telegram.
+    assert!(
+        env.texts_in(thread).iter().all(|t| !t.contains("stt-secret-key")),
+        "{:?}",
+        env.texts_in(thread)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenshots_are_pngs_with_a_refresh_button_and_dead_windows_say_so() {
+    let env = CenterEnv::start("c-shot").await;
+    let thread = env.bound_topic("shot", "echo: painted").await;
+    env.message(thread, "first answer", |m| m.text() == "painted")
+        .await;
+    env.say(thread, "/screenshot");
+    let shot = env
+        .message(thread, "the screenshot", |m| m.media.is_some())
+        .await;
+    let (w, h, pixels) = decode_png(&shot.media.as_ref().unwrap().bytes);
+    assert!(w > 300 && h > 200, "{w}x{h}");
+    let first = &pixels[..3];
+    assert!(
+        pixels.chunks(3).filter(|p| *p != first).count() > 1000,
+        "the screenshot is blank"
+    );
+    assert!(shot.caption().unwrap_or("").contains("Codex: ready for input"), "{:?}", shot.caption());
+    // Refresh edits the same message's photo.
+    env.press(&shot, "🔄 Refresh");
+    env.tg
+        .wait_for("the refreshed screenshot", Duration::from_secs(30), |v| {
+            v.calls()
+                .iter()
+                .any(|c| c.method.eq_ignore_ascii_case("editMessageMedia") && c.is_ok())
+                .then_some(())
+        })
+        .await
+        .unwrap();
+    // Codex quits: the screenshot says the window is dead.
+    env.say(thread, "/quit");
+    env.message(thread, "exit notice", |m| m.text().contains("Codex exited"))
+        .await;
+    env.say(thread, "/screenshot");
+    env.message(thread, "dead window", |m| {
+        m.text().starts_with("No screenshot:") && m.text().contains("exited")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_codex_views_arrive_as_photos() {
+    let env = CenterEnv::start("c-view").await;
+    let image = env.project.join("diagram.png");
+    let png = sample_png(120, 80, [10, 120, 240]);
+    std::fs::write(&image, &png).unwrap();
+    let thread = env
+        .bound_topic("view", &format!("view: {}", image.display()))
+        .await;
+    let photo = env
+        .message(thread, "the viewed image", |m| m.media.is_some())
+        .await;
+    assert_eq!(photo.media.as_ref().unwrap().bytes.as_ref(), png.as_slice());
+    assert!(photo.caption().unwrap_or("").contains("diagram.png"), "{:?}", photo.caption());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_wait_while_codex_asks_and_survive_a_restart() {
+    let mut env = CenterEnv::start("c-held").await;
+    let thread = env.bound_topic("held", "approve: touch approved.txt").await;
+    let prompt = env
+        .message(thread, "the approval prompt", |m| {
+            m.text().contains("Codex is asking")
+        })
+        .await;
+    env.say(thread, "echo: after the question");
+    env.message(thread, "held receipt", |m| m.text().starts_with("⏸ Held"))
+        .await;
+    env.message(thread, "held list", |m| {
+        m.text().contains("1 message(s) wait") && m.text().contains("echo: after the question")
+    })
+    .await;
+    // The center restarts while the input is held: nothing is lost.
+    env.restart_center().await;
+    env.press(&prompt, "1.");
+    env.message(thread, "the held input's answer", |m| {
+        m.text() == "after the question"
+    })
+    .await;
+    // The list goes away once everything was typed.
+    env.tg
+        .wait_for("the held list removed", Duration::from_secs(30), |v| {
+            v.calls()
+                .iter()
+                .any(|c| c.method.eq_ignore_ascii_case("deleteMessage") && c.is_ok())
+                .then_some(())
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_cli_sends_types_reports_and_the_audit_records_every_call() {
+    let env = CenterEnv::start("c-cli").await;
+    let thread = env.bound_topic("cli", "echo: bound").await;
+    env.message(thread, "first answer", |m| m.text() == "bound")
+        .await;
+
+    // center send with a file: a photo in the topic, the target resolved from state.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chart.png");
+    let png = sample_png(64, 48, [0, 200, 0]);
+    std::fs::write(&file, &png).unwrap();
+    let out = run_cli(
+        &env,
+        &["send", "--file", file.to_str().unwrap(), "the **chart**"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let photo = env
+        .message(thread, "sent photo", |m| m.media.is_some())
+        .await;
+    assert_eq!(photo.media.as_ref().unwrap().bytes.as_ref(), png.as_slice());
+    assert_eq!(photo.caption(), Some("the **chart**"));
+    // Text only, as a document type override, and a bad type.
+    let out = run_cli(
+        &env,
+        &["send", "--type", "document", "--file", file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_cli(&env, &["send", "--type", "sticker", "--file", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown type"));
+
+    // center input: the same path as Telegram, with the outcome on stdout.
+    let out = run_cli(&env, &["input", "--topic", &thread.to_string(), "echo: from the cli"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Delivered"));
+    env.message(thread, "cli answer", |m| m.text() == "from the cli")
+        .await;
+
+    // center status --json.
+    let out = run_cli(&env, &["status", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["bindings"].as_array().unwrap().len(), 1, "{status}");
+    assert_eq!(status["bindings"][0]["thread_id"], thread);
+    assert_eq!(status["nodes"][0]["name"], "local");
+    assert_eq!(status["nodes"][0]["online"], true);
+
+    // Two bound topics and no --topic: refused, nothing sent.
+    let second = env.bound_topic("cli-2", "echo: second").await;
+    env.message(second, "second answer", |m| m.text() == "second")
+        .await;
+    let sends_before = env.tg.calls().len();
+    let out = run_cli(&env, &["send", "ambiguous"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("2 bound topics match"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_cli(&env, &["input", "--topic", "nope", "echo: x"]);
+    assert!(!out.status.success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let new_calls: Vec<String> = env.tg.calls()[sends_before..]
+        .iter()
+        .map(|c| c.method.to_lowercase())
+        .filter(|m| m != "getupdates")
+        .collect();
+    assert!(new_calls.is_empty(), "{new_calls:?}");
+
+    // The audit has one line per Bot API call the center made (polls aside), no token.
+    let audit_path = Path::new(&env.opts.state_dir).join("audit.jsonl");
+    let text = std::fs::read_to_string(&audit_path).unwrap();
+    assert!(!text.contains(&env.opts.token), "the token leaked into the audit");
+    let audit = center::telegram::audit::read_all(&audit_path).unwrap();
+    let mut made: Vec<String> = env
+        .tg
+        .calls()
+        .iter()
+        .map(|c| c.method.to_lowercase())
+        .filter(|m| m != "getupdates")
+        .collect();
+    let mut recorded: Vec<String> = audit
+        .iter()
+        .map(|l| l["method"].as_str().unwrap().to_lowercase())
+        .filter(|m| m != "downloadfile")
+        .collect();
+    made.sort();
+    recorded.sort();
+    assert_eq!(recorded, made);
+    for line in &audit {
+        let method = line["method"].as_str().unwrap();
+        if method.starts_with("send") && method != "sendChatAction" {
+            assert!(line["payload_sha256"].is_string(), "{line}");
+            assert!(line["message_id"].is_i64(), "{line}");
+        }
+    }
+}
