@@ -908,3 +908,112 @@ async fn manual_mode_pem_files_serve_only_the_center() {
     );
     let _ = child.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_cross_the_link_both_ways_and_agent_node_send_reaches_the_topic() {
+    let model = e2e::fake_model::FakeModel::start().await.unwrap();
+    let vps = remote_node("files-vps", &model.base_url()).await;
+    let env = CenterEnv::start_with(
+        "files-center",
+        vec![(
+            "CODEX_FLEET_NODES".into(),
+            format!("vps1={}", vps.process.addr),
+        )],
+    )
+    .await;
+    let thread = bind_on(
+        &env,
+        env.chat,
+        "files",
+        "vps1",
+        "remote-project",
+        "echo: ready",
+    )
+    .await;
+    env.message(thread, "first answer", |m| m.text() == "ready")
+        .await;
+
+    // A 1.2 MB document travels to the remote node in chunks and lands in its state dir.
+    let big: Vec<u8> = (0..1_200_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    env.tg
+        .send_document(
+            &env.alice,
+            env.chat,
+            Some(thread),
+            "data.bin",
+            "application/octet-stream",
+            big.clone(),
+            Some("echo: stored"),
+        )
+        .unwrap();
+    let answer = env
+        .message(thread, "document answer", |m| m.text().starts_with("stored"))
+        .await;
+    let path = answer
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix("• "))
+        .and_then(|l| l.split(" (").next())
+        .unwrap()
+        .to_owned();
+    assert!(
+        path.starts_with(&vps.opts.state_dir.display().to_string()),
+        "{path} is not on the remote node"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), big);
+
+    // agent-node send: a file on the node's machine reaches the topic through the center.
+    let report = vps.opts.state_dir.join("report.png");
+    let png = e2e::fake_telegram::sample_png(50, 40, [250, 200, 0]);
+    std::fs::write(&report, &png).unwrap();
+    let agent = e2e::node_proc::workspace_bin("agent-node").unwrap();
+    let out = tokio::process::Command::new(&agent)
+        .args(["send", "--state-dir"])
+        .arg(&vps.opts.state_dir)
+        .arg("--file")
+        .arg(&report)
+        .arg("built on the VPS")
+        .env_remove("TMUX_PANE")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let photo = env
+        .message(thread, "relayed photo", |m| m.media.is_some())
+        .await;
+    assert_eq!(photo.media.as_ref().unwrap().bytes.as_ref(), png.as_slice());
+    assert_eq!(photo.caption(), Some("built on the VPS"));
+
+    // A session that is not bound, and a daemon that is not there: clear refusals.
+    let out = tokio::process::Command::new(&agent)
+        .args(["send", "--session", "s-nope", "--state-dir"])
+        .arg(&vps.opts.state_dir)
+        .arg("hello")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not bound to a topic"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let nowhere = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(&agent)
+        .args(["send", "--state-dir"])
+        .arg(nowhere.path())
+        .arg("hello")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach the agent-node daemon"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
