@@ -74,7 +74,9 @@ impl Node {
 
 fn io_error(what: &str, path: &Path, err: &std::io::Error) -> NodeError {
     match err.kind() {
-        std::io::ErrorKind::NotFound => NodeError::NotFound(format!("{} does not exist", path.display())),
+        std::io::ErrorKind::NotFound => {
+            NodeError::NotFound(format!("{} does not exist", path.display()))
+        }
         std::io::ErrorKind::PermissionDenied => {
             NodeError::InvalidArgument(format!("{} is not readable", path.display()))
         }
@@ -220,7 +222,10 @@ mod tests {
         assert_eq!(sanitize_file_name("report.pdf"), "report.pdf");
         assert_eq!(sanitize_file_name("../../etc/passwd"), "passwd");
         assert_eq!(sanitize_file_name(".bashrc"), "bashrc");
-        assert_eq!(sanitize_file_name("a b$(rm -rf).tar.gz"), "a_b__rm_-rf_.tar.gz");
+        assert_eq!(
+            sanitize_file_name("a b$(rm -rf).tar.gz"),
+            "a_b__rm_-rf_.tar.gz"
+        );
         assert_eq!(sanitize_file_name(""), "file");
         assert_eq!(sanitize_file_name("..."), "file");
         assert_eq!(sanitize_file_name("фото.jpg"), "____.jpg");

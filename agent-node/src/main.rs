@@ -173,7 +173,9 @@ async fn main() -> anyhow::Result<()> {
             };
             let config = NodeConfig::resolve(&args, file)?;
             let file = send_file
-                .map(|f| std::path::absolute(&f).with_context(|| format!("reading {}", f.display())))
+                .map(|f| {
+                    std::path::absolute(&f).with_context(|| format!("reading {}", f.display()))
+                })
                 .transpose()?;
             let req = agent_node::control::SendRequest {
                 session_id: session.unwrap_or_default(),

@@ -374,7 +374,11 @@ impl App {
     /// Handles a topic's updates in order. Attachments are gathered while they keep coming
     /// (an album, or a burst of files) and taken to Codex as one input before anything else
     /// of the topic is handled.
-    async fn topic_loop(self: Arc<Self>, surface: Surface, mut rx: mpsc::UnboundedReceiver<Update>) {
+    async fn topic_loop(
+        self: Arc<Self>,
+        surface: Surface,
+        mut rx: mpsc::UnboundedReceiver<Update>,
+    ) {
         let mut batch: Vec<crate::media::Attachment> = Vec::new();
         loop {
             let next = if batch.is_empty() {
@@ -516,7 +520,12 @@ impl App {
             let _order = lock.lock().await;
             let surface = binding.surface;
             let receipt = app.receipt(surface, input.reply_to).await;
-            if !app.store.held_inputs(surface).unwrap_or_default().is_empty() {
+            if !app
+                .store
+                .held_inputs(surface)
+                .unwrap_or_default()
+                .is_empty()
+            {
                 return app.hold(&binding, &input, receipt).await;
             }
             let result = app.type_input(&binding, &input.text, input.mode).await;

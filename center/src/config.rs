@@ -323,7 +323,11 @@ impl CenterConfig {
                 * 1024,
             held_max: file.held_inputs.max.unwrap_or(5).clamp(1, 50),
             held_ttl: Duration::from_secs(
-                60 * file.held_inputs.expire_minutes.unwrap_or(30).clamp(1, 24 * 60),
+                60 * file
+                    .held_inputs
+                    .expire_minutes
+                    .unwrap_or(30)
+                    .clamp(1, 24 * 60),
             ),
             drafts: args.drafts.or(file.drafts).unwrap_or(false),
             voice: voice_config(args, file.voice)?,

@@ -198,8 +198,11 @@ impl SessionDelivery {
                     .ok()
                     .and_then(|v| v.get("path").and_then(|p| p.as_str()).map(str::to_owned))
                     .unwrap_or_default();
-                self.status_line(s, format!("🖼 viewed {}", path.rsplit('/').next().unwrap_or(&path)))
-                    .await;
+                self.status_line(
+                    s,
+                    format!("🖼 viewed {}", path.rsplit('/').next().unwrap_or(&path)),
+                )
+                .await;
                 if !path.is_empty() {
                     self.photo_from_node(s, &path).await;
                 }

@@ -63,7 +63,7 @@ impl App {
             Ok(id) => {
                 let text = "⏸ Held: Codex is waiting for an answer to its question; this is sent once it is answered.";
                 edit_receipt(text);
-                self.expire_later(HeldInput { id, ..h }, self.cfg.held_ttl);
+                self.expire_later(&HeldInput { id, ..h }, self.cfg.held_ttl);
                 self.show_held(surface).await;
                 text.to_owned()
             }
@@ -78,7 +78,12 @@ impl App {
 
     /// Types a topic's held inputs in order, until Codex blocks again.
     pub(crate) fn release_held(self: &Arc<Self>, surface: Surface) {
-        if self.store.held_inputs(surface).unwrap_or_default().is_empty() {
+        if self
+            .store
+            .held_inputs(surface)
+            .unwrap_or_default()
+            .is_empty()
+        {
             return;
         }
         let app = self.clone();
@@ -122,8 +127,9 @@ impl App {
     }
 
     /// Schedules the expiry of a held input.
-    fn expire_later(self: &Arc<Self>, h: HeldInput, ttl: Duration) {
+    fn expire_later(self: &Arc<Self>, h: &HeldInput, ttl: Duration) {
         let app = self.clone();
+        let h = h.clone();
         let age = Duration::from_millis(now_ms().saturating_sub(h.held_unix_ms).max(0) as u64);
         let wait = ttl.saturating_sub(age);
         tokio::spawn(async move {
@@ -150,7 +156,7 @@ impl App {
     /// After a restart: schedules the expiry of every held input.
     pub(crate) fn resume_held(self: &Arc<Self>) {
         for h in self.store.all_held_inputs().unwrap_or_default() {
-            self.expire_later(h, self.cfg.held_ttl);
+            self.expire_later(&h, self.cfg.held_ttl);
         }
     }
 

@@ -92,7 +92,9 @@ fn ext_of_mime(mime: Option<&str>, fallback: &str) -> String {
 pub fn attachment_of(m: &Message) -> Option<Attachment> {
     let id = m.id.0;
     let (kind, file, name) = if let Some(sizes) = m.photo() {
-        let best = sizes.iter().max_by_key(|p| (p.width * p.height, p.file.size))?;
+        let best = sizes
+            .iter()
+            .max_by_key(|p| (p.width * p.height, p.file.size))?;
         (AttachmentKind::Photo, &best.file, format!("photo-{id}.jpg"))
     } else if let Some(d) = m.animation() {
         let ext = ext_of_mime(d.mime_type.as_ref().map(|m| m.essence_str()), "mp4");
@@ -129,7 +131,11 @@ pub fn attachment_of(m: &Message) -> Option<Attachment> {
         )
     } else if let Some(s) = m.sticker() {
         match s.format() {
-            StickerFormat::Static => (AttachmentKind::Sticker, &s.file, format!("sticker-{id}.png")),
+            StickerFormat::Static => (
+                AttachmentKind::Sticker,
+                &s.file,
+                format!("sticker-{id}.png"),
+            ),
             StickerFormat::Animated | StickerFormat::Video => {
                 let thumb = s.thumbnail.as_ref()?;
                 (
@@ -321,7 +327,11 @@ impl App {
 
     /// Takes a batch of attachments (one message, an album, or a burst) to the topic's session
     /// as one input. Media to an unbound topic is ignored without download.
-    pub(crate) async fn take_attachments(self: &Arc<Self>, surface: Surface, batch: Vec<Attachment>) {
+    pub(crate) async fn take_attachments(
+        self: &Arc<Self>,
+        surface: Surface,
+        batch: Vec<Attachment>,
+    ) {
         let Some(first) = batch.first() else { return };
         let reply_to = first.message_id;
         let Some(binding) = self.binding(surface) else {
@@ -359,11 +369,7 @@ impl App {
             } else {
                 bytes
             };
-            let upload = format!(
-                "t{}-{}-{n}",
-                surface.chat_id.unsigned_abs(),
-                a.message_id
-            );
+            let upload = format!("t{}-{}-{n}", surface.chat_id.unsigned_abs(), a.message_id);
             let path = match crate::transfer::put_file(
                 &node,
                 &binding.session_id,
@@ -388,7 +394,10 @@ impl App {
                     .join(format!("{upload}-frame"));
                 note = Some(match preview_frame(&bytes, &scratch).await {
                     Ok(frame) => {
-                        let stem = a.file_name.rsplit_once('.').map_or(a.file_name.as_str(), |(s, _)| s);
+                        let stem = a
+                            .file_name
+                            .rsplit_once('.')
+                            .map_or(a.file_name.as_str(), |(s, _)| s);
                         match crate::transfer::put_file(
                             &node,
                             &binding.session_id,
@@ -469,7 +478,12 @@ mod tests {
     fn webp_becomes_png_and_other_bytes_pass() {
         let mut webp = Vec::new();
         image_webp::WebPEncoder::new(&mut webp)
-            .encode(&[255, 0, 0, 255].repeat(4), 2, 2, image_webp::ColorType::Rgba8)
+            .encode(
+                &[255, 0, 0, 255].repeat(4),
+                2,
+                2,
+                image_webp::ColorType::Rgba8,
+            )
             .unwrap();
         let png = webp_to_png(&webp).unwrap();
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));

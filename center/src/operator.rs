@@ -133,7 +133,10 @@ impl App {
             many => Err(format!(
                 "{} bound topics match; name one with --topic (chat:thread, thread id, session id or folder):\n{}",
                 many.len(),
-                many.iter().map(|b| describe(b)).collect::<Vec<_>>().join("\n")
+                many.iter()
+                    .map(|b| describe(b))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             )),
         }
     }
@@ -268,10 +271,11 @@ impl App {
             Err(e) => return ControlAnswer::fail(e),
         };
         let shown = format!("⌨️ From the operator: {text}");
-        let shown = crate::telegram::render::plain_parts(&shown, crate::telegram::render::MESSAGE_LIMIT)
-            .into_iter()
-            .next()
-            .unwrap_or_default();
+        let shown =
+            crate::telegram::render::plain_parts(&shown, crate::telegram::render::MESSAGE_LIMIT)
+                .into_iter()
+                .next()
+                .unwrap_or_default();
         let sent = self
             .outbox
             .send(Send {
@@ -317,8 +321,12 @@ impl App {
             if text.trim().is_empty() {
                 return Err("nothing to send: give a text, a file or both".into());
             }
-            let html = crate::telegram::render::markdown_to_html(text, crate::telegram::render::MESSAGE_LIMIT);
-            let plain = crate::telegram::render::plain_parts(text, crate::telegram::render::MESSAGE_LIMIT);
+            let html = crate::telegram::render::markdown_to_html(
+                text,
+                crate::telegram::render::MESSAGE_LIMIT,
+            );
+            let plain =
+                crate::telegram::render::plain_parts(text, crate::telegram::render::MESSAGE_LIMIT);
             let mut ids = Vec::new();
             for (i, h) in html.into_iter().enumerate() {
                 let sent = self
@@ -342,11 +350,15 @@ impl App {
             media_kind_for(&name)
         } else {
             MediaKind::parse(media_type).ok_or_else(|| {
-                format!("unknown type {media_type:?}; use photo, document, video, animation or audio")
+                format!(
+                    "unknown type {media_type:?}; use photo, document, video, animation or audio"
+                )
             })?
         };
         if bytes.is_empty() {
-            return Err(format!("{name} is empty; Telegram does not take empty files"));
+            return Err(format!(
+                "{name} is empty; Telegram does not take empty files"
+            ));
         }
         let limit = if kind == MediaKind::Photo {
             api::MAX_PHOTO_UPLOAD

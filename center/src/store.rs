@@ -454,7 +454,6 @@ pub struct HeldInput {
     pub held_unix_ms: i64,
 }
 
-
 impl Store {
     /// Holds an input; returns its id.
     pub fn hold_input(&self, h: &HeldInput) -> Result<i64, StoreError> {
@@ -477,7 +476,10 @@ impl Store {
 
     /// A topic's held inputs, oldest first.
     pub fn held_inputs(&self, surface: Surface) -> Result<Vec<HeldInput>, StoreError> {
-        self.held_where("chat_id = ?1 AND thread_id = ?2", params![surface.chat_id, surface.thread_id])
+        self.held_where(
+            "chat_id = ?1 AND thread_id = ?2",
+            params![surface.chat_id, surface.thread_id],
+        )
     }
 
     /// Every held input, oldest first.
@@ -537,7 +539,11 @@ impl Store {
     }
 
     /// Remembers (or with `None` forgets) the message listing a topic's held inputs.
-    pub fn set_held_preview(&self, surface: Surface, message_id: Option<i32>) -> Result<(), StoreError> {
+    pub fn set_held_preview(
+        &self,
+        surface: Surface,
+        message_id: Option<i32>,
+    ) -> Result<(), StoreError> {
         let conn = self.conn();
         match message_id {
             Some(id) => conn.execute(

@@ -12,7 +12,12 @@ use crate::{
 
 impl App {
     /// Transcribes a voice message and sends the text to the topic's session.
-    pub(crate) async fn take_voice(self: &Arc<Self>, surface: Surface, message_id: i32, voice: &Voice) {
+    pub(crate) async fn take_voice(
+        self: &Arc<Self>,
+        surface: Surface,
+        message_id: i32,
+        voice: &Voice,
+    ) {
         let Some(binding) = self.binding(surface) else {
             return;
         };
@@ -25,7 +30,10 @@ impl App {
             return;
         };
         let size = (voice.file.size != u32::MAX).then_some(u64::from(voice.file.size));
-        let bytes = match self.download(&voice.file.id.0, "the voice message", size).await {
+        let bytes = match self
+            .download(&voice.file.id.0, "the voice message", size)
+            .await
+        {
             Ok(b) => b,
             Err(why) => {
                 self.notice(surface, &format!("⚠️ {why}"), Some(message_id));

@@ -3,6 +3,7 @@
 pub mod center_proc;
 pub mod codex;
 pub mod fake_model;
+pub mod fake_stt;
 pub mod fake_telegram;
 pub mod node_client;
 pub mod node_proc;

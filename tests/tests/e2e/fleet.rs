@@ -947,7 +947,9 @@ async fn files_cross_the_link_both_ways_and_agent_node_send_reaches_the_topic() 
         )
         .unwrap();
     let answer = env
-        .message(thread, "document answer", |m| m.text().starts_with("stored"))
+        .message(thread, "document answer", |m| {
+            m.text().starts_with("stored")
+        })
         .await;
     let path = answer
         .text()

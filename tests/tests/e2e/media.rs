@@ -63,7 +63,13 @@ async fn photos_documents_and_stickers_become_local_paths_for_codex() {
     // A photo with a caption: the caption is the message, the path follows.
     let png = sample_png(40, 30, [200, 10, 10]);
     env.tg
-        .send_photo(&env.alice, env.chat, Some(thread), png.clone(), Some("echo: photo"))
+        .send_photo(
+            &env.alice,
+            env.chat,
+            Some(thread),
+            png.clone(),
+            Some("echo: photo"),
+        )
         .unwrap();
     let answer = env
         .message(thread, "photo answer", |m| m.text().starts_with("photo"))
@@ -92,7 +98,9 @@ async fn photos_documents_and_stickers_become_local_paths_for_codex() {
         )
         .unwrap();
     let answer = env
-        .message(thread, "document answer", |m| m.text().starts_with("archive"))
+        .message(thread, "document answer", |m| {
+            m.text().starts_with("archive")
+        })
         .await;
     let paths = attached_paths(answer.text());
     assert_eq!(paths.len(), 1, "{}", answer.text());
@@ -148,7 +156,8 @@ async fn photos_documents_and_stickers_become_local_paths_for_codex() {
         )
         .unwrap();
     env.message(thread, "too large", |m| {
-        m.text().contains("“big.bin” is too large (1.4 MB; the limit is 1.0 MB)")
+        m.text()
+            .contains("“big.bin” is too large (1.4 MB; the limit is 1.0 MB)")
     })
     .await;
     assert_eq!(env.tg.calls_to("getFile").len(), downloads_before);
@@ -165,8 +174,10 @@ async fn photos_documents_and_stickers_become_local_paths_for_codex() {
         .unwrap();
     // A text after it proves the photo was handled (the topic's updates run in order).
     env.say(unbound, "hello");
-    env.message(unbound, "folder browser", |m| m.text().contains("Choose a folder"))
-        .await;
+    env.message(unbound, "folder browser", |m| {
+        m.text().contains("Choose a folder")
+    })
+    .await;
     assert_eq!(env.tg.calls_to("getFile").len(), downloads_before);
     let _ = webp_sticker; // used by the sticker test
 }
@@ -187,7 +198,13 @@ async fn voice_is_transcribed_shown_and_typed() {
     env.message(thread, "first answer", |m| m.text() == "ready")
         .await;
     env.tg
-        .send_voice(&env.alice, env.chat, Some(thread), b"OggS fake voice".to_vec(), 2)
+        .send_voice(
+            &env.alice,
+            env.chat,
+            Some(thread),
+            b"OggS fake voice".to_vec(),
+            2,
+        )
         .unwrap();
     env.message(thread, "the transcript", |m| {
         m.text() == "🎙 “echo: spoken words”"
@@ -200,7 +217,9 @@ async fn voice_is_transcribed_shown_and_typed() {
     assert_eq!(requests[0].model, "whisper-1");
     // The key never shows up in Telegram.
     assert!(
-        env.texts_in(thread).iter().all(|t| !t.contains("stt-secret-key")),
+        env.texts_in(thread)
+            .iter()
+            .all(|t| !t.contains("stt-secret-key")),
         "{:?}",
         env.texts_in(thread)
     );
@@ -223,7 +242,13 @@ async fn screenshots_are_pngs_with_a_refresh_button_and_dead_windows_say_so() {
         pixels.chunks(3).filter(|p| *p != first).count() > 1000,
         "the screenshot is blank"
     );
-    assert!(shot.caption().unwrap_or("").contains("Codex: ready for input"), "{:?}", shot.caption());
+    assert!(
+        shot.caption()
+            .unwrap_or("")
+            .contains("Codex: ready for input"),
+        "{:?}",
+        shot.caption()
+    );
     // Refresh edits the same message's photo.
     env.press(&shot, "🔄 Refresh");
     env.tg
@@ -259,7 +284,11 @@ async fn images_codex_views_arrive_as_photos() {
         .message(thread, "the viewed image", |m| m.media.is_some())
         .await;
     assert_eq!(photo.media.as_ref().unwrap().bytes.as_ref(), png.as_slice());
-    assert!(photo.caption().unwrap_or("").contains("diagram.png"), "{:?}", photo.caption());
+    assert!(
+        photo.caption().unwrap_or("").contains("diagram.png"),
+        "{:?}",
+        photo.caption()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,7 +342,11 @@ async fn operator_cli_sends_types_reports_and_the_audit_records_every_call() {
         &env,
         &["send", "--file", file.to_str().unwrap(), "the **chart**"],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let photo = env
         .message(thread, "sent photo", |m| m.media.is_some())
         .await;
@@ -322,23 +355,58 @@ async fn operator_cli_sends_types_reports_and_the_audit_records_every_call() {
     // Text only, as a document type override, and a bad type.
     let out = run_cli(
         &env,
-        &["send", "--type", "document", "--file", file.to_str().unwrap()],
+        &[
+            "send",
+            "--type",
+            "document",
+            "--file",
+            file.to_str().unwrap(),
+        ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run_cli(&env, &["send", "--type", "sticker", "--file", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_cli(
+        &env,
+        &[
+            "send",
+            "--type",
+            "sticker",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown type"));
 
     // center input: the same path as Telegram, with the outcome on stdout.
-    let out = run_cli(&env, &["input", "--topic", &thread.to_string(), "echo: from the cli"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_cli(
+        &env,
+        &[
+            "input",
+            "--topic",
+            &thread.to_string(),
+            "echo: from the cli",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Delivered"));
     env.message(thread, "cli answer", |m| m.text() == "from the cli")
         .await;
 
     // center status --json.
     let out = run_cli(&env, &["status", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["bindings"].as_array().unwrap().len(), 1, "{status}");
     assert_eq!(status["bindings"][0]["thread_id"], thread);
@@ -370,7 +438,10 @@ async fn operator_cli_sends_types_reports_and_the_audit_records_every_call() {
     // The audit has one line per Bot API call the center made (polls aside), no token.
     let audit_path = Path::new(&env.opts.state_dir).join("audit.jsonl");
     let text = std::fs::read_to_string(&audit_path).unwrap();
-    assert!(!text.contains(&env.opts.token), "the token leaked into the audit");
+    assert!(
+        !text.contains(&env.opts.token),
+        "the token leaked into the audit"
+    );
     let audit = center::telegram::audit::read_all(&audit_path).unwrap();
     let mut made: Vec<String> = env
         .tg
