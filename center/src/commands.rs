@@ -11,7 +11,7 @@ use crate::{
     store::{Binding, InputMode, Surface},
     telegram::{
         api::{MediaKind, Upload},
-        outbox::{Class, EditMedia, MediaSend, Send},
+        outbox::{Class, Edit, EditMedia, MediaSend, Send},
         render::escape_html,
     },
 };
@@ -115,7 +115,7 @@ impl App {
                 None => self.notice(surface, unbound, Some(msg_id)),
                 Some(b) => self.screenshot(&b, msg_id).await,
             },
-            "history" => self.history(surface, 0, Some(msg_id)).await,
+            "history" => self.history(surface, 0, Some(msg_id), None).await,
             "esc" | "interrupt" => match binding {
                 None => self.notice(surface, unbound, Some(msg_id)),
                 Some(b) => {
@@ -411,7 +411,14 @@ impl App {
     }
 
     /// Shows a page of the conversation, newest first; ◀ ▶ buttons page through it.
-    pub(crate) async fn history(&self, surface: Surface, skip: u32, msg_id: Option<i32>) {
+    /// `page_of` is the history message a ◀ ▶ button belongs to (edited in place).
+    pub(crate) async fn history(
+        &self,
+        surface: Surface,
+        skip: u32,
+        msg_id: Option<i32>,
+        page_of: Option<i32>,
+    ) {
         const PER_PAGE: u32 = 5;
         let Some(b) = self.binding(surface) else {
             self.notice(
@@ -460,14 +467,24 @@ impl App {
         if skip + PER_PAGE < h.total {
             row.push(("Older ▶".to_owned(), format!("h|{}", skip + PER_PAGE)));
         }
-        drop(self.outbox.send(Send {
-            surface,
-            plain: text.clone(),
-            html: text,
-            keyboard: (!row.is_empty()).then(|| vec![row]),
-            reply_to: msg_id,
-            class: Class::Message,
-        }));
+        let keyboard = (!row.is_empty()).then(|| vec![row]);
+        match page_of {
+            Some(message_id) => drop(self.outbox.edit(Edit {
+                chat_id: surface.chat_id,
+                message_id,
+                plain: text.clone(),
+                html: text,
+                keyboard,
+            })),
+            None => drop(self.outbox.send(Send {
+                surface,
+                plain: text.clone(),
+                html: text,
+                keyboard,
+                reply_to: msg_id,
+                class: Class::Message,
+            })),
+        }
     }
 
     /// A prompt button: sends the choice's key if the topic is still bound to that session.

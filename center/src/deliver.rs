@@ -189,7 +189,6 @@ impl SessionDelivery {
                 self.text(s, &text).await;
             }
             Kind::Reasoning(r) => {
-                self.draft(s, e.seq, &r.text);
                 self.status_line(s, format!("💭 {}", first_line(&r.text)))
                     .await
             }
@@ -249,19 +248,14 @@ impl SessionDelivery {
     }
 
     /// A live preview of the running turn (sendMessageDraft; private chats, when enabled).
-    fn draft(&self, s: Surface, seq: u64, text: &str) {
-        if !self.app.cfg.drafts || s.chat_id <= 0 {
+    /// It shows the turn's status lines as they grow, in the chat's composer area.
+    fn draft(&self, s: Surface, body: &str) {
+        if !self.app.cfg.drafts || s.chat_id <= 0 || body.trim().is_empty() {
             return;
         }
         // One draft per turn; Telegram wants a non-zero id.
-        let id = self.turn_draft.unwrap_or(seq).max(1) as i64;
-        let html = render::markdown_to_html(text, MESSAGE_LIMIT)
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        if !html.trim().is_empty() {
-            self.app.outbox.draft(s, id, html);
-        }
+        let id = self.turn_draft.unwrap_or(1).max(1) as i64;
+        self.app.outbox.draft(s, id, escape_html(body));
     }
 
     /// Sends an image that lives on the session's node (one Codex viewed) as a photo, or as a
@@ -381,6 +375,11 @@ impl SessionDelivery {
 
     async fn status_line(&self, s: Surface, line: String) {
         let line: String = line.chars().take(STATUS_LINE_CHARS).collect();
+        if let Ok(Some((_, body))) = self.app.store.status(s) {
+            self.draft(s, &format!("{body}\n{line}"));
+        } else {
+            self.draft(s, &line);
+        }
         let store = &self.app.store;
         match store.status(s) {
             Ok(Some((id, body))) => {

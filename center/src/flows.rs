@@ -210,7 +210,7 @@ impl App {
             }
             (Some("h"), Some(skip), None, None) => {
                 let skip = skip.parse().unwrap_or(0);
-                self.history(surface, skip, None).await;
+                self.history(surface, skip, None, message_id).await;
                 None
             }
             (Some("q"), Some("drop"), None, None) => Some(self.drop_held(surface).await),

@@ -612,4 +612,45 @@ mod tests {
         assert!(store.node("vps-1").unwrap().unwrap().revoked);
         assert!(store.bindings().unwrap().is_empty());
     }
+
+    #[test]
+    fn held_inputs_keep_their_order_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let s = Surface {
+            chat_id: -100,
+            thread_id: 9,
+        };
+        let held = |text: &str| HeldInput {
+            id: 0,
+            surface: s,
+            text: text.into(),
+            reply_to: 3,
+            mode: InputMode::Queue,
+            receipt: Some(4),
+            held_unix_ms: 1000,
+        };
+        let first = {
+            let store = Store::open(&path).unwrap();
+            let first = store.hold_input(&held("one")).unwrap();
+            store.hold_input(&held("two")).unwrap();
+            store.set_held_preview(s, Some(77)).unwrap();
+            first
+        };
+        let store = Store::open(&path).unwrap();
+        let texts: Vec<String> = store
+            .held_inputs(s)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.text)
+            .collect();
+        assert_eq!(texts, ["one", "two"]);
+        assert_eq!(store.held_inputs(s).unwrap()[0].mode, InputMode::Queue);
+        assert_eq!(store.held_preview(s).unwrap(), Some(77));
+        assert!(store.remove_held_input(first).unwrap());
+        assert!(!store.remove_held_input(first).unwrap());
+        assert_eq!(store.all_held_inputs().unwrap().len(), 1);
+        store.set_held_preview(s, None).unwrap();
+        assert_eq!(store.held_preview(s).unwrap(), None);
+    }
 }
