@@ -8,13 +8,16 @@
 //! and unmodelled features are refused with descriptions starting `fake_telegram:`.
 //!
 //! Tests play the users: they create chats, users and topics, inject messages, commands, button
-//! presses and files ([`inject`]), and observe what the bot did — messages with their edit
-//! history, chat actions, callback answers, every API call and every 429 — either directly or
-//! with [`FakeTelegram::wait_for`], which wakes on changes instead of polling.
+//! presses, files of every kind (photos, documents, stickers, audio, videos, animations, voice and
+//! video notes, albums) (`inject`), and observe what the bot did — messages with their edit
+//! history (text and media), message drafts, chat actions, callback answers, every API call and
+//! every 429 — either directly or with [`FakeTelegram::wait_for`], which wakes on changes instead
+//! of polling.
 //!
 //! Layout: `server` (HTTP, long polling), `methods` (one function per Bot API method), `html`
 //! (parse mode), `flood` (rate limits), `model` (state and JSON shapes), `records` (what tests
-//! observe), `params` (parameter coercion, errors), `inject` (the users' side), `png` (images).
+//! observe), `params` (parameter coercion, errors), `inject` (the users' side), `png` and `webp`
+//! (images).
 
 mod flood;
 mod html;
@@ -27,6 +30,9 @@ mod records;
 mod server;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_media;
+mod webp;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -34,19 +40,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 pub use flood::{FloodEvent, FloodLimits, FloodReason};
 pub use html::{Entity, Parsed, parse as parse_html, utf16_len};
-pub use inject::Injected;
+pub use inject::{AlbumItem, AudioFile, Injected, StickerFile, StickerFormat, VideoFile};
 pub use params::ApiError;
 pub use png::sample_png;
 pub use records::{
-    ApiCall, BotMessage, Button, CallbackAnswer, ChatAction, ChatKind, Media, MediaKind, Revision,
-    Topic, User,
+    ApiCall, BotMessage, Button, CallbackAnswer, ChatAction, ChatKind, Draft, Media, MediaKind,
+    PhotoSize, Revision, Topic, User,
 };
+pub use webp::sample_webp;
 
 use model::State;
 use server::Shared;
@@ -118,6 +126,26 @@ impl View<'_> {
     /// Successful answerCallbackQuery calls.
     pub fn callback_answers(&self) -> &[CallbackAnswer] {
         &self.0.callback_answers
+    }
+
+    /// Successful sendMessageDraft calls, in order.
+    pub fn drafts(&self) -> &[Draft] {
+        &self.0.drafts
+    }
+
+    /// The bot's messages that carry a file now or did before an edit, in sending order.
+    pub fn bot_media_messages(&self) -> Vec<&BotMessage> {
+        self.0
+            .bot_messages
+            .iter()
+            .filter(|m| m.media_history().iter().any(Option::is_some))
+            .collect()
+    }
+
+    /// The bytes of a stored file (`None` for an unknown `file_id`; empty for a file injected
+    /// with only a declared size).
+    pub fn file_bytes(&self, file_id: &str) -> Option<Bytes> {
+        self.0.files.get(file_id).map(|f| f.bytes.clone())
     }
 
     /// Every call, in completion order.
@@ -256,6 +284,34 @@ impl FakeTelegram {
     /// Successful answerCallbackQuery calls.
     pub fn callback_answers(&self) -> Vec<CallbackAnswer> {
         self.inspect(|v| v.callback_answers().to_vec())
+    }
+
+    /// Successful sendMessageDraft calls, in order.
+    pub fn drafts(&self) -> Vec<Draft> {
+        self.inspect(|v| v.drafts().to_vec())
+    }
+
+    /// Successful sendMessageDraft calls in one chat and topic (`None` = outside topics).
+    pub fn drafts_in(&self, chat_id: i64, thread_id: Option<i64>) -> Vec<Draft> {
+        self.inspect(|v| {
+            v.drafts()
+                .iter()
+                .filter(|d| d.chat_id == chat_id && d.thread_id == thread_id)
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// The bot's messages that carry a file now or did before an edit, with their media history
+    /// ([`BotMessage::media_history`]), in sending order.
+    pub fn bot_media_messages(&self) -> Vec<BotMessage> {
+        self.inspect(|v| v.bot_media_messages().into_iter().cloned().collect())
+    }
+
+    /// The bytes of a stored file, as the download URL serves them (`None` for an unknown
+    /// `file_id`).
+    pub fn file_bytes(&self, file_id: &str) -> Option<Bytes> {
+        self.inspect(|v| v.file_bytes(file_id))
     }
 
     /// Every API call so far.

@@ -67,11 +67,16 @@ pub struct FloodEvent {
 /// Methods flood control applies to.
 pub(super) const LIMITED: &[&str] = &[
     "sendmessage",
+    "sendmessagedraft",
     "sendphoto",
     "senddocument",
+    "sendvideo",
+    "sendaudio",
+    "sendanimation",
     "editmessagetext",
     "editmessagereplymarkup",
     "editmessagecaption",
+    "editmessagemedia",
 ];
 
 struct Forced {

@@ -1,7 +1,8 @@
 //! The users' side of the fake: creating users, chats and topics, and injecting the updates a real
-//! Telegram client would cause — messages and commands (with `bot_command` entities), photos,
-//! documents and voice notes (registered so getFile works), button presses (only on buttons that
-//! exist), and topic creation, renaming, closing and deletion.
+//! Telegram client would cause — messages and commands (with `bot_command` entities), photos (in
+//! several sizes), documents, voice notes, stickers, audio, videos, animations, video notes and
+//! albums (every file and thumbnail registered so getFile works), button presses (only on buttons
+//! that exist), and topic creation, renaming, closing and deletion.
 //!
 //! Injection refuses what a real user could not do (post into a closed or deleted topic, press a
 //! button that is not there, use topics where there are none) with an `anyhow` error, because
@@ -11,11 +12,14 @@ use anyhow::{Context as _, bail, ensure};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+mod media;
 mod topics;
 
+pub use media::{AlbumItem, AudioFile, StickerFile, StickerFormat, VideoFile};
+
 use super::FakeTelegram;
-use super::methods::image_size;
 use super::model::{Chat, ChatKind, Msg, PendingQuery, State, User, strip_nulls, unix_now};
+use media::Content;
 
 /// What an injection produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,16 +32,13 @@ pub struct Injected {
     pub thread_id: Option<i64>,
     /// Callback query id, for button presses.
     pub query_id: Option<String>,
-    /// `file_id` of an injected photo, document or voice note.
+    /// `file_id` of the injected file (for photos: the largest size).
     pub file_id: Option<String>,
-}
-
-/// Content of an injected user message.
-enum Content<'a> {
-    Text(&'a str),
-    Photo(Bytes, Option<&'a str>),
-    Document(&'a str, &'a str, Bytes, Option<&'a str>),
-    Voice(Bytes, u32),
+    /// Every downloadable file of the message: for photos each size, smallest first (the last is
+    /// `file_id`); otherwise `file_id` and then the thumbnail, if any.
+    pub file_ids: Vec<String>,
+    /// `media_group_id`, for album items.
+    pub media_group_id: Option<String>,
 }
 
 /// `bot_command` entities for every `/command` at the start of a word, as Telegram adds them.
@@ -104,6 +105,75 @@ fn check_post(chat: &Chat, user: &User, thread: Option<i64>) -> anyhow::Result<O
             deleted: false,
         }) => Some(json.clone()),
         _ => None,
+    })
+}
+
+/// Posts a user message (checked, then stored with its files) and queues its update; the caller
+/// holds the lock and wakes waiters afterwards.
+fn post_locked(
+    st: &mut State,
+    user: &User,
+    chat_id: i64,
+    thread: Option<i64>,
+    reply_to: Option<i64>,
+    content: Content<'_>,
+    media_group_id: Option<&str>,
+) -> anyhow::Result<Injected> {
+    let chat = st
+        .chats
+        .get(&chat_id)
+        .with_context(|| format!("no chat {chat_id}"))?;
+    let topic_root = check_post(chat, user, thread)?;
+    let mut thread = thread;
+    let mut reply = topic_root;
+    if let Some(r) = reply_to {
+        let replied = st
+            .message_json(chat_id, r)
+            .with_context(|| format!("no message {r} in chat {chat_id} to reply to"))?;
+        if thread.is_none() {
+            // Replies in a basic group start a thread; in topics they stay in the topic.
+            thread = replied["message_thread_id"].as_i64().or(match chat.kind {
+                ChatKind::Group => Some(r),
+                _ => None,
+            });
+        }
+        reply = Some(replied);
+    }
+    let is_topic = thread.is_some_and(|t| chat.topics.contains_key(&t));
+    let mut msg = json!({
+        "from": user.to_json(),
+        "chat": chat.to_json(),
+        "date": unix_now(),
+        "message_thread_id": thread,
+        "is_topic_message": is_topic.then_some(true),
+        "reply_to_message": reply,
+        "media_group_id": media_group_id,
+    });
+    media::check(&content)?;
+    let stored = media::store(st, content);
+    for (key, value) in stored.fields {
+        msg[key] = value;
+    }
+    let chat = st.chats.get_mut(&chat_id).context("chat vanished")?;
+    let message_id = chat.next_id();
+    msg["message_id"] = json!(message_id);
+    strip_nulls(&mut msg);
+    chat.messages.insert(
+        message_id,
+        Msg::Other {
+            json: msg.clone(),
+            deleted: false,
+        },
+    );
+    let update_id = st.push_update("message", msg);
+    Ok(Injected {
+        update_id,
+        message_id: Some(message_id),
+        thread_id: thread,
+        query_id: None,
+        file_id: stored.file_id,
+        file_ids: stored.file_ids,
+        media_group_id: media_group_id.map(str::to_owned),
     })
 }
 
@@ -185,101 +255,11 @@ impl FakeTelegram {
         reply_to: Option<i64>,
         content: Content<'_>,
     ) -> anyhow::Result<Injected> {
-        let mut guard = self.shared.lock();
-        let st: &mut State = &mut guard;
-        let chat = st
-            .chats
-            .get(&chat_id)
-            .with_context(|| format!("no chat {chat_id}"))?;
-        let topic_root = check_post(chat, user, thread)?;
-        let mut thread = thread;
-        let mut reply = topic_root;
-        if let Some(r) = reply_to {
-            let replied = st
-                .message_json(chat_id, r)
-                .with_context(|| format!("no message {r} in chat {chat_id} to reply to"))?;
-            if thread.is_none() {
-                // Replies in a basic group start a thread; in topics they stay in the topic.
-                thread = replied["message_thread_id"].as_i64().or(match chat.kind {
-                    ChatKind::Group => Some(r),
-                    _ => None,
-                });
-            }
-            reply = Some(replied);
-        }
-        let is_topic = thread.is_some_and(|t| chat.topics.contains_key(&t));
-        let mut msg = json!({
-            "from": user.to_json(),
-            "chat": chat.to_json(),
-            "date": unix_now(),
-            "message_thread_id": thread,
-            "is_topic_message": is_topic.then_some(true),
-            "reply_to_message": reply,
-        });
-        let mut file_id = None;
-        match content {
-            Content::Text(text) => {
-                ensure!(
-                    !text.trim().is_empty(),
-                    "Telegram clients do not send empty messages"
-                );
-                msg["text"] = json!(text);
-                let entities = command_entities(text);
-                if !entities.is_empty() {
-                    msg["entities"] = json!(entities);
-                }
-            }
-            Content::Photo(bytes, caption) => {
-                let (w, h) =
-                    image_size(&bytes).context("photo bytes are not a PNG, JPEG or GIF")?;
-                let f = st.store_file("photos", "jpg", bytes);
-                msg["photo"] = json!([{
-                    "file_id": f.file_id, "file_unique_id": f.file_unique_id,
-                    "width": w, "height": h, "file_size": f.bytes.len(),
-                }]);
-                msg["caption"] = json!(caption);
-                file_id = Some(f.file_id.clone());
-            }
-            Content::Document(name, mime, bytes, caption) => {
-                let ext = name.rsplit_once('.').map_or("bin", |(_, e)| e).to_owned();
-                let f = st.store_file("documents", &ext, bytes);
-                msg["document"] = json!({
-                    "file_id": f.file_id, "file_unique_id": f.file_unique_id,
-                    "file_name": name, "mime_type": mime, "file_size": f.bytes.len(),
-                });
-                msg["caption"] = json!(caption);
-                file_id = Some(f.file_id.clone());
-            }
-            Content::Voice(bytes, duration) => {
-                let f = st.store_file("voice", "oga", bytes);
-                msg["voice"] = json!({
-                    "file_id": f.file_id, "file_unique_id": f.file_unique_id,
-                    "duration": duration, "mime_type": "audio/ogg", "file_size": f.bytes.len(),
-                });
-                file_id = Some(f.file_id.clone());
-            }
-        }
-        let chat = st.chats.get_mut(&chat_id).context("chat vanished")?;
-        let message_id = chat.next_id();
-        msg["message_id"] = json!(message_id);
-        strip_nulls(&mut msg);
-        chat.messages.insert(
-            message_id,
-            Msg::Other {
-                json: msg.clone(),
-                deleted: false,
-            },
-        );
-        let update_id = st.push_update("message", msg);
-        drop(guard);
+        let mut st = self.shared.lock();
+        let injected = post_locked(&mut st, user, chat_id, thread, reply_to, content, None)?;
+        drop(st);
         self.changed();
-        Ok(Injected {
-            update_id,
-            message_id: Some(message_id),
-            thread_id: thread,
-            query_id: None,
-            file_id,
-        })
+        Ok(injected)
     }
 
     /// `user` sends `text` (commands get `bot_command` entities) to a chat, in topic `thread_id`
@@ -305,7 +285,8 @@ impl FakeTelegram {
         self.post_user_message(user, chat_id, None, Some(reply_to), Content::Text(text))
     }
 
-    /// `user` sends a photo (PNG, JPEG or GIF bytes; see [`super::sample_png`]).
+    /// `user` sends a photo (PNG, JPEG or GIF bytes; see [`super::sample_png`]). Like Telegram,
+    /// the message carries several sizes, the original last; `file_id` is the original.
     pub fn send_photo(
         &self,
         user: &User,
@@ -335,7 +316,42 @@ impl FakeTelegram {
         bytes: impl Into<Bytes>,
         caption: Option<&str>,
     ) -> anyhow::Result<Injected> {
-        let content = Content::Document(file_name, mime_type, bytes.into(), caption);
+        let bytes = bytes.into();
+        let size = bytes.len() as u64;
+        let content = Content::Document(
+            file_name.to_owned(),
+            mime_type.to_owned(),
+            bytes,
+            size,
+            caption,
+        );
+        self.post_user_message(user, chat_id, thread_id, None, content)
+    }
+
+    /// `user` sends a document of `declared_size` bytes without the test allocating them: up to
+    /// the 20 MB download limit the file holds that many zero bytes; above it, it exists only as
+    /// a size, and getFile answers `Bad Request: file is too big` as it would for the real file.
+    pub fn send_document_sized(
+        &self,
+        user: &User,
+        chat_id: i64,
+        thread_id: Option<i64>,
+        file_name: &str,
+        mime_type: &str,
+        declared_size: u64,
+    ) -> anyhow::Result<Injected> {
+        let bytes = if declared_size <= super::methods::MAX_DOWNLOAD as u64 {
+            Bytes::from(vec![0u8; declared_size as usize])
+        } else {
+            Bytes::new()
+        };
+        let content = Content::Document(
+            file_name.to_owned(),
+            mime_type.to_owned(),
+            bytes,
+            declared_size,
+            None,
+        );
         self.post_user_message(user, chat_id, thread_id, None, content)
     }
 
@@ -423,6 +439,8 @@ impl FakeTelegram {
             thread_id,
             query_id: Some(query_id),
             file_id: None,
+            file_ids: Vec::new(),
+            media_group_id: None,
         })
     }
 }

@@ -13,10 +13,10 @@ mod topics;
 use serde_json::{Value, json};
 
 use super::flood::FloodEvent;
-use super::model::{CallbackAnswer, ChatAction, ChatKind, State};
+use super::model::{CallbackAnswer, ChatAction, ChatKind, MediaKind, State};
 use super::params::{ApiError, Params};
 
-pub(super) use media::{MAX_DOWNLOAD, image_size};
+pub(super) use media::{MAX_DOWNLOAD, MAX_THUMBNAIL_SIDE, image_size};
 pub(super) use topics::{ICON_COLORS, clean_name, delete_topic_messages};
 
 type Res<T> = Result<T, ApiError>;
@@ -44,8 +44,13 @@ pub(super) fn call(st: &mut State, method: &str, p: &Params) -> Option<Res<Value
         "closeforumtopic" => topics::set_closed(st, p, "closeForumTopic", true),
         "reopenforumtopic" => topics::set_closed(st, p, "reopenForumTopic", false),
         "deleteforumtopic" => topics::delete(st, p),
-        "sendphoto" => media::send(st, p, super::model::MediaKind::Photo),
-        "senddocument" => media::send(st, p, super::model::MediaKind::Document),
+        "sendmessagedraft" => messages::send_draft(st, p),
+        "sendphoto" => media::send(st, p, MediaKind::Photo),
+        "senddocument" => media::send(st, p, MediaKind::Document),
+        "sendvideo" => media::send(st, p, MediaKind::Video),
+        "sendaudio" => media::send(st, p, MediaKind::Audio),
+        "sendanimation" => media::send(st, p, MediaKind::Animation),
+        "editmessagemedia" => media::edit_media(st, p),
         "getfile" => media::get_file(st, p),
         _ => return None,
     })

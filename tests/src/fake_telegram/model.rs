@@ -14,8 +14,8 @@ use super::flood::Flood;
 use super::html::Entity;
 use super::params::ApiError;
 pub(super) use super::records::{
-    ApiCall, BotMessage, CallbackAnswer, ChatAction, ChatKind, Media, MediaKind, Revision, Topic,
-    User,
+    ApiCall, BotMessage, CallbackAnswer, ChatAction, ChatKind, Draft, Media, MediaKind, PhotoSize,
+    Revision, Topic, User,
 };
 
 type Res<T> = Result<T, ApiError>;
@@ -88,6 +88,12 @@ pub(super) struct StoredFile {
     pub(super) file_unique_id: String,
     pub(super) file_path: String,
     pub(super) bytes: Bytes,
+    /// `file_size` as Telegram reports it: the byte count, or a size the harness declared for a
+    /// file too big to keep in memory (its `bytes` are then empty and getFile refuses it).
+    pub(super) size: u64,
+    /// Name and type it was uploaded with, reused when the bot re-sends it by `file_id`.
+    pub(super) file_name: Option<String>,
+    pub(super) mime_type: Option<String>,
 }
 
 pub(super) struct PendingQuery {
@@ -109,11 +115,15 @@ pub(super) struct State {
     pub(super) poll_generation: u64,
     pub(super) allowed_updates: Option<Vec<String>>,
     pub(super) files: BTreeMap<String, StoredFile>,
+    /// Every size of each stored photo (smallest first), under the `file_id` of each size.
+    pub(super) photo_sets: BTreeMap<String, Vec<PhotoSize>>,
     pub(super) next_file: u64,
     pub(super) queries: BTreeMap<String, PendingQuery>,
     pub(super) next_query: u64,
     pub(super) callback_answers: Vec<CallbackAnswer>,
     pub(super) chat_actions: Vec<ChatAction>,
+    pub(super) drafts: Vec<Draft>,
+    pub(super) next_media_group: u64,
     pub(super) calls: Vec<ApiCall>,
     pub(super) flood: Flood,
     pub(super) commands: BTreeMap<String, Value>,
@@ -141,11 +151,14 @@ impl State {
             poll_generation: 0,
             allowed_updates: None,
             files: BTreeMap::new(),
+            photo_sets: BTreeMap::new(),
             next_file: 1,
             queries: BTreeMap::new(),
             next_query: 1,
             callback_answers: Vec::new(),
             chat_actions: Vec::new(),
+            drafts: Vec::new(),
+            next_media_group: 1,
             calls: Vec::new(),
             flood: Flood::default(),
             commands: BTreeMap::new(),
@@ -185,7 +198,7 @@ impl State {
         id
     }
 
-    pub(super) fn store_file(&mut self, dir: &str, ext: &str, bytes: Bytes) -> &StoredFile {
+    pub(super) fn store_file(&mut self, dir: &str, ext: &str, bytes: Bytes) -> &mut StoredFile {
         let n = self.next_file;
         self.next_file += 1;
         let file_id = format!("FAKEfile{n:06}{}", "A".repeat(24));
@@ -193,9 +206,122 @@ impl State {
             file_id: file_id.clone(),
             file_unique_id: format!("FAKEu{n:06}"),
             file_path: format!("{dir}/file_{n}.{ext}"),
+            size: bytes.len() as u64,
             bytes,
+            file_name: None,
+            mime_type: None,
         };
         self.files.entry(file_id).or_insert(file)
+    }
+
+    /// Stores a photo as Telegram does: a small `s` preview (at most 90 px a side, even for tiny
+    /// photos), `m` (320) and `x` (800) sizes when the photo is bigger than those, and the photo
+    /// itself last. The generated sizes are genuine PNGs of the right dimensions (solid grey);
+    /// the largest size keeps the original bytes.
+    pub(super) fn store_photo(&mut self, bytes: Bytes, (w, h): (u32, u32)) -> Vec<PhotoSize> {
+        let mut sizes = Vec::new();
+        for (i, side) in [90u32, 320, 800].into_iter().enumerate() {
+            if i > 0 && w.max(h) <= side {
+                break;
+            }
+            let (tw, th) = fit(w, h, side);
+            let png = Bytes::from(super::png::sample_png(tw, th, [128, 128, 128]));
+            sizes.push(PhotoSize {
+                file_id: self.store_file("photos", "jpg", png).file_id.clone(),
+                width: tw,
+                height: th,
+            });
+        }
+        sizes.push(PhotoSize {
+            file_id: self.store_file("photos", "jpg", bytes).file_id.clone(),
+            width: w,
+            height: h,
+        });
+        for s in &sizes {
+            self.photo_sets.insert(s.file_id.clone(), sizes.clone());
+        }
+        sizes
+    }
+
+    /// Stores a thumbnail (an image already checked by the caller) as a file of its own.
+    pub(super) fn store_thumbnail(&mut self, bytes: Bytes, (w, h): (u32, u32)) -> PhotoSize {
+        let ext = if super::webp::webp_size(&bytes).is_some() {
+            "webp"
+        } else {
+            "jpg"
+        };
+        PhotoSize {
+            file_id: self.store_file("thumbnails", ext, bytes).file_id.clone(),
+            width: w,
+            height: h,
+        }
+    }
+
+    /// `file_id`, `file_unique_id` and `file_size` of a stored file.
+    pub(super) fn file_meta(&self, file_id: &str) -> Value {
+        match self.files.get(file_id) {
+            Some(f) => json!({
+                "file_id": f.file_id, "file_unique_id": f.file_unique_id, "file_size": f.size,
+            }),
+            None => json!({ "file_id": file_id }),
+        }
+    }
+
+    /// A Bot API `PhotoSize`.
+    pub(super) fn photo_size_json(&self, s: &PhotoSize) -> Value {
+        let mut v = self.file_meta(&s.file_id);
+        v["width"] = json!(s.width);
+        v["height"] = json!(s.height);
+        v
+    }
+
+    /// The message fields that carry `media`: `photo`, `document`, `video`, `audio`, or
+    /// `animation` together with `document` (as Telegram sends animations).
+    pub(super) fn media_fields(&self, media: &Media) -> Vec<(&'static str, Value)> {
+        let thumb = media.thumbnail.as_ref().map(|t| self.photo_size_json(t));
+        let mut file = self.file_meta(&media.file_id);
+        let document = {
+            let mut d = file.clone();
+            d["file_name"] = json!(media.file_name);
+            d["mime_type"] = json!(media.mime_type);
+            d["thumbnail"] = json!(thumb);
+            d
+        };
+        match media.kind {
+            MediaKind::Photo => {
+                let full = PhotoSize {
+                    file_id: media.file_id.clone(),
+                    width: media.width.unwrap_or(1),
+                    height: media.height.unwrap_or(1),
+                };
+                let sizes = media.sizes.iter().chain(std::iter::once(&full));
+                let sizes: Vec<Value> = sizes.map(|s| self.photo_size_json(s)).collect();
+                vec![("photo", json!(sizes))]
+            }
+            MediaKind::Document => vec![("document", document)],
+            MediaKind::Audio => {
+                file["duration"] = json!(media.duration.unwrap_or(0));
+                file["performer"] = json!(media.performer);
+                file["title"] = json!(media.title);
+                file["file_name"] = json!(media.file_name);
+                file["mime_type"] = json!(media.mime_type);
+                file["thumbnail"] = json!(thumb);
+                vec![("audio", file)]
+            }
+            MediaKind::Video | MediaKind::Animation => {
+                file["width"] = json!(media.width.unwrap_or(0));
+                file["height"] = json!(media.height.unwrap_or(0));
+                file["duration"] = json!(media.duration.unwrap_or(0));
+                file["file_name"] = json!(media.file_name);
+                file["mime_type"] = json!(media.mime_type);
+                file["thumbnail"] = json!(thumb);
+                if media.kind == MediaKind::Video {
+                    vec![("video", file)]
+                } else {
+                    vec![("animation", file), ("document", document)]
+                }
+            }
+        }
     }
 
     /// Posts a service message (`forum_topic_created`, `forum_topic_closed`, ...) into `chat_id`.
@@ -270,22 +396,8 @@ impl State {
             v[entities_key] = json!(entities);
         }
         if let Some(media) = &m.media {
-            let f = &self.files[&media.file_id];
-            match media.kind {
-                MediaKind::Photo => {
-                    let (w, h) = super::methods::image_size(&media.bytes).unwrap_or((1, 1));
-                    v["photo"] = json!([{
-                        "file_id": f.file_id, "file_unique_id": f.file_unique_id,
-                        "width": w, "height": h, "file_size": f.bytes.len(),
-                    }]);
-                }
-                MediaKind::Document => {
-                    v["document"] = json!({
-                        "file_id": f.file_id, "file_unique_id": f.file_unique_id,
-                        "file_name": media.file_name, "mime_type": media.mime_type,
-                        "file_size": f.bytes.len(),
-                    });
-                }
+            for (key, value) in self.media_fields(media) {
+                v[key] = value;
             }
         }
         if let Some(markup) = &m.current.reply_markup {
@@ -294,6 +406,18 @@ impl State {
         strip_nulls(&mut v);
         v
     }
+}
+
+/// `w`×`h` scaled down (never up) to fit a `side`×`side` box, as Telegram's photo sizes are.
+pub(super) fn fit(w: u32, h: u32, side: u32) -> (u32, u32) {
+    let max = w.max(h);
+    if max <= side {
+        return (w.max(1), h.max(1));
+    }
+    let scale = |x: u32| {
+        ((u64::from(x) * u64::from(side) + u64::from(max) / 2) / u64::from(max)).max(1) as u32
+    };
+    (scale(w), scale(h))
 }
 
 /// The Bot API omits absent optional fields instead of sending `null`.

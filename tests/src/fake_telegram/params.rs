@@ -211,6 +211,26 @@ impl Params {
         }
     }
 
+    /// What a string inside a JSON parameter (an `InputMedia`'s `media` or `thumbnail`) names:
+    /// `attach://<part>` is that multipart part (`None` when it is missing, as the real server
+    /// treats it), anything else a file id.
+    pub(super) fn reference(&self, s: &str) -> Option<FileRef<'_>> {
+        match s.strip_prefix("attach://") {
+            Some(part) => self.files.get(part).map(FileRef::Upload),
+            None if s.is_empty() => None,
+            None => Some(FileRef::Id(s.to_owned())),
+        }
+    }
+
+    /// An uploaded file only (thumbnails cannot be given by id): the part `name`, or the part a
+    /// `name = attach://<part>` value points to.
+    pub(super) fn upload(&self, name: &str) -> Option<&Upload> {
+        self.files.get(name).or_else(|| {
+            let part = self.str(name)?;
+            self.files.get(part.strip_prefix("attach://")?)
+        })
+    }
+
     /// An `InputFile`: an upload (directly under `name` or via `attach://`) or a file id.
     pub(super) fn file(&self, name: &str) -> Res<Option<FileRef<'_>>> {
         if let Some(up) = self.files.get(name) {

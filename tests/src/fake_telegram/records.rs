@@ -1,6 +1,6 @@
 //! What the fake records and tests observe: users, topics, the bot's messages with their edit
-//! history, chat actions, callback answers and the API call log. Plain data with public fields;
-//! `model` keeps them, the harness hands out clones.
+//! history (text and media), message drafts, chat actions, callback answers and the API call log.
+//! Plain data with public fields; `model` keeps them, the harness hands out clones.
 
 use std::time::Duration;
 
@@ -77,30 +77,79 @@ pub struct Revision {
     pub entities: Vec<Entity>,
     /// `reply_markup` as stored by Telegram (`None` when the message has none).
     pub reply_markup: Option<Value>,
+    /// The attached file in this version (`None` for text). For [`BotMessage::current`] this is
+    /// always equal to [`BotMessage::media`]; editMessageMedia changes it.
+    pub media: Option<Media>,
 }
 
 /// Kind of media the bot sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaKind {
-    /// sendPhoto.
+    /// sendPhoto / InputMediaPhoto.
     Photo,
-    /// sendDocument.
+    /// sendDocument / InputMediaDocument.
     Document,
+    /// sendVideo / InputMediaVideo.
+    Video,
+    /// sendAudio / InputMediaAudio.
+    Audio,
+    /// sendAnimation / InputMediaAnimation (the message carries `animation` and `document`).
+    Animation,
 }
 
-/// A file the bot uploaded with a message.
+impl MediaKind {
+    /// The message field and `InputMedia` type: `photo`, `document`, `video`, `audio`,
+    /// `animation`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Photo => "photo",
+            Self::Document => "document",
+            Self::Video => "video",
+            Self::Audio => "audio",
+            Self::Animation => "animation",
+        }
+    }
+}
+
+/// One size of a photo, or a thumbnail: a downloadable file of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhotoSize {
+    /// Its `file_id` (getFile works on it).
+    pub file_id: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+/// A file the bot sent with a message (uploaded, or re-sent by `file_id`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Media {
-    /// Photo or document.
+    /// Photo, document, video, audio or animation.
     pub kind: MediaKind,
-    /// The `file_id` Telegram assigned.
+    /// The `file_id` Telegram assigned (for photos: the largest size).
     pub file_id: String,
-    /// File name from the multipart part, if any.
+    /// File name from the multipart part (or of the re-sent file), if any.
     pub file_name: Option<String>,
-    /// Content type from the multipart part, if any.
+    /// Content type from the multipart part (or of the re-sent file), if any.
     pub mime_type: Option<String>,
-    /// The uploaded bytes.
+    /// The file's bytes.
     pub bytes: Bytes,
+    /// Photos: the smaller sizes Telegram generated, smallest first (the full size is `file_id`).
+    pub sizes: Vec<PhotoSize>,
+    /// The thumbnail the bot uploaded with a video, audio, animation or document, if Telegram kept
+    /// it (a JPEG, PNG or GIF of at most 320×320 and 200 kB; anything else is dropped silently).
+    pub thumbnail: Option<PhotoSize>,
+    /// Photos: the full size's width; videos and animations: `width` as sent (0 when not given).
+    pub width: Option<u32>,
+    /// Photos: the full size's height; videos and animations: `height` as sent (0 when not given).
+    pub height: Option<u32>,
+    /// `duration` in seconds as sent (videos, animations and audio; 0 when not given).
+    pub duration: Option<u32>,
+    /// Audio `performer`.
+    pub performer: Option<String>,
+    /// Audio `title`.
+    pub title: Option<String>,
 }
 
 /// An inline keyboard button of a bot message.
@@ -129,9 +178,9 @@ pub struct BotMessage {
     pub edit_date: Option<i64>,
     /// Current content.
     pub current: Revision,
-    /// Earlier contents, oldest first (one entry per successful edit).
+    /// Earlier contents, oldest first (one entry per successful edit, media edits included).
     pub history: Vec<Revision>,
-    /// Attached photo or document.
+    /// Attached file now (always equal to `current.media`).
     pub media: Option<Media>,
     /// `reply_parameters.message_id` / `reply_to_message_id`.
     pub reply_to: Option<i64>,
@@ -143,6 +192,26 @@ impl BotMessage {
     /// Current text (or caption) as a user sees it.
     pub fn text(&self) -> &str {
         &self.current.text
+    }
+
+    /// Current caption, for a media message (`Some("")` when it has none); `None` for text.
+    pub fn caption(&self) -> Option<&str> {
+        self.media.as_ref().map(|_| self.current.text.as_str())
+    }
+
+    /// Kind of the attached file now, if any.
+    pub fn media_kind(&self) -> Option<MediaKind> {
+        self.media.as_ref().map(|m| m.kind)
+    }
+
+    /// Every version of the attached file, oldest first, the current one last (`None` where the
+    /// message was text).
+    pub fn media_history(&self) -> Vec<Option<&Media>> {
+        self.history
+            .iter()
+            .chain(std::iter::once(&self.current))
+            .map(|r| r.media.as_ref())
+            .collect()
     }
 
     /// The inline keyboard's buttons, row by row flattened.
@@ -192,7 +261,31 @@ pub struct CallbackAnswer {
     pub url: Option<String>,
 }
 
-/// One call the bot made, and how it ended.
+/// A sendMessageDraft call that succeeded: the ephemeral preview a user saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    /// Private chat.
+    pub chat_id: i64,
+    /// Topic, if any.
+    pub thread_id: Option<i64>,
+    /// `draft_id` (non-zero; updates with the same id animate into each other).
+    pub draft_id: i64,
+    /// Text as a user sees it, entities stripped (empty: the "Thinking..." placeholder).
+    pub text: String,
+    /// Text as the bot sent it, e.g. with HTML tags.
+    pub source: String,
+    /// `parse_mode` as sent.
+    pub parse_mode: Option<String>,
+    /// Entities after parsing.
+    pub entities: Vec<Entity>,
+    /// `can_stop` as sent.
+    pub can_stop: bool,
+    /// Time since the server started.
+    pub at: Duration,
+}
+
+/// One call the bot made (every method, every outcome, file downloads as `file/<path>`), and how
+/// it ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiCall {
     /// Order of completion, from 1.
@@ -205,4 +298,36 @@ pub struct ApiCall {
     pub outcome: Result<Value, ApiError>,
     /// Time since the server started, at completion.
     pub at: Duration,
+    /// `chat_id` parameter, when it is an integer.
+    pub chat_id: Option<i64>,
+    /// The message the call made or named: the result's `message_id` if the result is a message,
+    /// else the `message_id` parameter (e.g. deleteMessage, a failed edit).
+    pub message_id: Option<i64>,
+}
+
+impl ApiCall {
+    /// Whether the call succeeded.
+    pub fn is_ok(&self) -> bool {
+        self.outcome.is_ok()
+    }
+
+    /// The error answered, if any.
+    pub fn error(&self) -> Option<&ApiError> {
+        self.outcome.as_ref().err()
+    }
+
+    /// `error_code` of a failed call.
+    pub fn error_code(&self) -> Option<u16> {
+        self.error().map(|e| e.code)
+    }
+
+    /// `description` of a failed call.
+    pub fn description(&self) -> Option<&str> {
+        self.error().map(|e| e.description.as_str())
+    }
+
+    /// `parameters.retry_after` of a 429.
+    pub fn retry_after(&self) -> Option<u32> {
+        self.error().and_then(|e| e.retry_after)
+    }
 }

@@ -1,6 +1,7 @@
 //! The HTTP side of the fake: routes `/bot<token>/<method>` and `/file/bot<token>/<path>`, reads
 //! parameters from the query string and from JSON, form-urlencoded or multipart bodies like the
-//! real server, runs the method, logs the call and answers in Telegram's envelope.
+//! real server, runs the method, logs the call (every request, whatever its outcome: a wrong token,
+//! an unreadable body and an unknown method are logged too) and answers in Telegram's envelope.
 //!
 //! getUpdates is a real long poll: it waits on a `Notify` that update injection signals, and a
 //! newer getUpdates ends an older one with 409 Conflict (generation counter). Every completed
@@ -72,30 +73,50 @@ async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
         return download(&sh, rest);
     }
     let Some((token, method)) = path.strip_prefix("/bot").and_then(|r| r.split_once('/')) else {
-        return reply(&Err(ApiError::status(404, "Not Found")));
+        let outcome = Err(ApiError::status(404, "Not Found"));
+        log_call(&sh, path, json!({}), outcome.clone());
+        return reply(&outcome);
     };
-    if percent_decode(token) != sh.token {
-        return reply(&Err(ApiError::status(401, "Unauthorized")));
-    }
+    let authorized = percent_decode(token) == sh.token;
     let method = method.to_owned();
-    let params = match read_params(req).await {
-        Ok(p) => p,
-        Err(e) => return reply(&Err(e)),
+    let params = read_params(req).await;
+    let log_params = params
+        .as_ref()
+        .map_or_else(|_| json!({}), Params::to_log_json);
+    let outcome = match params {
+        _ if !authorized => Err(ApiError::status(401, "Unauthorized")),
+        Err(e) => Err(e),
+        Ok(_) if method.is_empty() || method.contains('/') => {
+            Err(ApiError::status(404, "Not Found"))
+        }
+        Ok(params) if method.eq_ignore_ascii_case("getUpdates") => get_updates(&sh, &params).await,
+        Ok(params) => {
+            let mut st = sh.lock();
+            methods::call(&mut st, &method, &params)
+                .unwrap_or_else(|| Err(ApiError::status(404, "Not Found")))
+        }
     };
-    let outcome = if method.eq_ignore_ascii_case("getUpdates") {
-        get_updates(&sh, &params).await
-    } else if method.is_empty() || method.contains('/') {
-        Err(ApiError::status(404, "Not Found"))
-    } else {
-        let mut st = sh.lock();
-        methods::call(&mut st, &method, &params)
-            .unwrap_or_else(|| Err(ApiError::status(404, "Not Found")))
-    };
-    log_call(&sh, method, params.to_log_json(), outcome.clone());
+    log_call(&sh, method, log_params, outcome.clone());
     reply(&outcome)
 }
 
+/// An integer parameter as logged (a JSON number, or a string holding one).
+fn logged_int(params: &Value, name: &str) -> Option<i64> {
+    match params.get(name)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 fn log_call(sh: &Shared, method: String, params: Value, outcome: Result<Value, ApiError>) {
+    let chat_id = logged_int(&params, "chat_id");
+    let message_id = outcome
+        .as_ref()
+        .ok()
+        .and_then(|r| r.get("message_id"))
+        .and_then(Value::as_i64)
+        .or_else(|| logged_int(&params, "message_id"));
     {
         let mut st = sh.lock();
         let seq = st.calls.len() as u64 + 1;
@@ -106,6 +127,8 @@ fn log_call(sh: &Shared, method: String, params: Value, outcome: Result<Value, A
             params,
             outcome,
             at,
+            chat_id,
+            message_id,
         });
     }
     sh.bump();
@@ -284,26 +307,32 @@ fn percent_decode(s: &str) -> String {
 fn download(sh: &Shared, rest: &str) -> Response {
     let rest = percent_decode(rest);
     let Some((token, file_path)) = rest.split_once('/') else {
-        return reply(&Err(ApiError::status(404, "Not Found")));
+        let outcome = Err(ApiError::status(404, "Not Found"));
+        log_call(sh, format!("file/{rest}"), json!({}), outcome.clone());
+        return reply(&outcome);
     };
     if token != sh.token {
-        return reply(&Err(ApiError::status(401, "Unauthorized")));
+        let outcome = Err(ApiError::status(401, "Unauthorized"));
+        log_call(sh, format!("file/{file_path}"), json!({}), outcome.clone());
+        return reply(&outcome);
     }
     let found = {
         let st = sh.lock();
         st.files
             .values()
             .find(|f| f.file_path == file_path)
-            .map(|f| f.bytes.clone())
+            .map(|f| (f.bytes.clone(), f.size))
     };
     let outcome = match &found {
-        Some(b) if b.len() > methods::MAX_DOWNLOAD => Err(ApiError::bad("file is too big")),
-        Some(b) => Ok(json!({ "size": b.len() })),
+        Some((_, size)) if *size > methods::MAX_DOWNLOAD as u64 => {
+            Err(ApiError::bad("file is too big"))
+        }
+        Some((b, _)) => Ok(json!({ "size": b.len() })),
         None => Err(ApiError::status(404, "Not Found")),
     };
     log_call(sh, format!("file/{file_path}"), json!({}), outcome.clone());
     match (outcome, found) {
-        (Ok(_), Some(bytes)) => (
+        (Ok(_), Some((bytes, _))) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/octet-stream")],
             bytes,

@@ -29,17 +29,6 @@ fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
     (info.width, info.height, buf)
 }
 
-fn webp_sticker() -> Vec<u8> {
-    let mut out = Vec::new();
-    let pixels: Vec<u8> = (0..64 * 64)
-        .flat_map(|i| [(i % 64 * 4) as u8, 80, 200, 255])
-        .collect();
-    image_webp::WebPEncoder::new(&mut out)
-        .encode(&pixels, 64, 64, image_webp::ColorType::Rgba8)
-        .unwrap();
-    out
-}
-
 fn run_cli(env: &CenterEnv, args: &[&str]) -> std::process::Output {
     std::process::Command::new(e2e::node_proc::workspace_bin("center").unwrap())
         .args(args)
@@ -179,7 +168,142 @@ async fn photos_documents_and_stickers_become_local_paths_for_codex() {
     })
     .await;
     assert_eq!(env.tg.calls_to("getFile").len(), downloads_before);
-    let _ = webp_sticker; // used by the sticker test
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stickers_audio_video_animations_and_albums_reach_codex() {
+    let env = CenterEnv::start("c-kinds").await;
+    let thread = env.bound_topic("kinds", "echo: ready").await;
+    env.message(thread, "first answer", |m| m.text() == "ready")
+        .await;
+    // Waits for the `n`th answer that lists attached files; returns its text and paths.
+    let nth_answer = async |n: usize, what: &str| {
+        let chat = env.chat;
+        let found = env
+            .tg
+            .wait_for(what, Duration::from_secs(60), |v| {
+                let answers: Vec<String> = v
+                    .messages_in(chat, Some(thread))
+                    .into_iter()
+                    .filter(|m| m.text().contains("saved on this machine"))
+                    .map(|m| m.text().to_owned())
+                    .collect();
+                (answers.len() >= n).then_some(answers)
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.len(), n, "one answer per input: {found:#?}");
+        let text = found[n - 1].clone();
+        let paths = attached_paths(&text);
+        (text, paths)
+    };
+
+    // A static sticker becomes a PNG.
+    let webp = e2e::fake_telegram::sample_webp(512, 512, [255, 0, 0, 255]);
+    env.tg
+        .send_sticker(
+            &env.alice,
+            env.chat,
+            Some(thread),
+            e2e::fake_telegram::StickerFile::webp(webp),
+        )
+        .unwrap();
+    let (text, paths) = nth_answer(1, "static sticker").await;
+    assert!(text.contains("(sticker, "), "{text}");
+    let (w, h, _) = decode_png(&std::fs::read(&paths[0]).unwrap());
+    assert_eq!((w, h), (512, 512));
+
+    // An animated sticker passes its thumbnail, as PNG.
+    let thumb = e2e::fake_telegram::sample_webp(100, 100, [0, 0, 255, 255]);
+    env.tg
+        .send_sticker(
+            &env.alice,
+            env.chat,
+            Some(thread),
+            e2e::fake_telegram::StickerFile::tgs(vec![0x1f, 0x8b, 8, 0, 1, 2, 3], thumb),
+        )
+        .unwrap();
+    let (text, paths) = nth_answer(2, "animated sticker").await;
+    assert!(text.contains("(sticker preview, "), "{text}");
+    let (w, h, _) = decode_png(&std::fs::read(&paths[0]).unwrap());
+    assert_eq!((w, h), (100, 100));
+
+    // Audio, video (with or without a preview frame, and saying which) and an animation.
+    let audio = b"ID3 fake mp3 bytes".to_vec();
+    env.tg
+        .send_audio(
+            &env.alice,
+            env.chat,
+            Some(thread),
+            e2e::fake_telegram::AudioFile::new("song.mp3", "audio/mpeg", audio.clone(), 3),
+            Some("echo: song"),
+        )
+        .unwrap();
+    let (text, paths) = nth_answer(3, "audio").await;
+    assert!(
+        text.starts_with("song") && text.contains("(audio, "),
+        "{text}"
+    );
+    assert!(paths[0].ends_with("/song.mp3"), "{}", paths[0]);
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), audio);
+
+    let video = b"\0\0\0\x18ftypmp42 fake video".to_vec();
+    env.tg
+        .send_video(
+            &env.alice,
+            env.chat,
+            Some(thread),
+            e2e::fake_telegram::VideoFile::new("clip.mp4", "video/mp4", video.clone(), 320, 240, 2),
+            Some("echo: clip"),
+        )
+        .unwrap();
+    let (text, paths) = nth_answer(4, "video").await;
+    assert!(text.contains("(video, "), "{text}");
+    assert!(
+        text.contains("preview frame"),
+        "the input must say whether there is a frame: {text}"
+    );
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), video);
+
+    env.tg
+        .send_animation(
+            &env.alice,
+            env.chat,
+            Some(thread),
+            e2e::fake_telegram::VideoFile::new(
+                "loop.mp4",
+                "video/mp4",
+                b"gif-ish".to_vec(),
+                64,
+                64,
+                1,
+            ),
+            Some("echo: loop"),
+        )
+        .unwrap();
+    let (text, _) = nth_answer(5, "animation").await;
+    assert!(text.contains("(animation, "), "{text}");
+
+    // An album of two photos and a document-free caption is one input.
+    let one = sample_png(30, 30, [1, 2, 3]);
+    let two = sample_png(31, 31, [4, 5, 6]);
+    env.tg
+        .send_media_group(
+            &env.alice,
+            env.chat,
+            Some(thread),
+            vec![
+                e2e::fake_telegram::AlbumItem::photo(one.clone()),
+                e2e::fake_telegram::AlbumItem::photo(two.clone()),
+            ],
+            Some("echo: album"),
+        )
+        .unwrap();
+    let (text, paths) = nth_answer(6, "album").await;
+    assert!(text.starts_with("album"), "{text}");
+    assert_eq!(paths.len(), 2, "{text}");
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), one);
+    assert_eq!(std::fs::read(&paths[1]).unwrap(), two);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,6 +48,8 @@ impl FakeTelegram {
             thread_id: Some(thread_id),
             query_id: None,
             file_id: None,
+            file_ids: Vec::new(),
+            media_group_id: None,
         })
     }
 
@@ -82,6 +84,8 @@ impl FakeTelegram {
             thread_id: Some(thread_id),
             query_id: None,
             file_id: None,
+            file_ids: Vec::new(),
+            media_group_id: None,
         })
     }
 

@@ -1,13 +1,15 @@
-//! sendMessage, editMessageText, editMessageReplyMarkup, deleteMessage, and the text and keyboard
-//! validation that sendPhoto/sendDocument share: parse modes, explicit entities, limits measured
-//! after parsing in UTF-16 units, inline keyboards (`callback_data` 1–64 bytes), targets (chat,
-//! topic, reply) and the "message is not modified" rule.
+//! sendMessage, sendMessageDraft, editMessageText, editMessageReplyMarkup, deleteMessage, and the
+//! text and keyboard validation that the media methods share: parse modes, explicit entities,
+//! limits measured after parsing in UTF-16 units, inline keyboards (`callback_data` 1–64 bytes),
+//! targets (chat, topic, reply) and the "message is not modified" rule.
 
 use serde_json::{Map, Value, json};
 
 use super::{Res, admit, no_business};
 use crate::fake_telegram::html::{self, Entity, utf16_len};
-use crate::fake_telegram::model::{BotMessage, Media, Msg, Revision, State, unix_now};
+use crate::fake_telegram::model::{
+    BotMessage, ChatKind, Draft, Media, Msg, Revision, State, unix_now,
+};
 use crate::fake_telegram::params::{ApiError, Params};
 
 /// Parameters every send method has.
@@ -57,9 +59,29 @@ const ENTITY_TYPES: &[&str] = &[
 /// Parses `source` with the request's `parse_mode`, or takes `entities_key` as explicit entities.
 pub(super) fn format(p: &Params, source: String, entities_key: &str) -> Res<Revision> {
     let parse_mode = p.str("parse_mode");
+    let plain = parse_mode
+        .as_deref()
+        .is_none_or(|m| m.eq_ignore_ascii_case("none"));
+    let entities = if plain {
+        p.json(entities_key, "entities")?
+    } else {
+        None
+    };
+    format_parts(source, parse_mode, entities)
+}
+
+/// Parses `source` with `parse_mode`, or takes `entities` (a JSON array) as explicit entities.
+pub(super) fn format_parts(
+    source: String,
+    parse_mode: Option<String>,
+    entities: Option<Value>,
+) -> Res<Revision> {
+    let parse_mode = parse_mode.filter(|m| !m.is_empty());
     let mode = parse_mode.as_deref().map(str::to_ascii_lowercase);
     let (text, entities) = match mode.as_deref() {
-        None | Some("none") => (source.clone(), explicit_entities(p, entities_key, &source)?),
+        // The real server does not parse an empty text (an empty caption or draft).
+        _ if source.is_empty() => (String::new(), Vec::new()),
+        None | Some("none") => (source.clone(), explicit_entities(entities, &source)?),
         Some("html") => {
             let parsed = html::parse(&source)
                 .map_err(|e| ApiError::bad(format!("can't parse entities: {e}")))?;
@@ -78,11 +100,12 @@ pub(super) fn format(p: &Params, source: String, entities_key: &str) -> Res<Revi
         text,
         entities,
         reply_markup: None,
+        media: None,
     })
 }
 
-fn explicit_entities(p: &Params, key: &str, text: &str) -> Res<Vec<Entity>> {
-    let Some(Value::Array(list)) = p.json(key, "entities")? else {
+fn explicit_entities(entities: Option<Value>, text: &str) -> Res<Vec<Entity>> {
+    let Some(Value::Array(list)) = entities else {
         return Ok(Vec::new());
     };
     let len = utf16_len(text);
@@ -257,9 +280,10 @@ pub(super) fn post(
     st: &mut State,
     chat_id: i64,
     (thread_id, reply_to): (Option<i64>, Option<i64>),
-    current: Revision,
+    mut current: Revision,
     media: Option<Media>,
 ) -> Res<Value> {
+    current.media.clone_from(&media);
     let ix = st.bot_messages.len();
     let chat = st.chat_mut(chat_id)?;
     let message_id = chat.next_id();
@@ -307,8 +331,58 @@ pub(super) fn send(st: &mut State, p: &Params) -> Res<Value> {
     post(st, chat_id, target, rev, None)
 }
 
+/// sendMessageDraft (Bot API 9.3+): an ephemeral preview of a message being generated, for private
+/// chats only. The real server passes the text through tdlib, which allows an empty text (shown
+/// as "Thinking..."); groups are refused by Telegram with `TEXTDRAFT_PEER_INVALID`.
+pub(super) fn send_draft(st: &mut State, p: &Params) -> Res<Value> {
+    p.check_known(
+        "sendMessageDraft",
+        &[
+            "chat_id",
+            "message_thread_id",
+            "draft_id",
+            "text",
+            "parse_mode",
+            "entities",
+            "can_stop",
+            "keep_on_stop",
+        ],
+    )?;
+    let thread = p.thread_id()?;
+    // td::to_integer: a malformed number reads as 0.
+    let draft_id = p.int("draft_id").ok().flatten().unwrap_or(0);
+    let rev = format(p, p.str("text").unwrap_or_default(), "entities")?;
+    let chat_id = p.chat_id()?;
+    let chat = st.chat(chat_id)?;
+    if !matches!(chat.kind, ChatKind::Private | ChatKind::PrivateWithTopics) {
+        return Err(ApiError::bad("TEXTDRAFT_PEER_INVALID"));
+    }
+    if draft_id == 0 {
+        // Telegram's own text for this is not known; the Bot API only says "must be non-zero".
+        return Err(ApiError::bad("fake_telegram: draft_id must be non-zero"));
+    }
+    if utf16_len(&rev.text) > MAX_TEXT {
+        return Err(ApiError::bad("MESSAGE_TOO_LONG"));
+    }
+    let thread_id = chat.resolve_thread(thread)?;
+    admit(st, "sendmessagedraft", chat_id)?;
+    let at = st.elapsed();
+    st.drafts.push(Draft {
+        chat_id,
+        thread_id,
+        draft_id,
+        text: rev.text,
+        source: rev.source,
+        parse_mode: rev.parse_mode,
+        entities: rev.entities,
+        can_stop: p.bool("can_stop"),
+        at,
+    });
+    Ok(json!(true))
+}
+
 /// The bot message an edit names, or the error Telegram gives for it.
-fn editable(st: &State, p: &Params, method: &str, known: &[&str]) -> Res<(i64, usize)> {
+pub(super) fn editable(st: &State, p: &Params, method: &str, known: &[&str]) -> Res<(i64, usize)> {
     p.check_known(method, known)?;
     no_business(p)?;
     if !p.has("chat_id") && p.has("inline_message_id") {
@@ -326,14 +400,16 @@ fn editable(st: &State, p: &Params, method: &str, known: &[&str]) -> Res<(i64, u
     }
 }
 
-fn not_modified() -> ApiError {
+pub(super) fn not_modified() -> ApiError {
     ApiError::bad(
         "message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message",
     )
 }
 
-fn apply_edit(st: &mut State, ix: usize, rev: Revision) -> Res<Value> {
+/// Replaces a bot message's content (text, caption, keyboard and media) and keeps the old one.
+pub(super) fn apply_edit(st: &mut State, ix: usize, rev: Revision) -> Res<Value> {
     let m = &mut st.bot_messages[ix];
+    m.media.clone_from(&rev.media);
     let old = std::mem::replace(&mut m.current, rev);
     m.history.push(old);
     m.edit_date = Some(unix_now());
