@@ -837,7 +837,7 @@ fn encode_png(canvas: &Canvas) -> Result<Vec<u8>, PaneImageError> {
 
 #[cfg(test)]
 mod tests {
-    use std::{io::Cursor, path::PathBuf, time::Instant};
+    use std::{io::Cursor, path::PathBuf};
 
     use proptest::prelude::*;
 
@@ -1024,23 +1024,6 @@ mod tests {
         assert_eq!(indexed_rgb(231), [255, 255, 255]);
         assert_eq!(indexed_rgb(232), [8, 8, 8]);
         assert_eq!(indexed_rgb(255), [238, 238, 238]);
-    }
-
-    /// Run with `cargo test --release -p center --lib pane_image -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "timing printout, meaningful only in release mode"]
-    fn render_time_200x50() {
-        let line: String = (0..200)
-            .map(|i| format!("\x1b[3{}m{}", i % 8, char::from(b'!' + (i % 90) as u8)))
-            .collect();
-        let text = vec![line; 50].join("\n");
-        render_png(&text).unwrap();
-        let runs = 20;
-        let start = Instant::now();
-        for _ in 0..runs {
-            render_png(&text).unwrap();
-        }
-        println!("200x50 pane: {:?} per render", start.elapsed() / runs);
     }
 
     fn fragment() -> impl Strategy<Value = String> {

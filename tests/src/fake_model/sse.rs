@@ -113,7 +113,14 @@ fn item_json(item: &Item, seq: u64, index: usize) -> Value {
                 "name": "view_image", "arguments": json!({"path": path}).to_string()})
         }
         Item::ExecCommand { cmd, escalate } => {
-            let mut arguments = json!({"cmd": cmd, "yield_time_ms": 1000});
+            // Codex waits this long for the command before answering with partial output; a
+            // `sleep` waits until it is done, so the turn really lasts that long.
+            let yield_ms = if cmd.starts_with("sleep ") {
+                30_000
+            } else {
+                1000
+            };
+            let mut arguments = json!({"cmd": cmd, "yield_time_ms": yield_ms});
             if *escalate {
                 arguments["sandbox_permissions"] = json!("require_escalated");
                 arguments["justification"] = json!(format!(

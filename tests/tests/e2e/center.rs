@@ -125,30 +125,61 @@ impl CenterEnv {
 
     /// A new topic whose first message binds it to a fresh session in the project folder.
     pub(crate) async fn bound_topic(&self, name: &str, first: &str) -> i64 {
+        self.bound_topic_in(self.chat, name, first).await
+    }
+
+    /// The same in another chat (e.g. a private chat with topics).
+    pub(crate) async fn bound_topic_in(&self, chat: i64, name: &str, first: &str) -> i64 {
         let thread = self
             .tg
-            .create_topic(&self.alice, self.chat, name)
+            .create_topic(&self.alice, chat, name)
             .unwrap()
             .thread_id
             .unwrap();
-        self.say(thread, first);
+        self.tg
+            .send_text(&self.alice, chat, Some(thread), first)
+            .unwrap();
+        let in_topic = |m: &BotMessage| m.chat_id == chat && m.thread_id == Some(thread);
         let menu = self
-            .message(thread, "folder browser", |m| {
-                m.text().contains("Choose a folder")
+            .tg
+            .wait_for_message("folder browser", WAIT, |m| {
+                in_topic(m) && m.text().contains("Choose a folder")
             })
-            .await;
-        self.press(&menu, "📁 project");
+            .await
+            .unwrap();
+        self.press_in(chat, &menu, "📁 project");
+        let id = menu.message_id;
         let menu = self
-            .message(thread, "project listed", |m| {
-                m.message_id == menu.message_id && m.text().contains("/project")
+            .tg
+            .wait_for_message("project listed", WAIT, |m| {
+                in_topic(m) && m.message_id == id && m.text().contains("/project")
             })
-            .await;
-        self.press(&menu, "✅ Use this folder");
-        self.message(thread, "bound", |m| {
-            m.message_id == menu.message_id && m.text().contains("Codex session in")
-        })
-        .await;
+            .await
+            .unwrap();
+        self.press_in(chat, &menu, "✅ Use this folder");
+        self.tg
+            .wait_for_message("bound", WAIT, |m| {
+                in_topic(m) && m.message_id == id && m.text().contains("Codex session in")
+            })
+            .await
+            .unwrap();
         thread
+    }
+
+    fn press_in(&self, chat: i64, m: &BotMessage, label: &str) {
+        let button = m
+            .buttons()
+            .into_iter()
+            .find(|b| b.text.starts_with(label))
+            .unwrap_or_else(|| panic!("no button {label:?} in {:?}", m.buttons()));
+        self.tg
+            .press_button(
+                &self.alice,
+                chat,
+                m.message_id,
+                button.callback_data.as_deref().unwrap(),
+            )
+            .unwrap();
     }
 
     pub(crate) fn texts_in(&self, thread: i64) -> Vec<String> {
@@ -235,8 +266,10 @@ async fn esc_interrupts_a_slow_turn_and_kill_closes_the_window() {
     env.message(thread, "interrupted", |m| m.text().contains("Interrupted"))
         .await;
     env.say(thread, "/screenshot");
-    env.message(thread, "screenshot", |m| m.text().contains("›"))
-        .await;
+    env.message(thread, "screenshot", |m| {
+        m.media.is_some() && m.text().contains("ready for input")
+    })
+    .await;
     env.say(thread, "/kill");
     env.message(thread, "killed", |m| m.text().contains("Window closed"))
         .await;

@@ -590,3 +590,40 @@ async fn operator_cli_sends_types_reports_and_the_audit_records_every_call() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_chat_gets_live_drafts_of_the_running_turn() {
+    let env = CenterEnv::start_with(
+        "c-draft",
+        vec![("CODEX_FLEET_DRAFTS".into(), "true".into())],
+    )
+    .await;
+    let chat = env.tg.create_private_chat(&env.alice, true);
+    let thread = env
+        .bound_topic_in(chat, "drafts", "run: sleep 4 && echo looking around")
+        .await;
+    env.tg
+        .wait_for_message("the turn's answer", Duration::from_secs(60), |m| {
+            m.chat_id == chat && m.thread_id == Some(thread) && m.text().starts_with("ran ")
+        })
+        .await
+        .unwrap();
+    let drafts = env.tg.drafts_in(chat, Some(thread));
+    assert!(
+        !drafts.is_empty(),
+        "no draft was shown\n{}",
+        env.tg.summary()
+    );
+    assert!(drafts.iter().all(|d| d.draft_id != 0));
+    assert!(
+        drafts.iter().any(|d| d.text.contains("looking around")),
+        "{drafts:#?}"
+    );
+    // Groups never get drafts (Telegram refuses them there).
+    assert!(
+        env.tg
+            .calls_to("sendMessageDraft")
+            .iter()
+            .all(|c| c.chat_id == Some(chat)),
+    );
+}
