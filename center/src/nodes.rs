@@ -181,6 +181,12 @@ pub async fn start_embedded(
     token: CancellationToken,
 ) -> Result<Arc<NodeConn>, agent_node::node::StartError> {
     let node = agent_node::Node::start(config, token.child_token()).await?;
+    // `agent-node send` on this machine (e.g. from Codex in a window) reaches the embedded node
+    // as it would a standalone one.
+    match node.serve_control(token.child_token()) {
+        Ok(path) => tracing::debug!(socket = %path.display(), "embedded node control socket ready"),
+        Err(err) => tracing::warn!(error = %err, "no control socket for `agent-node send`"),
+    }
     let (center_side, node_side) = proto::link::pair(LINK_CAPACITY);
     let serving = node.clone();
     let t = token.child_token();

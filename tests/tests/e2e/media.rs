@@ -39,7 +39,7 @@ fn run_cli(env: &CenterEnv, args: &[&str]) -> std::process::Output {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn photos_documents_and_stickers_become_local_paths_for_codex() {
+async fn photos_and_documents_become_local_paths_for_codex() {
     let env = CenterEnv::start_with(
         "c-media",
         vec![("CODEX_FLEET_MAX_ATTACHMENT_MB".into(), "1".into())],
@@ -173,12 +173,11 @@ async fn photos_documents_and_stickers_become_local_paths_for_codex() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stickers_audio_video_animations_and_albums_reach_codex() {
     let env = CenterEnv::start("c-kinds").await;
-    let thread = env.bound_topic("kinds", "echo: ready").await;
-    env.message(thread, "first answer", |m| m.text() == "ready")
-        .await;
+    // A private chat with topics: no group budget of 20 a minute to wait for.
+    let chat = env.tg.create_private_chat(&env.alice, true);
+    let thread = env.bound_topic_in(chat, "kinds", "echo: ready").await;
     // Waits for the `n`th answer that lists attached files; returns its text and paths.
     let nth_answer = async |n: usize, what: &str| {
-        let chat = env.chat;
         let found = env
             .tg
             .wait_for(what, Duration::from_secs(60), |v| {
@@ -203,7 +202,7 @@ async fn stickers_audio_video_animations_and_albums_reach_codex() {
     env.tg
         .send_sticker(
             &env.alice,
-            env.chat,
+            chat,
             Some(thread),
             e2e::fake_telegram::StickerFile::webp(webp),
         )
@@ -218,7 +217,7 @@ async fn stickers_audio_video_animations_and_albums_reach_codex() {
     env.tg
         .send_sticker(
             &env.alice,
-            env.chat,
+            chat,
             Some(thread),
             e2e::fake_telegram::StickerFile::tgs(vec![0x1f, 0x8b, 8, 0, 1, 2, 3], thumb),
         )
@@ -233,7 +232,7 @@ async fn stickers_audio_video_animations_and_albums_reach_codex() {
     env.tg
         .send_audio(
             &env.alice,
-            env.chat,
+            chat,
             Some(thread),
             e2e::fake_telegram::AudioFile::new("song.mp3", "audio/mpeg", audio.clone(), 3),
             Some("echo: song"),
@@ -251,7 +250,7 @@ async fn stickers_audio_video_animations_and_albums_reach_codex() {
     env.tg
         .send_video(
             &env.alice,
-            env.chat,
+            chat,
             Some(thread),
             e2e::fake_telegram::VideoFile::new("clip.mp4", "video/mp4", video.clone(), 320, 240, 2),
             Some("echo: clip"),
@@ -268,7 +267,7 @@ async fn stickers_audio_video_animations_and_albums_reach_codex() {
     env.tg
         .send_animation(
             &env.alice,
-            env.chat,
+            chat,
             Some(thread),
             e2e::fake_telegram::VideoFile::new(
                 "loop.mp4",
@@ -290,7 +289,7 @@ async fn stickers_audio_video_animations_and_albums_reach_codex() {
     env.tg
         .send_media_group(
             &env.alice,
-            env.chat,
+            chat,
             Some(thread),
             vec![
                 e2e::fake_telegram::AlbumItem::photo(one.clone()),
@@ -558,6 +557,42 @@ async fn operator_cli_sends_types_reports_and_the_audit_records_every_call() {
         .filter(|m| m != "getupdates")
         .collect();
     assert!(new_calls.is_empty(), "{new_calls:?}");
+    // agent-node send from inside the first topic's window (as Codex would run it): the pane
+    // picks the topic even though two are bound.
+    let first_session = status["bindings"][0]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let panes = env
+        .tmux
+        .tmux(&[
+            "list-panes",
+            "-a",
+            "-F",
+            "#{pane_id} #{@codex-fleet-session}",
+        ])
+        .unwrap();
+    let pane = panes
+        .lines()
+        .find_map(|l| l.strip_suffix(&format!(" {first_session}")))
+        .unwrap_or_else(|| panic!("no pane of {first_session} in {panes}"))
+        .to_owned();
+    let out = std::process::Command::new(e2e::node_proc::workspace_bin("agent-node").unwrap())
+        .args(["send", "--state-dir"])
+        .arg(Path::new(&env.opts.state_dir).join("node"))
+        .arg("from the window")
+        .env("TMUX_PANE", &pane)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.message(thread, "relayed from the window", |m| {
+        m.text() == "from the window"
+    })
+    .await;
 
     // The audit has one line per Bot API call the center made (polls aside), no token.
     let audit_path = Path::new(&env.opts.state_dir).join("audit.jsonl");
@@ -626,4 +661,49 @@ async fn a_private_chat_gets_live_drafts_of_the_running_turn() {
             .iter()
             .all(|c| c.chat_id == Some(chat)),
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_through_a_local_command_gets_the_file_path_as_one_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("fake stt.sh");
+    let seen = dir.path().join("seen.txt");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$#\" \"$1\" > '{}'\necho 'echo: said locally'\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let env = CenterEnv::start_with(
+        "c-voice-cmd",
+        vec![(
+            "CODEX_FLEET_VOICE_COMMAND".into(),
+            format!("'{}' {{input}}", script.display()),
+        )],
+    )
+    .await;
+    let thread = env.bound_topic("voice-cmd", "echo: ready").await;
+    env.message(thread, "first answer", |m| m.text() == "ready")
+        .await;
+    env.tg
+        .send_voice(
+            &env.alice,
+            env.chat,
+            Some(thread),
+            b"OggS local".to_vec(),
+            1,
+        )
+        .unwrap();
+    env.message(thread, "the answer", |m| m.text() == "said locally")
+        .await;
+    let seen = std::fs::read_to_string(&seen).unwrap();
+    let mut lines = seen.lines();
+    assert_eq!(lines.next(), Some("1"), "{seen}");
+    assert!(lines.next().unwrap().ends_with(".ogg"), "{seen}");
 }
