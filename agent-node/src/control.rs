@@ -22,7 +22,10 @@ use tokio_util::sync::CancellationToken;
 use crate::node::Node;
 
 /// How long a relayed send may take (the center may have to wait for Telegram's budget).
-const RELAY_TIMEOUT: Duration = Duration::from_secs(120);
+const RELAY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Set in every fleet window: the window's session id.
+pub const SESSION_ENV: &str = "CODEX_FLEET_SESSION";
 
 /// The socket's file name in the state directory.
 pub const SOCKET_NAME: &str = "control.sock";
@@ -30,12 +33,9 @@ pub const SOCKET_NAME: &str = "control.sock";
 /// A send request, as written by the CLI.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SendRequest {
-    /// Target session; empty: the window the CLI runs in (`pane`), else the only bound one.
+    /// Target session; empty: the only bound one of this node.
     #[serde(default)]
     pub session_id: String,
-    /// The tmux pane the CLI runs in (`$TMUX_PANE`), if any.
-    #[serde(default)]
-    pub pane: String,
     /// Message text (the caption, with a file).
     #[serde(default)]
     pub text: String,
@@ -93,19 +93,20 @@ impl Node {
                 Err(e) => return fail(format!("cannot read {}: {e}", req.file)),
             }
         }
-        let mut session_id = req.session_id.clone();
-        if session_id.is_empty() && !req.pane.is_empty() {
-            session_id = self
-                .registry()
-                .all()
-                .find(|r| !r.exited && r.pane_id == req.pane)
-                .map(|r| r.session_id.clone())
-                .unwrap_or_default();
-        }
+        let session_id = req.session_id.clone();
         let Some(sink) = self.inner.hub.sink() else {
             return fail("this node is not connected to a center right now".into());
         };
-        let relay_id = format!("r{}-{}", std::process::id(), crate::node::now_ms());
+        static NEXT_RELAY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let relay_id = format!(
+            "r{}-{}",
+            std::process::id(),
+            NEXT_RELAY.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let offered = (!req.file.is_empty()).then(|| PathBuf::from(&req.file));
+        if let Some(path) = &offered {
+            self.offer(path, true);
+        }
         let (tx, rx) = oneshot::channel();
         self.inner
             .relays
@@ -131,7 +132,7 @@ impl Node {
                     message: r.message,
                 },
                 Ok(Err(_)) => fail("the center did not answer".into()),
-                Err(_) => fail("the center did not answer within 2 minutes".into()),
+                Err(_) => fail("the center did not answer within 10 minutes".into()),
             }
         };
         self.inner
@@ -140,12 +141,25 @@ impl Node {
             .lock()
             .expect("relays lock")
             .remove(&relay_id);
+        if let Some(path) = &offered {
+            self.offer(path, false);
+        }
         answer
+    }
+
+    fn offer(&self, path: &Path, on: bool) {
+        let mut offered = self.inner.offered.lock().expect("offered lock");
+        if on {
+            offered.insert(path.to_owned());
+        } else {
+            offered.remove(path);
+        }
     }
 
     /// Serves the control socket until `token` is cancelled.
     pub fn serve_control(&self, token: CancellationToken) -> std::io::Result<PathBuf> {
         let path = self.inner.cfg.state_dir.join(SOCKET_NAME);
+        owner_only_dir(&self.inner.cfg.state_dir)?;
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path)?;
         set_owner_only(&path)?;
@@ -185,6 +199,14 @@ impl Node {
         out.push(b'\n');
         write.write_all(&out).await
     }
+}
+
+/// Makes `dir` (which holds the socket, keys and attachments) private to this user, so the
+/// socket is never reachable by others, not even between `bind` and `chmod`.
+pub fn owner_only_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 fn set_owner_only(path: &Path) -> std::io::Result<()> {

@@ -40,7 +40,8 @@ impl Node {
                 MAX_FILE / (1024 * 1024)
             )));
         }
-        if req.data.len() > MAX_CHUNK || req.offset + req.data.len() as u64 > req.total_size {
+        let end = req.offset.checked_add(req.data.len() as u64);
+        if req.data.len() > MAX_CHUNK || end.is_none_or(|end| end > req.total_size) {
             return Err(NodeError::InvalidArgument(
                 "the chunk lies outside the file".into(),
             ));
@@ -66,10 +67,45 @@ impl Node {
                 req.path
             )));
         }
-        tokio::task::spawn_blocking(move || read_chunk(&path, req.offset, req.max_bytes))
+        // Images (what Codex views) may be read; anything else only while `agent-node send`
+        // offers it, so a center — or a prompt-injected tool call — cannot pull secrets.
+        let offered = self
+            .inner
+            .offered
+            .lock()
+            .expect("offered lock")
+            .contains(&path);
+        tokio::task::spawn_blocking(move || {
+            if !offered && !is_image_file(&path) {
+                return Err(NodeError::InvalidArgument(format!(
+                    "{} is not an image; only images and files offered by `agent-node send` can be read",
+                    path.display()
+                )));
+            }
+            read_chunk(&path, req.offset, req.max_bytes)
+        })
             .await
             .map_err(|e| NodeError::Internal(e.to_string()))?
     }
+}
+
+/// Whether `bytes` start like a PNG, JPEG, GIF or WebP image.
+pub fn is_image(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"\x89PNG\r\n\x1a\n")
+        || bytes.starts_with(&[0xFF, 0xD8, 0xFF])
+        || bytes.starts_with(b"GIF87a")
+        || bytes.starts_with(b"GIF89a")
+        || (bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP")
+}
+
+fn is_image_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 12];
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return true; // let the read report what is wrong
+    };
+    let n = file.read(&mut head).unwrap_or(0);
+    is_image(&head[..n])
 }
 
 fn io_error(what: &str, path: &Path, err: &std::io::Error) -> NodeError {
@@ -111,8 +147,21 @@ fn write_chunk(dir: &Path, req: &v1::PutFile) -> Result<R, NodeError> {
     }
     file.sync_all()
         .map_err(|e| io_error("cannot sync", &part, &e))?;
-    let target = unique_path(dir, &sanitize_file_name(&req.file_name));
-    std::fs::rename(&part, &target).map_err(|e| io_error("cannot store", &target, &e))?;
+    // A hard link fails if the name exists, so a file that appeared meanwhile is never replaced.
+    let name = sanitize_file_name(&req.file_name);
+    let mut target = unique_path(dir, &name);
+    let mut attempts = 0;
+    loop {
+        match std::fs::hard_link(&part, &target) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 100 => {
+                attempts += 1;
+                target = unique_path(dir, &name);
+            }
+            Err(e) => return Err(io_error("cannot store", &target, &e)),
+        }
+    }
+    let _ = std::fs::remove_file(&part);
     Ok(R::Stored(v1::StoredFile {
         path: target.to_string_lossy().into_owned(),
         size,
@@ -277,6 +326,17 @@ mod tests {
         );
         assert!(matches!(err, Err(NodeError::InvalidArgument(_))));
         assert!(!dir.path().join(".u3.part").exists());
+    }
+
+    #[test]
+    fn images_are_told_by_their_bytes() {
+        assert!(is_image(b"\x89PNG\r\n\x1a\nrest"));
+        assert!(is_image(&[0xFF, 0xD8, 0xFF, 0xE0]));
+        assert!(is_image(b"GIF89a.."));
+        assert!(is_image(b"RIFF\0\0\0\0WEBPVP8 "));
+        assert!(!is_image(b"-----BEGIN OPENSSH PRIVATE KEY-----"));
+        assert!(!is_image(b"{\"tokens\": 1}"));
+        assert!(!is_image(b""));
     }
 
     #[test]

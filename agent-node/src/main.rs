@@ -74,7 +74,7 @@ enum Command {
     /// give --session, or the node's only bound session is used.
     Send {
         /// Session id (see /status in the topic); default: the window this runs in.
-        #[arg(long)]
+        #[arg(long, env = "CODEX_FLEET_SESSION")]
         session: Option<String>,
         /// A file to send.
         #[arg(long)]
@@ -179,7 +179,6 @@ async fn main() -> anyhow::Result<()> {
                 .transpose()?;
             let req = agent_node::control::SendRequest {
                 session_id: session.unwrap_or_default(),
-                pane: std::env::var("TMUX_PANE").unwrap_or_default(),
                 text: text.unwrap_or_default(),
                 file: file
                     .map(|f| f.to_string_lossy().into_owned())
@@ -243,10 +242,12 @@ async fn serve(
         .await
         .context("starting the node")?;
     shared::systemd::ready_and_watchdog(|| true);
-    let control = node
-        .serve_control(token.clone())
-        .context("opening the control socket for `agent-node send`")?;
-    tracing::info!(socket = %control.display(), "control socket ready");
+    match node.serve_control(token.clone()) {
+        Ok(path) => tracing::info!(socket = %path.display(), "control socket ready"),
+        Err(err) => {
+            tracing::warn!(error = %err, "no control socket; `agent-node send` will not work")
+        }
+    }
     if let Some(m) = manual {
         shared::pki::verify_chain(&m.cert_pem, &m.ca_pem, std::time::SystemTime::now())
             .context("the --tls-cert is not a valid fleet certificate for --tls-ca")?;

@@ -81,6 +81,8 @@ pub(crate) struct Inner {
     pub(crate) certificate_changed: Notify,
     /// `agent-node send` requests waiting for the center.
     pub(crate) relays: crate::control::Relays,
+    /// Files `agent-node send` offered: the only non-images the center may read.
+    pub(crate) offered: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -113,6 +115,7 @@ impl Node {
             token,
             certificate_changed: Notify::new(),
             relays: crate::control::Relays::default(),
+            offered: Mutex::new(std::collections::HashSet::new()),
             cfg,
         });
         let node = Self { inner };

@@ -170,7 +170,7 @@ impl Node {
             name: window_name(&cwd),
             cwd: cwd.clone(),
             command,
-            env: self.window_env(),
+            env: self.window_env(&session_id),
             session_id: session_id.clone(),
         };
         let created = self.inner.tmux.new_window(&spec).await?;
@@ -207,7 +207,9 @@ impl Node {
     /// Environment of a new window: the node's own environment (provider keys, PATH, ...) minus
     /// the fleet's secrets and terminal-specific variables, with CODEX_HOME set to the folder the
     /// node watches, plus configured extras.
-    fn window_env(&self) -> Vec<(String, String)> {
+    /// `CODEX_FLEET_SESSION` and `AGENT_NODE_STATE_DIR` let `agent-node send` run in the window
+    /// find this node and this session (neither is a secret).
+    fn window_env(&self, session_id: &str) -> Vec<(String, String)> {
         // tmux passes commands in messages of at most 16 KiB: keep the environment well below.
         const ENV_BUDGET: usize = 10 * 1024;
         let mut used = 0;
@@ -224,6 +226,14 @@ impl Node {
         env.push((
             "CODEX_HOME".to_owned(),
             self.inner.cfg.codex_home.to_string_lossy().into_owned(),
+        ));
+        env.push((
+            crate::control::SESSION_ENV.to_owned(),
+            session_id.to_owned(),
+        ));
+        env.push((
+            "AGENT_NODE_STATE_DIR".to_owned(),
+            self.inner.cfg.state_dir.to_string_lossy().into_owned(),
         ));
         env.extend(self.inner.cfg.window_env.iter().cloned());
         env

@@ -36,8 +36,9 @@ pub struct App {
     pub(crate) nodes: Mutex<HashMap<String, Arc<NodeConn>>>,
     pub(crate) menus: Menus,
     topics: Mutex<HashMap<Surface, mpsc::UnboundedSender<Update>>>,
-    /// Serialises inputs per topic so messages reach Codex in the order they were sent.
-    input_locks: Mutex<HashMap<Surface, Arc<tokio::sync::Mutex<()>>>>,
+    /// One queue per topic: inputs (and held-input work) run one after another, in the order
+    /// they were queued, so messages reach Codex in the order they were sent.
+    input_queues: Mutex<HashMap<Surface, mpsc::UnboundedSender<InputJob>>>,
     fleet: std::sync::OnceLock<Fleet>,
     seen: Mutex<std::collections::HashSet<String>>,
     /// Nodes whose topics were told they are offline.
@@ -61,6 +62,10 @@ pub struct Fleet {
     /// Stops connectors.
     pub token: tokio_util::sync::CancellationToken,
 }
+
+/// Work on a topic's input queue.
+pub(crate) type InputJob =
+    std::pin::Pin<Box<dyn std::future::Future<Output = ()> + std::marker::Send>>;
 
 /// The text a user sent and the message to reply to.
 #[derive(Debug, Clone)]
@@ -86,7 +91,7 @@ impl App {
             nodes: Mutex::new(HashMap::new()),
             menus: Menus::default(),
             topics: Mutex::new(HashMap::new()),
-            input_locks: Mutex::new(HashMap::new()),
+            input_queues: Mutex::new(HashMap::new()),
             fleet: std::sync::OnceLock::new(),
             seen: Mutex::new(std::collections::HashSet::new()),
             warned: Mutex::new(std::collections::HashSet::new()),
@@ -387,8 +392,7 @@ impl App {
                 match tokio::time::timeout(ATTACHMENT_BURST, rx.recv()).await {
                     Ok(next) => next,
                     Err(_) => {
-                        self.take_attachments(surface, std::mem::take(&mut batch))
-                            .await;
+                        self.take_attachments(surface, std::mem::take(&mut batch));
                         continue;
                     }
                 }
@@ -399,13 +403,12 @@ impl App {
                 continue;
             }
             if !batch.is_empty() {
-                self.take_attachments(surface, std::mem::take(&mut batch))
-                    .await;
+                self.take_attachments(surface, std::mem::take(&mut batch));
             }
             self.handle(surface, update).await;
         }
         if !batch.is_empty() {
-            self.take_attachments(surface, batch).await;
+            self.take_attachments(surface, batch);
         }
     }
 
@@ -450,7 +453,7 @@ impl App {
                 return;
             }
             if let Some(voice) = m.voice() {
-                self.take_voice(surface, m.id.0, voice).await;
+                self.take_voice(surface, m.id.0, voice.clone());
             } else if crate::media::unsupported_media(m) {
                 self.notice(
                     surface,
@@ -496,48 +499,66 @@ impl App {
         }
     }
 
-    pub(crate) fn input_lock(&self, surface: Surface) -> Arc<tokio::sync::Mutex<()>> {
-        self.input_locks
-            .lock()
-            .expect("input locks")
-            .entry(surface)
-            .or_default()
-            .clone()
+    /// Queues `job` on the topic's input queue; it runs after everything queued before it.
+    pub(crate) fn enqueue_input(&self, surface: Surface, job: InputJob) {
+        let mut queues = self.input_queues.lock().expect("input queues");
+        let tx = queues.entry(surface).or_insert_with(|| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<InputJob>();
+            tokio::spawn(async move {
+                while let Some(job) = rx.recv().await {
+                    job.await;
+                }
+            });
+            tx
+        });
+        let _ = tx.send(job);
     }
 
     /// Types text into Codex in the background (in order per topic), with a receipt that turns
     /// into confirmed / sent-unconfirmed / held / failed. While Codex shows a prompt, or while
     /// earlier inputs of the topic are held, the input is held too (see `crate::held`).
-    /// The task's result is the receipt's final text.
+    /// The receiver gets the receipt's final text.
     pub(crate) fn send_input(
         self: &Arc<Self>,
         binding: Binding,
         input: PendingInput,
-    ) -> tokio::task::JoinHandle<String> {
+    ) -> tokio::sync::oneshot::Receiver<String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
         let app = self.clone();
-        let lock = self.input_lock(binding.surface);
-        tokio::spawn(async move {
-            let _order = lock.lock().await;
-            let surface = binding.surface;
-            let receipt = app.receipt(surface, input.reply_to).await;
-            if !app
-                .store
-                .held_inputs(surface)
-                .unwrap_or_default()
-                .is_empty()
-            {
-                return app.hold(&binding, &input, receipt).await;
-            }
-            let result = app.type_input(&binding, &input.text, input.mode).await;
-            if let Err(CallError::Failed {
-                code: v1::ErrorCode::Blocked,
-                ..
-            }) = result
-            {
-                return app.hold(&binding, &input, receipt).await;
-            }
-            app.finish_receipt(surface, receipt, &result)
-        })
+        self.enqueue_input(
+            binding.surface,
+            Box::pin(async move {
+                let _ = tx.send(app.deliver_input(&binding, &input).await);
+            }),
+        );
+        rx
+    }
+
+    /// Types one input now (on the topic's input queue); returns the receipt's text.
+    pub(crate) async fn deliver_input(
+        self: &Arc<Self>,
+        binding: &Binding,
+        input: &PendingInput,
+    ) -> String {
+        let surface = binding.surface;
+        let receipt = self.receipt(surface, input.reply_to).await;
+        if !self
+            .store
+            .held_inputs(surface)
+            .unwrap_or_default()
+            .is_empty()
+        {
+            return self.hold(binding, input, receipt).await;
+        }
+        let result = self.type_input(binding, &input.text, input.mode).await;
+        if let Err(CallError::Failed {
+            code: v1::ErrorCode::Blocked,
+            ..
+        }) = result
+        {
+            return self.hold(binding, input, receipt).await;
+        }
+        self.finish_receipt(surface, receipt, &result)
     }
 
     /// Posts "Sending to Codex…" under the user's message; its id, once Telegram accepted it.

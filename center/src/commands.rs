@@ -394,6 +394,10 @@ impl App {
             }
         };
         let caption = screen_caption(c.state.as_ref());
+        if c.ansi.trim().is_empty() && !c.text.trim().is_empty() {
+            // An older node sends no colours: show the text.
+            return Ok(Shot::Text(screen_text(&c.text)));
+        }
         match crate::pane_image::render_png(&c.ansi) {
             Ok(png) => Ok(Shot::Image(
                 Upload {

@@ -21,6 +21,7 @@ pub const SOCKET_NAME: &str = "control.sock";
 /// Serves the control socket until `token` is cancelled.
 pub fn serve(app: Arc<App>, token: CancellationToken) -> std::io::Result<()> {
     let path = app.cfg.state_dir.join(SOCKET_NAME);
+    agent_node::control::owner_only_dir(&app.cfg.state_dir)?;
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
     {

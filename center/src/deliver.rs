@@ -203,7 +203,16 @@ impl SessionDelivery {
                 )
                 .await;
                 if !path.is_empty() {
-                    self.photo_from_node(s, &path).await;
+                    // Off the ack path: reading over the link while this session's queue is
+                    // full could wait on the link itself. Images are best effort.
+                    let path = if path.starts_with('/') {
+                        path
+                    } else {
+                        format!("{}/{path}", b.cwd.trim_end_matches('/'))
+                    };
+                    let node = self.node.clone();
+                    let app = self.app.clone();
+                    tokio::spawn(async move { photo_from_node(&app, &node, s, &path).await });
                 }
             }
             Kind::ToolCall(c) => {
@@ -256,65 +265,6 @@ impl SessionDelivery {
         // One draft per turn; Telegram wants a non-zero id.
         let id = self.turn_draft.unwrap_or(1).max(1) as i64;
         self.app.outbox.draft(s, id, escape_html(body));
-    }
-
-    /// Sends an image that lives on the session's node (one Codex viewed) as a photo, or as a
-    /// document when Telegram's photo rules do not fit; waits until Telegram accepted it.
-    async fn photo_from_node(&self, s: Surface, path: &str) {
-        let Some(node) = self.app.node(&self.node) else {
-            return;
-        };
-        let (name, bytes) =
-            match crate::transfer::read_file(&node, path, crate::telegram::api::MAX_UPLOAD).await {
-                Ok(f) => f,
-                Err(err) => {
-                    tracing::info!(path, error = %err, "an image Codex viewed cannot be sent");
-                    return;
-                }
-            };
-        let kind = if bytes.len() as u64 <= crate::telegram::api::MAX_PHOTO_UPLOAD {
-            MediaKind::Photo
-        } else {
-            MediaKind::Document
-        };
-        let caption = format!("🖼 {name}");
-        let mut upload = Upload {
-            kind,
-            file_name: name,
-            bytes: Arc::new(bytes),
-        };
-        for attempt in 0..2 {
-            let sent = self
-                .app
-                .outbox
-                .send_media(MediaSend {
-                    surface: s,
-                    upload: upload.clone(),
-                    caption_html: escape_html(&caption),
-                    caption_plain: caption.clone(),
-                    keyboard: None,
-                    reply_to: None,
-                    class: Class::Message,
-                })
-                .await;
-            match sent {
-                Ok(Ok(_)) => return,
-                Ok(Err(TgError::ThreadNotFound)) => {
-                    self.app.on_topic_gone(s, "the topic was deleted").await;
-                    return;
-                }
-                // Telegram refuses photos of odd sizes or formats; a document always works.
-                Ok(Err(err)) if attempt == 0 && upload.kind == MediaKind::Photo => {
-                    tracing::info!(error = %err, "photo refused; sending the image as a document");
-                    upload.kind = MediaKind::Document;
-                }
-                Ok(Err(err)) => {
-                    tracing::warn!(error = %err, "an image was refused");
-                    return;
-                }
-                Err(_) => return,
-            }
-        }
     }
 
     /// Sends Markdown as HTML parts and waits until Telegram accepted all of them.
@@ -538,4 +488,67 @@ fn short_label(s: &str) -> String {
     }
     let cut: String = s.chars().take(59).collect();
     format!("{cut}…")
+}
+
+/// Sends an image that lives on the session's node (one Codex viewed) as a photo, or as a
+/// document when Telegram's photo rules do not fit; waits until Telegram accepted it.
+async fn photo_from_node(app: &Arc<App>, node_name: &str, s: Surface, path: &str) {
+    let Some(node) = app.node(node_name) else {
+        return;
+    };
+    let (name, bytes) =
+        match crate::transfer::read_file(&node, path, crate::telegram::api::MAX_UPLOAD).await {
+            Ok(f) => f,
+            Err(err) => {
+                tracing::info!(path, error = %err, "an image Codex viewed cannot be sent");
+                return;
+            }
+        };
+    // Only real images leave the machine this way, whatever path a tool call named.
+    if !agent_node::files::is_image(&bytes) {
+        tracing::info!(path, "not an image; not sent");
+        return;
+    }
+    let kind = if bytes.len() as u64 <= crate::telegram::api::MAX_PHOTO_UPLOAD {
+        MediaKind::Photo
+    } else {
+        MediaKind::Document
+    };
+    let caption = format!("🖼 {name}");
+    let mut upload = Upload {
+        kind,
+        file_name: name,
+        bytes: Arc::new(bytes),
+    };
+    for attempt in 0..2 {
+        let sent = app
+            .outbox
+            .send_media(MediaSend {
+                surface: s,
+                upload: upload.clone(),
+                caption_html: escape_html(&caption),
+                caption_plain: caption.clone(),
+                keyboard: None,
+                reply_to: None,
+                class: Class::Message,
+            })
+            .await;
+        match sent {
+            Ok(Ok(_)) => return,
+            Ok(Err(TgError::ThreadNotFound)) => {
+                app.on_topic_gone(s, "the topic was deleted").await;
+                return;
+            }
+            // Telegram refuses photos of odd sizes or formats; a document always works.
+            Ok(Err(err)) if attempt == 0 && upload.kind == MediaKind::Photo => {
+                tracing::info!(error = %err, "photo refused; sending the image as a document");
+                upload.kind = MediaKind::Document;
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "an image was refused");
+                return;
+            }
+            Err(_) => return,
+        }
+    }
 }

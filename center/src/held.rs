@@ -53,6 +53,7 @@ impl App {
         let h = HeldInput {
             id: 0,
             surface,
+            session_id: binding.session_id.clone(),
             text: input.text.clone(),
             reply_to: input.reply_to,
             mode: input.mode,
@@ -76,54 +77,74 @@ impl App {
         }
     }
 
-    /// Types a topic's held inputs in order, until Codex blocks again.
+    /// Types a topic's held inputs in order (on its input queue), until Codex blocks again.
+    /// Inputs held for another session than the topic's current one are dropped, never typed.
     pub(crate) fn release_held(self: &Arc<Self>, surface: Surface) {
-        if self
-            .store
-            .held_inputs(surface)
-            .unwrap_or_default()
-            .is_empty()
-        {
-            return;
-        }
         let app = self.clone();
-        let lock = self.input_lock(surface);
-        tokio::spawn(async move {
-            let _order = lock.lock().await;
-            let Some(binding) = app.binding(surface) else {
-                return;
-            };
-            for h in app.store.held_inputs(surface).unwrap_or_default() {
-                let result = app.type_input(&binding, &h.text, h.mode).await;
-                match result {
-                    Err(CallError::Failed {
-                        code: v1::ErrorCode::Blocked,
-                        ..
-                    }) => break,
-                    Err(CallError::Offline | CallError::Timeout) => break,
-                    _ => {}
+        self.enqueue_input(
+            surface,
+            Box::pin(async move {
+                let held = app.store.held_inputs(surface).unwrap_or_default();
+                if held.is_empty() {
+                    return;
                 }
-                let _ = app.store.remove_held_input(h.id);
-                let _ = app.finish_receipt(surface, h.receipt, &result);
-            }
-            app.show_held(surface).await;
-        });
+                let binding = app.binding(surface);
+                for h in held {
+                    let Some(binding) = binding.as_ref().filter(|b| b.session_id == h.session_id)
+                    else {
+                        app.unhold(
+                            &h,
+                            "✗ Dropped: this topic is no longer bound to that session.",
+                        );
+                        continue;
+                    };
+                    let result = app.type_input(binding, &h.text, h.mode).await;
+                    if let Err(
+                        CallError::Failed {
+                            code: v1::ErrorCode::Blocked,
+                            ..
+                        }
+                        | CallError::Offline,
+                    ) = result
+                    {
+                        break;
+                    }
+                    let _ = app.store.remove_held_input(h.id);
+                    let _ = app.finish_receipt(surface, h.receipt, &result);
+                }
+                app.show_held(surface).await;
+            }),
+        );
+    }
+
+    /// Forgets a held input and says why on its receipt.
+    fn unhold(&self, h: &HeldInput, why: &str) {
+        if self.store.remove_held_input(h.id).unwrap_or(false)
+            && let Some(id) = h.receipt
+        {
+            crate::deliver::edit_status(self, h.surface.chat_id, id, why.to_owned());
+        }
     }
 
     /// Drops every held input of a topic (the list's button).
     pub(crate) async fn drop_held(self: &Arc<Self>, surface: Surface) -> String {
-        let lock = self.input_lock(surface);
-        let _order = lock.lock().await;
-        let held = self.store.held_inputs(surface).unwrap_or_default();
-        for h in &held {
-            if self.store.remove_held_input(h.id).unwrap_or(false)
-                && let Some(id) = h.receipt
-            {
-                crate::deliver::edit_status(self, surface.chat_id, id, "✗ Dropped.".into());
-            }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let app = self.clone();
+        self.enqueue_input(
+            surface,
+            Box::pin(async move {
+                let held = app.store.held_inputs(surface).unwrap_or_default();
+                for h in &held {
+                    app.unhold(h, "✗ Dropped.");
+                }
+                app.show_held(surface).await;
+                let _ = tx.send(held.len());
+            }),
+        );
+        match tokio::time::timeout(Duration::from_secs(5), rx).await {
+            Ok(Ok(n)) => format!("Dropped {n} held message(s)."),
+            _ => "Dropping the held messages…".into(),
         }
-        self.show_held(surface).await;
-        format!("Dropped {} held message(s).", held.len())
     }
 
     /// Schedules the expiry of a held input.
@@ -134,22 +155,22 @@ impl App {
         let wait = ttl.saturating_sub(age);
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
-            let lock = app.input_lock(h.surface);
-            let _order = lock.lock().await;
-            if app.store.remove_held_input(h.id).unwrap_or(false) {
-                if let Some(id) = h.receipt {
-                    crate::deliver::edit_status(
-                        &app,
-                        h.surface.chat_id,
-                        id,
-                        format!(
-                            "✗ Not delivered: Codex's question stayed unanswered for {} min; dropped.",
-                            ttl.as_secs() / 60
-                        ),
-                    );
-                }
-                app.show_held(h.surface).await;
-            }
+            let job = app.clone();
+            app.enqueue_input(
+                h.surface,
+                Box::pin(async move {
+                    if job.store.held_inputs(h.surface).unwrap_or_default().iter().any(|x| x.id == h.id) {
+                        job.unhold(
+                            &h,
+                            &format!(
+                                "✗ Not delivered: Codex's question stayed unanswered for {} min; dropped.",
+                                ttl.as_secs() / 60
+                            ),
+                        );
+                        job.show_held(h.surface).await;
+                    }
+                }),
+            );
         });
     }
 

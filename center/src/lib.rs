@@ -62,7 +62,9 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
     let remote = cfg.remote_nodes.clone();
     let app = App::new(cfg, store, outbox)?;
     app.resume_held();
-    control::serve(app.clone(), token.clone()).context("opening the control socket")?;
+    if let Err(err) = control::serve(app.clone(), token.clone()) {
+        tracing::warn!(error = %err, "no control socket; `center status/input/send` will not reach this center");
+    }
     let (inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(INBOUND_QUEUE);
     tokio::spawn(deliver::run(app.clone(), inbound_rx));
     let local = nodes::start_embedded(node_cfg, cursors, inbound_tx.clone(), token.clone())

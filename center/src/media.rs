@@ -326,12 +326,19 @@ impl App {
     }
 
     /// Takes a batch of attachments (one message, an album, or a burst) to the topic's session
-    /// as one input. Media to an unbound topic is ignored without download.
-    pub(crate) async fn take_attachments(
-        self: &Arc<Self>,
-        surface: Surface,
-        batch: Vec<Attachment>,
-    ) {
+    /// as one input, on the topic's input queue (so it keeps its place among the topic's
+    /// messages while downloads run, and the topic's buttons and commands stay responsive).
+    pub(crate) fn take_attachments(self: &Arc<Self>, surface: Surface, batch: Vec<Attachment>) {
+        let app = self.clone();
+        self.enqueue_input(
+            surface,
+            Box::pin(async move { app.fetch_attachments(surface, batch).await }),
+        );
+    }
+
+    /// Downloads, stores and types a batch. Media to an unbound topic is ignored without
+    /// download.
+    async fn fetch_attachments(self: &Arc<Self>, surface: Surface, batch: Vec<Attachment>) {
         let Some(first) = batch.first() else { return };
         let reply_to = first.message_id;
         let Some(binding) = self.binding(surface) else {
@@ -436,14 +443,12 @@ impl App {
             return;
         }
         let captions: Vec<String> = batch.iter().filter_map(|a| a.caption.clone()).collect();
-        drop(self.send_input(
-            binding.clone(),
-            PendingInput {
-                text: input_text(&captions, &stored),
-                reply_to,
-                mode: binding.mode,
-            },
-        ));
+        let input = PendingInput {
+            text: input_text(&captions, &stored),
+            reply_to,
+            mode: binding.mode,
+        };
+        self.deliver_input(&binding, &input).await;
     }
 }
 

@@ -104,7 +104,7 @@ impl Store {
             conn.execute_batch(
                 "CREATE TABLE IF NOT EXISTS held_inputs (
                     id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    chat_id INTEGER NOT NULL, thread_id INTEGER NOT NULL,
+                    chat_id INTEGER NOT NULL, thread_id INTEGER NOT NULL, session_id TEXT NOT NULL,
                     text TEXT NOT NULL, reply_to INTEGER NOT NULL, mode TEXT NOT NULL,
                     receipt INTEGER, held_unix_ms INTEGER NOT NULL);
                  CREATE TABLE IF NOT EXISTS held_previews (
@@ -442,6 +442,8 @@ pub struct HeldInput {
     pub id: i64,
     /// The topic.
     pub surface: Surface,
+    /// The session it was meant for (it is never typed into another one).
+    pub session_id: String,
     /// The text.
     pub text: String,
     /// The user's message.
@@ -459,8 +461,9 @@ impl Store {
     pub fn hold_input(&self, h: &HeldInput) -> Result<i64, StoreError> {
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO held_inputs (chat_id, thread_id, text, reply_to, mode, receipt, held_unix_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO held_inputs
+                (chat_id, thread_id, text, reply_to, mode, receipt, held_unix_ms, session_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 h.surface.chat_id,
                 h.surface.thread_id,
@@ -468,7 +471,8 @@ impl Store {
                 h.reply_to,
                 mode_str(h.mode),
                 h.receipt,
-                h.held_unix_ms
+                h.held_unix_ms,
+                h.session_id
             ],
         )?;
         Ok(conn.last_insert_rowid())
@@ -494,7 +498,7 @@ impl Store {
     ) -> Result<Vec<HeldInput>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "SELECT id, chat_id, thread_id, text, reply_to, mode, receipt, held_unix_ms
+            "SELECT id, chat_id, thread_id, text, reply_to, mode, receipt, held_unix_ms, session_id
              FROM held_inputs WHERE {filter} ORDER BY id"
         ))?;
         let rows = stmt.query_map(args, |r| {
@@ -513,6 +517,7 @@ impl Store {
                 },
                 receipt: r.get(6)?,
                 held_unix_ms: r.get(7)?,
+                session_id: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -624,6 +629,7 @@ mod tests {
         let held = |text: &str| HeldInput {
             id: 0,
             surface: s,
+            session_id: "s1".into(),
             text: text.into(),
             reply_to: 3,
             mode: InputMode::Queue,

@@ -11,8 +11,17 @@ use crate::{
 };
 
 impl App {
-    /// Transcribes a voice message and sends the text to the topic's session.
-    pub(crate) async fn take_voice(
+    /// Transcribes a voice message and sends the text to the topic's session, on the topic's
+    /// input queue (its place among the topic's messages is kept while it is transcribed).
+    pub(crate) fn take_voice(self: &Arc<Self>, surface: Surface, message_id: i32, voice: Voice) {
+        let app = self.clone();
+        self.enqueue_input(
+            surface,
+            Box::pin(async move { app.transcribe_and_type(surface, message_id, &voice).await }),
+        );
+    }
+
+    async fn transcribe_and_type(
         self: &Arc<Self>,
         surface: Surface,
         message_id: i32,
@@ -71,14 +80,19 @@ impl App {
                 return;
             }
         };
-        self.notice(surface, &format!("🎙 “{text}”"), Some(message_id));
-        drop(self.send_input(
-            binding.clone(),
-            PendingInput {
-                text,
-                reply_to: message_id,
-                mode: binding.mode,
-            },
-        ));
+        let shown = crate::telegram::render::plain_parts(
+            &format!("🎙 “{text}”"),
+            crate::telegram::render::MESSAGE_LIMIT,
+        )
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+        self.notice(surface, &shown, Some(message_id));
+        let input = PendingInput {
+            text,
+            reply_to: message_id,
+            mode: binding.mode,
+        };
+        self.deliver_input(&binding, &input).await;
     }
 }

@@ -90,6 +90,29 @@ impl CenterEnv {
             .update_id
     }
 
+    pub(crate) fn say_in(&self, chat: i64, thread: i64, text: &str) -> i64 {
+        self.tg
+            .send_text(&self.alice, chat, Some(thread), text)
+            .unwrap()
+            .update_id
+    }
+
+    /// Waits for a bot message in `chat`/`thread` whose text satisfies `pred`.
+    pub(crate) async fn message_in(
+        &self,
+        chat: i64,
+        thread: i64,
+        what: &str,
+        pred: impl Fn(&BotMessage) -> bool,
+    ) -> BotMessage {
+        self.tg
+            .wait_for_message(what, WAIT, |m| {
+                m.chat_id == chat && m.thread_id == Some(thread) && pred(m)
+            })
+            .await
+            .unwrap()
+    }
+
     /// Waits for a bot message in `thread` whose text satisfies `pred`.
     pub(crate) async fn message(
         &self,

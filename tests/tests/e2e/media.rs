@@ -45,8 +45,10 @@ async fn photos_and_documents_become_local_paths_for_codex() {
         vec![("CODEX_FLEET_MAX_ATTACHMENT_MB".into(), "1".into())],
     )
     .await;
-    let thread = env.bound_topic("media", "echo: ready").await;
-    env.message(thread, "first answer", |m| m.text() == "ready")
+    // A private chat with topics: no group budget of 20 a minute to wait for.
+    let chat = env.tg.create_private_chat(&env.alice, true);
+    let thread = env.bound_topic_in(chat, "media", "echo: ready").await;
+    env.message_in(chat, thread, "first answer", |m| m.text() == "ready")
         .await;
 
     // A photo with a caption: the caption is the message, the path follows.
@@ -54,14 +56,16 @@ async fn photos_and_documents_become_local_paths_for_codex() {
     env.tg
         .send_photo(
             &env.alice,
-            env.chat,
+            chat,
             Some(thread),
             png.clone(),
             Some("echo: photo"),
         )
         .unwrap();
     let answer = env
-        .message(thread, "photo answer", |m| m.text().starts_with("photo"))
+        .message_in(chat, thread, "photo answer", |m| {
+            m.text().starts_with("photo")
+        })
         .await;
     let paths = attached_paths(answer.text());
     assert_eq!(paths.len(), 1, "{}", answer.text());
@@ -78,7 +82,7 @@ async fn photos_and_documents_become_local_paths_for_codex() {
     env.tg
         .send_document(
             &env.alice,
-            env.chat,
+            chat,
             Some(thread),
             "my project $(rm -rf ~).tar.gz",
             "application/gzip",
@@ -87,7 +91,7 @@ async fn photos_and_documents_become_local_paths_for_codex() {
         )
         .unwrap();
     let answer = env
-        .message(thread, "document answer", |m| {
+        .message_in(chat, thread, "document answer", |m| {
             m.text().starts_with("archive")
         })
         .await;
@@ -104,7 +108,7 @@ async fn photos_and_documents_become_local_paths_for_codex() {
     env.tg
         .send_document(
             &env.alice,
-            env.chat,
+            chat,
             Some(thread),
             "a.txt",
             "text/plain",
@@ -115,7 +119,7 @@ async fn photos_and_documents_become_local_paths_for_codex() {
     env.tg
         .send_document(
             &env.alice,
-            env.chat,
+            chat,
             Some(thread),
             "b.txt",
             "text/plain",
@@ -124,19 +128,49 @@ async fn photos_and_documents_become_local_paths_for_codex() {
         )
         .unwrap();
     let answer = env
-        .message(thread, "burst answer", |m| m.text().starts_with("both"))
+        .message_in(chat, thread, "burst answer", |m| {
+            m.text().starts_with("both")
+        })
         .await;
     let paths = attached_paths(answer.text());
     assert_eq!(paths.len(), 2, "{}", answer.text());
     assert_eq!(std::fs::read(&paths[0]).unwrap(), b"first file");
     assert_eq!(std::fs::read(&paths[1]).unwrap(), b"second file");
 
+    // A file and then a text sent right after it reach Codex in that order.
+    env.tg
+        .send_document(
+            &env.alice,
+            chat,
+            Some(thread),
+            "notes.txt",
+            "text/plain",
+            b"notes".to_vec(),
+            Some("echo: file first"),
+        )
+        .unwrap();
+    env.say_in(chat, thread, "echo: text second");
+    let second = env
+        .message_in(chat, thread, "the text's answer", |m| {
+            m.text() == "text second"
+        })
+        .await;
+    let first = env
+        .message_in(chat, thread, "the file's answer", |m| {
+            m.text().starts_with("file first")
+        })
+        .await;
+    assert!(
+        first.message_id < second.message_id,
+        "the text overtook the file"
+    );
+
     // Past the configured cap (1 MB here): a clear refusal, nothing typed, no download.
     let downloads_before = env.tg.calls_to("getFile").len();
     env.tg
         .send_document(
             &env.alice,
-            env.chat,
+            chat,
             Some(thread),
             "big.bin",
             "application/octet-stream",
@@ -144,7 +178,7 @@ async fn photos_and_documents_become_local_paths_for_codex() {
             Some("echo: big"),
         )
         .unwrap();
-    env.message(thread, "too large", |m| {
+    env.message_in(chat, thread, "too large", |m| {
         m.text()
             .contains("“big.bin” is too large (1.4 MB; the limit is 1.0 MB)")
     })
@@ -154,16 +188,16 @@ async fn photos_and_documents_become_local_paths_for_codex() {
     // Media to an unbound topic is ignored without download.
     let unbound = env
         .tg
-        .create_topic(&env.alice, env.chat, "unbound")
+        .create_topic(&env.alice, chat, "unbound")
         .unwrap()
         .thread_id
         .unwrap();
     env.tg
-        .send_photo(&env.alice, env.chat, Some(unbound), png.clone(), None)
+        .send_photo(&env.alice, chat, Some(unbound), png.clone(), None)
         .unwrap();
     // A text after it proves the photo was handled (the topic's updates run in order).
-    env.say(unbound, "hello");
-    env.message(unbound, "folder browser", |m| {
+    env.say_in(chat, unbound, "hello");
+    env.message_in(chat, unbound, "folder browser", |m| {
         m.text().contains("Choose a folder")
     })
     .await;
@@ -557,31 +591,45 @@ async fn operator_cli_sends_types_reports_and_the_audit_records_every_call() {
         .filter(|m| m != "getupdates")
         .collect();
     assert!(new_calls.is_empty(), "{new_calls:?}");
-    // agent-node send from inside the first topic's window (as Codex would run it): the pane
-    // picks the topic even though two are bound.
+    // agent-node send from inside the first topic's window (as Codex would run it): the
+    // window's session (in its environment) picks the topic even though two are bound.
     let first_session = status["bindings"][0]["session_id"]
         .as_str()
         .unwrap()
         .to_owned();
+    // The window's own environment says which session and node it belongs to.
     let panes = env
         .tmux
         .tmux(&[
             "list-panes",
             "-a",
             "-F",
-            "#{pane_id} #{@codex-fleet-session}",
+            "#{pane_pid} #{@codex-fleet-session}",
         ])
         .unwrap();
-    let pane = panes
+    let pid = panes
         .lines()
         .find_map(|l| l.strip_suffix(&format!(" {first_session}")))
         .unwrap_or_else(|| panic!("no pane of {first_session} in {panes}"))
         .to_owned();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let window_env: Vec<(String, String)> = environ
+        .split(|b| *b == 0)
+        .filter_map(|kv| {
+            let kv = String::from_utf8_lossy(kv);
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_owned(), v.to_owned()))
+        })
+        .filter(|(k, _)| k == "CODEX_FLEET_SESSION" || k == "AGENT_NODE_STATE_DIR")
+        .collect();
+    assert_eq!(window_env.len(), 2, "{window_env:?}");
+    assert!(!String::from_utf8_lossy(&environ).contains(&env.opts.token));
     let out = std::process::Command::new(e2e::node_proc::workspace_bin("agent-node").unwrap())
-        .args(["send", "--state-dir"])
-        .arg(Path::new(&env.opts.state_dir).join("node"))
+        .arg("send")
         .arg("from the window")
-        .env("TMUX_PANE", &pane)
+        .env_remove("AGENT_NODE_STATE_DIR")
+        .env_remove("CODEX_FLEET_SESSION")
+        .envs(window_env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
     assert!(
