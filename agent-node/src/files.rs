@@ -89,6 +89,25 @@ impl Node {
     }
 }
 
+/// Removes what interrupted uploads left behind (`.<upload>.part` files) under `inbox`.
+pub fn sweep_partial_uploads(inbox: &Path) {
+    let Ok(sessions) = std::fs::read_dir(inbox) else {
+        return;
+    };
+    for session in sessions.flatten() {
+        let Ok(files) = std::fs::read_dir(session.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let name = f.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(".part") {
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+    }
+}
+
 /// Whether `bytes` start like a PNG, JPEG, GIF or WebP image.
 pub fn is_image(bytes: &[u8]) -> bool {
     bytes.starts_with(b"\x89PNG\r\n\x1a\n")

@@ -119,6 +119,7 @@ impl Node {
             cfg,
         });
         let node = Self { inner };
+        crate::files::sweep_partial_uploads(&node.inner.cfg.state_dir.join("inbox"));
         node.adopt().await?;
         node.spawn_registry_flusher();
         crate::bind::start_watching(&node)?;

@@ -430,6 +430,9 @@ const DRAFT_EVERY: Duration = Duration::from_secs(1);
 /// Network failures are retried this many times (the Bot API has no idempotency key, so a
 /// retried send may rarely arrive twice; losing a final answer would be worse).
 const NETWORK_RETRIES: u32 = 5;
+/// Media uploads are retried once: a timed-out upload of many megabytes has likely arrived, and
+/// each retry holds the chat's queue (final answers included) for as long as the upload takes.
+const MEDIA_NETWORK_RETRIES: u32 = 1;
 
 /// Locks, carrying on past a panic in another holder (the data stays consistent: every
 /// critical section is a few queue operations).
@@ -688,7 +691,7 @@ async fn execute(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) 
             let result = attempt(
                 shared,
                 chat_id,
-                NETWORK_RETRIES,
+                MEDIA_NETWORK_RETRIES,
                 || None,
                 move |html| {
                     let caption = if html {
