@@ -13,6 +13,18 @@ const CHUNK: usize = 512 * 1024;
 /// Time allowed per chunk.
 const CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A node from before file transfers reads the request as empty; say what to do instead.
+fn too_old(err: CallError) -> CallError {
+    match err {
+        CallError::Failed { code, message } if message == "empty request" => CallError::Failed {
+            code,
+            message: "the agent-node on that machine is too old for file transfers; update it"
+                .into(),
+        },
+        other => other,
+    }
+}
+
 /// Stores `bytes` as an attachment of session `session_id` on `node`; returns its path there.
 pub async fn put_file(
     node: &NodeConn,
@@ -44,7 +56,7 @@ pub async fn put_file(
             total_size: total,
             finish: i == last,
         });
-        match node.call(op, CHUNK_TIMEOUT).await? {
+        match node.call(op, CHUNK_TIMEOUT).await.map_err(too_old)? {
             R::Stored(s) => return Ok(s.path),
             R::Done(_) if i != last => {}
             other => {
@@ -74,7 +86,7 @@ pub async fn read_file(
             offset: out.len() as u64,
             max_bytes: CHUNK as u32,
         });
-        let chunk = match node.call(op, CHUNK_TIMEOUT).await? {
+        let chunk = match node.call(op, CHUNK_TIMEOUT).await.map_err(too_old)? {
             R::Chunk(c) => c,
             other => {
                 return Err(CallError::Failed {
