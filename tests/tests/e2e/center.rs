@@ -189,7 +189,7 @@ impl CenterEnv {
         thread
     }
 
-    fn press_in(&self, chat: i64, m: &BotMessage, label: &str) {
+    pub(crate) fn press_in(&self, chat: i64, m: &BotMessage, label: &str) {
         let button = m
             .buttons()
             .into_iter()

@@ -202,6 +202,23 @@ async fn photos_and_documents_become_local_paths_for_codex() {
     })
     .await;
     assert_eq!(env.tg.calls_to("getFile").len(), downloads_before);
+
+    // /history pages through the conversation with times, editing its one message in place.
+    env.say_in(chat, thread, "/history");
+    let page = env
+        .message_in(chat, thread, "history", |m| {
+            m.text().starts_with("History (1–5 of")
+        })
+        .await;
+    assert!(page.text().contains(" UTC"), "{}", page.text());
+    assert!(page.text().contains("text second"), "{}", page.text());
+    env.press_in(chat, &page, "Older ▶");
+    let older = env
+        .message_in(chat, thread, "older page", |m| {
+            m.message_id == page.message_id && m.text().starts_with("History (6–")
+        })
+        .await;
+    assert!(older.text().contains("echo: both"), "{}", older.text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
