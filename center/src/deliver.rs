@@ -69,6 +69,8 @@ struct SessionDelivery {
     prompt: Option<(String, Vec<(Surface, i32)>)>,
     /// The draft id of the running turn (its start's sequence).
     turn_draft: Option<u64>,
+    /// Images already sent in this turn (a viewed image the answer names again is not resent).
+    turn_images: std::collections::HashSet<String>,
 }
 
 impl SessionDelivery {
@@ -85,6 +87,7 @@ impl SessionDelivery {
             last_assistant: None,
             prompt: None,
             turn_draft: None,
+            turn_images: std::collections::HashSet::new(),
         }
     }
 
@@ -140,6 +143,7 @@ impl SessionDelivery {
         match kind {
             Kind::TurnStarted(_) => {
                 self.turn_draft = Some(e.seq);
+                self.turn_images.clear();
                 self.turn_seen = true;
                 self.final_sent = false;
                 self.last_assistant = None;
@@ -148,6 +152,15 @@ impl SessionDelivery {
                 self.final_sent = true;
                 self.last_assistant = Some(m.text.clone());
                 self.markdown(s, &m.text, Class::Final).await;
+                // Images the answer names (what Codex generated or edited) follow as photos.
+                for path in image_paths(&m.text, &b.cwd) {
+                    if !self.turn_images.insert(path.clone()) {
+                        continue;
+                    }
+                    let node = self.node.clone();
+                    let app = self.app.clone();
+                    tokio::spawn(async move { photo_from_node(&app, &node, s, &path).await });
+                }
             }
             Kind::AssistantMessage(m) => {
                 self.last_assistant = Some(m.text.clone());
@@ -210,6 +223,7 @@ impl SessionDelivery {
                     } else {
                         format!("{}/{path}", b.cwd.trim_end_matches('/'))
                     };
+                    self.turn_images.insert(path.clone());
                     let node = self.node.clone();
                     let app = self.app.clone();
                     tokio::spawn(async move { photo_from_node(&app, &node, s, &path).await });
@@ -550,5 +564,68 @@ async fn photo_from_node(app: &Arc<App>, node_name: &str, s: Surface, path: &str
             }
             Err(_) => return,
         }
+    }
+}
+
+/// At most this many images named in one answer are sent.
+const MAX_ANSWER_IMAGES: usize = 5;
+
+/// Image files an answer names (`![..](out.png)`, `` `chart.png` ``, `/tmp/plot.jpg`), as absolute
+/// paths (relative ones against the session's folder), without duplicates. Whether each exists
+/// and really is an image is checked when it is read.
+pub(crate) fn image_paths(text: &str, cwd: &str) -> Vec<String> {
+    const EXTS: [&str; 5] = [".png", ".jpg", ".jpeg", ".gif", ".webp"];
+    let mut out: Vec<String> = Vec::new();
+    let tokens = text.split(|c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                '`' | '(' | ')' | '[' | ']' | '<' | '>' | '"' | '\'' | '*'
+            )
+    });
+    for token in tokens {
+        let token = token.trim_end_matches(['.', ',', ';', ':', '!', '?']);
+        let lower = token.to_ascii_lowercase();
+        if token.len() < 5
+            || token.contains("://")
+            || !EXTS.iter().any(|e| lower.ends_with(e))
+            || token.split('/').any(|part| part == "..")
+        {
+            continue;
+        }
+        let path = if token.starts_with('/') {
+            token.to_owned()
+        } else {
+            format!(
+                "{}/{}",
+                cwd.trim_end_matches('/'),
+                token.trim_start_matches("./")
+            )
+        };
+        if !out.contains(&path) {
+            out.push(path);
+        }
+        if out.len() == MAX_ANSWER_IMAGES {
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_paths;
+
+    #[test]
+    fn answers_name_images_in_many_ways() {
+        let text = "Saved `chart.png` and ![plot](./out/plot.JPG); see /tmp/a.webp, \
+                    https://x.io/y.png, ../secret.png and chart.png again.";
+        assert_eq!(
+            image_paths(text, "/work/p/"),
+            ["/work/p/chart.png", "/work/p/out/plot.JPG", "/tmp/a.webp"]
+        );
+        assert!(image_paths("no images here.", "/w").is_empty());
+        let many: String = (0..9).map(|i| format!("f{i}.png ")).collect();
+        assert_eq!(image_paths(&many, "/w").len(), 5);
     }
 }

@@ -463,6 +463,31 @@ async fn images_codex_views_arrive_as_photos() {
         "{:?}",
         photo.caption()
     );
+
+    // An image the answer names (as after generating one) follows the answer as a photo; a
+    // non-image with an image's name does not.
+    let chart = sample_png(90, 60, [200, 50, 50]);
+    std::fs::write(env.project.join("chart.png"), &chart).unwrap();
+    std::fs::write(env.project.join("fake.png"), b"not an image at all").unwrap();
+    env.say(thread, "echo: Drew it: `chart.png`, and `fake.png`.");
+    env.message(thread, "the answer", |m| m.text().starts_with("Drew it"))
+        .await;
+    let photo = env
+        .message(thread, "the named image", |m| {
+            m.media
+                .as_ref()
+                .is_some_and(|media| media.bytes.as_ref() == chart.as_slice())
+        })
+        .await;
+    assert!(photo.caption().unwrap_or("").contains("chart.png"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let photos = env
+        .tg
+        .messages_in(env.chat, Some(thread))
+        .into_iter()
+        .filter(|m| m.media.is_some())
+        .count();
+    assert_eq!(photos, 2, "the fake image must not be sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
