@@ -259,6 +259,11 @@ async fn preview_frame(video: &[u8], scratch: &Path) -> Result<Vec<u8>, String> 
     let Some(ffmpeg) = ffmpeg() else {
         return Err("no preview frame: ffmpeg is not installed on the center".into());
     };
+    frame_with(&ffmpeg, video, scratch).await
+}
+
+/// Runs `ffmpeg` to take the first frame of `video` (in `scratch`, removed afterwards).
+async fn frame_with(ffmpeg: &Path, video: &[u8], scratch: &Path) -> Result<Vec<u8>, String> {
     std::fs::create_dir_all(scratch).map_err(|e| e.to_string())?;
     let input = scratch.join("video.bin");
     let output = scratch.join("frame.png");
@@ -477,6 +482,29 @@ mod tests {
             text,
             "look at these\n\nAttached files (saved on this machine):\n- /n/inbox/s/photo-4.jpg (photo, 2 KB)\n- /n/inbox/s/clip.mp4 (video, 3.0 MB); no preview frame: ffmpeg is not installed on the center"
         );
+    }
+
+    #[tokio::test]
+    async fn a_frame_is_taken_with_ffmpeg_and_its_failures_are_said() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // A stand-in with ffmpeg's command line: the output file is the last argument.
+        let fake = dir.path().join("ffmpeg");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\nfor a; do last=$a; done\nprintf 'PNGDATA' > \"$last\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let scratch = dir.path().join("scratch");
+        let frame = frame_with(&fake, b"video", &scratch).await.unwrap();
+        assert_eq!(frame, b"PNGDATA");
+        assert!(!scratch.exists(), "scratch files are removed");
+        let failing = dir.path().join("ffmpeg-fails");
+        std::fs::write(&failing, "#!/bin/sh\nexit 1\n").unwrap();
+        std::fs::set_permissions(&failing, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = frame_with(&failing, b"video", &scratch).await.unwrap_err();
+        assert!(err.starts_with("no preview frame: ffmpeg failed"), "{err}");
     }
 
     #[test]
