@@ -537,6 +537,8 @@ async fn operator_cli_sends_types_reports_and_the_audit_records_every_call() {
     let file = dir.path().join("chart.png");
     let png = sample_png(64, 48, [0, 200, 0]);
     std::fs::write(&file, &png).unwrap();
+    // The first upload meets flood control: it is retried after retry_after, and audited.
+    env.tg.force_retry_after_on("sendPhoto", 1, 1);
     let out = run_cli(
         &env,
         &["send", "--file", file.to_str().unwrap(), "the **chart**"],
@@ -599,7 +601,18 @@ async fn operator_cli_sends_types_reports_and_the_audit_records_every_call() {
     env.message(thread, "cli answer", |m| m.text() == "from the cli")
         .await;
 
-    // center status --json.
+    // center status, for people and as JSON.
+    let out = run_cli(&env, &["status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("local\tonline") && summary.contains("bindings:"),
+        "{summary}"
+    );
     let out = run_cli(&env, &["status", "--json"]);
     assert!(
         out.status.success(),
@@ -707,11 +720,23 @@ async fn operator_cli_sends_types_reports_and_the_audit_records_every_call() {
     made.sort();
     recorded.sort();
     assert_eq!(recorded, made);
+    assert!(
+        audit.iter().any(|l| l["method"] == "sendPhoto"
+            && l["outcome"] == "retry_after"
+            && l["retry_after_s"].as_f64() == Some(1.0)),
+        "no audited 429: {:?}",
+        audit
+            .iter()
+            .filter(|l| l["outcome"] != "ok")
+            .collect::<Vec<_>>()
+    );
     for line in &audit {
         let method = line["method"].as_str().unwrap();
         if method.starts_with("send") && method != "sendChatAction" {
             assert!(line["payload_sha256"].is_string(), "{line}");
-            assert!(line["message_id"].is_i64(), "{line}");
+            if line["outcome"] == "ok" {
+                assert!(line["message_id"].is_i64(), "{line}");
+            }
         }
     }
 }
