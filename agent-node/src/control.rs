@@ -12,11 +12,7 @@ use std::{
 
 use proto::v1::{self, node_msg};
 use serde::{Deserialize, Serialize};
-use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::{UnixListener, UnixStream},
-    sync::oneshot,
-};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::node::Node;
@@ -158,79 +154,30 @@ impl Node {
 
     /// Serves the control socket until `token` is cancelled.
     pub fn serve_control(&self, token: CancellationToken) -> std::io::Result<PathBuf> {
-        let path = self.inner.cfg.state_dir.join(SOCKET_NAME);
-        owner_only_dir(&self.inner.cfg.state_dir)?;
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path)?;
-        set_owner_only(&path)?;
         let node = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let conn = tokio::select! {
-                    () = token.cancelled() => return,
-                    conn = listener.accept() => conn,
-                };
-                let Ok((stream, _)) = conn else { continue };
+        shared::line_socket::serve(
+            &self.inner.cfg.state_dir,
+            SOCKET_NAME,
+            token,
+            move |req: SendRequest| {
                 let node = node.clone();
-                tokio::spawn(async move {
-                    if let Err(err) = node.answer_control(stream).await {
-                        tracing::debug!(error = %err, "control connection failed");
-                    }
-                });
-            }
-        });
-        Ok(path)
-    }
-
-    async fn answer_control(&self, stream: UnixStream) -> std::io::Result<()> {
-        let (read, mut write) = stream.into_split();
-        let mut line = String::new();
-        BufReader::new(read.take(1 << 20))
-            .read_line(&mut line)
-            .await?;
-        let answer = match serde_json::from_str::<SendRequest>(&line) {
-            Ok(req) => self.relay(req).await,
-            Err(e) => SendAnswer {
-                ok: false,
-                message: format!("bad request: {e}"),
+                async move { node.relay(req).await }
             },
-        };
-        let mut out = serde_json::to_vec(&answer).unwrap_or_default();
-        out.push(b'\n');
-        write.write_all(&out).await
+            |message| SendAnswer { ok: false, message },
+        )
     }
-}
-
-/// Makes `dir` (which holds the socket, keys and attachments) private to this user, so the
-/// socket is never reachable by others, not even between `bind` and `chmod`.
-pub fn owner_only_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-}
-
-fn set_owner_only(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
 /// The CLI side: sends `req` to the daemon whose state directory is `state_dir`.
 pub async fn request(state_dir: &Path, req: &SendRequest) -> Result<SendAnswer, String> {
     let path = state_dir.join(SOCKET_NAME);
-    let stream = UnixStream::connect(&path).await.map_err(|e| {
-        format!(
-            "cannot reach the agent-node daemon at {}: {e} (is `agent-node serve` running with this state directory?)",
-            path.display()
-        )
-    })?;
-    let (read, mut write) = stream.into_split();
-    let mut line = serde_json::to_vec(req).map_err(|e| e.to_string())?;
-    line.push(b'\n');
-    write.write_all(&line).await.map_err(|e| e.to_string())?;
-    let mut answer = String::new();
-    BufReader::new(read)
-        .read_line(&mut answer)
+    shared::line_socket::request(&path, req)
         .await
-        .map_err(|e| e.to_string())?;
-    serde_json::from_str(&answer).map_err(|e| format!("bad answer from the daemon: {e}"))
+        .map_err(|e| match e {
+            shared::line_socket::LineError::Unreachable { source, .. } => format!(
+                "cannot reach the agent-node daemon at {}: {source} (is `agent-node serve` running with this state directory?)",
+                path.display()
+            ),
+            other => other.to_string(),
+        })
 }

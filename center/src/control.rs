@@ -4,10 +4,6 @@
 
 use std::{path::Path, sync::Arc};
 
-use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::{UnixListener, UnixStream},
-};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -20,69 +16,34 @@ pub const SOCKET_NAME: &str = "control.sock";
 
 /// Serves the control socket until `token` is cancelled.
 pub fn serve(app: Arc<App>, token: CancellationToken) -> std::io::Result<()> {
-    let path = app.cfg.state_dir.join(SOCKET_NAME);
-    agent_node::control::owner_only_dir(&app.cfg.state_dir)?;
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path)?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    tokio::spawn(async move {
-        loop {
-            let conn = tokio::select! {
-                () = token.cancelled() => break,
-                conn = listener.accept() => conn,
-            };
-            let Ok((stream, _)) = conn else { continue };
+    let dir = app.cfg.state_dir.clone();
+    shared::line_socket::serve(
+        &dir,
+        SOCKET_NAME,
+        token,
+        move |req: ControlRequest| {
             let app = app.clone();
-            tokio::spawn(async move {
-                if let Err(err) = answer(app, stream).await {
-                    tracing::debug!(error = %err, "control connection failed");
-                }
-            });
-        }
-        let _ = std::fs::remove_file(&path);
-    });
-    Ok(())
-}
-
-async fn answer(app: Arc<App>, stream: UnixStream) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut line = String::new();
-    BufReader::new(read.take(1 << 20))
-        .read_line(&mut line)
-        .await?;
-    let answer = match serde_json::from_str::<ControlRequest>(&line) {
-        Ok(req) => app.control(req).await,
-        Err(e) => ControlAnswer {
+            async move { app.control(req).await }
+        },
+        |message| ControlAnswer {
             ok: false,
-            message: format!("bad request: {e}"),
+            message,
             status: None,
         },
-    };
-    let mut out = serde_json::to_vec(&answer).unwrap_or_default();
-    out.push(b'\n');
-    write.write_all(&out).await
+    )?;
+    Ok(())
 }
 
 /// The CLI side: sends `req` to the center whose state directory is `state_dir`.
 pub async fn request(state_dir: &Path, req: &ControlRequest) -> Result<ControlAnswer, String> {
     let path = state_dir.join(SOCKET_NAME);
-    let stream = UnixStream::connect(&path).await.map_err(|e| {
-        format!(
-            "cannot reach the running center at {}: {e} (is `center` running with this state directory?)",
-            path.display()
-        )
-    })?;
-    let (read, mut write) = stream.into_split();
-    let mut line = serde_json::to_vec(req).map_err(|e| e.to_string())?;
-    line.push(b'\n');
-    write.write_all(&line).await.map_err(|e| e.to_string())?;
-    let mut answer = String::new();
-    BufReader::new(read)
-        .read_line(&mut answer)
+    shared::line_socket::request(&path, req)
         .await
-        .map_err(|e| e.to_string())?;
-    serde_json::from_str(&answer).map_err(|e| format!("bad answer from the center: {e}"))
+        .map_err(|e| match e {
+            shared::line_socket::LineError::Unreachable { source, .. } => format!(
+                "cannot reach the running center at {}: {source} (is `center` running with this state directory?)",
+                path.display()
+            ),
+            other => other.to_string(),
+        })
 }

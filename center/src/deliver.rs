@@ -283,14 +283,7 @@ impl SessionDelivery {
 
     /// Sends Markdown as HTML parts and waits until Telegram accepted all of them.
     async fn markdown(&self, s: Surface, md: &str, class: Class) {
-        let html = render::markdown_to_html(md, MESSAGE_LIMIT);
-        let plain = render::plain_parts(md, MESSAGE_LIMIT);
-        let parts: Vec<(String, String)> = html
-            .into_iter()
-            .enumerate()
-            .map(|(i, h)| (h, plain.get(i).cloned().unwrap_or_default()))
-            .collect();
-        self.send_parts(s, parts, class).await;
+        self.send_parts(s, markdown_parts(md), class).await;
     }
 
     async fn text(&self, s: Surface, text: &str) {
@@ -303,26 +296,7 @@ impl SessionDelivery {
     }
 
     async fn send_parts(&self, s: Surface, parts: Vec<(String, String)>, class: Class) {
-        let waits: Vec<_> = parts
-            .into_iter()
-            .filter(|(h, _)| !h.trim().is_empty())
-            .map(|(html, plain)| {
-                let plain = if plain.trim().is_empty() {
-                    html.clone()
-                } else {
-                    plain
-                };
-                self.app.outbox.send(Send {
-                    surface: s,
-                    html,
-                    plain,
-                    keyboard: None,
-                    reply_to: None,
-                    class,
-                })
-            })
-            .collect();
-        for w in waits {
+        for w in queue_parts(&self.app.outbox, s, parts, class) {
             match w.await {
                 Ok(Ok(_)) => {}
                 Ok(Err(TgError::ThreadNotFound)) => {
@@ -339,11 +313,6 @@ impl SessionDelivery {
 
     async fn status_line(&self, s: Surface, line: String) {
         let line: String = line.chars().take(STATUS_LINE_CHARS).collect();
-        if let Ok(Some((_, body))) = self.app.store.status(s) {
-            self.draft(s, &format!("{body}\n{line}"));
-        } else {
-            self.draft(s, &line);
-        }
         let store = &self.app.store;
         match store.status(s) {
             Ok(Some((id, body))) => {
@@ -351,10 +320,12 @@ impl SessionDelivery {
                 lines.push(&line);
                 let keep = lines.len().saturating_sub(STATUS_LINES);
                 let body = lines[keep..].join("\n");
+                self.draft(s, &body);
                 let _ = store.set_status(s, id, &body);
                 edit_status(&self.app, s.chat_id, id, body);
             }
             Ok(None) => {
+                self.draft(s, &line);
                 let sent = self
                     .app
                     .outbox
@@ -475,6 +446,44 @@ impl SessionDelivery {
             }
         }
     }
+}
+
+/// Markdown as (HTML, plain fallback) message parts within Telegram's length limit.
+pub(crate) fn markdown_parts(md: &str) -> Vec<(String, String)> {
+    let html = render::markdown_to_html(md, MESSAGE_LIMIT);
+    let plain = render::plain_parts(md, MESSAGE_LIMIT);
+    html.into_iter()
+        .enumerate()
+        .map(|(i, h)| (h, plain.get(i).cloned().unwrap_or_default()))
+        .collect()
+}
+
+/// Queues the non-empty parts as messages, in order; each receiver says what Telegram did.
+pub(crate) fn queue_parts(
+    outbox: &crate::telegram::outbox::Outbox,
+    s: Surface,
+    parts: Vec<(String, String)>,
+    class: Class,
+) -> Vec<tokio::sync::oneshot::Receiver<Result<i32, TgError>>> {
+    parts
+        .into_iter()
+        .filter(|(h, _)| !h.trim().is_empty())
+        .map(|(html, plain)| {
+            let plain = if plain.trim().is_empty() {
+                html.clone()
+            } else {
+                plain
+            };
+            outbox.send(Send {
+                surface: s,
+                html,
+                plain,
+                keyboard: None,
+                reply_to: None,
+                class,
+            })
+        })
+        .collect()
 }
 
 /// Shows `body` (one line per step) in a status message; queued edits of it are coalesced.

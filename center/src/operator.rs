@@ -321,28 +321,14 @@ impl App {
             if text.trim().is_empty() {
                 return Err("nothing to send: give a text, a file or both".into());
             }
-            let html = crate::telegram::render::markdown_to_html(
-                text,
-                crate::telegram::render::MESSAGE_LIMIT,
-            );
-            let plain =
-                crate::telegram::render::plain_parts(text, crate::telegram::render::MESSAGE_LIMIT);
+            let parts = crate::deliver::markdown_parts(text);
             let mut ids = Vec::new();
-            for (i, h) in html.into_iter().enumerate() {
-                let sent = self
-                    .outbox
-                    .send(Send {
-                        surface,
-                        plain: plain.get(i).cloned().unwrap_or_else(|| h.clone()),
-                        html: h,
-                        keyboard: None,
-                        reply_to: None,
-                        class: Class::Message,
-                    })
+            for sent in crate::deliver::queue_parts(&self.outbox, surface, parts, Class::Message) {
+                let id = sent
                     .await
                     .map_err(|_| "the center is stopping".to_owned())?
                     .map_err(refused)?;
-                ids.push(sent.to_string());
+                ids.push(id.to_string());
             }
             return Ok(format!("sent (message {})", ids.join(", ")));
         };

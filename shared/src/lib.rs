@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod line_socket;
 pub mod pki;
 pub mod shutdown;
 pub mod systemd;

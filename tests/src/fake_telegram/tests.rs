@@ -6,15 +6,16 @@ use serde_json::{Value, json};
 
 use super::*;
 
-const TOKEN: &str = "123456:TEST-token_abc";
+pub(super) const TOKEN: &str = "123456:TEST-token_abc";
 
-struct Api {
-    fake: FakeTelegram,
-    http: reqwest::Client,
+/// A Bot API client on a fresh fake (shared with the media tests).
+pub(super) struct Api {
+    pub(super) fake: FakeTelegram,
+    pub(super) http: reqwest::Client,
 }
 
 impl Api {
-    async fn start() -> Self {
+    pub(super) async fn start() -> Self {
         Self {
             fake: FakeTelegram::start(TOKEN).await.unwrap(),
             http: reqwest::Client::new(),
@@ -22,13 +23,13 @@ impl Api {
     }
 
     /// POSTs a JSON body; returns the HTTP status and the response body.
-    async fn call(&self, method: &str, body: Value) -> (u16, Value) {
+    pub(super) async fn call(&self, method: &str, body: Value) -> (u16, Value) {
         let url = format!("{}/{method}", self.fake.bot_url());
         let resp = self.http.post(url).json(&body).send().await.unwrap();
         (resp.status().as_u16(), resp.json().await.unwrap())
     }
 
-    async fn ok(&self, method: &str, body: Value) -> Value {
+    pub(super) async fn ok(&self, method: &str, body: Value) -> Value {
         let (status, v) = self.call(method, body).await;
         assert_eq!(status, 200, "{method} failed: {v}");
         assert_eq!(v["ok"], true);
@@ -36,7 +37,7 @@ impl Api {
     }
 
     /// Calls a method that must fail; returns the description.
-    async fn err(&self, method: &str, body: Value) -> String {
+    pub(super) async fn err(&self, method: &str, body: Value) -> String {
         let (status, v) = self.call(method, body).await;
         assert_ne!(status, 200, "{method} unexpectedly succeeded: {v}");
         assert_eq!(v["ok"], false);

@@ -5,44 +5,14 @@ use serde_json::{Value, json};
 
 use super::*;
 
-const TOKEN: &str = "123456:TEST-token_abc";
+use super::tests::{Api, TOKEN};
 
-struct Api {
-    fake: FakeTelegram,
-    http: reqwest::Client,
-}
-
+/// Multipart uploads on top of the JSON calls of [`Api`].
 impl Api {
-    async fn start() -> Self {
-        Self {
-            fake: FakeTelegram::start(TOKEN).await.unwrap(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn call(&self, method: &str, body: Value) -> (u16, Value) {
-        let url = format!("{}/{method}", self.fake.bot_url());
-        let resp = self.http.post(url).json(&body).send().await.unwrap();
-        (resp.status().as_u16(), resp.json().await.unwrap())
-    }
-
     async fn upload(&self, method: &str, form: Form) -> (u16, Value) {
         let url = format!("{}/{method}", self.fake.bot_url());
         let resp = self.http.post(url).multipart(form).send().await.unwrap();
         (resp.status().as_u16(), resp.json().await.unwrap())
-    }
-
-    async fn ok(&self, method: &str, body: Value) -> Value {
-        let (status, v) = self.call(method, body).await;
-        assert_eq!(status, 200, "{method} failed: {v}");
-        v["result"].clone()
-    }
-
-    async fn err(&self, method: &str, body: Value) -> String {
-        let (status, v) = self.call(method, body).await;
-        assert_ne!(status, 200, "{method} unexpectedly succeeded: {v}");
-        assert_eq!(v["error_code"], status);
-        v["description"].as_str().unwrap().to_owned()
     }
 
     async fn upload_ok(&self, method: &str, form: Form) -> Value {
