@@ -1,6 +1,8 @@
 //! The center's core: who may talk to the bot, which topic is bound to which session, and what
 //! happens to each Telegram update. Updates of one topic are handled in order by that topic's
-//! own task; topics run concurrently.
+//! own task; topics run concurrently. Every accepted update is in the durable inbox
+//! ([`crate::inbox`]) until its work is done, and input is typed into Codex before its receipt
+//! is posted: typing never waits for Telegram.
 
 use std::{
     collections::HashMap,
@@ -15,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::{
     config::CenterConfig,
     flows::Menus,
+    inbox::UpdateLease,
     nodes::{CallError, NodeConn},
     store::{Binding, InputMode, Store, Surface},
     telegram::{
@@ -31,11 +34,13 @@ pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 /// Shared state of the running center.
 pub struct App {
     pub(crate) cfg: CenterConfig,
-    pub(crate) store: Store,
+    pub(crate) store: Arc<Store>,
     pub(crate) outbox: Outbox,
     pub(crate) nodes: Mutex<HashMap<String, Arc<NodeConn>>>,
     pub(crate) menus: Menus,
-    topics: Mutex<HashMap<Surface, mpsc::UnboundedSender<Update>>>,
+    topics: Mutex<HashMap<Surface, mpsc::UnboundedSender<(Update, UpdateLease)>>>,
+    /// The bot's username (getMe), once known: `/cmd@other_bot` is not for us.
+    username: std::sync::OnceLock<String>,
     /// One queue per topic: inputs (and held-input work) run one after another, in the order
     /// they were queued, so messages reach Codex in the order they were sent.
     input_queues: Mutex<HashMap<Surface, mpsc::UnboundedSender<InputJob>>>,
@@ -73,6 +78,12 @@ pub(crate) struct PendingInput {
     pub(crate) text: String,
     pub(crate) reply_to: i32,
     pub(crate) mode: InputMode,
+    /// The update(s) it came from stay unfinished in the inbox while this lives.
+    #[expect(
+        dead_code,
+        reason = "held for its Drop: the last one finishes the update"
+    )]
+    pub(crate) leases: Vec<UpdateLease>,
 }
 
 impl App {
@@ -86,8 +97,9 @@ impl App {
         Ok(Arc::new(Self {
             transcriber,
             cfg,
-            store,
+            store: Arc::new(store),
             outbox,
+            username: std::sync::OnceLock::new(),
             nodes: Mutex::new(HashMap::new()),
             menus: Menus::default(),
             topics: Mutex::new(HashMap::new()),
@@ -330,9 +342,14 @@ impl App {
         self.cfg.allowed_users.contains(&user_id)
     }
 
-    /// Takes one update from polling: drops it unless an allowed user sent it and it is new,
-    /// then queues it on its topic's task.
-    pub fn dispatch(self: &Arc<Self>, update: Update) {
+    /// Remembers the bot's username, so commands addressed to other bots are left alone.
+    pub fn set_username(&self, username: String) {
+        let _ = self.username.set(username);
+    }
+
+    /// The topic an update belongs to and whether an allowed user sent it; `None` for kinds of
+    /// update the center does not handle.
+    fn origin(&self, update: &Update) -> Option<(Surface, bool)> {
         let (user, surface) = match &update.kind {
             UpdateKind::Message(m) => (m.from.as_ref().map(|u| u.id.0), surface_of(m)),
             UpdateKind::CallbackQuery(q) => {
@@ -342,23 +359,29 @@ impl App {
                         chat_id: m.chat.id.0,
                         thread_id: 0,
                     },
-                    None => return,
+                    None => return None,
                 };
                 (Some(q.from.id.0), surface)
             }
-            _ => return,
+            _ => return None,
         };
+        Some((surface, user.is_some_and(|u| self.allowed(u))))
+    }
+
+    /// Takes one update from polling: drops it unless an allowed user sent it and it is new,
+    /// writes it to the inbox, then queues it on its topic's task.
+    pub fn dispatch(self: &Arc<Self>, update: Update) {
         // Strangers get nothing: no reply, no typing, no state.
-        if !user.is_some_and(|u| self.allowed(u)) {
+        let Some((surface, true)) = self.origin(&update) else {
             tracing::debug!(
                 update.id = update.id.0,
-                "update from a user not allowed; ignored"
+                "update not for the center; ignored"
             );
             return;
-        }
-        match self.store.mark_update(i64::from(update.id.0)) {
-            Ok(true) => {}
-            Ok(false) => {
+        };
+        let lease = match crate::inbox::accept(&self.store, &update) {
+            Ok(Some(lease)) => lease,
+            Ok(None) => {
                 tracing::debug!(update.id = update.id.0, "duplicate update ignored");
                 return;
             }
@@ -366,14 +389,56 @@ impl App {
                 tracing::error!(error = %err, "cannot record the update; ignoring it");
                 return;
             }
+        };
+        self.route(surface, update, lease);
+    }
+
+    /// Handles again, in order, the updates a stopped process left unfinished (see
+    /// [`crate::inbox`]). Runs before polling starts.
+    pub fn replay_inbox(self: &Arc<Self>) {
+        let unfinished = match crate::inbox::unfinished(&self.store) {
+            Ok(u) => u,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read the inbox; unfinished updates are not replayed");
+                return;
+            }
+        };
+        for (update, lease) in unfinished {
+            match self.origin(&update) {
+                Some((surface, true)) => {
+                    tracing::info!(update.id = update.id.0, "replaying an unfinished update");
+                    self.route(surface, update, lease);
+                }
+                // The user is no longer allowed: finished without effect.
+                _ => drop(lease),
+            }
         }
+    }
+
+    /// Queues an accepted update on its topic's task, starting one if there is none or the old
+    /// one ended (a panic there must not silence the topic).
+    fn route(self: &Arc<Self>, surface: Surface, update: Update, lease: UpdateLease) {
         let mut topics = self.topics.lock().expect("topics lock");
-        let tx = topics.entry(surface).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel::<Update>();
-            tokio::spawn(self.clone().topic_loop(surface, rx));
-            tx
-        });
-        let _ = tx.send(update);
+        let mut item = (update, lease);
+        for _ in 0..2 {
+            let tx = topics.entry(surface).or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(self.clone().topic_loop(surface, rx));
+                tx
+            });
+            match tx.send(item) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(back)) => {
+                    tracing::error!(
+                        chat.id = surface.chat_id,
+                        thread.id = surface.thread_id,
+                        "a topic's task had ended; starting it again"
+                    );
+                    topics.remove(&surface);
+                    item = back;
+                }
+            }
+        }
     }
 
     /// Handles a topic's updates in order. Attachments are gathered while they keep coming
@@ -382,9 +447,9 @@ impl App {
     async fn topic_loop(
         self: Arc<Self>,
         surface: Surface,
-        mut rx: mpsc::UnboundedReceiver<Update>,
+        mut rx: mpsc::UnboundedReceiver<(Update, UpdateLease)>,
     ) {
-        let mut batch: Vec<crate::media::Attachment> = Vec::new();
+        let mut batch: Vec<(crate::media::Attachment, UpdateLease)> = Vec::new();
         loop {
             let next = if batch.is_empty() {
                 rx.recv().await
@@ -397,15 +462,15 @@ impl App {
                     }
                 }
             };
-            let Some(update) = next else { break };
+            let Some((update, lease)) = next else { break };
             if let Some(a) = self.attachment_in(surface, &update) {
-                batch.push(a);
+                batch.push((a, lease));
                 continue;
             }
             if !batch.is_empty() {
                 self.take_attachments(surface, std::mem::take(&mut batch));
             }
-            self.handle(surface, update).await;
+            self.handle(surface, update, lease).await;
         }
         if !batch.is_empty() {
             self.take_attachments(surface, batch);
@@ -422,9 +487,11 @@ impl App {
         Some(a)
     }
 
-    async fn handle(self: &Arc<Self>, surface: Surface, update: Update) {
+    /// Handles one update; `lease` keeps it unfinished in the inbox until the work it started
+    /// is done (it is dropped here unless an input or a menu takes it along).
+    async fn handle(self: &Arc<Self>, surface: Surface, update: Update, lease: UpdateLease) {
         match update.kind {
-            UpdateKind::Message(m) => self.on_message(surface, &m).await,
+            UpdateKind::Message(m) => self.on_message(surface, &m, lease).await,
             UpdateKind::CallbackQuery(q) => {
                 let data = q.data.clone().unwrap_or_default();
                 let message_id = match &q.message {
@@ -442,7 +509,7 @@ impl App {
         }
     }
 
-    async fn on_message(self: &Arc<Self>, surface: Surface, m: &Message) {
+    async fn on_message(self: &Arc<Self>, surface: Surface, m: &Message, lease: UpdateLease) {
         if m.forum_topic_closed().is_some() {
             self.on_topic_gone(surface, "the topic was closed").await;
             return;
@@ -453,7 +520,7 @@ impl App {
                 return;
             }
             if let Some(voice) = m.voice() {
-                self.take_voice(surface, m.id.0, voice.clone());
+                self.take_voice(surface, m.id.0, voice.clone(), lease);
             } else if crate::media::unsupported_media(m) {
                 self.notice(
                     surface,
@@ -463,29 +530,50 @@ impl App {
             }
             return;
         };
-        if let Some(rest) = text.strip_prefix('/') {
-            let (cmd, args) = split_command(rest);
-            if self.command(surface, &cmd, args, m.id.0).await {
+        let mut text = text.to_owned();
+        if text.starts_with('/') {
+            let Some(command) = own_command(&text, self.username.get().map(String::as_str)) else {
+                tracing::debug!("a command for another bot; ignored");
+                return;
+            };
+            let (cmd, args) = split_command(&command[1..]);
+            if self
+                .command(surface, &cmd, args, m.id.0, lease.clone())
+                .await
+            {
                 return;
             }
+            // Forwarded to Codex without our bot's name (Codex would not know `/new@bot`).
+            text = command;
         }
-        let mode = self.binding(surface).map_or(InputMode::Steer, |b| b.mode);
-        self.input_or_bind(
-            surface,
-            PendingInput {
-                text: text.to_owned(),
-                reply_to: m.id.0,
-                mode,
-            },
-        )
-        .await;
+        let mode = match self.store.binding(surface) {
+            Ok(b) => b.map_or(InputMode::Steer, |b| b.mode),
+            Err(_) => InputMode::Steer,
+        };
+        let input = PendingInput {
+            text,
+            reply_to: m.id.0,
+            mode,
+            leases: vec![lease],
+        };
+        self.input_or_bind(surface, input).await;
     }
 
     /// Sends text to the topic's session, or starts binding the topic with the text pending.
     pub(crate) async fn input_or_bind(self: &Arc<Self>, surface: Surface, input: PendingInput) {
-        match self.binding(surface) {
-            Some(binding) => drop(self.send_input(binding, input)),
-            None => self.start_bind(surface, Some(input)).await,
+        match self.store.binding(surface) {
+            Ok(Some(binding)) => drop(self.send_input(binding, input)),
+            Ok(None) => self.start_bind(surface, Some(input)).await,
+            Err(err) => {
+                // Never "not bound" on a database error: that would open a bind menu in a
+                // bound topic.
+                tracing::error!(error = %err, "reading a binding failed");
+                self.notice(
+                    surface,
+                    "✗ Not delivered: the center cannot read its state right now; try again.",
+                    Some(input.reply_to),
+                );
+            }
         }
     }
 
@@ -534,20 +622,29 @@ impl App {
         rx
     }
 
-    /// Types one input now (on the topic's input queue); returns the receipt's text.
+    /// Types one input now (on the topic's input queue); returns the receipt's text. Typing
+    /// comes first: the receipt ("Sending to Codex…") is queued at once and finished when the
+    /// outbox can, so a chat waiting out its Telegram budget never delays Codex.
     pub(crate) async fn deliver_input(
         self: &Arc<Self>,
         binding: &Binding,
         input: &PendingInput,
     ) -> String {
         let surface = binding.surface;
-        let receipt = self.receipt(surface, input.reply_to).await;
-        if !self
-            .store
-            .held_inputs(surface)
-            .unwrap_or_default()
-            .is_empty()
-        {
+        let receipt = self.receipt(surface, input.reply_to);
+        let held = match self.store.held_inputs(surface) {
+            Ok(held) => held,
+            Err(err) => {
+                tracing::error!(error = %err, "reading held inputs failed");
+                let text =
+                    "✗ Not delivered: the center cannot read its state right now; try again.";
+                self.finish_receipt_later(surface, receipt, text.to_owned(), false);
+                return text.to_owned();
+            }
+        };
+        if !held.is_empty() {
+            // Nothing is typed while earlier inputs wait; holding is about the receipt anyway.
+            let receipt = receipt.await.ok().and_then(Result::ok);
             return self.hold(binding, input, receipt).await;
         }
         let result = self.type_input(binding, &input.text, input.mode).await;
@@ -556,25 +653,45 @@ impl App {
             ..
         }) = result
         {
+            let receipt = receipt.await.ok().and_then(Result::ok);
             return self.hold(binding, input, receipt).await;
         }
-        self.finish_receipt(surface, receipt, &result)
+        let (text, delivered) = receipt_text(&result);
+        self.finish_receipt_later(surface, receipt, text.clone(), delivered);
+        text
     }
 
-    /// Posts "Sending to Codex…" under the user's message; its id, once Telegram accepted it.
-    pub(crate) async fn receipt(&self, surface: Surface, reply_to: i32) -> Option<i32> {
-        self.outbox
-            .send(Send {
-                surface,
-                html: "⏳ Sending to Codex…".into(),
-                plain: "⏳ Sending to Codex…".into(),
-                keyboard: None,
-                reply_to: Some(reply_to),
-                class: Class::Message,
-            })
-            .await
-            .ok()
-            .and_then(Result::ok)
+    /// Queues "Sending to Codex…" under the user's message; the receiver gets its id once
+    /// Telegram accepted it.
+    pub(crate) fn receipt(
+        &self,
+        surface: Surface,
+        reply_to: i32,
+    ) -> tokio::sync::oneshot::Receiver<Result<i32, crate::telegram::api::TgError>> {
+        self.outbox.send(Send {
+            surface,
+            html: "⏳ Sending to Codex…".into(),
+            plain: "⏳ Sending to Codex…".into(),
+            keyboard: None,
+            reply_to: Some(reply_to),
+            class: Class::Message,
+        })
+    }
+
+    /// Edits the receipt to the outcome once Telegram has accepted it, off the input queue.
+    fn finish_receipt_later(
+        self: &Arc<Self>,
+        surface: Surface,
+        receipt: tokio::sync::oneshot::Receiver<Result<i32, crate::telegram::api::TgError>>,
+        text: String,
+        delivered: bool,
+    ) {
+        let app = self.clone();
+        tokio::spawn(async move {
+            if let Ok(Ok(id)) = receipt.await {
+                app.finish_receipt(surface, id, &text, delivered);
+            }
+        });
     }
 
     /// Types `text` into the binding's session (the caller holds the topic's input lock).
@@ -606,35 +723,21 @@ impl App {
     pub(crate) fn finish_receipt(
         &self,
         surface: Surface,
-        receipt: Option<i32>,
-        result: &Result<R, CallError>,
-    ) -> String {
-        let (text, delivered) = match result {
-            Ok(R::Input(r)) if r.outcome() == v1::InputOutcome::Confirmed => {
-                ("✓ Delivered".to_owned(), true)
-            }
-            Ok(R::Input(_)) => ("✓ Sent (Codex has not confirmed it yet)".to_owned(), true),
-            Ok(other) => (
-                format!("✗ Not delivered: unexpected reply {other:?}"),
-                false,
-            ),
-            Err(err) => (format!("✗ Not delivered: {err}"), false),
-        };
-        let Some(receipt) = receipt else {
-            return text;
-        };
-        let mut body = text.clone();
+        receipt: i32,
+        text: &str,
+        delivered: bool,
+    ) {
+        let mut body = text.to_owned();
         if delivered {
             match self.store.status(surface) {
                 Ok(None) => {
-                    let _ = self.store.set_status(surface, receipt, &text);
+                    let _ = self.store.set_status(surface, receipt, text);
                 }
                 Ok(Some((id, existing))) if id == receipt => body = existing,
                 _ => {}
             }
         }
         crate::deliver::edit_status(self, surface.chat_id, receipt, body);
-        text
     }
 
     /// Posts a short notice in a topic (not awaited).
@@ -688,6 +791,36 @@ pub(crate) fn surface_of(m: &Message) -> Surface {
     }
 }
 
+/// What typing gave, as a receipt says it, and whether the input reached Codex.
+pub(crate) fn receipt_text(result: &Result<R, CallError>) -> (String, bool) {
+    match result {
+        Ok(R::Input(r)) if r.outcome() == v1::InputOutcome::Confirmed => {
+            ("✓ Delivered".to_owned(), true)
+        }
+        Ok(R::Input(_)) => ("✓ Sent (Codex has not confirmed it yet)".to_owned(), true),
+        Ok(other) => (
+            format!("✗ Not delivered: unexpected reply {other:?}"),
+            false,
+        ),
+        Err(err) => (format!("✗ Not delivered: {err}"), false),
+    }
+}
+
+/// A command as this bot should see it: `/cmd@this_bot args` loses the suffix, `/cmd args`
+/// stays; `None` for `/cmd@other_bot` (meant for another bot in the group). Without a known
+/// username every suffix is taken as ours.
+fn own_command(text: &str, username: Option<&str>) -> Option<String> {
+    let head_end = text.find(char::is_whitespace).unwrap_or(text.len());
+    let (head, rest) = text.split_at(head_end);
+    let Some((cmd, bot)) = head.split_once('@') else {
+        return Some(text.to_owned());
+    };
+    match username {
+        Some(me) if !me.is_empty() && !bot.eq_ignore_ascii_case(me) => None,
+        _ => Some(format!("{cmd}{rest}")),
+    }
+}
+
 /// `cmd@bot args` → (`cmd`, `args`).
 fn split_command(rest: &str) -> (String, &str) {
     let (head, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
@@ -698,6 +831,24 @@ fn split_command(rest: &str) -> (String, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_this_bots_commands_are_taken_and_lose_its_name() {
+        let me = Some("fleet_bot");
+        assert_eq!(own_command("/new@fleet_bot", me).as_deref(), Some("/new"));
+        assert_eq!(
+            own_command("/run@Fleet_Bot do it now", me).as_deref(),
+            Some("/run do it now")
+        );
+        assert_eq!(own_command("/new@other_bot", me), None);
+        assert_eq!(own_command("/status", me).as_deref(), Some("/status"));
+        assert_eq!(own_command("/x@any", None).as_deref(), Some("/x"));
+        // Only the command word is looked at: an address in the arguments stays.
+        assert_eq!(
+            own_command("/steer mail a@b.c", me).as_deref(),
+            Some("/steer mail a@b.c")
+        );
+    }
 
     #[test]
     fn commands_split() {

@@ -7,10 +7,12 @@ use proto::v1::{self, reply::Result as R, request::Op};
 
 use crate::{
     app::{App, CALL_TIMEOUT, PendingInput},
+    inbox::UpdateLease,
     nodes::CallError,
     store::{Binding, InputMode, Surface},
     telegram::{
         api::{MediaKind, Upload},
+        callback::{Callback, PromptKey},
         outbox::{Class, Edit, EditMedia, MediaSend, Send},
         render::escape_html,
     },
@@ -42,12 +44,14 @@ after that, every message is typed into Codex and its answers come back here.\n\
 
 impl App {
     /// Runs a command; false if it is not one of ours (the caller forwards it to Codex).
+    /// `lease` keeps the update unfinished in the inbox while input it carries waits.
     pub(crate) async fn command(
         self: &Arc<Self>,
         surface: Surface,
         cmd: &str,
         args: &str,
         msg_id: i32,
+        lease: UpdateLease,
     ) -> bool {
         let binding = self.binding(surface);
         let unbound =
@@ -86,6 +90,7 @@ impl App {
                             text: args.to_owned(),
                             reply_to: msg_id,
                             mode,
+                            leases: vec![lease],
                         },
                     )
                     .await;
@@ -465,11 +470,20 @@ impl App {
         if skip > 0 {
             row.push((
                 "◀ Newer".to_owned(),
-                format!("h|{}", skip.saturating_sub(PER_PAGE)),
+                Callback::History {
+                    skip: skip.saturating_sub(PER_PAGE),
+                }
+                .encode(),
             ));
         }
         if skip + PER_PAGE < h.total {
-            row.push(("Older ▶".to_owned(), format!("h|{}", skip + PER_PAGE)));
+            row.push((
+                "Older ▶".to_owned(),
+                Callback::History {
+                    skip: skip + PER_PAGE,
+                }
+                .encode(),
+            ));
         }
         let keyboard = (!row.is_empty()).then(|| vec![row]);
         match page_of {
@@ -492,16 +506,18 @@ impl App {
     }
 
     /// A prompt button: sends the choice's key if the topic is still bound to that session.
-    pub(crate) async fn prompt_key(&self, surface: Surface, session: &str, key: &str) -> String {
+    pub(crate) async fn prompt_key(
+        &self,
+        surface: Surface,
+        session: &str,
+        key: PromptKey,
+    ) -> String {
         let Some(b) = self.binding(surface).filter(|b| b.session_id == session) else {
             return "This prompt belongs to a session that is no longer bound here.".into();
         };
         let k = match key {
-            "esc" => v1::send_key::Key::Named(v1::NamedKey::Escape as i32),
-            k if k.len() == 1 && k.chars().all(|c| c.is_ascii_alphanumeric()) => {
-                v1::send_key::Key::Choice(k.to_owned())
-            }
-            _ => return "This button is not valid.".into(),
+            PromptKey::Escape => v1::send_key::Key::Named(v1::NamedKey::Escape as i32),
+            PromptKey::Choice(c) => v1::send_key::Key::Choice(c.to_string()),
         };
         let op = Op::SendKey(v1::SendKey {
             session_id: b.session_id.clone(),
@@ -549,7 +565,10 @@ enum Shot {
 }
 
 fn refresh_button(session: &str) -> Vec<Vec<(String, String)>> {
-    vec![vec![("🔄 Refresh".to_owned(), format!("r|{session}"))]]
+    let data = Callback::Refresh {
+        session: session.to_owned(),
+    };
+    vec![vec![("🔄 Refresh".to_owned(), data.encode())]]
 }
 
 /// One line under a screenshot: what Codex is doing and when the picture was taken.

@@ -1,19 +1,28 @@
 //! From node events to Telegram, in order, per session — and the ack discipline that makes
-//! delivery loss-free: an event's sequence is acked (in SQLite, then to the node) only after
-//! everything it produced was accepted by Telegram. Status edits are best effort and coalesced;
-//! final answers, commentary and turn outcomes are awaited.
+//! delivery loss-free: an event's sequence is acked (in SQLite with the session's turn state,
+//! then to the node) only after everything it produced was accepted by Telegram or refused for
+//! good. The outbox retries network failures and server errors until they go through, so a
+//! session whose chat cannot send waits, in order, without acking. Status edits are best effort
+//! and coalesced; final answers, commentary and turn outcomes are awaited.
+//!
+//! What an event shows is decided once per session by [`crate::router::turn`]; this module only
+//! renders those decisions into each topic bound to the session. Each session has its own task
+//! and queue, and routing never waits for one, so a session waiting for its chat's Telegram
+//! budget delays no other session and no node reply.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use proto::v1::{self, node_msg, session_event::Kind};
+use proto::v1::{self, node_msg};
 use tokio::sync::mpsc;
 
 use crate::{
     app::App,
     nodes::Inbound,
+    router::turn::{Post, Turn},
     store::{Binding, Surface},
     telegram::{
         api::{MediaKind, TgError, Upload},
+        callback::{Callback, PromptKey},
         outbox::{Class, Edit, MediaSend, Send},
         render::{self, MESSAGE_LIMIT, escape_html},
     },
@@ -23,12 +32,13 @@ use crate::{
 const STATUS_LINES: usize = 12;
 /// Longest status line.
 const STATUS_LINE_CHARS: usize = 160;
-/// Queue per session; a node that outruns Telegram waits (back-pressure through the link).
-const SESSION_QUEUE: usize = 256;
 
-/// Routes everything nodes send to one task per session.
+/// Routes everything nodes send to one task per session. Never waits on a session: each has an
+/// unbounded queue (what a node sends is bounded by what Codex writes; a session that cannot
+/// deliver keeps its backlog, unacked, in memory and the node keeps it on disk).
 pub async fn run(app: Arc<App>, mut inbound: mpsc::Receiver<Inbound>) {
-    let mut sessions: HashMap<(String, String), mpsc::Sender<v1::NodeMsg>> = HashMap::new();
+    let mut sessions: HashMap<(String, String), mpsc::UnboundedSender<v1::NodeMsg>> =
+        HashMap::new();
     while let Some(Inbound { node, msg }) = inbound.recv().await {
         let session = match &msg.kind {
             Some(node_msg::Kind::Event(e)) => e.session_id.clone(),
@@ -45,15 +55,37 @@ pub async fn run(app: Arc<App>, mut inbound: mpsc::Receiver<Inbound>) {
             _ => continue,
         };
         let key = (node.clone(), session.clone());
-        let tx = sessions.entry(key).or_insert_with(|| {
-            let (tx, rx) = mpsc::channel(SESSION_QUEUE);
-            tokio::spawn(SessionDelivery::new(app.clone(), node, session).run(rx));
-            tx
-        });
-        if tx.send(msg).await.is_err() {
-            tracing::warn!("a session delivery task ended");
+        let mut msg = msg;
+        // A task that ended (a panic) is started again; it resumes from the acked position.
+        for _ in 0..2 {
+            let tx = sessions.entry(key.clone()).or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(SessionDelivery::run(
+                    app.clone(),
+                    node.clone(),
+                    session.clone(),
+                    rx,
+                ));
+                tx
+            });
+            match tx.send(msg) {
+                Ok(()) => break,
+                Err(mpsc::error::SendError(back)) => {
+                    tracing::error!(session.id = %session, "a session's delivery task had ended; starting it again");
+                    sessions.remove(&key);
+                    msg = back;
+                }
+            }
         }
     }
+}
+
+/// Whether what an event produced is settled (accepted or refused for good) so it may be acked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    Yes,
+    /// The outbox stopped (shutdown): nothing may be acked.
+    No,
 }
 
 struct SessionDelivery {
@@ -62,211 +94,153 @@ struct SessionDelivery {
     session: String,
     acked: u64,
     busy: bool,
-    /// The turn's start was seen by this process (so its messages are all known here).
-    turn_seen: bool,
-    final_sent: bool,
-    last_assistant: Option<String>,
+    turn: Turn,
     prompt: Option<(String, Vec<(Surface, i32)>)>,
-    /// The draft id of the running turn (its start's sequence).
-    turn_draft: Option<u64>,
-    /// Images already sent in this turn (a viewed image the answer names again is not resent).
-    turn_images: std::collections::HashSet<String>,
 }
 
 impl SessionDelivery {
-    fn new(app: Arc<App>, node: String, session: String) -> Self {
-        let acked = app.store.acked(&node, &session).unwrap_or(0);
-        Self {
+    async fn run(
+        app: Arc<App>,
+        node: String,
+        session: String,
+        mut rx: mpsc::UnboundedReceiver<v1::NodeMsg>,
+    ) {
+        // Never "nothing acked" on a database error: that would deliver everything again.
+        let mut failures = 0;
+        let (acked, saved) = loop {
+            match app.store.acked_turn(&node, &session) {
+                Ok(v) => break v,
+                Err(err) => {
+                    failures += 1;
+                    tracing::error!(session.id = %session, error = %err, "reading the acked position failed; retrying");
+                    tokio::time::sleep(shared::backoff::delay(failures)).await;
+                }
+            }
+        };
+        let mut this = Self {
             app,
             node,
             session,
             acked,
             busy: false,
-            turn_seen: false,
-            final_sent: false,
-            last_assistant: None,
+            turn: Turn::restore(&saved),
             prompt: None,
-            turn_draft: None,
-            turn_images: std::collections::HashSet::new(),
-        }
-    }
-
-    fn bindings(&self) -> Vec<Binding> {
-        self.app
-            .store
-            .bindings_of(&self.node, &self.session)
-            .unwrap_or_default()
-    }
-
-    async fn run(mut self, mut rx: mpsc::Receiver<v1::NodeMsg>) {
+        };
         let mut typing = tokio::time::interval(Duration::from_secs(4));
         loop {
             let msg = tokio::select! {
                 msg = rx.recv() => match msg { Some(m) => m, None => break },
-                _ = typing.tick(), if self.busy => {
-                    for b in self.bindings() {
-                        self.app.outbox.typing(b.surface);
+                _ = typing.tick(), if this.busy => {
+                    for b in this.bindings() {
+                        this.app.outbox.typing(b.surface);
                     }
                     continue;
                 }
             };
             match msg.kind {
-                Some(node_msg::Kind::Event(e)) => self.event(e).await,
-                Some(node_msg::Kind::Terminal(t)) => self.terminal(&t).await,
-                Some(node_msg::Kind::Lifecycle(l)) => self.lifecycle(&l),
+                Some(node_msg::Kind::Event(e)) => {
+                    let settled = this.event(e).await;
+                    // Shutting down: later events stay unacked for the next start.
+                    if settled == Settled::No {
+                        return;
+                    }
+                }
+                Some(node_msg::Kind::Terminal(t)) => this.terminal(&t).await,
+                Some(node_msg::Kind::Lifecycle(l)) => this.lifecycle(&l),
                 _ => {}
             }
         }
     }
 
-    async fn event(&mut self, e: v1::SessionEvent) {
-        if e.seq <= self.acked {
-            return; // replayed, already delivered
+    fn bindings(&self) -> Vec<Binding> {
+        match self.app.store.bindings_of(&self.node, &self.session) {
+            Ok(b) => b,
+            Err(err) => {
+                tracing::error!(session.id = %self.session, error = %err, "reading bindings failed");
+                Vec::new()
+            }
         }
+    }
+
+    async fn event(&mut self, e: v1::SessionEvent) -> Settled {
+        if e.seq <= self.acked {
+            return Settled::Yes; // replayed, already delivered
+        }
+        let Some(kind) = &e.kind else {
+            return Settled::Yes;
+        };
         tracing::debug!(session.id = %self.session, seq = e.seq, acked = self.acked, "delivering an event");
-        for b in self.bindings() {
-            self.deliver(&b, &e).await;
+        let posts = self.turn.on_event(e.seq, kind);
+        let bindings = self.bindings();
+        // Images are picked once per event for all topics (never twice in a turn).
+        let mut images: Vec<String> = Vec::new();
+        if let Some(cwd) = bindings.first().map(|b| b.cwd.clone()) {
+            for post in &posts {
+                let found = match post {
+                    Post::ImagesNamed(text) => image_paths(text, &cwd),
+                    Post::ImageViewed(path) if path.starts_with('/') => vec![path.clone()],
+                    Post::ImageViewed(path) => {
+                        vec![format!("{}/{path}", cwd.trim_end_matches('/'))]
+                    }
+                    _ => Vec::new(),
+                };
+                images.extend(found.into_iter().filter(|p| self.turn.first_time_image(p)));
+            }
+        }
+        for b in &bindings {
+            for post in &posts {
+                if self.post(b, post).await == Settled::No {
+                    return Settled::No;
+                }
+            }
+            for path in &images {
+                // Off the ack path: reading over the link while this session's queue is full
+                // could wait on the link itself. Images are best effort.
+                let (app, node, s, path) =
+                    (self.app.clone(), self.node.clone(), b.surface, path.clone());
+                tokio::spawn(async move { photo_from_node(&app, &node, s, &path).await });
+            }
         }
         self.acked = e.seq;
-        if let Err(err) = self.app.store.ack(&self.node, &self.session, e.seq) {
+        if let Err(err) =
+            self.app
+                .store
+                .ack_with_turn(&self.node, &self.session, e.seq, &self.turn.saved())
+        {
             tracing::error!(error = %err, "saving an ack failed");
-            return;
+            return Settled::Yes;
         }
         if let Some(node) = self.app.node(&self.node) {
             node.ack(&self.session, e.seq).await;
         }
+        Settled::Yes
     }
 
-    async fn deliver(&mut self, b: &Binding, e: &v1::SessionEvent) {
-        let Some(kind) = &e.kind else { return };
+    /// Shows one decision in one topic.
+    async fn post(&self, b: &Binding, post: &Post) -> Settled {
         let s = b.surface;
-        match kind {
-            Kind::TurnStarted(_) => {
-                self.turn_draft = Some(e.seq);
-                self.turn_images.clear();
-                self.turn_seen = true;
-                self.final_sent = false;
-                self.last_assistant = None;
-            }
-            Kind::AssistantMessage(m) if m.phase() == v1::MessagePhase::Final => {
-                self.final_sent = true;
-                self.last_assistant = Some(m.text.clone());
-                self.markdown(s, &m.text, Class::Final).await;
-                // Images the answer names (what Codex generated or edited) follow as photos.
-                for path in image_paths(&m.text, &b.cwd) {
-                    if !self.turn_images.insert(path.clone()) {
-                        continue;
-                    }
-                    let node = self.node.clone();
-                    let app = self.app.clone();
-                    tokio::spawn(async move { photo_from_node(&app, &node, s, &path).await });
-                }
-            }
-            Kind::AssistantMessage(m) => {
-                self.last_assistant = Some(m.text.clone());
-                self.markdown(s, &m.text, Class::Message).await;
-            }
-            Kind::TurnCompleted(t) => {
-                // Codex writes the final answer as a message before completing the turn; only a
-                // turn whose messages were all seen here and did not include it gets it from
-                // here (a replay that starts mid-turn must not send it twice).
-                let answer = t.last_agent_message.trim();
-                if self.turn_seen
-                    && !self.final_sent
-                    && !answer.is_empty()
-                    && self.last_assistant.as_deref().map(str::trim) != Some(answer)
-                {
-                    self.markdown(s, &t.last_agent_message, Class::Final).await;
-                }
-                self.turn_seen = false;
-                self.final_sent = false;
-                self.close_status(s, "✔ Done").await;
-            }
-            Kind::TurnAborted(a) => {
-                let why = if a.reason == "interrupted" || a.reason.is_empty() {
-                    "⏹ Interrupted.".to_owned()
+        match post {
+            Post::Markdown { text, final_answer } => {
+                let class = if *final_answer {
+                    Class::Final
                 } else {
-                    format!("⏹ Turn ended: {}", a.reason)
+                    Class::Message
                 };
-                self.close_status(s, &why).await;
-                self.text(s, &why).await;
+                self.send_parts(s, markdown_parts(text), class).await
             }
-            Kind::Error(err) => {
-                let what = match err.kind() {
-                    v1::CodexErrorKind::UsageLimit => "⚠️ Codex hit a usage limit",
-                    v1::CodexErrorKind::Auth => "⚠️ Codex could not authenticate",
-                    _ => "⚠️ Codex reported an error",
-                };
-                let text = format!("{what}: {}", err.message);
-                self.close_status(s, "⚠️ Failed").await;
-                self.text(s, &text).await;
-            }
-            Kind::Reasoning(r) => {
-                self.status_line(s, format!("💭 {}", first_line(&r.text)))
+            Post::Notice(text) => {
+                self.send_parts(s, vec![(escape_html(text), text.clone())], Class::Message)
                     .await
             }
-            Kind::ToolCall(c) if c.name == "view_image" => {
-                let path = serde_json::from_str::<serde_json::Value>(&c.arguments)
-                    .ok()
-                    .and_then(|v| v.get("path").and_then(|p| p.as_str()).map(str::to_owned))
-                    .unwrap_or_default();
-                self.status_line(
-                    s,
-                    format!("🖼 viewed {}", path.rsplit('/').next().unwrap_or(&path)),
-                )
-                .await;
-                if !path.is_empty() {
-                    // Off the ack path: reading over the link while this session's queue is
-                    // full could wait on the link itself. Images are best effort.
-                    let path = if path.starts_with('/') {
-                        path
-                    } else {
-                        format!("{}/{path}", b.cwd.trim_end_matches('/'))
-                    };
-                    self.turn_images.insert(path.clone());
-                    let node = self.node.clone();
-                    let app = self.app.clone();
-                    tokio::spawn(async move { photo_from_node(&app, &node, s, &path).await });
-                }
+            Post::StatusLine(line) => {
+                self.status_line(s, line.clone()).await;
+                Settled::Yes
             }
-            Kind::ToolCall(c) => {
-                let what = if c.command.is_empty() {
-                    c.name.clone()
-                } else {
-                    c.command.clone()
-                };
-                self.status_line(s, format!("⚙️ {}", first_line(&what)))
-                    .await;
+            Post::CloseStatus(outcome) => {
+                self.close_status(s, outcome);
+                Settled::Yes
             }
-            Kind::ToolResult(r) => {
-                let mark = if !r.has_exit_code || r.exit_code == 0 {
-                    "✅"
-                } else {
-                    "❌"
-                };
-                let code = if r.has_exit_code && r.exit_code != 0 {
-                    format!(" (exit {})", r.exit_code)
-                } else {
-                    String::new()
-                };
-                self.status_line(s, format!("{mark} {}{code}", first_line(&r.command)))
-                    .await;
-            }
-            Kind::Patch(p) => {
-                let files = p
-                    .files
-                    .iter()
-                    .map(|f| f.rsplit('/').next().unwrap_or(f))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                self.status_line(s, format!("📝 edited {files}")).await;
-            }
-            Kind::Plan(p) => {
-                let done = p.steps.iter().filter(|s| s.status == "completed").count();
-                self.status_line(s, format!("📋 plan: {done}/{} done", p.steps.len()))
-                    .await;
-            }
-            Kind::UserMessage(_) | Kind::TokenUsage(_) => {}
+            Post::ImagesNamed(_) | Post::ImageViewed(_) => Settled::Yes,
         }
     }
 
@@ -277,38 +251,29 @@ impl SessionDelivery {
             return;
         }
         // One draft per turn; Telegram wants a non-zero id.
-        let id = self.turn_draft.unwrap_or(1).max(1) as i64;
+        let id = self.turn.started_at().unwrap_or(1).max(1) as i64;
         self.app.outbox.draft(s, id, escape_html(body));
     }
 
-    /// Sends Markdown as HTML parts and waits until Telegram accepted all of them.
-    async fn markdown(&self, s: Surface, md: &str, class: Class) {
-        self.send_parts(s, markdown_parts(md), class).await;
-    }
-
-    async fn text(&self, s: Surface, text: &str) {
-        self.send_parts(
-            s,
-            vec![(escape_html(text), text.to_owned())],
-            Class::Message,
-        )
-        .await;
-    }
-
-    async fn send_parts(&self, s: Surface, parts: Vec<(String, String)>, class: Class) {
+    /// Sends the parts in order and waits until Telegram accepted or refused each.
+    async fn send_parts(&self, s: Surface, parts: Vec<(String, String)>, class: Class) -> Settled {
         for w in queue_parts(&self.app.outbox, s, parts, class) {
             match w.await {
                 Ok(Ok(_)) => {}
                 Ok(Err(TgError::ThreadNotFound)) => {
                     self.app.on_topic_gone(s, "the topic was deleted").await;
-                    return;
+                    return Settled::Yes;
                 }
                 Ok(Err(err)) => {
                     tracing::warn!(chat.id = s.chat_id, error = %err, "a message was refused")
                 }
-                Err(_) => tracing::warn!("the outbox stopped"),
+                Err(_) => {
+                    tracing::warn!("the outbox stopped; the event stays unacked");
+                    return Settled::No;
+                }
             }
         }
+        Settled::Yes
     }
 
     async fn status_line(&self, s: Surface, line: String) {
@@ -355,7 +320,7 @@ impl SessionDelivery {
     /// Ends the turn's status message with an outcome line; the next turn starts a new one. A
     /// status that only says the message was delivered is left as it is (one edit saved from
     /// the group's 20-a-minute budget).
-    async fn close_status(&self, s: Surface, outcome: &str) {
+    fn close_status(&self, s: Surface, outcome: &str) {
         if let Ok(Some((id, body))) = self.app.store.status(s) {
             if body.lines().count() > 1 || !body.starts_with('✓') {
                 edit_status(&self.app, s.chat_id, id, format!("{body}\n{outcome}"));
@@ -392,13 +357,17 @@ impl SessionDelivery {
                     .map(|c| {
                         vec![(
                             short_label(&format!("{}. {}", c.key, c.label)),
-                            format!("k|{}|{}", self.session, c.key),
+                            prompt_button(&self.session, &c.key),
                         )]
                     })
                     .collect();
                 kb.push(vec![(
                     "⎋ Esc".to_owned(),
-                    format!("k|{}|esc", self.session),
+                    Callback::Key {
+                        session: self.session.clone(),
+                        key: PromptKey::Escape,
+                    }
+                    .encode(),
                 )]);
                 let html = format!(
                     "❓ <b>Codex is asking</b>\n<pre>{}</pre>",
@@ -497,12 +466,18 @@ pub(crate) fn edit_status(app: &App, chat_id: i64, message_id: i32, body: String
     }));
 }
 
-fn first_line(s: &str) -> String {
-    s.lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim()
-        .to_owned()
+/// The data of a button that answers Codex's question with `key` (a choice's key as Codex shows
+/// it; one that is not a single letter or digit gets a button that says it has expired).
+fn prompt_button(session: &str, key: &str) -> String {
+    let mut chars = key.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if c.is_ascii_alphanumeric() => Callback::Key {
+            session: session.to_owned(),
+            key: PromptKey::Choice(c),
+        }
+        .encode(),
+        _ => format!("k|{session}|?"),
+    }
 }
 
 fn short_label(s: &str) -> String {

@@ -15,6 +15,7 @@ use crate::{
     store::{Binding, InputMode, Surface},
     telegram::{
         api::Keyboard,
+        callback::{Callback, EXPIRED, MenuOp},
         outbox::{Class, Edit, Send},
         render::escape_html,
     },
@@ -71,10 +72,15 @@ fn new_token() -> String {
 fn btn(
     label: impl Into<String>,
     token: &str,
-    op: &str,
-    arg: impl std::fmt::Display,
+    op: MenuOp,
+    index: Option<usize>,
 ) -> (String, String) {
-    (label.into(), format!("m|{token}|{op}|{arg}"))
+    let data = Callback::Menu {
+        token: token.to_owned(),
+        op,
+        index: index.and_then(|i| u32::try_from(i).ok()),
+    };
+    (label.into(), data.encode())
 }
 
 impl App {
@@ -200,24 +206,23 @@ impl App {
         data: &str,
         message_id: Option<i32>,
     ) -> Option<String> {
-        let mut parts = data.splitn(4, '|');
-        match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some("m"), Some(token), Some(op), Some(arg)) => {
-                self.menu_action(surface, token, op, arg).await
+        let Some(callback) = Callback::decode(data) else {
+            return Some(EXPIRED.into());
+        };
+        match callback {
+            Callback::Menu { token, op, index } => {
+                self.menu_action(surface, &token, op, index.map(|i| i as usize))
+                    .await
             }
-            (Some("k"), Some(session), Some(key), None) => {
-                Some(self.prompt_key(surface, session, key).await)
-            }
-            (Some("h"), Some(skip), None, None) => {
-                let skip = skip.parse().unwrap_or(0);
+            Callback::Key { session, key } => Some(self.prompt_key(surface, &session, key).await),
+            Callback::History { skip } => {
                 self.history(surface, skip, None, message_id).await;
                 None
             }
-            (Some("q"), Some("drop"), None, None) => Some(self.drop_held(surface).await),
-            (Some("r"), Some(session), None, None) => {
-                Some(self.refresh_screenshot(surface, session, message_id).await)
+            Callback::DropHeld => Some(self.drop_held(surface).await),
+            Callback::Refresh { session } => {
+                Some(self.refresh_screenshot(surface, &session, message_id).await)
             }
-            _ => Some("This button is not valid.".into()),
         }
     }
 
@@ -225,8 +230,8 @@ impl App {
         self: &Arc<Self>,
         surface: Surface,
         token: &str,
-        op: &str,
-        arg: &str,
+        op: MenuOp,
+        index: Option<usize>,
     ) -> Option<String> {
         let menu = self
             .menus
@@ -241,13 +246,12 @@ impl App {
         if menu.surface != surface {
             return Some("This menu belongs to another topic.".into());
         }
-        let index = arg.parse::<usize>().ok();
         match (op, &menu.kind) {
-            ("c", _) => {
+            (MenuOp::Cancel, _) => {
                 self.close_menu(token, &menu, "Cancelled.");
                 return None;
             }
-            ("o", Kind::Nodes { nodes }) => {
+            (MenuOp::Open, Kind::Nodes { nodes }) => {
                 let Some((name, _)) = index.and_then(|i| nodes.get(i)).cloned() else {
                     return Some("This button is not valid.".into());
                 };
@@ -264,7 +268,7 @@ impl App {
                     return Some(err);
                 }
             }
-            ("o", Kind::Roots { roots }) => {
+            (MenuOp::Open, Kind::Roots { roots }) => {
                 let Some(root) = index.and_then(|i| roots.get(i)) else {
                     return Some("This button is not valid.".into());
                 };
@@ -273,7 +277,7 @@ impl App {
                     Err(err) => return Some(err),
                 }
             }
-            ("o", Kind::Dir { listing, .. }) => {
+            (MenuOp::Open, Kind::Dir { listing, .. }) => {
                 let Some(name) = index.and_then(|i| listing.dirs.get(i)) else {
                     return Some("This button is not valid.".into());
                 };
@@ -283,14 +287,14 @@ impl App {
                     Err(err) => return Some(err),
                 }
             }
-            ("u", Kind::Dir { listing, .. }) if !listing.parent.is_empty() => {
+            (MenuOp::Up, Kind::Dir { listing, .. }) if !listing.parent.is_empty() => {
                 let parent = listing.parent.clone();
                 match self.list_dir(&menu.node, &parent).await {
                     Ok(listing) => menu.kind = Kind::Dir { listing, page: 0 },
                     Err(err) => return Some(err),
                 }
             }
-            ("p", Kind::Dir { listing, .. }) => {
+            (MenuOp::Page, Kind::Dir { listing, .. }) => {
                 let pages = listing.dirs.len().div_ceil(PAGE).max(1);
                 let Some(page) = index.filter(|p| *p < pages) else {
                     return Some("This button is not valid.".into());
@@ -300,7 +304,7 @@ impl App {
                     page,
                 };
             }
-            ("s", Kind::Dir { listing, .. }) => {
+            (MenuOp::Select, Kind::Dir { listing, .. }) => {
                 let cwd = listing.path.clone();
                 let sessions = self.resumable(&menu.node, &cwd).await;
                 if sessions.is_empty() {
@@ -309,12 +313,12 @@ impl App {
                 }
                 menu.kind = Kind::Resume { cwd, sessions };
             }
-            ("n", Kind::Resume { cwd, .. }) => {
+            (MenuOp::New, Kind::Resume { cwd, .. }) => {
                 let cwd = cwd.clone();
                 self.create_and_bind(token, menu, cwd, String::new()).await;
                 return Some("Starting Codex…".into());
             }
-            ("r", Kind::Resume { cwd, sessions }) => {
+            (MenuOp::Resume, Kind::Resume { cwd, sessions }) => {
                 let Some(s) = index.and_then(|i| sessions.get(i)) else {
                     return Some("This button is not valid.".into());
                 };
@@ -460,18 +464,23 @@ fn render_menu(token: &str, menu: &Menu) -> (String, Keyboard) {
                 kb.push(vec![btn(
                     format!("🖥 {} {badge}", short(name, 24)),
                     token,
-                    "o",
-                    i,
+                    MenuOp::Open,
+                    Some(i),
                 )]);
             }
-            kb.push(vec![btn("✖ Cancel", token, "c", "")]);
+            kb.push(vec![btn("✖ Cancel", token, MenuOp::Cancel, None)]);
             "🖥 <b>Choose a machine</b>".to_owned()
         }
         Kind::Roots { roots } => {
             for (i, r) in roots.iter().enumerate() {
-                kb.push(vec![btn(format!("📁 {}", r.name), token, "o", i)]);
+                kb.push(vec![btn(
+                    format!("📁 {}", r.name),
+                    token,
+                    MenuOp::Open,
+                    Some(i),
+                )]);
             }
-            kb.push(vec![btn("✖ Cancel", token, "c", "")]);
+            kb.push(vec![btn("✖ Cancel", token, MenuOp::Cancel, None)]);
             format!("📂 <b>Choose a folder</b> on {}", escape_html(&menu.node))
         }
         Kind::Dir { listing, page } => {
@@ -487,27 +496,39 @@ fn render_menu(token: &str, menu: &Menu) -> (String, Keyboard) {
             for pair in shown.chunks(2) {
                 kb.push(
                     pair.iter()
-                        .map(|(i, name)| btn(format!("📁 {}", short(name, 28)), token, "o", i))
+                        .map(|(i, name)| {
+                            btn(
+                                format!("📁 {}", short(name, 28)),
+                                token,
+                                MenuOp::Open,
+                                Some(*i),
+                            )
+                        })
                         .collect(),
                 );
             }
             if pages > 1 {
                 let mut row = Vec::new();
                 if *page > 0 {
-                    row.push(btn("◀", token, "p", page - 1));
+                    row.push(btn("◀", token, MenuOp::Page, Some(page - 1)));
                 }
-                row.push(btn(format!("{}/{pages}", page + 1), token, "p", page));
+                row.push(btn(
+                    format!("{}/{pages}", page + 1),
+                    token,
+                    MenuOp::Page,
+                    Some(*page),
+                ));
                 if page + 1 < pages {
-                    row.push(btn("▶", token, "p", page + 1));
+                    row.push(btn("▶", token, MenuOp::Page, Some(page + 1)));
                 }
                 kb.push(row);
             }
             let mut row = Vec::new();
             if !listing.parent.is_empty() {
-                row.push(btn("⬆️ Up", token, "u", ""));
+                row.push(btn("⬆️ Up", token, MenuOp::Up, None));
             }
-            row.push(btn("✅ Use this folder", token, "s", ""));
-            row.push(btn("✖ Cancel", token, "c", ""));
+            row.push(btn("✅ Use this folder", token, MenuOp::Select, None));
+            row.push(btn("✖ Cancel", token, MenuOp::Cancel, None));
             kb.push(row);
             let empty = if listing.dirs.is_empty() {
                 "\n(no subfolders)"
@@ -525,13 +546,13 @@ fn render_menu(token: &str, menu: &Menu) -> (String, Keyboard) {
                 kb.push(vec![btn(
                     format!("🕘 {} · {}", short(&s.summary, 36), age(s.updated_unix_ms)),
                     token,
-                    "r",
-                    i,
+                    MenuOp::Resume,
+                    Some(i),
                 )]);
             }
             kb.push(vec![
-                btn("🆕 New session", token, "n", ""),
-                btn("✖ Cancel", token, "c", ""),
+                btn("🆕 New session", token, MenuOp::New, None),
+                btn("✖ Cancel", token, MenuOp::Cancel, None),
             ]);
             format!(
                 "Codex sessions in <code>{}</code> (newest first). Resume one, or start a new one:",

@@ -20,12 +20,6 @@ use crate::{
 /// Characters of each held input shown in the list.
 const PREVIEW_CHARS: usize = 60;
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 impl App {
     /// Holds an input the session cannot take now (the caller holds the topic's input lock).
     /// Returns the receipt's text.
@@ -58,7 +52,7 @@ impl App {
             reply_to: input.reply_to,
             mode: input.mode,
             receipt,
-            held_unix_ms: now_ms(),
+            held_unix_ms: shared::clock::now_unix_ms(),
         };
         match self.store.hold_input(&h) {
             Ok(id) => {
@@ -110,7 +104,10 @@ impl App {
                         break;
                     }
                     let _ = app.store.remove_held_input(h.id);
-                    let _ = app.finish_receipt(surface, h.receipt, &result);
+                    if let Some(receipt) = h.receipt {
+                        let (text, delivered) = crate::app::receipt_text(&result);
+                        app.finish_receipt(surface, receipt, &text, delivered);
+                    }
                 }
                 app.show_held(surface).await;
             }),
@@ -151,7 +148,11 @@ impl App {
     fn expire_later(self: &Arc<Self>, h: &HeldInput, ttl: Duration) {
         let app = self.clone();
         let h = h.clone();
-        let age = Duration::from_millis(now_ms().saturating_sub(h.held_unix_ms).max(0) as u64);
+        let age = Duration::from_millis(
+            shared::clock::now_unix_ms()
+                .saturating_sub(h.held_unix_ms)
+                .max(0) as u64,
+        );
         let wait = ttl.saturating_sub(age);
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
@@ -205,7 +206,7 @@ impl App {
         }
         let keyboard = Some(vec![vec![(
             "✗ Drop held messages".to_owned(),
-            "q|drop".to_owned(),
+            crate::telegram::callback::Callback::DropHeld.encode(),
         )]]);
         let html = escape_html(&plain);
         match existing {

@@ -13,11 +13,13 @@ pub mod deliver;
 pub mod fleet;
 pub mod flows;
 pub mod held;
+mod inbox;
 pub mod listener;
 pub mod media;
 pub mod nodes;
 pub mod operator;
 pub mod pane_image;
+mod router;
 pub mod store;
 pub mod telegram;
 pub mod transcribe;
@@ -55,12 +57,22 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
     if let Err(err) = tg.set_commands(commands::COMMANDS).await {
         tracing::warn!(error = %err, "setting the command menu failed");
     }
+    let username = match tg.username().await {
+        Ok(name) => Some(name),
+        Err(err) => {
+            tracing::warn!(error = %err, "getMe failed; commands addressed to any bot are taken as ours");
+            None
+        }
+    };
     let cursors = store
         .cursors(nodes::LOCAL)
         .context("reading acked positions")?;
     let node_cfg = cfg.node.clone();
     let remote = cfg.remote_nodes.clone();
     let app = App::new(cfg, store, outbox)?;
+    if let Some(name) = username {
+        app.set_username(name);
+    }
     app.resume_held();
     if let Err(err) = control::serve(app.clone(), token.clone()) {
         tracing::warn!(error = %err, "no control socket; `center status/input/send` will not reach this center");
@@ -95,6 +107,8 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
             .context("listening for node enrollment")?;
         println!("center: enrollment at {bound}");
     }
+    // Updates a stopped process accepted but did not finish, before any new one.
+    app.replay_inbox();
     tracing::info!("center started");
     println!("center: polling Telegram");
     telegram::poll::run(Arc::clone(&app), token.clone()).await;

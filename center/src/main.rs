@@ -251,6 +251,9 @@ fn print_status(status: &serde_json::Value) {
         .map(|q| q["sends"].as_u64().unwrap_or(0) + q["edits"].as_u64().unwrap_or(0))
         .sum();
     println!("queued Telegram calls: {queued}");
+    if let Some(open) = status["inbox_open"].as_u64() {
+        println!("messages still being handled: {open}");
+    }
 }
 
 /// `center nodes …`: works on the state directory; a running center picks up changes when it

@@ -10,6 +10,7 @@ use teloxide::types::{Message, StickerFormat};
 
 use crate::{
     app::{App, PendingInput},
+    inbox::UpdateLease,
     nodes::CallError,
     store::Surface,
 };
@@ -333,11 +334,21 @@ impl App {
     /// Takes a batch of attachments (one message, an album, or a burst) to the topic's session
     /// as one input, on the topic's input queue (so it keeps its place among the topic's
     /// messages while downloads run, and the topic's buttons and commands stay responsive).
-    pub(crate) fn take_attachments(self: &Arc<Self>, surface: Surface, batch: Vec<Attachment>) {
+    /// The batch's updates stay unfinished in the inbox until the input was typed (or the user
+    /// told why not).
+    pub(crate) fn take_attachments(
+        self: &Arc<Self>,
+        surface: Surface,
+        batch: Vec<(Attachment, UpdateLease)>,
+    ) {
         let app = self.clone();
+        let (batch, leases): (Vec<Attachment>, Vec<UpdateLease>) = batch.into_iter().unzip();
         self.enqueue_input(
             surface,
-            Box::pin(async move { app.fetch_attachments(surface, batch).await }),
+            Box::pin(async move {
+                app.fetch_attachments(surface, batch).await;
+                drop(leases);
+            }),
         );
     }
 
@@ -452,6 +463,7 @@ impl App {
             text: input_text(&captions, &stored),
             reply_to,
             mode: binding.mode,
+            leases: Vec::new(),
         };
         self.deliver_input(&binding, &input).await;
     }

@@ -200,6 +200,8 @@ impl App {
             "bindings": bindings,
             "nodes": nodes,
             "queues": queues,
+            // Accepted Telegram updates whose work is not done yet (see `inbox`).
+            "inbox_open": self.store.unfinished_updates().map(|u| u.len()).ok(),
         })
     }
 
@@ -298,6 +300,7 @@ impl App {
                 text: text.to_owned(),
                 reply_to,
                 mode: binding.mode,
+                leases: Vec::new(),
             },
         );
         match outcome.await {

@@ -1,6 +1,7 @@
 //! The center's durable state in one SQLite file: bindings (topic ↔ node ↔ session), the
 //! sequence acked per session (advanced only after Telegram accepted what an event produced),
-//! live status messages, and the Telegram update ids already handled.
+//! live status messages, and the inbox of accepted Telegram updates (kept until their work is
+//! done, so a crash never loses one).
 //!
 //! WAL mode, `synchronous=NORMAL`: a crash of the process loses nothing committed; a power loss
 //! may roll back the newest acks, which only means a resend. Schema version in `user_version`.
@@ -47,7 +48,7 @@ pub struct Binding {
     pub mode: InputMode,
 }
 
-const SCHEMA_VERSION: i32 = 5;
+const SCHEMA_VERSION: i32 = 6;
 
 /// The database.
 #[derive(Debug)]
@@ -112,6 +113,17 @@ impl Store {
                     message_id INTEGER NOT NULL, PRIMARY KEY (chat_id, thread_id));",
             )?;
         }
+        if version < 6 {
+            // The durable inbox: an accepted update is written here before polling moves past it
+            // and stays unfinished (body kept) until its work is done; replayed at start.
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS inbox (
+                    update_id INTEGER PRIMARY KEY, body TEXT NOT NULL,
+                    done INTEGER NOT NULL DEFAULT 0, accepted_unix_ms INTEGER NOT NULL);
+                 CREATE INDEX IF NOT EXISTS inbox_open ON inbox(done, update_id);
+                 ALTER TABLE acks ADD COLUMN turn TEXT NOT NULL DEFAULT '';",
+            )?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self {
             conn: Mutex::new(conn),
@@ -122,29 +134,64 @@ impl Store {
         self.conn.lock().expect("store lock poisoned")
     }
 
-    /// Records an update id; false if it was handled before (a duplicate after a restart).
-    pub fn mark_update(&self, update_id: i64) -> Result<bool, StoreError> {
+    /// Accepts an update into the inbox (`body`: its JSON, kept until it is finished); false if
+    /// it was accepted before (a duplicate after a restart).
+    pub fn accept_update(&self, update_id: i64, body: &str) -> Result<bool, StoreError> {
         let conn = self.conn();
+        let before: bool = conn
+            .query_row(
+                "SELECT 1 FROM updates WHERE update_id = ?1",
+                params![update_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if before {
+            return Ok(false);
+        }
         let n = conn.execute(
-            "INSERT OR IGNORE INTO updates (update_id) VALUES (?1)",
-            params![update_id],
-        )?;
-        // Keep the table small: ids only grow, old ones can never come back.
-        conn.execute(
-            "DELETE FROM updates WHERE update_id < ?1",
-            params![update_id - 10_000],
+            "INSERT OR IGNORE INTO inbox (update_id, body, done, accepted_unix_ms)
+             VALUES (?1, ?2, 0, ?3)",
+            params![update_id, body, shared::clock::now_unix_ms()],
         )?;
         Ok(n == 1)
     }
 
-    /// The highest update id handled so far.
-    pub fn last_update_id(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row("SELECT MAX(update_id) FROM updates", [], |r| r.get(0))?)
+    /// Marks an accepted update as handled: it is never replayed, and its text is forgotten.
+    pub fn finish_update(&self, update_id: i64) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "UPDATE inbox SET done = 1, body = '' WHERE update_id = ?1",
+            params![update_id],
+        )?;
+        // Keep the table small: ids only grow, finished old ones can never come back.
+        conn.execute(
+            "DELETE FROM inbox WHERE done = 1 AND update_id < ?1",
+            params![update_id - 10_000],
+        )?;
+        Ok(())
     }
 
-    /// Creates or replaces the binding of a topic.
+    /// Accepted updates whose work was not finished (the process stopped meanwhile), oldest
+    /// first, with their JSON.
+    pub fn unfinished_updates(&self) -> Result<Vec<(i64, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT update_id, body FROM inbox WHERE done = 0 ORDER BY update_id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The highest update id accepted so far.
+    pub fn last_update_id(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT MAX(m) FROM (SELECT MAX(update_id) AS m FROM updates
+                                 UNION ALL SELECT MAX(update_id) FROM inbox)",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     pub fn put_binding(&self, b: &Binding) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT OR REPLACE INTO bindings (chat_id, thread_id, node, session_id, cwd, mode)
@@ -223,6 +270,38 @@ impl Store {
             params![node, session_id, seq as i64],
         )?;
         Ok(())
+    }
+
+    /// Advances the acked sequence of a session together with its turn state as of that
+    /// sequence (one statement: a crash keeps both or neither).
+    pub fn ack_with_turn(
+        &self,
+        node: &str,
+        session_id: &str,
+        seq: u64,
+        turn: &str,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO acks (node, session_id, seq, turn) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (node, session_id) DO UPDATE
+               SET turn = CASE WHEN excluded.seq >= seq THEN excluded.turn ELSE turn END,
+                   seq = MAX(seq, excluded.seq)",
+            params![node, session_id, seq as i64, turn],
+        )?;
+        Ok(())
+    }
+
+    /// The acked sequence of a session and the turn state saved with it ('' if none).
+    pub fn acked_turn(&self, node: &str, session_id: &str) -> Result<(u64, String), StoreError> {
+        let row: Option<(i64, String)> = self
+            .conn()
+            .query_row(
+                "SELECT seq, turn FROM acks WHERE node = ?1 AND session_id = ?2",
+                params![node, session_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.map_or((0, String::new()), |(seq, turn)| (seq as u64, turn)))
     }
 
     /// The acked sequence of a session (0 if none).
@@ -306,9 +385,7 @@ impl Store {
         endpoint: &str,
         cert_serial: &str,
     ) -> Result<(), StoreError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = shared::clock::now_unix_ms();
         self.conn().execute(
             "INSERT INTO nodes (name, endpoint, added_unix_ms, revoked, cert_serial) VALUES (?1, ?2, ?3, 0, ?4)
              ON CONFLICT (name) DO UPDATE SET endpoint = excluded.endpoint, revoked = 0,
@@ -345,12 +422,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         let n = conn.execute(
             "INSERT OR IGNORE INTO used_join_codes (secret_hash, used_unix_ms) VALUES (?1, ?2)",
-            params![
-                secret_hash,
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64)
-            ],
+            params![secret_hash, shared::clock::now_unix_ms()],
         )?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(n == 1)
@@ -578,8 +650,10 @@ mod tests {
         };
         {
             let store = Store::open(&path).unwrap();
-            assert!(store.mark_update(10).unwrap());
-            assert!(!store.mark_update(10).unwrap());
+            assert!(store.accept_update(10, "{\"a\":1}").unwrap());
+            assert!(!store.accept_update(10, "{}").unwrap());
+            assert!(store.accept_update(11, "{\"b\":2}").unwrap());
+            store.finish_update(10).unwrap();
             store
                 .put_binding(&Binding {
                     surface: s,
@@ -595,8 +669,15 @@ mod tests {
             store.set_mode(s, InputMode::Queue).unwrap();
         }
         let store = Store::open(&path).unwrap();
-        assert!(!store.mark_update(10).unwrap());
-        assert_eq!(store.last_update_id().unwrap(), Some(10));
+        assert!(!store.accept_update(10, "{}").unwrap());
+        assert_eq!(store.last_update_id().unwrap(), Some(11));
+        // Only the unfinished update is replayed, with its body.
+        assert_eq!(
+            store.unfinished_updates().unwrap(),
+            vec![(11, "{\"b\":2}".to_owned())]
+        );
+        store.finish_update(11).unwrap();
+        assert!(store.unfinished_updates().unwrap().is_empty());
         assert_eq!(store.acked("local", "s1").unwrap(), 50);
         assert_eq!(store.cursors("local").unwrap(), vec![("s1".to_owned(), 50)]);
         let b = store.binding(s).unwrap().unwrap();

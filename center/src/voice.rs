@@ -7,17 +7,29 @@ use teloxide::types::Voice;
 
 use crate::{
     app::{App, PendingInput},
+    inbox::UpdateLease,
     store::Surface,
 };
 
 impl App {
     /// Transcribes a voice message and sends the text to the topic's session, on the topic's
     /// input queue (its place among the topic's messages is kept while it is transcribed).
-    pub(crate) fn take_voice(self: &Arc<Self>, surface: Surface, message_id: i32, voice: Voice) {
+    /// The update stays unfinished in the inbox until the text was typed (or the user told why
+    /// not).
+    pub(crate) fn take_voice(
+        self: &Arc<Self>,
+        surface: Surface,
+        message_id: i32,
+        voice: Voice,
+        lease: UpdateLease,
+    ) {
         let app = self.clone();
         self.enqueue_input(
             surface,
-            Box::pin(async move { app.transcribe_and_type(surface, message_id, &voice).await }),
+            Box::pin(async move {
+                app.transcribe_and_type(surface, message_id, &voice).await;
+                drop(lease);
+            }),
         );
     }
 
@@ -92,6 +104,7 @@ impl App {
             text,
             reply_to: message_id,
             mode: binding.mode,
+            leases: Vec::new(),
         };
         self.deliver_input(&binding, &input).await;
     }

@@ -2,6 +2,8 @@
 //! ([`shutdown`]), logging ([`telemetry`]) and config-file loading ([`config`]).
 #![warn(missing_docs)]
 
+pub mod backoff;
+pub mod clock;
 pub mod config;
 pub mod line_socket;
 pub mod pki;

@@ -54,6 +54,14 @@ impl RecordedRequest {
         self.body["text"]["format"]["type"] == "json_schema"
     }
 
+    /// Texts of every user message in the request's history, oldest first.
+    pub fn user_texts(&self) -> Vec<String> {
+        self.body["input"]
+            .as_array()
+            .map(|input| script::user_texts(input))
+            .unwrap_or_default()
+    }
+
     /// Text of the last user message a person typed (harness messages skipped).
     pub fn last_user_text(&self) -> Option<String> {
         script::last_user_text(self.body["input"].as_array()?)
@@ -169,6 +177,34 @@ impl FakeModel {
             })?
             .context("fake model state dropped")?;
         Ok(())
+    }
+
+    /// How many times `text` was typed into Codex as a user message, as the model's newest
+    /// request shows the conversation (0 if no request carried it).
+    pub fn times_typed(&self, text: &str) -> usize {
+        self.responses_requests()
+            .iter()
+            .filter(|r| !r.is_title_request())
+            .map(|r| r.user_texts().iter().filter(|t| t.trim() == text).count())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Waits until a model request carries a user message `text`; errors after `timeout`.
+    pub async fn wait_for_user_text(&self, text: &str, timeout: Duration) -> anyhow::Result<()> {
+        let mut recorded = self.shared.recorded.subscribe();
+        tokio::time::timeout(timeout, async {
+            loop {
+                if self.times_typed(text) > 0 {
+                    return;
+                }
+                if recorded.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await
+        .with_context(|| format!("the model never saw {text:?} within {timeout:?}"))
     }
 
     /// While `failing`, model calls get `500 Internal Server Error` (still recorded).

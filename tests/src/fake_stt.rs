@@ -90,6 +90,8 @@ struct Inner {
     by_bytes: HashMap<Vec<u8>, String>,
     failure: Option<(u16, String)>,
     delay: Duration,
+    /// Requests whose body was read (counted before any delay: "being transcribed").
+    received: usize,
     requests: Vec<SttRequest>,
     rejections: Vec<SttRejection>,
 }
@@ -182,6 +184,11 @@ impl FakeStt {
     /// `429`); they are recorded as rejections.
     pub fn set_failure(&self, failure: Option<(u16, &str)>) {
         self.shared.lock().failure = failure.map(|(status, message)| (status, message.to_owned()));
+    }
+
+    /// How many requests were read so far, answered or still being answered.
+    pub fn received(&self) -> usize {
+        self.shared.lock().received
     }
 
     /// Delays every answer (after the body was read) by `delay`, to test client timeouts.
@@ -345,7 +352,8 @@ async fn handle(shared: &Shared, req: Request) -> Result<Response, Refusal> {
         }
     }
     let (transcript, failure, delay) = {
-        let state = shared.lock();
+        let mut state = shared.lock();
+        state.received += 1;
         let transcript = state
             .by_bytes
             .get(&bytes)

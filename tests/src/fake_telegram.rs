@@ -350,9 +350,24 @@ impl FakeTelegram {
         self.shared.lock().flood.force(None, n, secs);
     }
 
+    /// The next `n` sends or edits to `chat` fail with 429 `retry_after = secs` (a chat whose
+    /// budget is spent; other chats are not affected).
+    pub fn force_retry_after_in(&self, chat: i64, n: u32, secs: u32) {
+        self.shared.lock().flood.force_in(Some(chat), None, n, secs);
+    }
+
     /// The next `n` calls of `method` (any method, e.g. `answerCallbackQuery`) fail with 429.
     pub fn force_retry_after_on(&self, method: &str, n: u32, secs: u32) {
         self.shared.lock().flood.force(Some(method), n, secs);
+    }
+
+    /// The next `n` calls of `method` fail as they do when Telegram's front end is down: HTTP 502
+    /// with an HTML page instead of JSON. Nothing is delivered.
+    pub fn force_server_error_on(&self, method: &str, n: u32) {
+        self.shared
+            .lock()
+            .server_errors
+            .push((method.to_ascii_lowercase(), n));
     }
 
     /// How long a callback query stays answerable (default 15 s).

@@ -73,6 +73,9 @@ pub enum TgError {
     /// Could not reach the Bot API (nothing was delivered, or we cannot know).
     #[error("network: {0}")]
     Network(String),
+    /// The Bot API (or a proxy in front of it) failed with a 5xx: worth retrying.
+    #[error("Telegram server error: {0}")]
+    Server(String),
     /// Anything else Telegram refused.
     #[error("{0}")]
     Other(String),
@@ -254,6 +257,12 @@ impl Tg {
             err,
             teloxide::RequestError::Network(_) | teloxide::RequestError::Io(_)
         );
+        // A body that is not the Bot API's JSON comes from a proxy or a front end that failed
+        // (Telegram answers 502/504 with HTML when it is overloaded).
+        if let teloxide::RequestError::InvalidJson { raw, .. } = err {
+            let head: String = raw.chars().take(80).collect();
+            return TgError::Server(self.scrub(&head));
+        }
         sort(self.scrub(&err.to_string()), network)
     }
 
@@ -408,6 +417,19 @@ impl Tg {
         let mut call = Call::new("sendChatAction", Some(surface.chat_id));
         call.thread_id = topic(surface);
         self.record(call, &result);
+        result
+    }
+
+    /// The bot's own username (from getMe), to tell commands meant for it (`/cmd@this_bot`)
+    /// from commands meant for other bots in the same group.
+    pub async fn username(&self) -> Result<String, TgError> {
+        let result = self
+            .bot
+            .get_me()
+            .await
+            .map(|me| me.user.username.unwrap_or_default())
+            .map_err(|e| self.classify(&e));
+        self.record(Call::new("getMe", None), &result);
         result
     }
 
@@ -689,6 +711,16 @@ fn sort(text: String, network: bool) -> TgError {
         TgError::FileTooBig
     } else if network {
         TgError::Network(text)
+    } else if [
+        "internal server error",
+        "bad gateway",
+        "service unavailable",
+        "gateway timeout",
+    ]
+    .iter()
+    .any(|e| lower.contains(e))
+    {
+        TgError::Server(text)
     } else {
         TgError::Other(text)
     }

@@ -427,9 +427,9 @@ pub struct Outbox {
 const TYPING_EVERY: Duration = Duration::from_secs(4);
 /// At most one draft update per chat this often.
 const DRAFT_EVERY: Duration = Duration::from_secs(1);
-/// Network failures are retried this many times (the Bot API has no idempotency key, so a
-/// retried send may rarely arrive twice; losing a final answer would be worse).
-const NETWORK_RETRIES: u32 = 5;
+// Messages are retried after network failures and 5xx until they go through (the Bot API has
+// no idempotency key, so a retried send may rarely arrive twice; losing a final answer would be
+// worse), with a backoff capped at 30 s.
 /// Media uploads are retried once: a timed-out upload of many megabytes has likely arrived, and
 /// each retry holds the chat's queue (final answers included) for as long as the upload takes.
 const MEDIA_NETWORK_RETRIES: u32 = 1;
@@ -674,7 +674,7 @@ async fn execute(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) 
             let result = attempt(
                 shared,
                 chat_id,
-                NETWORK_RETRIES,
+                Retries::Unlimited,
                 || None,
                 move |html| {
                     let text = if html { &s.html } else { &s.plain };
@@ -691,7 +691,7 @@ async fn execute(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) 
             let result = attempt(
                 shared,
                 chat_id,
-                MEDIA_NETWORK_RETRIES,
+                Retries::Limited(MEDIA_NETWORK_RETRIES),
                 || None,
                 move |html| {
                     let caption = if html {
@@ -720,14 +720,14 @@ async fn execute(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) 
             let newer = || lock(queue).has_newer(c).then_some(());
             let result = match c {
                 Change::Text(e) => {
-                    attempt(shared, chat_id, 0, newer, move |html| {
+                    attempt(shared, chat_id, Retries::Limited(0), newer, move |html| {
                         let text = if html { &e.html } else { &e.plain };
                         tg.edit(e.chat_id, e.message_id, text, html, e.keyboard.as_ref())
                     })
                     .await
                 }
                 Change::Media(e) => {
-                    attempt(shared, chat_id, 0, newer, move |html| {
+                    attempt(shared, chat_id, Retries::Limited(0), newer, move |html| {
                         let caption = if html {
                             &e.caption_html
                         } else {
@@ -746,7 +746,10 @@ async fn execute(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) 
                 }
                 Change::Delete(id) => {
                     let id = *id;
-                    attempt(shared, chat_id, 0, newer, move |_| tg.delete(chat_id, id)).await
+                    attempt(shared, chat_id, Retries::Limited(0), newer, move |_| {
+                        tg.delete(chat_id, id)
+                    })
+                    .await
                 }
             };
             for d in done {
@@ -758,19 +761,20 @@ async fn execute(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) 
 
 /// Makes one call until it succeeds or fails for good: `call(true)` sends HTML, `call(false)`
 /// the plain fallback (from the HTML's refusal on); a 429 pauses the chat and retries (unless
-/// `superseded` yields the result to report instead); network failures are retried
-/// `network_retries` times with backoff.
+/// `superseded` yields the result to report instead); network failures and server errors (5xx)
+/// are retried with backoff, `Retries::Limited(n)` times or, for messages whose delivery an ack
+/// waits for, until they go through.
 async fn attempt<T, Fut>(
     shared: &Shared,
     chat_id: i64,
-    network_retries: u32,
+    retries_allowed: Retries,
     superseded: impl Fn() -> Option<T>,
     call: impl Fn(bool) -> Fut,
 ) -> Result<T, TgError>
 where
     Fut: Future<Output = Result<T, TgError>>,
 {
-    let mut retries = 0;
+    let mut retries: u32 = 0;
     // Once the HTML is refused, retries (after a 429 or a network failure) go out plain.
     let mut html = true;
     loop {
@@ -788,12 +792,32 @@ where
                     return Ok(v);
                 }
             }
-            Err(TgError::Network(ref why)) if retries < network_retries => {
-                retries += 1;
+            Err(TgError::Network(ref why) | TgError::Server(ref why))
+                if retries_allowed.allows(retries) =>
+            {
+                retries = retries.saturating_add(1);
                 tracing::warn!(chat.id = chat_id, error = %why, attempt = retries, "call failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500 << retries)).await;
+                tokio::time::sleep(shared::backoff::delay(retries)).await;
             }
             other => return other,
+        }
+    }
+}
+
+/// How often a call that failed on the way (network, 5xx) is tried again.
+#[derive(Debug, Clone, Copy)]
+enum Retries {
+    /// At most this many times (best-effort changes and media).
+    Limited(u32),
+    /// Until it goes through: messages whose delivery an ack waits for. Only that chat waits.
+    Unlimited,
+}
+
+impl Retries {
+    fn allows(self, done: u32) -> bool {
+        match self {
+            Self::Limited(n) => done < n,
+            Self::Unlimited => true,
         }
     }
 }

@@ -72,11 +72,8 @@ pub async fn run(app: Arc<App>, token: CancellationToken) {
     }
 }
 
-/// 0.5 s doubling to 30 s.
 fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(500)
-        .saturating_mul(1 << failures.min(6))
-        .min(Duration::from_secs(30))
+    shared::backoff::delay(failures + 1)
 }
 
 fn spawn_watchdog(

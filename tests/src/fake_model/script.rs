@@ -186,6 +186,19 @@ pub fn last_user_text(input: &[Value]) -> Option<String> {
         .find(|text| !is_harness_text(text))
 }
 
+/// Texts of every user message a person typed, oldest first (harness messages skipped).
+pub fn user_texts(input: &[Value]) -> Vec<String> {
+    input
+        .iter()
+        .filter(|item| {
+            item.get("type").and_then(Value::as_str) == Some("message")
+                && item.get("role").and_then(Value::as_str) == Some("user")
+        })
+        .map(message_text)
+        .filter(|text| !is_harness_text(text))
+        .collect()
+}
+
 fn is_harness_text(text: &str) -> bool {
     let text = text.trim_start();
     text.starts_with('<') || text.starts_with("# AGENTS.md")

@@ -81,6 +81,8 @@ pub(super) const LIMITED: &[&str] = &[
 
 struct Forced {
     method: Option<String>,
+    /// Only calls to this chat (any chat if `None`).
+    chat: Option<i64>,
     remaining: u32,
     retry_after: u32,
 }
@@ -102,7 +104,18 @@ pub(super) struct Flood {
 
 impl Flood {
     pub(super) fn force(&mut self, method: Option<&str>, n: u32, retry_after: u32) {
+        self.force_in(None, method, n, retry_after);
+    }
+
+    pub(super) fn force_in(
+        &mut self,
+        chat: Option<i64>,
+        method: Option<&str>,
+        n: u32,
+        retry_after: u32,
+    ) {
         self.forced.push(Forced {
+            chat,
             method: method.map(str::to_ascii_lowercase),
             remaining: n,
             retry_after,
@@ -119,6 +132,7 @@ impl Flood {
     ) -> Result<(), (u32, FloodReason)> {
         let forced = self.forced.iter_mut().find(|f| {
             f.remaining > 0
+                && f.chat.is_none_or(|c| c == chat)
                 && f.method
                     .as_deref()
                     .map_or(LIMITED.contains(&method), |m| m == method)

@@ -128,6 +128,9 @@ pub(super) struct State {
     pub(super) flood: Flood,
     pub(super) commands: BTreeMap<String, Value>,
     pub(super) callback_deadline: Duration,
+    /// Calls forced to fail as a proxy in front of Telegram does when it is down: 502 with an
+    /// HTML body (method in lower case, calls remaining). Nothing is delivered.
+    pub(super) server_errors: Vec<(String, u32)>,
 }
 
 pub(super) fn unix_now() -> i64 {
@@ -163,6 +166,7 @@ impl State {
             flood: Flood::default(),
             commands: BTreeMap::new(),
             callback_deadline: Duration::from_secs(15),
+            server_errors: Vec::new(),
         }
     }
 

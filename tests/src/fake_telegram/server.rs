@@ -92,12 +92,39 @@ async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
         Ok(params) if method.eq_ignore_ascii_case("getUpdates") => get_updates(&sh, &params).await,
         Ok(params) => {
             let mut st = sh.lock();
+            if take_server_error(&mut st.server_errors, &method) {
+                drop(st);
+                let outcome = Err(ApiError::status(502, "Bad Gateway"));
+                log_call(&sh, method, log_params, outcome);
+                return bad_gateway();
+            }
             methods::call(&mut st, &method, &params)
                 .unwrap_or_else(|| Err(ApiError::status(404, "Not Found")))
         }
     };
     log_call(&sh, method, log_params, outcome.clone());
     reply(&outcome)
+}
+
+/// Whether a forced server error takes this call (see `force_server_error_on`).
+fn take_server_error(forced: &mut Vec<(String, u32)>, method: &str) -> bool {
+    let method = method.to_ascii_lowercase();
+    let Some(f) = forced.iter_mut().find(|(m, n)| *m == method && *n > 0) else {
+        return false;
+    };
+    f.1 -= 1;
+    forced.retain(|(_, n)| *n > 0);
+    true
+}
+
+/// What a reverse proxy says when Telegram behind it is unreachable.
+fn bad_gateway() -> Response {
+    (
+        StatusCode::BAD_GATEWAY,
+        [(header::CONTENT_TYPE, "text/html")],
+        "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>",
+    )
+        .into_response()
 }
 
 /// An integer parameter as logged (a JSON number, or a string holding one).

@@ -16,7 +16,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 pub(crate) struct CenterEnv {
     pub(crate) tg: FakeTelegram,
-    _model: FakeModel,
+    pub(crate) model: FakeModel,
     _codex: CodexHome,
     _root: tempfile::TempDir,
     pub(crate) project: PathBuf,
@@ -65,7 +65,7 @@ impl CenterEnv {
         let center = CenterProcess::start(&opts).await.unwrap();
         Self {
             tg,
-            _model: model,
+            model,
             _codex: codex,
             _root: root,
             project,

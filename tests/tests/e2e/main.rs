@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod center;
+mod durable;
 mod fleet;
 mod media;
 mod node;
+mod rollout_switch;
 mod support;

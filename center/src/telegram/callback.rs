@@ -1,0 +1,232 @@
+//! Button data: the one encoder and decoder of every `callback_data` the center puts on a
+//! button. Telegram hands the data back verbatim from anyone who can press (or forge) a button,
+//! so decoding is strict: anything that is not exactly what [`Callback::encode`] writes is
+//! refused, and the user gets [`EXPIRED`] and nothing else happens.
+
+/// The answer to a button whose data is stale, foreign or forged.
+pub(crate) const EXPIRED: &str = "This button has expired.";
+
+/// Telegram's limit on `callback_data`.
+pub(crate) const MAX_DATA: usize = 64;
+
+/// What a button does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Callback {
+    /// A step in a bind menu: the menu's token, the step (`c`ancel, `o`pen, `p`age, `u`p,
+    /// `s`elect, `n`ew, `r`esume) and its index.
+    Menu {
+        token: String,
+        op: MenuOp,
+        index: Option<u32>,
+    },
+    /// Press a key in answer to Codex's question in `session`.
+    Key { session: String, key: PromptKey },
+    /// Show a page of `/history`, `skip` entries from the newest.
+    History { skip: u32 },
+    /// Drop the topic's held messages.
+    DropHeld,
+    /// Take the screenshot of `session` again.
+    Refresh { session: String },
+}
+
+/// A step in a bind menu.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MenuOp {
+    Cancel,
+    Open,
+    Page,
+    Up,
+    Select,
+    New,
+    Resume,
+}
+
+/// A key that answers Codex's question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PromptKey {
+    Escape,
+    /// The choice's key as Codex shows it (`1`, `y`, …).
+    Choice(char),
+}
+
+impl MenuOp {
+    fn letter(self) -> char {
+        match self {
+            Self::Cancel => 'c',
+            Self::Open => 'o',
+            Self::Page => 'p',
+            Self::Up => 'u',
+            Self::Select => 's',
+            Self::New => 'n',
+            Self::Resume => 'r',
+        }
+    }
+
+    fn from_letter(s: &str) -> Option<Self> {
+        Some(match s {
+            "c" => Self::Cancel,
+            "o" => Self::Open,
+            "p" => Self::Page,
+            "u" => Self::Up,
+            "s" => Self::Select,
+            "n" => Self::New,
+            "r" => Self::Resume,
+            _ => return None,
+        })
+    }
+}
+
+impl Callback {
+    /// The button's data (at most [`MAX_DATA`] bytes for the ids the center makes).
+    pub(crate) fn encode(&self) -> String {
+        match self {
+            Self::Menu { token, op, index } => {
+                let index = index.map(|i| i.to_string()).unwrap_or_default();
+                format!("m|{token}|{}|{index}", op.letter())
+            }
+            Self::Key { session, key } => match key {
+                PromptKey::Escape => format!("k|{session}|esc"),
+                PromptKey::Choice(c) => format!("k|{session}|{c}"),
+            },
+            Self::History { skip } => format!("h|{skip}"),
+            Self::DropHeld => "q|drop".to_owned(),
+            Self::Refresh { session } => format!("r|{session}"),
+        }
+    }
+
+    /// The button `data` stands for; `None` unless it is exactly what [`Callback::encode`]
+    /// writes.
+    pub(crate) fn decode(data: &str) -> Option<Self> {
+        if data.len() > MAX_DATA {
+            return None;
+        }
+        let parts: Vec<&str> = data.split('|').collect();
+        let decoded = match parts.as_slice() {
+            ["m", token, op, index] if is_token(token) => Self::Menu {
+                token: (*token).to_owned(),
+                op: MenuOp::from_letter(op)?,
+                index: match *index {
+                    "" => None,
+                    i => Some(number(i)?),
+                },
+            },
+            ["k", session, key] if is_id(session) => Self::Key {
+                session: (*session).to_owned(),
+                key: match *key {
+                    "esc" => PromptKey::Escape,
+                    k => {
+                        let mut chars = k.chars();
+                        match (chars.next(), chars.next()) {
+                            (Some(c), None) if c.is_ascii_alphanumeric() => PromptKey::Choice(c),
+                            _ => return None,
+                        }
+                    }
+                },
+            },
+            ["h", skip] => Self::History {
+                skip: number(skip)?,
+            },
+            ["q", "drop"] => Self::DropHeld,
+            ["r", session] if is_id(session) => Self::Refresh {
+                session: (*session).to_owned(),
+            },
+            _ => return None,
+        };
+        // Only the canonical spelling (no leading zeros, no "+1"): one button, one data.
+        (decoded.encode() == data).then_some(decoded)
+    }
+}
+
+fn number(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A menu token: short lowercase hex.
+fn is_token(s: &str) -> bool {
+    (1..=16).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A session id as nodes make them.
+fn is_id(s: &str) -> bool {
+    (1..=48).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn callbacks() -> impl Strategy<Value = Callback> {
+        let ops = prop_oneof![
+            Just(MenuOp::Cancel),
+            Just(MenuOp::Open),
+            Just(MenuOp::Page),
+            Just(MenuOp::Up),
+            Just(MenuOp::Select),
+            Just(MenuOp::New),
+            Just(MenuOp::Resume),
+        ];
+        let key = prop_oneof![
+            Just(PromptKey::Escape),
+            "[0-9a-zA-Z]".prop_map(|s| PromptKey::Choice(s.chars().next().unwrap())),
+        ];
+        prop_oneof![
+            ("[0-9a-f]{8}", ops, proptest::option::of(0u32..10_000))
+                .prop_map(|(token, op, index)| Callback::Menu { token, op, index }),
+            ("[A-Za-z0-9_-]{1,36}", key).prop_map(|(session, key)| Callback::Key { session, key }),
+            (0u32..1_000_000).prop_map(|skip| Callback::History { skip }),
+            Just(Callback::DropHeld),
+            "[A-Za-z0-9_-]{1,36}".prop_map(|session| Callback::Refresh { session }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_button_round_trips_within_telegrams_limit(c in callbacks()) {
+            let data = c.encode();
+            prop_assert!(data.len() <= MAX_DATA, "{data}");
+            prop_assert_eq!(Callback::decode(&data), Some(c));
+        }
+
+        #[test]
+        fn arbitrary_data_never_panics_and_only_canonical_data_decodes(data in ".{0,80}") {
+            if let Some(c) = Callback::decode(&data) {
+                prop_assert_eq!(c.encode(), data);
+            }
+        }
+    }
+
+    #[test]
+    fn forged_and_stale_spellings_are_refused() {
+        for data in [
+            "",
+            "k|s1|yes",
+            "k|s1|",
+            "k|../x|1",
+            "h|-1",
+            "h|01",
+            "h|+1",
+            "m|zz|o|1",
+            "m|abcd|x|1",
+            "m|abcd|o|1|extra",
+            "q|dropall",
+            "r|",
+            "x|1",
+        ] {
+            assert_eq!(Callback::decode(data), None, "{data:?}");
+        }
+        assert_eq!(
+            Callback::decode("k|019a-b_c|esc"),
+            Some(Callback::Key {
+                session: "019a-b_c".into(),
+                key: PromptKey::Escape
+            })
+        );
+    }
+}
