@@ -38,6 +38,9 @@ use crate::{
     telegram::{api::Tg, outbox::Outbox},
 };
 
+/// How long a stopping center waits for messages in flight (systemd's stop timeout is longer).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Capacity of the queue from nodes to delivery.
 const INBOUND_QUEUE: usize = 4096;
 
@@ -53,7 +56,10 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
     let tg = Tg::new(cfg.token.expose(), &cfg.api_url)
         .context("setting up the Bot API client")?
         .with_audit(audit);
-    let outbox = Outbox::new(tg.clone(), token.clone());
+    // The outbox outlives the rest at shutdown: it stops only after the sends in flight went out
+    // (or the grace period ended).
+    let outbox_token = CancellationToken::new();
+    let outbox = Outbox::new(tg.clone(), outbox_token.clone());
     if let Err(err) = tg.set_commands(commands::COMMANDS).await {
         tracing::warn!(error = %err, "setting the command menu failed");
     }
@@ -112,5 +118,15 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
     tracing::info!("center started");
     println!("center: polling Telegram");
     telegram::poll::run(Arc::clone(&app), token.clone()).await;
+    // Stopping: no new updates; answers already on their way still go out.
+    if tokio::time::timeout(SHUTDOWN_GRACE, app.outbox.sent_all())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "messages still unsent at shutdown; their events stay unacked and are replayed at the next start"
+        );
+    }
+    outbox_token.cancel();
     Ok(())
 }

@@ -415,6 +415,9 @@ struct Shared {
     limits: Mutex<Limits>,
     queues: Mutex<HashMap<i64, ChatSlot>>,
     token: CancellationToken,
+    /// Sends queued or in flight (not changes, drafts or chat actions): what a shutdown waits
+    /// for.
+    unsent: tokio::sync::watch::Sender<usize>,
 }
 
 /// Cloneable handle on the outbox.
@@ -452,8 +455,16 @@ impl Outbox {
                 }),
                 queues: Mutex::new(HashMap::new()),
                 token,
+                unsent: tokio::sync::watch::Sender::new(0),
             }),
         }
+    }
+
+    /// Resolves once every send queued so far has been accepted or refused (a shutdown waits
+    /// for this, within a grace period, so answers in flight still go out).
+    pub async fn sent_all(&self) {
+        let mut unsent = self.shared.unsent.subscribe();
+        let _ = unsent.wait_for(|n| *n == 0).await;
     }
 
     /// Per chat: (chat id, queued sends, queued edits and deletes), for `center status`.
@@ -490,6 +501,7 @@ impl Outbox {
 
     fn enqueue_send(&self, send: Outgoing) -> oneshot::Receiver<Result<i32, TgError>> {
         let (tx, rx) = oneshot::channel();
+        self.shared.unsent.send_modify(|n| *n += 1);
         let (q, n) = self.queue(send.surface().chat_id);
         lock(&q).push_send(send, Some(tx));
         n.notify_one();
@@ -685,6 +697,7 @@ async fn execute(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) 
             if let Some(done) = done {
                 let _ = done.send(result);
             }
+            shared.unsent.send_modify(|n| *n = n.saturating_sub(1));
         }
         Job::Send(Outgoing::Media(m), done) => {
             let m = &m;
@@ -713,6 +726,7 @@ async fn execute(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) 
             if let Some(done) = done {
                 let _ = done.send(result);
             }
+            shared.unsent.send_modify(|n| *n = n.saturating_sub(1));
         }
         Job::Change(change, done) => {
             let c = &change;
@@ -1119,6 +1133,21 @@ mod tests {
                 audit,
                 _dir: dir,
             }
+        }
+
+        #[tokio::test]
+        async fn a_shutdown_can_wait_until_every_send_went_out() {
+            let r = rig().await;
+            r.outbox.sent_all().await; // nothing queued: at once
+            r.fake.force_retry_after(1, 1);
+            let answer = send(&r, "the answer", Class::Final);
+            let waiting = r.outbox.clone();
+            let drained = tokio::spawn(async move { waiting.sent_all().await });
+            // Not before Telegram took the answer (after its 429).
+            let id = answer.await.unwrap().unwrap();
+            drained.await.unwrap();
+            assert!(r.fake.bot_message(r.chat, i64::from(id)).is_some());
+            assert_eq!(r.fake.count_429(), 1);
         }
 
         fn png() -> Upload {

@@ -72,6 +72,46 @@ async fn text_waiting_in_a_bind_menu_survives_a_center_crash() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_waiting_out_its_burst_window_survives_a_center_crash() {
+    let mut env = CenterEnv::start("d-burst").await;
+    // A private chat with topics: no group budget to wait for.
+    let chat = env.tg.create_private_chat(&env.alice, true);
+    let thread = env.bound_topic_in(chat, "burst", "echo: ready").await;
+    env.message_in(chat, thread, "first answer", |m| m.text() == "ready")
+        .await;
+    let sent = env
+        .tg
+        .send_document(
+            &env.alice,
+            chat,
+            Some(thread),
+            "notes.txt",
+            "text/plain",
+            b"kept".to_vec(),
+            Some("echo: file kept"),
+        )
+        .unwrap();
+    // The center took the update (Telegram forgets it now) and waits 1.5 s for more files.
+    env.tg
+        .wait_until_confirmed(sent.update_id, WAIT)
+        .await
+        .unwrap();
+    env.restart_center().await;
+    env.message_in(chat, thread, "the file's answer", |m| {
+        m.text().starts_with("file kept")
+    })
+    .await;
+    inbox_settles(&env).await;
+    let answers = env
+        .tg
+        .messages_in(chat, Some(thread))
+        .into_iter()
+        .filter(|m| m.text().starts_with("file kept"))
+        .count();
+    assert_eq!(answers, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_voice_message_being_transcribed_survives_a_center_crash() {
     let stt = FakeStt::start(None).await.unwrap();
     stt.set_transcript("echo: said before the crash");
