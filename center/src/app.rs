@@ -19,7 +19,7 @@ use crate::{
     flows::Menus,
     inbox::UpdateLease,
     nodes::{CallError, NodeConn},
-    store::{Binding, InputMode, Store, Surface},
+    store::{Binding, InputMode, StatusChange, Store, Surface},
     telegram::{
         outbox::{Class, Outbox, Send},
         render,
@@ -727,17 +727,26 @@ impl App {
         text: &str,
         delivered: bool,
     ) {
-        let mut body = text.to_owned();
-        if delivered {
-            match self.store.status(surface) {
-                Ok(None) => {
-                    let _ = self.store.set_status(surface, receipt, text);
-                }
-                Ok(Some((id, existing))) if id == receipt => body = existing,
-                _ => {}
+        let edit = |body: String| crate::deliver::edit_status(self, surface.chat_id, receipt, body);
+        let updated = self.store.update_status(surface, |current| match current {
+            None if delivered => {
+                edit(text.to_owned());
+                StatusChange::Set(receipt, text.to_owned())
             }
+            // Tool activity already landed in the receipt: keep it.
+            Some((id, existing)) if id == receipt => {
+                edit(existing);
+                StatusChange::Keep
+            }
+            _ => {
+                edit(text.to_owned());
+                StatusChange::Keep
+            }
+        });
+        if let Err(err) = updated {
+            tracing::error!(error = %err, "updating a status message failed");
+            crate::deliver::edit_status(self, surface.chat_id, receipt, text.to_owned());
         }
-        crate::deliver::edit_status(self, surface.chat_id, receipt, body);
     }
 
     /// Posts a short notice in a topic (not awaited).

@@ -19,7 +19,7 @@ use crate::{
     app::App,
     nodes::Inbound,
     router::turn::{Post, Turn},
-    store::{Binding, Surface},
+    store::{Binding, StatusChange, Surface},
     telegram::{
         api::{MediaKind, TgError, Upload},
         callback::{Callback, PromptKey},
@@ -278,42 +278,51 @@ impl SessionDelivery {
 
     async fn status_line(&self, s: Surface, line: String) {
         let line: String = line.chars().take(STATUS_LINE_CHARS).collect();
-        let store = &self.app.store;
-        match store.status(s) {
-            Ok(Some((id, body))) => {
-                let mut lines: Vec<&str> = body.lines().collect();
-                lines.push(&line);
-                let keep = lines.len().saturating_sub(STATUS_LINES);
-                let body = lines[keep..].join("\n");
-                self.draft(s, &body);
-                let _ = store.set_status(s, id, &body);
-                edit_status(&self.app, s.chat_id, id, body);
-            }
-            Ok(None) => {
-                self.draft(s, &line);
-                let sent = self
+        let mut exists = false;
+        let updated = self.app.store.update_status(s, |current| {
+            let Some((id, body)) = current else {
+                return StatusChange::Keep;
+            };
+            exists = true;
+            let mut lines: Vec<&str> = body.lines().collect();
+            lines.push(&line);
+            let keep = lines.len().saturating_sub(STATUS_LINES);
+            let body = lines[keep..].join("\n");
+            self.draft(s, &body);
+            edit_status(&self.app, s.chat_id, id, body.clone());
+            StatusChange::Set(id, body)
+        });
+        if let Err(err) = updated {
+            tracing::error!(error = %err, "updating a status message failed");
+            return;
+        }
+        if exists {
+            return;
+        }
+        self.draft(s, &line);
+        let sent = self
+            .app
+            .outbox
+            .send(Send {
+                surface: s,
+                html: escape_html(&line),
+                plain: line.clone(),
+                keyboard: None,
+                reply_to: None,
+                class: Class::Status,
+            })
+            .await;
+        match sent {
+            Ok(Ok(id)) => {
+                let _ = self
                     .app
-                    .outbox
-                    .send(Send {
-                        surface: s,
-                        html: escape_html(&line),
-                        plain: line.clone(),
-                        keyboard: None,
-                        reply_to: None,
-                        class: Class::Status,
-                    })
-                    .await;
-                match sent {
-                    Ok(Ok(id)) => {
-                        let _ = store.set_status(s, id, &line);
-                    }
-                    Ok(Err(TgError::ThreadNotFound)) => {
-                        self.app.on_topic_gone(s, "the topic was deleted").await
-                    }
-                    _ => {}
-                }
+                    .store
+                    .update_status(s, |_| StatusChange::Set(id, line.clone()));
             }
-            Err(err) => tracing::error!(error = %err, "reading a status message failed"),
+            Ok(Err(TgError::ThreadNotFound)) => {
+                self.app.on_topic_gone(s, "the topic was deleted").await
+            }
+            _ => {}
         }
     }
 
@@ -321,11 +330,17 @@ impl SessionDelivery {
     /// status that only says the message was delivered is left as it is (one edit saved from
     /// the group's 20-a-minute budget).
     fn close_status(&self, s: Surface, outcome: &str) {
-        if let Ok(Some((id, body))) = self.app.store.status(s) {
+        let closed = self.app.store.update_status(s, |current| {
+            let Some((id, body)) = current else {
+                return StatusChange::Keep;
+            };
             if body.lines().count() > 1 || !body.starts_with('✓') {
                 edit_status(&self.app, s.chat_id, id, format!("{body}\n{outcome}"));
             }
-            let _ = self.app.store.clear_status(s);
+            StatusChange::Clear
+        });
+        if let Err(err) = closed {
+            tracing::error!(error = %err, "closing a status message failed");
         }
     }
 

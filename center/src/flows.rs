@@ -58,15 +58,9 @@ pub struct Menus {
     open: Mutex<HashMap<String, Menu>>,
 }
 
+/// A menu's token in its buttons' data: unguessable, so a forged press cannot reach a menu.
 fn new_token() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    format!("{:08x}", h.finish() as u32)
+    shared::random::hex_token::<4>()
 }
 
 fn btn(
@@ -576,10 +570,7 @@ fn short(s: &str, max: usize) -> String {
 }
 
 fn age(unix_ms: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let mins = (now - unix_ms).max(0) / 60_000;
+    let mins = (shared::clock::now_unix_ms() - unix_ms).max(0) / 60_000;
     match mins {
         0 => "just now".into(),
         m if m < 60 => format!("{m} min ago"),

@@ -354,6 +354,44 @@ impl Store {
             .optional()?)
     }
 
+    /// Reads, changes and writes a topic's status message as one step: `change` sees the
+    /// current one and says what it becomes. Callers that edit the message in Telegram queue
+    /// the edit inside `change`, so edits are queued in the order the changes were made (the
+    /// receipt, the turn's lines and its outcome come from different tasks).
+    pub fn update_status(
+        &self,
+        surface: Surface,
+        change: impl FnOnce(Option<(i32, String)>) -> StatusChange,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let current = tx
+            .query_row(
+                "SELECT message_id, body FROM status_messages WHERE chat_id = ?1 AND thread_id = ?2",
+                params![surface.chat_id, surface.thread_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match change(current) {
+            StatusChange::Keep => {}
+            StatusChange::Set(id, body) => {
+                tx.execute(
+                    "INSERT OR REPLACE INTO status_messages (chat_id, thread_id, message_id, body)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![surface.chat_id, surface.thread_id, id, body],
+                )?;
+            }
+            StatusChange::Clear => {
+                tx.execute(
+                    "DELETE FROM status_messages WHERE chat_id = ?1 AND thread_id = ?2",
+                    params![surface.chat_id, surface.thread_id],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Forgets a topic's status message (its turn ended).
     pub fn clear_status(&self, surface: Surface) -> Result<(), StoreError> {
         self.conn().execute(
@@ -362,6 +400,17 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// What [`Store::update_status`] makes of a topic's status message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusChange {
+    /// Leave it as it is.
+    Keep,
+    /// This message, showing this text.
+    Set(i32, String),
+    /// No status message any more (the turn ended).
+    Clear,
 }
 
 /// A remote node the center dials.
@@ -697,6 +746,37 @@ mod tests {
         assert!(store.revoke_node("vps-1").unwrap());
         assert!(store.node("vps-1").unwrap().unwrap().revoked);
         assert!(store.bindings().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_status_message_changes_in_one_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let s = Surface {
+            chat_id: 1,
+            thread_id: 2,
+        };
+        let mut seen = Vec::new();
+        store
+            .update_status(s, |cur| {
+                seen.push(cur);
+                StatusChange::Set(5, "✓ Delivered".into())
+            })
+            .unwrap();
+        store
+            .update_status(s, |cur| {
+                let (id, body) = cur.clone().unwrap();
+                seen.push(cur);
+                StatusChange::Set(id, format!("{body}\n⚙️ ls"))
+            })
+            .unwrap();
+        assert_eq!(
+            store.status(s).unwrap(),
+            Some((5, "✓ Delivered\n⚙️ ls".into()))
+        );
+        store.update_status(s, |_| StatusChange::Clear).unwrap();
+        assert_eq!(store.status(s).unwrap(), None);
+        assert_eq!(seen, [None, Some((5, "✓ Delivered".into()))]);
     }
 
     #[test]

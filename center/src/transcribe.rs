@@ -507,64 +507,11 @@ fn bounded(text: &str) -> String {
 
 // === command ===
 
-/// Splits a command template into arguments like a POSIX shell would split words, without any
-/// expansion: whitespace separates; `'...'` is literal; `"..."` is literal except `\"` and `\\`;
-/// outside quotes `\` makes the next character literal.
+/// Splits a command template into arguments like a POSIX shell splits words, without any
+/// expansion (`shlex`): whitespace separates; `'...'` is literal; `"..."` is literal except for
+/// backslash escapes; outside quotes `\` makes the next character literal.
 fn split_template(template: &str) -> Result<Vec<String>, String> {
-    let mut args = Vec::new();
-    let mut current = String::new();
-    let mut in_word = false;
-    let mut chars = template.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {
-                if in_word {
-                    args.push(std::mem::take(&mut current));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => current.push(c),
-                        None => return Err("a single quote (') is not closed".to_owned()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\')) => current.push(c),
-                            Some(c) => {
-                                current.push('\\');
-                                current.push(c);
-                            }
-                            None => return Err("a double quote (\") is not closed".to_owned()),
-                        },
-                        Some(c) => current.push(c),
-                        None => return Err("a double quote (\") is not closed".to_owned()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                current.push(chars.next().unwrap_or('\\'));
-            }
-            c => {
-                in_word = true;
-                current.push(c);
-            }
-        }
-    }
-    if in_word {
-        args.push(current);
-    }
-    Ok(args)
+    shlex::split(template).ok_or_else(|| "a quote (' or \") is not closed".to_owned())
 }
 
 /// `arg` with every [`INPUT_PLACEHOLDER`] replaced by `audio` (kept as an `OsString`, so any
@@ -1073,8 +1020,8 @@ printf 'flag=%s\n' "$3""#,
             config_error(&cmd("whisper-cli --file voice.ogg")),
             "command must contain {input} where the audio file's path goes"
         );
-        assert!(config_error(&cmd("whisper-cli '{input}")).contains("single quote"));
-        assert!(config_error(&cmd("whisper-cli \"{input}")).contains("double quote"));
+        assert!(config_error(&cmd("whisper-cli '{input}")).contains("quote"));
+        assert!(config_error(&cmd("whisper-cli \"{input}")).contains("quote"));
         assert!(config_error(&cmd("{input} x")).contains("must start with a program"));
         assert!(config_error(&cmd("''")).contains("must"));
         let timeout0 = TranscribeConfig {
