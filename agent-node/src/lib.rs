@@ -5,7 +5,6 @@
 //! (an in-memory [`proto::link::pair`] when embedded in the center, a gRPC stream via
 //! [`transport`] otherwise). The binary `agent-node` wires these to a command line.
 
-pub mod bind;
 pub mod browse;
 pub mod config;
 pub mod control;
@@ -17,6 +16,7 @@ pub mod input;
 pub mod node;
 mod ops;
 pub mod registry;
+mod rollout_match;
 pub mod screen;
 pub mod serve;
 mod session;

@@ -21,6 +21,7 @@ use crate::{
     config::NodeConfig,
     hub::Hub,
     registry::{self, Registry, SessionRecord},
+    rollout_match::Matcher,
     session::{self, SessionDeps, SessionRt, TailCmd},
     tmux::TmuxCli,
     transcript::locate,
@@ -65,15 +66,14 @@ pub(crate) struct Inner {
     pub(crate) registry: Mutex<Registry>,
     registry_dirty: Notify,
     pub(crate) sessions: Mutex<HashMap<String, Arc<SessionRt>>>,
-    /// Rollout path → session id, for routing file events.
-    pub(crate) bound_paths: Mutex<HashMap<PathBuf, String>>,
-    /// Text being submitted to a window whose rollout is not known yet (session id → text).
+    /// Which rollout is whose (see `crate::rollout_match`).
+    pub(crate) matcher: Matcher,
+    /// Text being typed into a window (session id → text): the proof that a new rollout with
+    /// that first message is the window's (see `crate::rollout_match`).
     pub(crate) claims: Mutex<HashMap<String, String>>,
-    /// Serialises first submissions per working directory (see `crate::bind`).
+    /// Serialises first submissions per working directory (see `crate::rollout_match`).
     pub(crate) cwd_locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) create_lock: tokio::sync::Mutex<()>,
-    /// Serialises binding decisions.
-    pub(crate) bind_lock: tokio::sync::Mutex<()>,
     pub(crate) unknown_records: Arc<AtomicU64>,
     pub(crate) started: Instant,
     pub(crate) token: CancellationToken,
@@ -105,11 +105,10 @@ impl Node {
             registry: Mutex::new(registry),
             registry_dirty: Notify::new(),
             sessions: Mutex::new(HashMap::new()),
-            bound_paths: Mutex::new(HashMap::new()),
+            matcher: Matcher::default(),
             claims: Mutex::new(HashMap::new()),
             cwd_locks: Mutex::new(HashMap::new()),
             create_lock: tokio::sync::Mutex::new(()),
-            bind_lock: tokio::sync::Mutex::new(()),
             unknown_records: Arc::new(AtomicU64::new(0)),
             started: Instant::now(),
             token,
@@ -122,7 +121,7 @@ impl Node {
         crate::files::sweep_partial_uploads(&node.inner.cfg.state_dir.join("inbox"));
         node.adopt().await?;
         node.spawn_registry_flusher();
-        crate::bind::start_watching(&node)?;
+        crate::rollout_match::start_watching(&node)?;
         node.spawn_liveness();
         tracing::info!(
             node.name = %node.inner.cfg.name,
@@ -201,16 +200,13 @@ impl Node {
         if let Some(sink) = self.inner.hub.sink() {
             let _ = rt.tail_tx.try_send(TailCmd::Attach { sink, from });
         }
-        if let Some(path) = &record.rollout {
-            self.inner
-                .bound_paths
-                .lock()
-                .expect("paths lock")
-                .insert(path.clone(), record.session_id.clone());
-            let _ = rt.tail_tx.try_send(TailCmd::Bind {
-                path: path.clone(),
-                start: from,
-            });
+        if record.rollout.is_some() {
+            // Every file the window wrote, so a replay can start in one it has left.
+            let chain = self.registry().chain(&record.session_id);
+            for segment in chain.segments() {
+                self.inner.matcher.own(&segment.path, &record.session_id);
+            }
+            let _ = rt.tail_tx.try_send(TailCmd::Bind { chain, start: from });
         }
         if alive {
             rt.kick_screen();
@@ -393,7 +389,7 @@ impl Node {
     /// Looks at every rollout again (after missed file events, or while waiting for a bind).
     pub(crate) async fn rescan_rollouts(&self) {
         for path in locate::all_rollouts(&self.sessions_dir()) {
-            crate::bind::consider(self, &path).await;
+            crate::rollout_match::consider(self, &path).await;
         }
     }
 }

@@ -3,7 +3,11 @@
 //!
 //! Stored as one JSON file in the state dir, replaced atomically (write to a temp file, rename).
 //! It also keeps the center's acks per session: after a node restart, a session the center does
-//! not name in its `Hello` is replayed from here.
+//! not name in its `Hello` is replayed from here. And it keeps the rollouts a window has left
+//! (Codex moved it to a new file with `/new`, `/fork`, ...) with the sequences they cover, so a
+//! replay after a restart still reads unacked events from the right file (see
+//! [`crate::transcript::chain`]). They live in their own table, not in [`SessionRecord`], so files
+//! written before they existed load unchanged.
 
 use std::{
     collections::BTreeMap,
@@ -11,6 +15,8 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
+
+use crate::transcript::chain::{Chain, Segment};
 
 /// One window the node created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,10 +76,26 @@ pub enum Error {
     },
 }
 
+/// A rollout a window wrote before Codex moved it to another file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierRollout {
+    /// The file.
+    pub path: PathBuf,
+    /// Its Codex thread id.
+    pub thread_id: String,
+    /// Sequence of its byte 0.
+    pub base: u64,
+    /// Sequence where the next file starts (this one's base plus its length when left).
+    pub end: u64,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct FileFormat {
     version: u32,
     sessions: BTreeMap<String, SessionRecord>,
+    /// Session id → the rollouts it left, oldest first.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    earlier_rollouts: BTreeMap<String, Vec<EarlierRollout>>,
 }
 
 /// The table plus its file.
@@ -81,6 +103,7 @@ struct FileFormat {
 pub struct Registry {
     path: PathBuf,
     sessions: BTreeMap<String, SessionRecord>,
+    earlier: BTreeMap<String, Vec<EarlierRollout>>,
 }
 
 impl Registry {
@@ -91,19 +114,21 @@ impl Registry {
             path: state_dir.to_owned(),
             source,
         })?;
-        let sessions = match std::fs::read(&path) {
+        let file = match std::fs::read(&path) {
             Ok(bytes) => {
-                serde_json::from_slice::<FileFormat>(&bytes)
-                    .map_err(|e| Error::Corrupt {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    })?
-                    .sessions
+                serde_json::from_slice::<FileFormat>(&bytes).map_err(|e| Error::Corrupt {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileFormat::default(),
             Err(source) => return Err(Error::Io { path, source }),
         };
-        Ok(Self { path, sessions })
+        Ok(Self {
+            path,
+            sessions: file.sessions,
+            earlier: file.earlier_rollouts,
+        })
     }
 
     /// All records.
@@ -136,6 +161,76 @@ impl Registry {
     pub fn prune_exited(&mut self, cutoff_unix_ms: i64) {
         self.sessions
             .retain(|_, r| !(r.exited && r.created_unix_ms < cutoff_unix_ms));
+        let sessions = &self.sessions;
+        self.earlier.retain(|id, _| sessions.contains_key(id));
+    }
+
+    /// Every rollout of a session with its sequences: the files it left, then its current one.
+    pub fn chain(&self, session_id: &str) -> Chain {
+        let mut segments: Vec<Segment> = self
+            .earlier
+            .get(session_id)
+            .into_iter()
+            .flatten()
+            .map(|e| Segment {
+                path: e.path.clone(),
+                thread_id: e.thread_id.clone(),
+                base: e.base,
+                end: Some(e.end),
+            })
+            .collect();
+        if let Some(r) = self.sessions.get(session_id)
+            && let Some(path) = &r.rollout
+        {
+            segments.push(Segment {
+                path: path.clone(),
+                thread_id: r.thread_id.clone().unwrap_or_default(),
+                base: segments.last().and_then(|s| s.end).unwrap_or(0),
+                end: None,
+            });
+        }
+        Chain::new(segments)
+    }
+
+    /// Codex moved a session to the rollout `path` of thread `thread_id`, after writing
+    /// `old_len` bytes to its current one: the current one is kept as an earlier rollout and
+    /// the new one starts at the sequence where it ended. Returns the new file's base, or
+    /// `None` if the session is unknown or has no rollout yet.
+    pub fn switch_rollout(
+        &mut self,
+        session_id: &str,
+        path: PathBuf,
+        thread_id: String,
+        old_len: u64,
+    ) -> Option<u64> {
+        let mut chain = self.chain(session_id);
+        let current = chain.segments().last()?.clone();
+        let base = chain.switch(path.clone(), thread_id.clone(), current.base + old_len);
+        let record = self.sessions.get_mut(session_id)?;
+        record.rollout = Some(path);
+        record.thread_id = Some(thread_id);
+        self.earlier
+            .entry(session_id.to_owned())
+            .or_default()
+            .push(EarlierRollout {
+                path: current.path,
+                thread_id: current.thread_id,
+                base: current.base,
+                end: base,
+            });
+        Some(base)
+    }
+
+    /// Has any session, now or earlier, had the thread `thread_id`?
+    pub fn knows_thread(&self, thread_id: &str) -> bool {
+        self.sessions
+            .values()
+            .any(|r| r.thread_id.as_deref() == Some(thread_id))
+            || self
+                .earlier
+                .values()
+                .flatten()
+                .any(|e| e.thread_id == thread_id)
     }
 
     /// Writes the file atomically.
@@ -143,6 +238,7 @@ impl Registry {
         let data = FileFormat {
             version: 1,
             sessions: self.sessions.clone(),
+            earlier_rollouts: self.earlier.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&data).map_err(|e| Error::Corrupt {
             path: self.path.clone(),
@@ -162,12 +258,9 @@ impl Registry {
 mod tests {
     use super::*;
 
-    #[test]
-    fn survives_a_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut reg = Registry::load(dir.path()).unwrap();
-        reg.put(SessionRecord {
-            session_id: "s1".into(),
+    fn record(id: &str) -> SessionRecord {
+        SessionRecord {
+            session_id: id.into(),
             window_id: "@1".into(),
             pane_id: "%1".into(),
             window_name: "w".into(),
@@ -179,7 +272,14 @@ mod tests {
             acked_seq: 0,
             idempotency_key: Some("k".into()),
             exited: false,
-        });
+        }
+    }
+
+    #[test]
+    fn survives_a_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reg = Registry::load(dir.path()).unwrap();
+        reg.put(record("s1"));
         assert!(reg.update("s1", |r| r.acked_seq = 42));
         reg.save().unwrap();
         let again = Registry::load(dir.path()).unwrap();
@@ -189,5 +289,64 @@ mod tests {
             Registry::load(dir.path()),
             Err(Error::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn a_switch_keeps_sequences_growing_and_survives_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reg = Registry::load(dir.path()).unwrap();
+        reg.put(record("s1"));
+        // No rollout yet: nothing to switch from.
+        assert_eq!(reg.switch_rollout("s1", "/b".into(), "tb".into(), 9), None);
+        reg.update("s1", |r| {
+            r.rollout = Some("/a".into());
+            r.thread_id = Some("ta".into());
+        });
+        assert_eq!(
+            reg.switch_rollout("s1", "/b".into(), "tb".into(), 100),
+            Some(100)
+        );
+        assert_eq!(
+            reg.switch_rollout("s1", "/c".into(), "tc".into(), 40),
+            Some(140)
+        );
+        reg.save().unwrap();
+        let again = Registry::load(dir.path()).unwrap();
+        let chain = again.chain("s1");
+        let got: Vec<(&str, u64, Option<u64>)> = chain
+            .segments()
+            .iter()
+            .map(|s| (s.thread_id.as_str(), s.base, s.end))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("ta", 0, Some(100)),
+                ("tb", 100, Some(140)),
+                ("tc", 140, None)
+            ]
+        );
+        assert_eq!(again.get("s1").unwrap().thread_id.as_deref(), Some("tc"));
+        assert!(again.knows_thread("ta") && again.knows_thread("tc"));
+        assert!(!again.knows_thread("td"));
+    }
+
+    #[test]
+    fn files_without_earlier_rollouts_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"version":1,"sessions":{"s1":{"session_id":"s1","window_id":"@1","pane_id":"%1",
+            "window_name":"w","cwd":"/tmp","created_unix_ms":5,"rollout":"/a","thread_id":"ta"}}}"#;
+        std::fs::write(dir.path().join("windows.json"), old).unwrap();
+        let reg = Registry::load(dir.path()).unwrap();
+        let chain = reg.chain("s1");
+        assert_eq!(chain.segments().len(), 1);
+        assert_eq!(
+            (chain.segments()[0].base, chain.segments()[0].end),
+            (0, None)
+        );
+        // Nothing new is written for a session that never switched.
+        reg.save().unwrap();
+        let text = std::fs::read_to_string(dir.path().join("windows.json")).unwrap();
+        assert!(!text.contains("earlier_rollouts"));
     }
 }

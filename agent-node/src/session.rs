@@ -1,10 +1,13 @@
 //! The runtime of one Codex window: a tail task that reads its transcript and emits events, and
 //! a screen task that reads its terminal state.
 //!
-//! The tail task is the only reader of the window's rollout. It delivers events to the attached
+//! The tail task is the only reader of the window's rollouts. It delivers events to the attached
 //! center link (if any) and to in-node observers (input confirmation). When a center attaches,
 //! the tail rewinds to the center's acked sequence and reads forward again, so replay and live
-//! delivery are one code path and nothing is sent twice on one link.
+//! delivery are one code path and nothing is sent twice on one link. When Codex moves the window
+//! to a new rollout file, the tail reads the old file to its end and goes on with the new one
+//! from its start; sequences continue across files (see [`crate::transcript::chain`]), so a
+//! rewind may start in a file the window has already left.
 //!
 //! The screen task captures the pane when something suggests a change (an event, an input, a
 //! request) and, only while a turn runs or a prompt is shown, every `busy_refresh`.
@@ -30,21 +33,30 @@ use crate::{
     screen::{self, PaneFacts, Screen},
     tmux::{self, TmuxCli},
     transcript::{
+        chain::{Chain, Segment},
         parse::{Record, parse_line},
-        tail::Tailer,
+        tail::{Line, Tailer},
     },
 };
 
 /// Commands for the tail task.
 #[derive(Debug)]
 pub(crate) enum TailCmd {
-    /// Deliver to this link from `from` on (rewinding if needed).
+    /// Deliver to this link the events after sequence `from` (rewinding if needed).
     Attach {
         sink: mpsc::Sender<v1::NodeMsg>,
         from: u64,
     },
-    /// The window's rollout is known: tail it from `start`.
-    Bind { path: PathBuf, start: u64 },
+    /// The window's rollouts are known: deliver the events after sequence `start` (or after
+    /// where an attached link asked, if that is later).
+    Bind { chain: Chain, start: u64 },
+    /// Codex moved the window to the rollout `path` of thread `thread_id`, whose byte 0 has
+    /// sequence `base` (where the current file ends).
+    Switch {
+        path: PathBuf,
+        thread_id: String,
+        base: u64,
+    },
     /// The file changed.
     Wake,
 }
@@ -67,6 +79,8 @@ pub(crate) struct SessionRt {
     pub(crate) screen_kick: Notify,
     pub(crate) turn_active: AtomicBool,
     pub(crate) inputs_pending: AtomicUsize,
+    /// Sequence just past the last rollout line the tail read (where a switch may start).
+    pub(crate) read_to: AtomicU64,
     pub(crate) alive: AtomicBool,
     pub(crate) token: CancellationToken,
 }
@@ -128,6 +142,7 @@ pub(crate) fn spawn(
         screen_kick: Notify::new(),
         turn_active: AtomicBool::new(false),
         inputs_pending: AtomicUsize::new(0),
+        read_to: AtomicU64::new(0),
         alive: AtomicBool::new(alive),
         token: parent.child_token(),
     });
@@ -135,7 +150,9 @@ pub(crate) fn spawn(
         rt: rt.clone(),
         deps: deps.clone(),
         rx: tail_rx,
-        path: None,
+        chain: Chain::default(),
+        index: 0,
+        pending: 0,
         tailer: Tailer::default(),
         inode: 0,
         sink: None,
@@ -152,11 +169,25 @@ struct TailTask {
     rt: Arc<SessionRt>,
     deps: SessionDeps,
     rx: mpsc::Receiver<TailCmd>,
-    path: Option<PathBuf>,
+    /// The window's rollouts; empty until the first is known.
+    chain: Chain,
+    /// The segment being read.
+    index: usize,
+    /// Where delivery starts once the first rollout is known (a sequence).
+    pending: u64,
+    /// Position in the current segment's file.
     tailer: Tailer,
     inode: u64,
     sink: Option<mpsc::Sender<v1::NodeMsg>>,
     thread_id: String,
+}
+
+/// How one pass over a segment's file ended.
+enum Pass {
+    /// Everything there is was read.
+    Caught,
+    /// The segment's end was reached, or its file is gone: go on with the next one.
+    Finished,
 }
 
 impl TailTask {
@@ -184,24 +215,96 @@ impl TailTask {
         match cmd {
             TailCmd::Attach { sink, from } => {
                 self.sink = Some(sink);
-                self.tailer.reset(from);
+                self.seek(from);
             }
-            TailCmd::Bind { path, start } => {
-                // A link attached before the bind may have asked for an earlier offset.
-                let from = self.tailer.line_offset().max(start);
-                self.path = Some(path);
-                self.tailer.reset(from);
-                self.inode = 0;
+            TailCmd::Bind { chain, start } => {
+                // A link attached before the bind may have asked for a later sequence.
+                let from = self.position_seq().max(start);
+                self.chain = chain;
+                self.seek(from);
             }
+            TailCmd::Switch {
+                path,
+                thread_id,
+                base,
+            } => self.switch(path, thread_id, base),
             TailCmd::Wake => {}
         }
     }
 
+    /// The sequence delivery has reached.
+    fn position_seq(&self) -> u64 {
+        if self.chain.segments().is_empty() {
+            self.pending
+        } else {
+            self.chain.seq(self.index, self.tailer.line_offset())
+        }
+    }
+
+    /// Positions the tail so that the events after sequence `seq` come next.
+    fn seek(&mut self, seq: u64) {
+        match self.chain.position(seq) {
+            Some(p) => self.enter(p.index, p.offset),
+            None => self.pending = seq,
+        }
+    }
+
+    /// Starts reading segment `index` at file offset `offset`.
+    fn enter(&mut self, index: usize, offset: u64) {
+        self.index = index;
+        self.tailer.reset(offset);
+        self.inode = 0;
+        if let Some(segment) = self.chain.get(index)
+            && !segment.thread_id.is_empty()
+        {
+            self.thread_id = segment.thread_id.clone();
+        }
+    }
+
+    /// The current file ends at `base`; the window goes on in `path`. The tail keeps its place:
+    /// the rest of the old file is read first, then the new one from its start.
+    fn switch(&mut self, path: PathBuf, thread_id: String, base: u64) {
+        let at = self.position_seq();
+        let was_bound = !self.chain.segments().is_empty();
+        let base = self.chain.switch(path, thread_id, base);
+        if !was_bound {
+            self.seek(at.max(base));
+        } else if at > base {
+            // Lines past the end the node recorded were already delivered; the center will
+            // take the new file's first events for duplicates up to `at`.
+            tracing::warn!(session.id = %self.rt.id, at, base, "rollout switch behind delivered events");
+        }
+        tracing::info!(session.id = %self.rt.id, base, "tail moves to the new rollout after the current one");
+    }
+
+    /// Reads every segment from the current position on, moving to the next segment when one
+    /// is finished.
     async fn read_new(&mut self) -> std::io::Result<()> {
-        let Some(path) = self.path.clone() else {
-            return Ok(());
-        };
-        let mut file = tokio::fs::File::open(&path).await?;
+        loop {
+            let Some(segment) = self.chain.get(self.index).cloned() else {
+                return Ok(());
+            };
+            let pass = match self.read_segment(&segment).await {
+                Ok(pass) => pass,
+                // A file the window has left and that is gone now has nothing more to give.
+                Err(err) if segment.end.is_some() => {
+                    tracing::info!(session.id = %self.rt.id, rollout = %segment.path.display(), error = %err, "earlier rollout unreadable; skipping to the next");
+                    Pass::Finished
+                }
+                Err(err) => return Err(err),
+            };
+            match pass {
+                Pass::Finished if self.chain.has_next(self.index) => {
+                    self.enter(self.index + 1, 0);
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Reads `segment`'s file from the tail's offset to its end (or the segment's end).
+    async fn read_segment(&mut self, segment: &Segment) -> std::io::Result<Pass> {
+        let mut file = tokio::fs::File::open(&segment.path).await?;
         let meta = file.metadata().await?;
         let inode = std::os::unix::fs::MetadataExt::ino(&meta);
         if self.inode != 0 && inode != self.inode {
@@ -215,19 +318,32 @@ impl TailTask {
         }
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
+            if segment.finished_at(self.tailer.line_offset()) {
+                return Ok(Pass::Finished);
+            }
             file.seek(std::io::SeekFrom::Start(self.tailer.read_offset()))
                 .await?;
             let n = file.read(&mut buf).await?;
             if n == 0 {
-                return Ok(());
+                // A file the window has left ends here even if it is shorter than recorded.
+                return Ok(if segment.end.is_some() {
+                    Pass::Finished
+                } else {
+                    Pass::Caught
+                });
             }
             for line in self.tailer.push(&buf[..n]) {
-                self.line(line).await;
+                if !segment.holds(line.end) {
+                    // Written after the window moved on: not this session's any more.
+                    return Ok(Pass::Finished);
+                }
+                self.line(line, segment.base).await;
             }
         }
     }
 
-    async fn line(&mut self, line: crate::transcript::tail::Line) {
+    async fn line(&mut self, line: Line, base: u64) {
+        self.rt.read_to.store(base + line.end, Ordering::Relaxed);
         if line.text.trim().is_empty() {
             return;
         }
@@ -264,8 +380,8 @@ impl TailTask {
         }
         let event = Arc::new(v1::SessionEvent {
             session_id: self.rt.id.clone(),
-            seq: line.end,
-            offset: line.start,
+            seq: base + line.end,
+            offset: base + line.start,
             thread_id: self.thread_id.clone(),
             timestamp_ms,
             kind: Some(kind),

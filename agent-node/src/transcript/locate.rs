@@ -1,6 +1,6 @@
 //! Finding rollouts on disk: by thread id (for resume), by working directory (the resume
-//! picker), and reading a rollout's head (its header and first typed message) to bind a new
-//! window to the file Codex created for it.
+//! picker), and reading a rollout's head (its header and first typed message) to bind a window
+//! to the file Codex created for it (see `crate::rollout_match`).
 
 use std::{
     collections::HashMap,
@@ -27,6 +27,8 @@ pub struct Head {
     pub created_ms: i64,
     /// The first message a person typed (harness context excluded), if written yet.
     pub first_user_message: Option<String>,
+    /// The thread this one was forked from (`/fork`), if any.
+    pub forked_from: Option<String>,
 }
 
 /// Reads the header and the first user message (only complete lines are considered).
@@ -45,10 +47,12 @@ pub fn read_head(path: &Path) -> std::io::Result<Head> {
                 thread_id,
                 cwd,
                 timestamp_ms,
+                forked_from,
             }) if head.thread_id.is_empty() => {
                 head.thread_id = thread_id;
                 head.cwd = cwd;
                 head.created_ms = timestamp_ms;
+                head.forked_from = forked_from;
             }
             Ok(Record::Event {
                 kind: Kind::UserMessage(m),
@@ -291,5 +295,24 @@ mod tests {
         let head = read_head(&write_rollout(home.path(), b, "/q", Some("hello"))).unwrap();
         assert_eq!(head.first_user_message.as_deref(), Some("hello"));
         assert_eq!(head.cwd, "/q");
+    }
+
+    #[test]
+    fn a_fork_names_its_parent_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rollout-2026-12-03T07-35-18-x.jsonl");
+        let meta = r#"{"timestamp":"2026-12-03T07:35:18.520Z","type":"session_meta","payload":{"id":"child","forked_from_id":"parent","cwd":"/p"}}"#;
+        std::fs::write(&path, format!("{meta}\n")).unwrap();
+        let head = read_head(&path).unwrap();
+        assert_eq!(head.thread_id, "child");
+        assert_eq!(head.forked_from.as_deref(), Some("parent"));
+        assert_eq!(head.first_user_message, None);
+        let plain = write_rollout(
+            dir.path(),
+            "0199aaaa-0000-7000-8000-000000000009",
+            "/p",
+            None,
+        );
+        assert_eq!(read_head(&plain).unwrap().forked_from, None);
     }
 }

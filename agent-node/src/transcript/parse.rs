@@ -24,6 +24,8 @@ pub enum Record {
         cwd: String,
         /// When the record was written (Unix ms, 0 if unknown).
         timestamp_ms: i64,
+        /// The thread this one was forked from (`/fork`), if any.
+        forked_from: Option<String>,
     },
     /// Something the center should see.
     Event {
@@ -62,6 +64,9 @@ pub fn parse_line(line: &str) -> Result<Record, ParseError> {
                 thread_id: str_of(&payload, "id").to_owned(),
                 cwd: str_of(&payload, "cwd").to_owned(),
                 timestamp_ms,
+                forked_from: Some(str_of(&payload, "forked_from_id"))
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
             });
         }
         "event_msg" => event_msg(&payload),
