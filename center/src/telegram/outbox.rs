@@ -669,7 +669,11 @@ async fn execute(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) 
     let tg = &shared.tg;
     match job {
         Job::Typing(surface) => {
-            let _ = tg.typing(surface).await;
+            // Best effort, but a 429 still holds the whole chat: Telegram counts it.
+            if let Err(TgError::RetryAfter(wait)) = tg.typing(surface).await {
+                tracing::info!(chat.id = chat_id, retry_after = ?wait, "flood control on a chat action");
+                lock(&shared.limits).block(chat_id, Instant::now() + wait);
+            }
         }
         Job::Draft(d) => match tg.send_draft(d.surface, d.draft_id, &d.html).await {
             Ok(()) => {}

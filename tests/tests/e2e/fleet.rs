@@ -607,7 +607,10 @@ async fn twenty_sessions_finishing_at_once_stay_within_the_group_budget() {
         state_dir: state.path().to_owned(),
         codex_home: codex_home.path().to_owned(),
         tmux_socket: tmux.socket.clone(),
-        codex_command: "printf '\\342\\200\\272 \\n  footer\\n'; exec cat".into(),
+        // The stand-in shows the first message as submitted, as Codex would: the node binds a
+        // rollout typed at the desk only to a window whose screen shows its first message.
+        codex_command: "printf '\\342\\200\\272 go\\n\\342\\200\\272 \\n  footer\\n'; exec cat"
+            .into(),
         roots: vec![format!("r={}", root_path.display())],
         env: vec![],
         port: 0,
