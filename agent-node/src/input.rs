@@ -1,5 +1,7 @@
-//! Rules for user text on its way into Codex: what is stripped before it is typed, and how a
-//! submitted message is recognised when it shows up in the transcript.
+//! Rules for user text on its way into Codex: what is stripped before it is typed, how a
+//! submitted message is recognised when it shows up in the transcript, and which texts are
+//! Codex slash commands (those never show up in the transcript, so they are confirmed by the
+//! screen instead; see `ops::composer`).
 
 /// Longest message the node types into Codex (bytes after sanitising).
 pub const MAX_INPUT_BYTES: usize = 64 * 1024;
@@ -30,6 +32,20 @@ pub fn is_same_message(sent: &str, seen: &str) -> bool {
     prefix.chars().count() >= 12 && seen.contains(&prefix)
 }
 
+/// The `/name` token when `text` is a Codex slash command, as Codex 0.169 decides it on Enter:
+/// the text starts with `/` (no leading space: `  /new` is sent as a message) and its first
+/// word holds no other `/` (`/tmp/x look` is a message; `/frobnicate`, `/run@bot`, `/123` and a
+/// bare `/` are commands, known or not). Only single-line texts count here: a multi-line text
+/// goes the message way, and if Codex refuses it the composer is cleared all the same.
+pub fn slash_command(text: &str) -> Option<&str> {
+    let text = text.trim_end();
+    if !text.starts_with('/') || text.contains('\n') {
+        return None;
+    }
+    let token = text.split_whitespace().next()?;
+    (!token[1..].contains('/')).then_some(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +65,19 @@ mod tests {
         assert!(is_same_message(&sent, "line one\nline two"));
         assert!(!is_same_message(&sent, "something else"));
         assert!(!is_same_message(&normalize("hi"), "hi there"));
+    }
+
+    #[test]
+    fn slash_commands_are_told_from_messages_as_codex_does() {
+        assert_eq!(slash_command("/new"), Some("/new"));
+        assert_eq!(slash_command("/status \n"), Some("/status"));
+        assert_eq!(slash_command("/frobnicate with args"), Some("/frobnicate"));
+        assert_eq!(slash_command("/run@bot hello"), Some("/run@bot"));
+        assert_eq!(slash_command("/"), Some("/"));
+        assert_eq!(slash_command("/tmp/x what is this"), None);
+        assert_eq!(slash_command("  /new"), None);
+        assert_eq!(slash_command("hello /new"), None);
+        assert_eq!(slash_command("/review\nthe parser"), None);
+        assert_eq!(slash_command("//"), None);
     }
 }

@@ -1,5 +1,7 @@
 //! The requests a center can make of a node, one method each.
 
+mod composer;
+
 use std::{
     path::Path,
     sync::{Arc, atomic::Ordering},
@@ -321,6 +323,11 @@ impl Node {
         mode: v1::InputMode,
     ) -> Result<v1::InputResult, NodeError> {
         self.wait_for_input_ready(rt).await?;
+        // A slash command is no message: it never reaches the transcript (nor a rollout to
+        // match), so it takes neither the first-message lock nor a claim.
+        if let Some(token) = input::slash_command(text) {
+            return self.submit_command(rt, token, text).await;
+        }
         // A window without a transcript: serialise first messages per folder (see crate::bind).
         let unbound = self.record(&rt.id).is_some_and(|r| r.thread_id.is_none());
         let _first_message = if unbound {
@@ -339,7 +346,7 @@ impl Node {
         let events = rt.events.subscribe();
         let typed = self.type_text(rt, text, mode).await;
         let outcome = match typed {
-            Ok(()) => Ok(self.confirm(rt, events, text).await),
+            Ok(()) => self.confirm(rt, events, text).await,
             Err(err) => Err(err),
         };
         self.inner
@@ -350,42 +357,38 @@ impl Node {
         outcome
     }
 
+    /// Pastes `text` and submits it; when a step after the paste fails, the text is taken out
+    /// of the composer again so it cannot be glued to the next message.
     async fn type_text(
         &self,
         rt: &SessionRt,
         text: &str,
         mode: v1::InputMode,
     ) -> Result<(), NodeError> {
-        let tmux = &self.inner.tmux;
-        let pane = tmux.pane_info(&rt.pane_id).await?;
-        if pane.dead {
-            return Err(NodeError::WindowDead(
-                "Codex has exited in that window".into(),
-            ));
-        }
-        if pane.in_mode {
-            tmux.leave_mode(&rt.pane_id).await?;
-        }
-        tmux.paste(&rt.pane_id, &format!("codex-fleet-{}", rt.id), text)
-            .await?;
+        self.paste(rt, text).await?;
         // Codex takes an Enter that follows pasted text too closely as part of the paste.
         tokio::time::sleep(self.inner.cfg.paste_delay).await;
         let key = match mode {
             v1::InputMode::Queue => Key::Tab,
             _ => Key::Enter,
         };
-        tmux.send_key(&rt.pane_id, key).await?;
+        if let Err(err) = self.inner.tmux.send_key(&rt.pane_id, key).await {
+            self.clear_composer(rt, text).await;
+            return Err(err.into());
+        }
         rt.kick_screen();
         Ok(())
     }
 
-    /// Waits for the transcript to show the message.
+    /// Waits for the transcript to show the message. If it does not in time and the message
+    /// is still in the composer (Codex never took the Enter), it is cleared and the send fails,
+    /// rather than reported as submitted and left to be glued to the next message.
     async fn confirm(
         &self,
         rt: &SessionRt,
         mut events: broadcast::Receiver<Arc<v1::SessionEvent>>,
         text: &str,
-    ) -> v1::InputResult {
+    ) -> Result<v1::InputResult, NodeError> {
         let sent = input::normalize(text);
         let deadline = tokio::time::Instant::now() + self.inner.cfg.confirm_timeout;
         let mut rescan = tokio::time::interval(Duration::from_secs(1));
@@ -397,10 +400,10 @@ impl Node {
                         if let Some(v1::session_event::Kind::UserMessage(m)) = &ev.kind
                             && input::is_same_message(&sent, &m.text)
                         {
-                            return v1::InputResult {
+                            return Ok(v1::InputResult {
                                 outcome: v1::InputOutcome::Confirmed as i32,
                                 detail: String::new(),
-                            };
+                            });
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -413,10 +416,16 @@ impl Node {
                 () = tokio::time::sleep_until(deadline) => break,
             }
         }
-        v1::InputResult {
+        if matches!(self.composer_holds(rt, text).await, Ok(Some(true))) {
+            self.clear_composer(rt, text).await;
+            return Err(NodeError::Internal(
+                "Codex did not take the message: it stayed in its input box and was cleared".into(),
+            ));
+        }
+        Ok(v1::InputResult {
             outcome: v1::InputOutcome::DeliveredUnconfirmed as i32,
             detail: "typed and submitted, but Codex's transcript has not shown it yet".into(),
-        }
+        })
     }
 
     async fn send_key(&self, req: v1::SendKey) -> Result<R, NodeError> {

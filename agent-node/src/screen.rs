@@ -3,7 +3,9 @@
 //!
 //! Pure functions over text, tested on captures from the real TUI (`testdata/panes/`). Approval
 //! prompts leave no trace in the transcript while they are shown, so the screen is the only
-//! place they can be seen.
+//! place they can be seen. The same holds for slash commands: Codex runs or refuses them without
+//! writing anything to the transcript, so [`composer`] and [`command_refusals`] read the screen
+//! to tell whether a command was taken (`ops::composer` drives this).
 
 /// Facts about the pane besides its text.
 #[derive(Debug, Clone, Copy, Default)]
@@ -95,6 +97,100 @@ pub fn classify(capture: &str, facts: PaneFacts<'_>) -> Screen {
         return Screen::Shell;
     }
     Screen::Starting
+}
+
+/// Codex's composer (the input box) as a capture shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Composer {
+    /// What the box shows, lines joined with `\n`. When nothing is typed this is Codex's dim
+    /// placeholder (e.g. `Ask Codex to do anything`), which a plain capture cannot tell from
+    /// text: see `empty`.
+    pub text: String,
+    /// Nothing is typed: the footer offers `? for shortcuts`, which Codex 0.169 shows only
+    /// under an empty composer (idle or busy); with text in it the hint line is blank or says
+    /// `tab to queue message`, and with the slash popup open it is gone.
+    pub empty: bool,
+}
+
+impl Composer {
+    /// Whether the box holds `sent` (typed by us, maybe wrapped, maybe scrolled). Whitespace is
+    /// ignored since wrapping moves it; a long paste shows as `[Pasted Content N chars]`.
+    pub fn holds(&self, sent: &str) -> bool {
+        if self.empty {
+            return false;
+        }
+        let shown: String = self.text.split_whitespace().collect();
+        let sent: String = sent.split_whitespace().collect();
+        if shown.is_empty() || sent.is_empty() {
+            return false;
+        }
+        shown == sent
+            || shown.starts_with("[PastedContent")
+            || (shown.chars().count() >= 8.min(sent.chars().count()) && sent.contains(&shown))
+    }
+}
+
+/// Finds the composer: the last `›` line that is not a numbered choice, its continuation lines
+/// (indented by two spaces) up to a blank line, and under that Codex's footer of one to three
+/// lines. `None` when no composer is drawn: a prompt, a picker (`/model`, the worktree question
+/// of `/new` in a git repository), a pager (`/diff`), or a screen mid-redraw.
+///
+/// Codex 0.169 draws the slash popup *above* the composer (`› /status      show current
+/// session…` rows, then a blank line, then `› /status`), so the last `›` line is the composer.
+pub fn composer(capture: &str) -> Option<Composer> {
+    let lines: Vec<&str> = capture.lines().collect();
+    let start = lines
+        .iter()
+        .rposition(|l| l.trim_start().starts_with('›') && !is_choice_line(l))?;
+    let first = lines[start].trim_start().trim_start_matches('›');
+    let mut text = vec![first.strip_prefix(' ').unwrap_or(first).trim_end()];
+    let mut end = start + 1;
+    while end < lines.len() && !lines[end].trim().is_empty() && lines[end].starts_with("  ") {
+        text.push(lines[end].trim());
+        end += 1;
+    }
+    let footer: Vec<&str> = lines[end..]
+        .iter()
+        .copied()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if footer.is_empty() || footer.len() > 3 {
+        return None;
+    }
+    let text = text.join("\n").trim().to_owned();
+    let empty = text.is_empty() || footer.iter().any(|l| l.contains("? for shortcuts"));
+    Some(Composer { text, empty })
+}
+
+/// How Codex said no to a slash command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// `• Unrecognized command '/frobnicate'. Type "/" for a list of supported commands.`;
+    /// the text stays in the composer.
+    Unknown,
+    /// `■ '/new' is disabled while a task is in progress.` (a command that needs an idle Codex,
+    /// sent during a turn); the composer is emptied. Holds Codex's reason after the command,
+    /// e.g. `disabled while a task is in progress`.
+    Disabled(String),
+}
+
+/// Every refusal of the slash command `token` (e.g. `/frobnicate`) on the screen, top to bottom.
+/// Codex 0.169 writes these into its history area, never into the transcript. Old refusals stay
+/// on screen, so callers compare counts before and after pressing Enter.
+pub fn command_refusals(capture: &str, token: &str) -> Vec<Refusal> {
+    let unknown = format!("Unrecognized command '{token}'");
+    let disabled = format!("'{token}' is ");
+    capture
+        .lines()
+        .filter_map(|l| {
+            if l.contains(&unknown) {
+                return Some(Refusal::Unknown);
+            }
+            let (_, rest) = l.split_once(&disabled)?;
+            rest.starts_with("disabled")
+                .then(|| Refusal::Disabled(rest.trim().trim_end_matches('.').to_owned()))
+        })
+        .collect()
 }
 
 fn status_text(line: &str) -> String {
@@ -233,10 +329,54 @@ mod tests {
         assert_eq!(classify("", LIVE), Screen::Starting);
     }
 
+    #[test]
+    fn the_composer_is_read_with_its_continuation_lines() {
+        let typed = "› old message\n\n• answer\n\n› line one\n  line two\n\n  model · ~/p\n  tab to queue message\n";
+        let c = composer(typed).unwrap();
+        assert_eq!(c.text, "line one\nline two");
+        assert!(!c.empty);
+        assert!(c.holds("line one\nline two"));
+        assert!(c.holds("line one line two"));
+        assert!(!c.holds("line one"));
+        let idle =
+            "› Ask Codex to do anything\n\n  model · ~/p\n  ← for agents · ? for shortcuts\n";
+        let c = composer(idle).unwrap();
+        assert!(c.empty);
+        assert!(!c.holds("Ask Codex to do anything"));
+        // A history cell with a whole answer under it is not the composer.
+        assert_eq!(composer("› hi\n\n• a\n• b\n• c\n• d\n"), None);
+        assert_eq!(composer("› mid-redraw\n"), None);
+        let pasted = "› [Pasted Content 2000 chars]\n\n  model · ~/p\n";
+        assert!(composer(pasted).unwrap().holds(&"x".repeat(2000)));
+    }
+
+    #[test]
+    fn refusals_name_their_command() {
+        let screen = "\
+• Unrecognized command '/frobnicate'. Type \"/\" for a list of supported commands.
+■ '/new' is disabled while a task is in progress.
+• Unrecognized command '/frob'. Type \"/\" for a list of supported commands.
+";
+        assert_eq!(
+            command_refusals(screen, "/frobnicate"),
+            vec![Refusal::Unknown]
+        );
+        assert_eq!(
+            command_refusals(screen, "/new"),
+            vec![Refusal::Disabled(
+                "disabled while a task is in progress".into()
+            )]
+        );
+        assert_eq!(command_refusals(screen, "/status"), vec![]);
+        assert_eq!(command_refusals(screen, "/fro"), vec![]);
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics(s in "\\PC*", dead in proptest::bool::ANY) {
             let _ = classify(&s, PaneFacts { dead, current_command: "codex" });
+            let _ = composer(&s);
+            let _ = command_refusals(&s, "/new");
         }
     }
 }
@@ -247,9 +387,13 @@ mod fixture_tests {
 
     use super::*;
 
-    fn classify_fixture(name: &str, dead: bool) -> Screen {
+    fn fixture(name: &str) -> String {
         let path = format!("{}/testdata/panes/{name}.txt", env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::read_to_string(&path).unwrap()
+    }
+
+    fn classify_fixture(name: &str, dead: bool) -> Screen {
+        let text = fixture(name);
         classify(
             &text,
             PaneFacts {
@@ -316,5 +460,83 @@ mod fixture_tests {
             matches!(trust, Screen::Prompt { ref choices, .. } if choices.len() >= 2),
             "{trust:?}"
         );
+    }
+
+    /// `record_slash.sh`: what Codex 0.169 shows before and after Enter on slash commands.
+    #[test]
+    fn slash_command_screens() {
+        let composer_of = |name: &str| composer(&fixture(name));
+        // Typed: the popup rows (`› /status      show…`) sit above the composer.
+        let typed = composer_of("slash_status_typed").unwrap();
+        assert_eq!(typed.text, "/status");
+        assert!(typed.holds("/status") && !typed.empty);
+        assert_eq!(classify_fixture("slash_status_typed", false), Screen::Ready);
+        assert!(
+            composer_of("slash_unknown_typed")
+                .unwrap()
+                .holds("/frobnicate")
+        );
+        // Taken: the composer is empty.
+        for name in [
+            "slash_status_done",
+            "slash_new_done",
+            "slash_unknown_cleared",
+        ] {
+            let c = composer_of(name).unwrap();
+            assert!(c.empty, "{name}: {c:?}");
+            assert_eq!(classify_fixture(name, false), Screen::Ready, "{name}");
+        }
+        // The earlier recordings agree.
+        for name in [
+            "ready",
+            "busy",
+            "busy_queued",
+            "turn_complete",
+            "resumed_ready",
+        ] {
+            assert!(composer_of(name).is_some_and(|c| c.empty), "{name}");
+        }
+        assert!(
+            composer_of("composer_typed")
+                .unwrap()
+                .holds("echo: hello from the fixture")
+        );
+        assert!(
+            composer_of("busy_typed")
+                .unwrap()
+                .holds("echo: steered while busy")
+        );
+        for name in ["approval", "trust_folder", "transcript_backtrack"] {
+            assert!(
+                !composer_of(name).is_some_and(|c| c.holds("echo: x")),
+                "{name}"
+            );
+        }
+        // The worktree question of /new in a git repository: no composer on screen.
+        assert_eq!(composer_of("slash_new_worktree_question"), None);
+        // Refused: an unknown command stays in the composer, idle or busy, under Codex's line.
+        for name in ["slash_unknown_refused", "slash_unknown_busy"] {
+            let screen = fixture(name);
+            assert!(composer(&screen).unwrap().holds("/frobnicate"), "{name}");
+            assert_eq!(
+                command_refusals(&screen, "/frobnicate"),
+                vec![Refusal::Unknown],
+                "{name}"
+            );
+        }
+        assert!(command_refusals(&fixture("slash_unknown_typed"), "/frobnicate").is_empty());
+        // /new during a turn: refused, and the composer was emptied.
+        let busy = fixture("slash_new_busy");
+        assert_eq!(
+            command_refusals(&busy, "/new"),
+            vec![Refusal::Disabled(
+                "disabled while a task is in progress".into()
+            )]
+        );
+        assert!(composer(&busy).unwrap().empty);
+        assert!(matches!(
+            classify_fixture("slash_new_busy", false),
+            Screen::Busy(_)
+        ));
     }
 }

@@ -125,6 +125,16 @@ pub enum Key {
     Right,
     /// One ASCII letter or digit (prompt shortcuts).
     Char(char),
+    /// Ctrl-E: end of the composer line.
+    CtrlE,
+    /// Ctrl-U: delete to the start of the composer line (at its start: the line break before).
+    CtrlU,
+    /// Ctrl-K: delete to the end of the composer line (at its end: the line break after).
+    CtrlK,
+    /// Backspace.
+    Backspace,
+    /// Delete (forward).
+    Delete,
 }
 
 impl Key {
@@ -139,6 +149,11 @@ impl Key {
             Self::Left => "Left".into(),
             Self::Right => "Right".into(),
             Self::Char(c) => c.to_string(),
+            Self::CtrlE => "C-e".into(),
+            Self::CtrlU => "C-u".into(),
+            Self::CtrlK => "C-k".into(),
+            Self::Backspace => "BSpace".into(),
+            Self::Delete => "DC".into(),
         }
     }
 }
@@ -394,6 +409,19 @@ impl TmuxCli {
         self.run(&args, None).await.map(drop)
     }
 
+    /// Sends several named keys in one tmux call, in order (no [`Key::Char`]: a letter would
+    /// need `-l`, which would make every other name literal text too).
+    pub async fn send_keys(&self, pane: &str, keys: &[Key]) -> Result<(), Error> {
+        let names: Vec<String> = keys
+            .iter()
+            .filter(|k| !matches!(k, Key::Char(_)))
+            .map(|k| k.tmux_name())
+            .collect();
+        let mut args = vec!["send-keys", "-t", pane];
+        args.extend(names.iter().map(String::as_str));
+        self.run(&args, None).await.map(drop)
+    }
+
     /// Kills a window.
     pub async fn kill_window(&self, window: &str) -> Result<(), Error> {
         self.run(&["kill-window", "-t", window], None)
@@ -427,5 +455,7 @@ mod tests {
     fn keys_map_to_tmux_names() {
         assert_eq!(Key::CtrlC.tmux_name(), "C-c");
         assert_eq!(Key::Char('1').tmux_name(), "1");
+        assert_eq!(Key::Delete.tmux_name(), "DC");
+        assert_eq!(Key::Backspace.tmux_name(), "BSpace");
     }
 }

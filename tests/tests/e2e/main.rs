@@ -10,4 +10,5 @@ mod fleet;
 mod media;
 mod node;
 mod rollout_switch;
+mod slash;
 mod support;
