@@ -21,7 +21,7 @@ use crate::{
     nodes::{CallError, NodeConn},
     store::{Binding, InputMode, StatusChange, Store, Surface},
     telegram::{
-        outbox::{Class, Outbox, Send},
+        outbox::{Class, LiveText, Outbox, Send},
         render,
     },
 };
@@ -39,6 +39,9 @@ pub struct App {
     pub(crate) nodes: Mutex<HashMap<String, Arc<NodeConn>>>,
     pub(crate) menus: Menus,
     topics: Mutex<HashMap<Surface, mpsc::UnboundedSender<(Update, UpdateLease)>>>,
+    /// Receipts queued and not yet sent, per topic: the turn's first status lines join them
+    /// instead of costing a message of their own.
+    pending_receipts: Mutex<HashMap<Surface, LiveText>>,
     /// The bot's username (getMe), once known: `/cmd@other_bot` is not for us.
     username: std::sync::OnceLock<String>,
     /// One queue per topic: inputs (and held-input work) run one after another, in the order
@@ -100,6 +103,7 @@ impl App {
             store: Arc::new(store),
             outbox,
             username: std::sync::OnceLock::new(),
+            pending_receipts: Mutex::new(HashMap::new()),
             nodes: Mutex::new(HashMap::new()),
             menus: Menus::default(),
             topics: Mutex::new(HashMap::new()),
@@ -631,14 +635,15 @@ impl App {
         input: &PendingInput,
     ) -> String {
         let surface = binding.surface;
-        let receipt = self.receipt(surface, input.reply_to);
+        let live = LiveText::new(SENDING);
+        let receipt = self.receipt(surface, input.reply_to, live.clone());
         let held = match self.store.held_inputs(surface) {
             Ok(held) => held,
             Err(err) => {
                 tracing::error!(error = %err, "reading held inputs failed");
                 let text =
                     "✗ Not delivered: the center cannot read its state right now; try again.";
-                self.finish_receipt_later(surface, receipt, text.to_owned(), false);
+                self.finish_receipt_later(surface, receipt, &live, text.to_owned(), false);
                 return text.to_owned();
             }
         };
@@ -657,39 +662,92 @@ impl App {
             return self.hold(binding, input, receipt).await;
         }
         let (text, delivered) = receipt_text(&result);
-        self.finish_receipt_later(surface, receipt, text.clone(), delivered);
+        self.finish_receipt_later(surface, receipt, &live, text.clone(), delivered);
         text
     }
 
     /// Queues "Sending to Codex…" under the user's message; the receiver gets its id once
-    /// Telegram accepted it.
+    /// Telegram accepted it. `live` lets the outcome replace the text while the receipt still
+    /// waits for its turn.
     pub(crate) fn receipt(
         &self,
         surface: Surface,
         reply_to: i32,
+        live: LiveText,
     ) -> tokio::sync::oneshot::Receiver<Result<i32, crate::telegram::api::TgError>> {
-        self.outbox.send(Send {
+        let send = Send {
             surface,
-            html: "⏳ Sending to Codex…".into(),
-            plain: "⏳ Sending to Codex…".into(),
+            html: SENDING.into(),
+            plain: SENDING.into(),
             keyboard: None,
             reply_to: Some(reply_to),
             class: Class::Message,
+        };
+        self.pending_receipts
+            .lock()
+            .expect("receipts lock")
+            .insert(surface, live.clone());
+        self.outbox.send_live(send, live)
+    }
+
+    /// Adds a status line to the topic's receipt if it has not gone out yet; false if there is
+    /// none waiting.
+    pub(crate) fn line_on_pending_receipt(
+        &self,
+        surface: Surface,
+        line: &str,
+        keep: usize,
+    ) -> bool {
+        let Some(live) = self
+            .pending_receipts
+            .lock()
+            .expect("receipts lock")
+            .get(&surface)
+            .cloned()
+        else {
+            return false;
+        };
+        live.update_unsent(|text| {
+            // The first line is the receipt's own; the rest are the newest status lines.
+            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            lines.push(line.to_owned());
+            while lines.len() > keep + 1 {
+                lines.remove(1);
+            }
+            *text = lines.join("\n");
         })
     }
 
-    /// Edits the receipt to the outcome once Telegram has accepted it, off the input queue.
+    /// Gives the receipt its outcome: as its text if it has not gone out yet (no edit needed),
+    /// else by an edit once Telegram has accepted it; off the input queue either way.
     fn finish_receipt_later(
         self: &Arc<Self>,
         surface: Surface,
         receipt: tokio::sync::oneshot::Receiver<Result<i32, crate::telegram::api::TgError>>,
+        live: &LiveText,
         text: String,
         delivered: bool,
     ) {
+        let shown = live.update_unsent(|t| {
+            let rest = t.split_once('\n').map(|(_, rest)| rest.to_owned());
+            *t = match rest {
+                Some(rest) => format!("{text}\n{rest}"),
+                None => text.clone(),
+            };
+        });
         let app = self.clone();
+        let live = live.clone();
         tokio::spawn(async move {
-            if let Ok(Ok(id)) = receipt.await {
-                app.finish_receipt(surface, id, &text, delivered);
+            let accepted = receipt.await;
+            {
+                let mut pending = app.pending_receipts.lock().expect("receipts lock");
+                if pending.get(&surface).is_some_and(|l| l.is(&live)) {
+                    pending.remove(&surface);
+                }
+            }
+            if let Ok(Ok(id)) = accepted {
+                let shown_text = if shown { live.text() } else { text };
+                app.finish_receipt(surface, id, &shown_text, delivered, shown);
             }
         });
     }
@@ -719,15 +777,21 @@ impl App {
     }
 
     /// Turns a receipt into the outcome of typing; a delivered input's receipt becomes the
-    /// turn's status message, so tool activity edits it in place.
+    /// turn's status message, so tool activity edits it in place. `shown`: the receipt already
+    /// went out with `text`, so it needs no edit for that.
     pub(crate) fn finish_receipt(
         &self,
         surface: Surface,
         receipt: i32,
         text: &str,
         delivered: bool,
+        shown: bool,
     ) {
-        let edit = |body: String| crate::deliver::edit_status(self, surface.chat_id, receipt, body);
+        let edit = |body: String| {
+            if !shown {
+                crate::deliver::edit_receipt(self, surface, receipt, body);
+            }
+        };
         let updated = self.store.update_status(surface, |current| match current {
             None if delivered => {
                 edit(text.to_owned());
@@ -745,7 +809,7 @@ impl App {
         });
         if let Err(err) = updated {
             tracing::error!(error = %err, "updating a status message failed");
-            crate::deliver::edit_status(self, surface.chat_id, receipt, text.to_owned());
+            edit(text.to_owned());
         }
     }
 
@@ -799,6 +863,9 @@ pub(crate) fn surface_of(m: &Message) -> Surface {
         thread_id,
     }
 }
+
+/// A receipt before the outcome is known.
+const SENDING: &str = "⏳ Sending to Codex…";
 
 /// What typing gave, as a receipt says it, and whether the input reached Codex.
 pub(crate) fn receipt_text(result: &Result<R, CallError>) -> (String, bool) {

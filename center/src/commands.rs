@@ -493,6 +493,7 @@ impl App {
                 plain: text.clone(),
                 html: text,
                 keyboard,
+                status_of: None,
             })),
             None => drop(self.outbox.send(Send {
                 surface,

@@ -236,8 +236,8 @@ impl SessionDelivery {
                 self.status_line(s, line.clone()).await;
                 Settled::Yes
             }
-            Post::CloseStatus(outcome) => {
-                self.close_status(s, outcome);
+            Post::CloseStatus { outcome, answered } => {
+                self.close_status(s, outcome, *answered);
                 Settled::Yes
             }
             Post::ImagesNamed(_) | Post::ImageViewed(_) => Settled::Yes,
@@ -289,7 +289,7 @@ impl SessionDelivery {
             let keep = lines.len().saturating_sub(STATUS_LINES);
             let body = lines[keep..].join("\n");
             self.draft(s, &body);
-            edit_status(&self.app, s.chat_id, id, body.clone());
+            edit_status(&self.app, s, id, body.clone());
             StatusChange::Set(id, body)
         });
         if let Err(err) = updated {
@@ -300,6 +300,10 @@ impl SessionDelivery {
             return;
         }
         self.draft(s, &line);
+        // The turn's receipt has not gone out yet: it takes the line along (no extra message).
+        if self.app.line_on_pending_receipt(s, &line, STATUS_LINES) {
+            return;
+        }
         let sent = self
             .app
             .outbox
@@ -327,15 +331,16 @@ impl SessionDelivery {
     }
 
     /// Ends the turn's status message with an outcome line; the next turn starts a new one. A
-    /// status that only says the message was delivered is left as it is (one edit saved from
-    /// the group's 20-a-minute budget).
-    fn close_status(&self, s: Surface, outcome: &str) {
+    /// turn whose answer was posted needs no "Done" (the answer closes it for the user), and a
+    /// status that only says the message was delivered is left as it is: edits saved from the
+    /// group's 20-a-minute budget.
+    fn close_status(&self, s: Surface, outcome: &str, answered: bool) {
         let closed = self.app.store.update_status(s, |current| {
             let Some((id, body)) = current else {
                 return StatusChange::Keep;
             };
-            if body.lines().count() > 1 || !body.starts_with('✓') {
-                edit_status(&self.app, s.chat_id, id, format!("{body}\n{outcome}"));
+            if !answered && (body.lines().count() > 1 || !body.starts_with('✓')) {
+                edit_receipt(&self.app, s, id, format!("{body}\n{outcome}"));
             }
             StatusChange::Clear
         });
@@ -414,6 +419,7 @@ impl SessionDelivery {
                     html: format!("<pre>{}</pre>\n✔ Answered", escape_html(&text)),
                     plain: body,
                     keyboard: None,
+                    status_of: None,
                 }));
             }
         }
@@ -470,14 +476,26 @@ pub(crate) fn queue_parts(
         .collect()
 }
 
-/// Shows `body` (one line per step) in a status message; queued edits of it are coalesced.
-pub(crate) fn edit_status(app: &App, chat_id: i64, message_id: i32, body: String) {
+/// Shows `body` (one line per step) in topic `s`'s status message; queued edits of it are
+/// coalesced, and a final answer queued for the topic makes them moot (dropped).
+pub(crate) fn edit_status(app: &App, s: Surface, message_id: i32, body: String) {
+    edit_message(app, s, message_id, body, true);
+}
+
+/// Shows a receipt's outcome: never dropped for an answer (the receipt must end as Delivered or
+/// Not delivered), and an edit of the status message queued with it keeps that.
+pub(crate) fn edit_receipt(app: &App, s: Surface, message_id: i32, body: String) {
+    edit_message(app, s, message_id, body, false);
+}
+
+fn edit_message(app: &App, s: Surface, message_id: i32, body: String, moot_after_answer: bool) {
     drop(app.outbox.edit(Edit {
-        chat_id,
+        chat_id: s.chat_id,
         message_id,
         html: escape_html(&body),
         plain: body,
         keyboard: None,
+        status_of: moot_after_answer.then_some(s),
     }));
 }
 

@@ -336,6 +336,7 @@ impl App {
                 plain: html.clone(),
                 html,
                 keyboard: Some(keyboard),
+                status_of: None,
             }));
         }
         self.menus
@@ -377,6 +378,7 @@ impl App {
                 html: text.to_owned(),
                 plain: text.to_owned(),
                 keyboard: None,
+                status_of: None,
             }));
         }
     }

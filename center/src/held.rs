@@ -33,7 +33,7 @@ impl App {
         let held = self.store.held_inputs(surface).unwrap_or_default();
         let edit_receipt = |text: &str| {
             if let Some(id) = receipt {
-                crate::deliver::edit_status(self, surface.chat_id, id, text.to_owned());
+                crate::deliver::edit_receipt(self, surface, id, text.to_owned());
             }
         };
         if held.len() >= self.cfg.held_max {
@@ -106,7 +106,7 @@ impl App {
                     let _ = app.store.remove_held_input(h.id);
                     if let Some(receipt) = h.receipt {
                         let (text, delivered) = crate::app::receipt_text(&result);
-                        app.finish_receipt(surface, receipt, &text, delivered);
+                        app.finish_receipt(surface, receipt, &text, delivered, false);
                     }
                 }
                 app.show_held(surface).await;
@@ -119,7 +119,7 @@ impl App {
         if self.store.remove_held_input(h.id).unwrap_or(false)
             && let Some(id) = h.receipt
         {
-            crate::deliver::edit_status(self, h.surface.chat_id, id, why.to_owned());
+            crate::deliver::edit_receipt(self, h.surface, id, why.to_owned());
         }
     }
 
@@ -216,6 +216,7 @@ impl App {
                 html,
                 plain,
                 keyboard,
+                status_of: None,
             })),
             None => {
                 let sent = self

@@ -20,8 +20,9 @@ pub(crate) enum Post {
     Notice(String),
     /// A line for the turn's status message.
     StatusLine(String),
-    /// The turn's outcome, closing its status message.
-    CloseStatus(String),
+    /// The turn's outcome, closing its status message. `answered`: a final answer was posted in
+    /// this turn, which closes the turn for the user already (a plain "Done" costs no edit then).
+    CloseStatus { outcome: String, answered: bool },
     /// Images an answer names, to send as photos (paths as the answer wrote them are resolved
     /// against the session's folder by the runtime). Never one already sent this turn.
     ImagesNamed(String),
@@ -106,7 +107,11 @@ impl Turn {
                     });
                     posts.push(Post::ImagesNamed(t.last_agent_message.clone()));
                 }
-                posts.push(Post::CloseStatus("✔ Done".into()));
+                let answered = self.final_sent || !posts.is_empty();
+                posts.push(Post::CloseStatus {
+                    outcome: "✔ Done".into(),
+                    answered,
+                });
                 self.seen_start = false;
                 self.final_sent = false;
                 posts
@@ -117,7 +122,13 @@ impl Turn {
                 } else {
                     format!("⏹ Turn ended: {}", a.reason)
                 };
-                vec![Post::CloseStatus(why.clone()), Post::Notice(why)]
+                vec![
+                    Post::CloseStatus {
+                        outcome: why.clone(),
+                        answered: false,
+                    },
+                    Post::Notice(why),
+                ]
             }
             Kind::Error(err) => {
                 let what = match err.kind() {
@@ -126,7 +137,10 @@ impl Turn {
                     _ => "⚠️ Codex reported an error",
                 };
                 vec![
-                    Post::CloseStatus("⚠️ Failed".into()),
+                    Post::CloseStatus {
+                        outcome: "⚠️ Failed".into(),
+                        answered: false,
+                    },
                     Post::Notice(format!("{what}: {}", err.message)),
                 ]
             }
@@ -262,7 +276,13 @@ mod tests {
         posts.extend(t.on_event(3, &completed("the answer")));
         assert_eq!(finals(&posts), ["the answer"]);
         assert!(posts.contains(&Post::ImagesNamed("the answer".into())));
-        assert_eq!(posts.last(), Some(&Post::CloseStatus("✔ Done".into())));
+        assert_eq!(
+            posts.last(),
+            Some(&Post::CloseStatus {
+                outcome: "✔ Done".into(),
+                answered: true
+            })
+        );
     }
 
     #[test]

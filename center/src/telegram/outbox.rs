@@ -11,7 +11,15 @@
 //! Drafts (sendMessageDraft, private chats) are best effort: sent only when the chat has nothing
 //! else queued, at most one a second, only the newest text of each draft, and dropped on error
 //! or when a real message to the same place is queued (a stale preview must not follow the
-//! answer). Chat actions ("typing…") are sent only when the chat has nothing else to do.
+//! answer). Chat actions ("typing…") are sent only when the chat has nothing else to do and its
+//! budget is ample.
+//!
+//! Answers first: final answers may spend the whole budget, everything else only what lies above
+//! a reserve ([`CHAT_RESERVE`] of the per-chat bucket, [`GROUP_RESERVE`] of a group's minute), so
+//! a busy turn's receipts and status edits never leave its answer waiting for a token. A final
+//! answer to a topic drops the queued edits of that topic's status message (they are moot once the
+//! answer is there), and a receipt queued with a [`LiveText`] goes out with the newest text it
+//! was given, so an outcome (and status lines) known before Telegram's turn cost no edit.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -54,6 +62,55 @@ pub struct Send {
     pub class: Class,
 }
 
+/// The text of a message that may change until it is actually sent (a receipt whose outcome,
+/// and the turn's first status lines, may be known before the chat's turn comes). Plain text;
+/// it is escaped for HTML when sent.
+#[derive(Debug, Clone)]
+pub struct LiveText(Arc<Mutex<LiveState>>);
+
+#[derive(Debug)]
+struct LiveState {
+    text: String,
+    sent: bool,
+}
+
+impl LiveText {
+    /// A message that goes out with `text` unless it is changed before.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(Arc::new(Mutex::new(LiveState {
+            text: text.into(),
+            sent: false,
+        })))
+    }
+
+    /// Changes the text it goes out with; false (and nothing changed) if it was sent already.
+    pub fn update_unsent(&self, change: impl FnOnce(&mut String)) -> bool {
+        let mut state = lock(&self.0);
+        if state.sent {
+            return false;
+        }
+        change(&mut state.text);
+        true
+    }
+
+    /// Whether both are the same message.
+    pub fn is(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The text as it is (or was) sent.
+    pub fn text(&self) -> String {
+        lock(&self.0).text.clone()
+    }
+
+    /// The text to send now, as (HTML, plain); marks it sent.
+    fn take_for_sending(&self) -> (String, String) {
+        let mut state = lock(&self.0);
+        state.sent = true;
+        (super::render::escape_html(&state.text), state.text.clone())
+    }
+}
+
 /// A message to edit.
 #[derive(Debug)]
 pub struct Edit {
@@ -67,6 +124,9 @@ pub struct Edit {
     pub plain: String,
     /// New buttons (`None` removes them).
     pub keyboard: Option<Keyboard>,
+    /// The topic whose status message this is: a final answer queued there makes the edit
+    /// moot (dropped, reported as done).
+    pub status_of: Option<Surface>,
 }
 
 /// A file to send (photo, document, video, animation or audio).
@@ -111,21 +171,21 @@ type EditDone = oneshot::Sender<Result<(), TgError>>;
 /// A queued new message.
 #[derive(Debug)]
 enum Outgoing {
-    Text(Send),
+    Text(Send, Option<LiveText>),
     Media(MediaSend),
 }
 
 impl Outgoing {
     fn class(&self) -> Class {
         match self {
-            Self::Text(s) => s.class,
+            Self::Text(s, _) => s.class,
             Self::Media(m) => m.class,
         }
     }
 
     fn surface(&self) -> Surface {
         match self {
-            Self::Text(s) => s.surface,
+            Self::Text(s, _) => s.surface,
             Self::Media(m) => m.surface,
         }
     }
@@ -203,6 +263,19 @@ impl Queue {
     fn push_send(&mut self, send: Outgoing, done: Option<SendDone>) {
         let surface = send.surface();
         self.drafts.retain(|d| d.surface != surface);
+        if send.class() == Class::Final {
+            let mut kept = VecDeque::with_capacity(self.changes.len());
+            for (c, dones) in self.changes.drain(..) {
+                if matches!(&c, Change::Text(e) if e.status_of == Some(surface)) {
+                    for d in dones {
+                        let _ = d.send(Ok(()));
+                    }
+                } else {
+                    kept.push_back((c, dones));
+                }
+            }
+            self.changes = kept;
+        }
         let at = self
             .sends
             .iter()
@@ -227,11 +300,19 @@ impl Queue {
             }
             self.changes = kept;
         }
+        let mut change = change;
         if let Some(slot) = self
             .changes
             .iter_mut()
             .find(|(c, _)| c.replaced_by(&change))
         {
+            // An edit that must not be dropped for an answer (a receipt's outcome) keeps that
+            // when a newer text replaces it.
+            if let (Change::Text(old), Change::Text(new)) = (&slot.0, &mut change)
+                && old.status_of.is_none()
+            {
+                new.status_of = None;
+            }
             slot.0 = change;
             slot.1.push(done);
         } else {
@@ -269,6 +350,13 @@ impl Queue {
             Some(t) if !self.drafts.is_empty() => Step::WaitUntil(t),
             _ => Step::Idle,
         }
+    }
+
+    /// Whether the next paced job is a final answer (it may spend the reserve).
+    fn next_is_final(&self) -> bool {
+        self.sends
+            .front()
+            .is_some_and(|(s, _)| s.class() == Class::Final)
     }
 
     /// The next send, else the next change.
@@ -317,13 +405,14 @@ impl Bucket {
         self.at = now;
     }
 
-    /// Time until one token is available (zero if now).
-    fn wait(&mut self, now: Instant) -> Duration {
+    /// Time until one token is available with `reserve` more left over (zero if now).
+    fn wait(&mut self, now: Instant, reserve: f64) -> Duration {
         self.refill(now);
-        if self.tokens >= 1.0 {
+        let need = (1.0 + reserve).min(self.capacity);
+        if self.tokens >= need {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec)
+            Duration::from_secs_f64((need - self.tokens) / self.per_sec)
         }
     }
 
@@ -340,7 +429,8 @@ struct Window {
 }
 
 impl Window {
-    fn wait(&mut self, now: Instant) -> Duration {
+    /// Time until a call fits with `reserve` calls of the period still left (zero if now).
+    fn wait(&mut self, now: Instant, reserve: usize) -> Duration {
         while self
             .times
             .front()
@@ -348,12 +438,25 @@ impl Window {
         {
             self.times.pop_front();
         }
-        match self.times.front() {
-            Some(oldest) if self.times.len() >= self.max => {
-                (*oldest + self.period).saturating_duration_since(now)
-            }
-            _ => Duration::ZERO,
+        let allowed = self.max.saturating_sub(reserve).max(1);
+        if self.times.len() < allowed {
+            return Duration::ZERO;
         }
+        // The call fits once enough of the oldest calls have left the period.
+        let leaving = self.times.len() + 1 - allowed;
+        self.times.get(leaving - 1).map_or(Duration::ZERO, |t| {
+            (*t + self.period).saturating_duration_since(now)
+        })
+    }
+
+    /// Calls left in the current period.
+    fn left(&self, now: Instant) -> usize {
+        let used = self
+            .times
+            .iter()
+            .filter(|t| now.saturating_duration_since(**t) < self.period)
+            .count();
+        self.max.saturating_sub(used)
     }
 
     fn take(&mut self, now: Instant) {
@@ -366,15 +469,44 @@ struct Limits {
     chats: HashMap<i64, (Bucket, Option<Window>, Instant)>,
 }
 
+/// Per-chat tokens only final answers may spend (of a burst of 2).
+pub const CHAT_RESERVE: f64 = 0.5;
+/// Calls of a group's minute only final answers may spend (of 19).
+pub const GROUP_RESERVE: usize = 4;
+
 impl Limits {
     /// How long chat `chat_id` must wait before its next call; takes the tokens if zero.
     fn admit(&mut self, chat_id: i64, now: Instant) -> Duration {
-        self.admit_with(chat_id, now, true)
+        self.admit_with(chat_id, now, true, true)
     }
 
-    /// Like [`Limits::admit`]; `group_window` false skips the group's per-minute budget (for
-    /// drafts, which exist in private chats only).
-    fn admit_with(&mut self, chat_id: i64, now: Instant, group_window: bool) -> Duration {
+    /// Like [`Limits::admit`] for a call that is not a final answer: it leaves the reserve.
+    fn admit_above_reserve(&mut self, chat_id: i64, now: Instant) -> Duration {
+        self.admit_with(chat_id, now, true, false)
+    }
+
+    /// Whether the chat has budget to spare for a chat action: a full bucket and, in a group,
+    /// more than half of the minute left.
+    fn ample(&mut self, chat_id: i64, now: Instant) -> bool {
+        let Some((chat, group, blocked_until)) = self.chats.get_mut(&chat_id) else {
+            return true;
+        };
+        chat.refill(now);
+        *blocked_until <= now
+            && chat.tokens >= chat.capacity - 0.01
+            && group.as_ref().is_none_or(|g| g.left(now) * 2 > g.max)
+    }
+
+    /// How long to wait; takes the tokens if zero. `group_window` false skips the group's
+    /// per-minute budget (for drafts, which exist in private chats only); `final_answer` false
+    /// keeps the reserve.
+    fn admit_with(
+        &mut self,
+        chat_id: i64,
+        now: Instant,
+        group_window: bool,
+        final_answer: bool,
+    ) -> Duration {
         let (chat, group, blocked_until) = self.chats.entry(chat_id).or_insert_with(|| {
             // Negative ids are groups and channels: they also get the per-minute budget.
             let group = (chat_id < 0).then(|| Window {
@@ -385,10 +517,17 @@ impl Limits {
             (Bucket::new(2.0, 0.95), group, now)
         });
         let mut group = group.as_mut().filter(|_| group_window);
+        let (chat_reserve, group_reserve) = if final_answer {
+            (0.0, 0)
+        } else {
+            (CHAT_RESERVE, GROUP_RESERVE)
+        };
         let mut wait = blocked_until.saturating_duration_since(now);
-        wait = wait.max(chat.wait(now)).max(self.global.wait(now));
+        wait = wait
+            .max(chat.wait(now, chat_reserve))
+            .max(self.global.wait(now, 0.0));
         if let Some(g) = group.as_mut() {
-            wait = wait.max(g.wait(now));
+            wait = wait.max(g.wait(now, group_reserve));
         }
         if wait.is_zero() {
             chat.take();
@@ -522,7 +661,12 @@ impl Outbox {
 
     /// Queues a send; the receiver gets the message id once Telegram accepted it.
     pub fn send(&self, send: Send) -> oneshot::Receiver<Result<i32, TgError>> {
-        self.enqueue_send(Outgoing::Text(send))
+        self.enqueue_send(Outgoing::Text(send, None))
+    }
+
+    /// Queues a send whose text may still change until it goes out (see [`LiveText`]).
+    pub fn send_live(&self, send: Send, live: LiveText) -> oneshot::Receiver<Result<i32, TgError>> {
+        self.enqueue_send(Outgoing::Text(send, Some(live)))
     }
 
     /// Queues a file among the sends (same priorities; a refused HTML caption is resent
@@ -605,11 +749,18 @@ async fn worker(
                 Step::Idle => Next::Sleep(None),
                 Step::Paced => Next::Paced,
                 Step::WaitUntil(t) => Next::Sleep(Some(t)),
-                Step::Typing => q
-                    .pop_typing(now)
-                    .map_or(Next::Sleep(None), |s| Next::Run(Job::Typing(s))),
+                Step::Typing => {
+                    let typing = q.pop_typing(now);
+                    // A chat action is a call too: only when the budget has room to spare.
+                    match typing {
+                        Some(s) if lock(&shared.limits).ample(chat_id, now) => {
+                            Next::Run(Job::Typing(s))
+                        }
+                        _ => Next::Sleep(None),
+                    }
+                }
                 Step::Draft => {
-                    let wait = lock(&shared.limits).admit_with(chat_id, now, false);
+                    let wait = lock(&shared.limits).admit_with(chat_id, now, false, true);
                     if wait.is_zero() {
                         q.pop_draft(now)
                             .map_or(Next::Sleep(None), |d| Next::Run(Job::Draft(d)))
@@ -636,12 +787,21 @@ async fn worker(
             }
             Next::Paced => {
                 loop {
-                    let wait = lock(&shared.limits).admit(chat_id, Instant::now());
+                    // Asked again after every wait: a final answer queued meanwhile goes first
+                    // and may use the reserve.
+                    let final_answer = lock(&queue).next_is_final();
+                    let now = Instant::now();
+                    let wait = if final_answer {
+                        lock(&shared.limits).admit(chat_id, now)
+                    } else {
+                        lock(&shared.limits).admit_above_reserve(chat_id, now)
+                    };
                     if wait.is_zero() {
                         break;
                     }
                     tokio::select! {
                         () = shared.token.cancelled() => return,
+                        () = notify.notified(), if !final_answer => {}
                         () = tokio::time::sleep(wait) => {}
                     }
                 }
@@ -685,7 +845,10 @@ async fn execute(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) 
                 tracing::warn!(chat.id = chat_id, draft_id = d.draft_id, error = %e, "draft dropped");
             }
         },
-        Job::Send(Outgoing::Text(s), done) => {
+        Job::Send(Outgoing::Text(mut s, live), done) => {
+            if let Some(live) = &live {
+                (s.html, s.plain) = live.take_for_sending();
+            }
             let s = &s;
             let result = attempt(
                 shared,
@@ -887,14 +1050,17 @@ mod tests {
     }
 
     fn text(surface: Surface, html: &str, class: Class) -> Outgoing {
-        Outgoing::Text(Send {
-            surface,
-            html: html.into(),
-            plain: html.into(),
-            keyboard: None,
-            reply_to: None,
-            class,
-        })
+        Outgoing::Text(
+            Send {
+                surface,
+                html: html.into(),
+                plain: html.into(),
+                keyboard: None,
+                reply_to: None,
+                class,
+            },
+            None,
+        )
     }
 
     fn upload(bytes: &[u8]) -> Upload {
@@ -924,6 +1090,7 @@ mod tests {
             html: html.into(),
             plain: html.into(),
             keyboard: None,
+            status_of: None,
         })
     }
 
@@ -949,7 +1116,7 @@ mod tests {
     /// What a job is, for comparing orders.
     fn label(job: &Job) -> String {
         match job {
-            Job::Send(Outgoing::Text(s), _) => format!("text {}", s.html),
+            Job::Send(Outgoing::Text(s, _), _) => format!("text {}", s.html),
             Job::Send(Outgoing::Media(m), _) => format!("media {}", m.caption_html),
             Job::Change(Change::Text(e), d) => {
                 format!("edit {} {} x{}", e.message_id, e.html, d.len())
@@ -995,6 +1162,85 @@ mod tests {
                 "edit 9 e x1",
             ]
         );
+    }
+
+    fn status_edit(message_id: i32, html: &str, of: Option<Surface>) -> Change {
+        Change::Text(Edit {
+            chat_id: 1,
+            message_id,
+            html: html.into(),
+            plain: html.into(),
+            keyboard: None,
+            status_of: of,
+        })
+    }
+
+    #[test]
+    fn an_answer_makes_its_topics_status_edits_moot_but_not_receipts() {
+        let (a, b) = (here(1, 5), here(1, 6));
+        let mut q = Queue::default();
+        let (tx, moot) = oneshot::channel();
+        q.push_change(status_edit(10, "⚙️ ls", Some(a)), tx);
+        // A receipt's outcome coalesced with a status line of the same message stays.
+        let (tx, _) = oneshot::channel();
+        q.push_change(status_edit(11, "✓ Delivered", None), tx);
+        let (tx, _) = oneshot::channel();
+        q.push_change(status_edit(11, "✓ Delivered\n⚙️ ls", Some(a)), tx);
+        // Another topic's status is not touched.
+        let (tx, _) = oneshot::channel();
+        q.push_change(status_edit(20, "⚙️ make", Some(b)), tx);
+        q.push_send(text(a, "the answer", Class::Final), None);
+        assert_eq!(
+            drain(&mut q),
+            [
+                "text the answer",
+                "edit 11 ✓ Delivered\n⚙️ ls x2",
+                "edit 20 ⚙️ make x1"
+            ]
+        );
+        assert!(moot.blocking_recv().unwrap().is_ok());
+    }
+
+    #[test]
+    fn live_text_goes_out_as_it_is_when_sent_and_not_after() {
+        let live = LiveText::new("⏳ Sending to Codex…");
+        assert!(live.update_unsent(|t| *t = "✓ Delivered".into()));
+        assert!(live.update_unsent(|t| t.push_str("\n⚙️ <ls>")));
+        let (html, plain) = live.take_for_sending();
+        assert_eq!(plain, "✓ Delivered\n⚙️ <ls>");
+        assert_eq!(html, "✓ Delivered\n⚙️ &lt;ls&gt;");
+        assert!(!live.update_unsent(|t| t.clear()));
+        assert_eq!(live.text(), "✓ Delivered\n⚙️ <ls>");
+    }
+
+    #[test]
+    fn finals_may_spend_the_reserve_other_calls_may_not() {
+        tokio_test_time(|| {
+            let now = Instant::now();
+            let mut l = Limits {
+                global: Bucket::new(25.0, 25.0),
+                chats: HashMap::new(),
+            };
+            // A burst of 2 in a private chat: a receipt takes one, the second is the answer's.
+            assert!(l.admit_above_reserve(7, now).is_zero());
+            assert!(!l.admit_above_reserve(7, now).is_zero());
+            assert!(l.admit(7, now).is_zero());
+            // A group's minute: non-finals stop GROUP_RESERVE short of the 19.
+            let later = now + Duration::from_secs(3600);
+            let mut spent = 0;
+            // Every 2 s for 58 s (within one minute).
+            for i in 0..30 {
+                let t = later + Duration::from_secs(2 * i);
+                if l.admit_above_reserve(-9, t).is_zero() {
+                    spent += 1;
+                }
+            }
+            assert_eq!(spent, 19 - GROUP_RESERVE);
+            // The answer still gets through, and chat actions wait for better times.
+            let t = later + Duration::from_secs(59);
+            assert!(!l.ample(-9, t));
+            assert!(l.admit(-9, t).is_zero());
+        });
     }
 
     #[test]
@@ -1094,12 +1340,12 @@ mod tests {
                 global: Bucket::new(25.0, 25.0),
                 chats: HashMap::new(),
             };
-            assert!(l.admit_with(-7, now, false).is_zero());
+            assert!(l.admit_with(-7, now, false, true).is_zero());
             let (_, window, _) = &l.chats[&-7];
             assert!(window.as_ref().unwrap().times.is_empty());
-            assert!(l.admit_with(-7, now, false).is_zero());
+            assert!(l.admit_with(-7, now, false, true).is_zero());
             // The chat's burst is spent.
-            assert!(!l.admit_with(-7, now, false).is_zero());
+            assert!(!l.admit_with(-7, now, false, true).is_zero());
             assert!(!l.admit(-7, now).is_zero());
         });
     }
@@ -1245,6 +1491,7 @@ mod tests {
                     html: html.into(),
                     plain: html.into(),
                     keyboard: None,
+                    status_of: None,
                 })
             };
             let e1 = edit("a");
