@@ -328,7 +328,10 @@ impl Node {
         if let Some(token) = input::slash_command(text) {
             return self.submit_command(rt, token, text).await;
         }
-        // A window without a transcript: serialise first messages per folder (see crate::bind).
+        // A window without a transcript: serialise first messages per folder (see
+        // crate::rollout_match). Every window claims what is typed into it: after `/new` the
+        // message typed next is the first of a new rollout, which the claim proves is this
+        // window's.
         let unbound = self.record(&rt.id).is_some_and(|r| r.thread_id.is_none());
         let _first_message = if unbound {
             let lock = self.cwd_lock(&record.cwd);
@@ -336,13 +339,11 @@ impl Node {
         } else {
             None
         };
-        if unbound {
-            self.inner
-                .claims
-                .lock()
-                .expect("claims lock")
-                .insert(rt.id.clone(), text.to_owned());
-        }
+        self.inner
+            .claims
+            .lock()
+            .expect("claims lock")
+            .insert(rt.id.clone(), text.to_owned());
         let events = rt.events.subscribe();
         let typed = self.type_text(rt, text, mode).await;
         let outcome = match typed {

@@ -54,6 +54,8 @@ const PROMPT_MARKERS: &[&str] = &[
     "Do you trust",
     "Trust this folder",
     "Allow Codex to",
+    // `/new` in a git repository (Codex 0.169): a worktree or a fresh checkout.
+    "Where should the new conversation run",
 ];
 
 /// Classifies a plain capture.
@@ -512,8 +514,17 @@ mod fixture_tests {
                 "{name}"
             );
         }
-        // The worktree question of /new in a git repository: no composer on screen.
+        // The worktree question of /new in a git repository: no composer on screen, and a
+        // question with its two choices (buttons in Telegram).
         assert_eq!(composer_of("slash_new_worktree_question"), None);
+        match classify_fixture("slash_new_worktree_question", false) {
+            Screen::Prompt { text, choices } => {
+                assert!(text.contains("Where should the new conversation run?"), "{text}");
+                assert_eq!(choices.len(), 2, "{choices:?}");
+                assert!(choices[0].label.starts_with("Use current Git worktree"));
+            }
+            other => panic!("{other:?}"),
+        }
         // Refused: an unknown command stays in the composer, idle or busy, under Codex's line.
         for name in ["slash_unknown_refused", "slash_unknown_busy"] {
             let screen = fixture(name);
