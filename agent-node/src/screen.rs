@@ -519,7 +519,10 @@ mod fixture_tests {
         assert_eq!(composer_of("slash_new_worktree_question"), None);
         match classify_fixture("slash_new_worktree_question", false) {
             Screen::Prompt { text, choices } => {
-                assert!(text.contains("Where should the new conversation run?"), "{text}");
+                assert!(
+                    text.contains("Where should the new conversation run?"),
+                    "{text}"
+                );
                 assert_eq!(choices.len(), 2, "{choices:?}");
                 assert!(choices[0].label.starts_with("Use current Git worktree"));
             }
