@@ -132,6 +132,7 @@ impl App {
                     let op = Op::SendKey(v1::SendKey {
                         session_id: b.session_id.clone(),
                         key: Some(v1::send_key::Key::Named(key as i32)),
+                        expect_prompt: String::new(),
                     });
                     let text = match self.call(&b, op).await {
                         Ok(_) if cmd == "esc" => "⎋ Escape sent.".to_owned(),
@@ -507,11 +508,15 @@ impl App {
     }
 
     /// A prompt button: sends the choice's key if the topic is still bound to that session.
+    /// Presses `key` in answer to question `prompt` (the node presses nothing unless that very
+    /// question is on screen). A question that is gone loses its buttons.
     pub(crate) async fn prompt_key(
         &self,
         surface: Surface,
         session: &str,
         key: PromptKey,
+        prompt: Option<String>,
+        message_id: Option<i32>,
     ) -> String {
         let Some(b) = self.binding(surface).filter(|b| b.session_id == session) else {
             return "This prompt belongs to a session that is no longer bound here.".into();
@@ -523,9 +528,26 @@ impl App {
         let op = Op::SendKey(v1::SendKey {
             session_id: b.session_id.clone(),
             key: Some(k),
+            expect_prompt: prompt.unwrap_or_default(),
         });
         match self.call(&b, op).await {
             Ok(_) => "Sent.".into(),
+            Err(CallError::Failed {
+                code: v1::ErrorCode::Stale,
+                ..
+            }) => {
+                if let Some(id) = message_id {
+                    drop(self.outbox.edit(Edit {
+                        chat_id: surface.chat_id,
+                        message_id: id,
+                        html: "❓ This question is no longer on screen.".into(),
+                        plain: "❓ This question is no longer on screen.".into(),
+                        keyboard: None,
+                        status_of: None,
+                    }));
+                }
+                "This question is no longer on screen; nothing was pressed.".into()
+            }
             Err(err) => format!("Not sent: {err}"),
         }
     }

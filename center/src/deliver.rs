@@ -369,6 +369,13 @@ impl SessionDelivery {
             {
                 return;
             }
+            // A newer question replaces the shown one: its buttons go (pressing them now would
+            // answer a question nobody read).
+            if let Some((old, shown)) = self.prompt.take() {
+                close_prompt(&self.app, &old, &shown, "⤳ Superseded by a newer question");
+            }
+            // Buttons name the question (nodes that do not name questions get none).
+            let prompt = (!t.prompt_id.is_empty()).then(|| t.prompt_id.clone());
             let mut shown = Vec::new();
             for b in self.bindings() {
                 let mut kb: Vec<Vec<(String, String)>> = t
@@ -377,7 +384,7 @@ impl SessionDelivery {
                     .map(|c| {
                         vec![(
                             short_label(&format!("{}. {}", c.key, c.label)),
-                            prompt_button(&self.session, &c.key),
+                            prompt_button(&self.session, &c.key, prompt.clone()),
                         )]
                     })
                     .collect();
@@ -386,6 +393,7 @@ impl SessionDelivery {
                     Callback::Key {
                         session: self.session.clone(),
                         key: PromptKey::Escape,
+                        prompt: prompt.clone(),
                     }
                     .encode(),
                 )]);
@@ -411,17 +419,7 @@ impl SessionDelivery {
             }
             self.prompt = Some((t.prompt_text.clone(), shown));
         } else if let Some((text, shown)) = self.prompt.take() {
-            for (s, id) in shown {
-                let body = format!("{text}\n\n✔ Answered");
-                drop(self.app.outbox.edit(Edit {
-                    chat_id: s.chat_id,
-                    message_id: id,
-                    html: format!("<pre>{}</pre>\n✔ Answered", escape_html(&text)),
-                    plain: body,
-                    keyboard: None,
-                    status_of: None,
-                }));
-            }
+            close_prompt(&self.app, &text, &shown, "✔ Answered");
         }
     }
 
@@ -499,17 +497,32 @@ fn edit_message(app: &App, s: Surface, message_id: i32, body: String, moot_after
     }));
 }
 
-/// The data of a button that answers Codex's question with `key` (a choice's key as Codex shows
-/// it; one that is not a single letter or digit gets a button that says it has expired).
-fn prompt_button(session: &str, key: &str) -> String {
+/// The data of a button that answers question `prompt` with `key` (a choice's key as Codex
+/// shows it; one that is not a single letter or digit gets a button that says it has expired).
+fn prompt_button(session: &str, key: &str, prompt: Option<String>) -> String {
     let mut chars = key.chars();
     match (chars.next(), chars.next()) {
         (Some(c), None) if c.is_ascii_alphanumeric() => Callback::Key {
             session: session.to_owned(),
             key: PromptKey::Choice(c),
+            prompt,
         }
         .encode(),
         _ => format!("k|{session}|?"),
+    }
+}
+
+/// Ends shown question messages: their buttons go, a line says why.
+fn close_prompt(app: &App, text: &str, shown: &[(Surface, i32)], why: &str) {
+    for (s, id) in shown {
+        drop(app.outbox.edit(Edit {
+            chat_id: s.chat_id,
+            message_id: *id,
+            html: format!("<pre>{}</pre>\n{why}", escape_html(text)),
+            plain: format!("{text}\n\n{why}"),
+            keyboard: None,
+            status_of: None,
+        }));
     }
 }
 

@@ -208,7 +208,14 @@ impl App {
                 self.menu_action(surface, &token, op, index.map(|i| i as usize))
                     .await
             }
-            Callback::Key { session, key } => Some(self.prompt_key(surface, &session, key).await),
+            Callback::Key {
+                session,
+                key,
+                prompt,
+            } => Some(
+                self.prompt_key(surface, &session, key, prompt, message_id)
+                    .await,
+            ),
             Callback::History { skip } => {
                 self.history(surface, skip, None, message_id).await;
                 None

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod line_socket;
 pub mod pki;
+pub mod prompt;
 pub mod random;
 pub mod shutdown;
 pub mod systemd;

@@ -19,8 +19,14 @@ pub(crate) enum Callback {
         op: MenuOp,
         index: Option<u32>,
     },
-    /// Press a key in answer to Codex's question in `session`.
-    Key { session: String, key: PromptKey },
+    /// Press a key in answer to Codex's question in `session`; `prompt` is the question's id
+    /// (8 hex digits, `shared::prompt::prompt_id`): the node presses nothing unless that very
+    /// question is on screen. `None` from nodes that do not name questions.
+    Key {
+        session: String,
+        key: PromptKey,
+        prompt: Option<String>,
+    },
     /// Show a page of `/history`, `skip` entries from the newest.
     History { skip: u32 },
     /// Drop the topic's held messages.
@@ -84,10 +90,20 @@ impl Callback {
                 let index = index.map(|i| i.to_string()).unwrap_or_default();
                 format!("m|{token}|{}|{index}", op.letter())
             }
-            Self::Key { session, key } => match key {
-                PromptKey::Escape => format!("k|{session}|esc"),
-                PromptKey::Choice(c) => format!("k|{session}|{c}"),
-            },
+            Self::Key {
+                session,
+                key,
+                prompt,
+            } => {
+                let key = match key {
+                    PromptKey::Escape => "esc".to_owned(),
+                    PromptKey::Choice(c) => c.to_string(),
+                };
+                match prompt {
+                    Some(p) => format!("k|{session}|{key}|{p}"),
+                    None => format!("k|{session}|{key}"),
+                }
+            }
             Self::History { skip } => format!("h|{skip}"),
             Self::DropHeld => "q|drop".to_owned(),
             Self::Refresh { session } => format!("r|{session}"),
@@ -112,16 +128,13 @@ impl Callback {
             },
             ["k", session, key] if is_id(session) => Self::Key {
                 session: (*session).to_owned(),
-                key: match *key {
-                    "esc" => PromptKey::Escape,
-                    k => {
-                        let mut chars = k.chars();
-                        match (chars.next(), chars.next()) {
-                            (Some(c), None) if c.is_ascii_alphanumeric() => PromptKey::Choice(c),
-                            _ => return None,
-                        }
-                    }
-                },
+                key: prompt_key(key)?,
+                prompt: None,
+            },
+            ["k", session, key, prompt] if is_id(session) && is_prompt_id(prompt) => Self::Key {
+                session: (*session).to_owned(),
+                key: prompt_key(key)?,
+                prompt: Some((*prompt).to_owned()),
             },
             ["h", skip] => Self::History {
                 skip: number(skip)?,
@@ -135,6 +148,24 @@ impl Callback {
         // Only the canonical spelling (no leading zeros, no "+1"): one button, one data.
         (decoded.encode() == data).then_some(decoded)
     }
+}
+
+fn prompt_key(k: &str) -> Option<PromptKey> {
+    if k == "esc" {
+        return Some(PromptKey::Escape);
+    }
+    let mut chars = k.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if c.is_ascii_alphanumeric() => Some(PromptKey::Choice(c)),
+        _ => None,
+    }
+}
+
+/// A question's id: 8 lowercase hex digits.
+fn is_prompt_id(s: &str) -> bool {
+    s.len() == 8
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn number(s: &str) -> Option<u32> {
@@ -179,7 +210,16 @@ mod tests {
         prop_oneof![
             ("[0-9a-f]{8}", ops, proptest::option::of(0u32..10_000))
                 .prop_map(|(token, op, index)| Callback::Menu { token, op, index }),
-            ("[A-Za-z0-9_-]{1,36}", key).prop_map(|(session, key)| Callback::Key { session, key }),
+            (
+                "[A-Za-z0-9_-]{1,36}",
+                key,
+                proptest::option::of("[0-9a-f]{8}")
+            )
+                .prop_map(|(session, key, prompt)| Callback::Key {
+                    session,
+                    key,
+                    prompt
+                }),
             (0u32..1_000_000).prop_map(|skip| Callback::History { skip }),
             Just(Callback::DropHeld),
             "[A-Za-z0-9_-]{1,36}".prop_map(|session| Callback::Refresh { session }),
@@ -215,6 +255,8 @@ mod tests {
             "m|zz|o|1",
             "m|abcd|x|1",
             "m|abcd|o|1|extra",
+            "k|s1|1|ABCDEF12",
+            "k|s1|1|abc",
             "q|dropall",
             "r|",
             "x|1",
@@ -225,7 +267,16 @@ mod tests {
             Callback::decode("k|019a-b_c|esc"),
             Some(Callback::Key {
                 session: "019a-b_c".into(),
-                key: PromptKey::Escape
+                key: PromptKey::Escape,
+                prompt: None
+            })
+        );
+        assert_eq!(
+            Callback::decode("k|s1|1|0a1b2c3d"),
+            Some(Callback::Key {
+                session: "s1".into(),
+                key: PromptKey::Choice('1'),
+                prompt: Some("0a1b2c3d".into())
             })
         );
     }

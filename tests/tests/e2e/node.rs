@@ -236,6 +236,7 @@ async fn an_approval_prompt_is_shown_and_answered_with_a_key() {
         .request(Op::SendKey(v1::SendKey {
             session_id: sid.clone(),
             key: Some(v1::send_key::Key::Choice(yes.key.clone())),
+            expect_prompt: String::new(),
         }))
         .await
         .unwrap();

@@ -101,6 +101,7 @@ impl NodeEnv {
             .request(Op::SendKey(v1::SendKey {
                 session_id: session.to_owned(),
                 key: Some(v1::send_key::Key::Named(key as i32)),
+                expect_prompt: String::new(),
             }))
             .await
     }
