@@ -206,8 +206,8 @@ impl NodeEnrollment for EnrollService {
     ) -> Result<Response<v1::EnrollDone>, Status> {
         self.check_code()?;
         let f = request.into_inner();
-        let signed = format!("{}{}", f.cert_pem, f.ca_pem);
-        if !self.pending.code.verify_mac(signed.as_bytes(), &f.mac_hex) {
+        let signed: [&[u8]; 2] = [f.cert_pem.as_bytes(), f.ca_pem.as_bytes()];
+        if !self.pending.code.verify_mac(&signed, &f.mac_hex) {
             tracing::warn!("enrollment refused: the center did not prove the join code's secret");
             return Err(Status::permission_denied(
                 "the join code's secret was not proven",
@@ -318,7 +318,7 @@ pub async fn join(
         )));
     }
     let csr = key.csr(&role)?;
-    let mac_hex = code.mac(format!("{name}{csr}").as_bytes());
+    let mac_hex = code.mac(&[name.as_bytes(), csr.as_bytes()]);
     let done = client
         .finish(v1::JoinFinish {
             node_name: name.to_owned(),

@@ -100,6 +100,8 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Keys and window environments in memory stay out of reach of other processes of the user.
+    shared::hardening::no_dumps();
     let cli = Cli::parse();
     let file = cli.config.as_deref().map(FileConfig::load).transpose()?;
     let log = cli

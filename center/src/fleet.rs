@@ -7,7 +7,7 @@ use std::{
 };
 
 use proto::v1::{self, node_enrollment_client::NodeEnrollmentClient};
-use shared::pki::{self, FleetCa, JoinCode, JoinKind, PrivateKey, Role};
+use shared::pki::{self, FleetCa, JoinCode, JoinKind, PrivateKey, Role, SealedCode};
 use tonic::transport::{ClientTlsConfig, Endpoint};
 
 use crate::store::Store;
@@ -109,11 +109,11 @@ impl CenterPki {
             Duration::from_secs(3600),
         )
         .map_err(|e| EnrollError::Internal(e.to_string()))?;
-        let encoded = code.encode();
+        // Only the sealed code is kept: whoever reads the database cannot enroll with it.
         store
-            .put_invite(name, &encoded)
+            .put_invite(name, &code.seal().encode())
             .map_err(|e| EnrollError::Internal(e.to_string()))?;
-        Ok(encoded)
+        Ok(code.encode())
     }
 
     /// Signs the CSR of a node that dials in, if it proves the secret of its invite.
@@ -129,11 +129,11 @@ impl CenterPki {
             .invite(name)
             .map_err(|e| internal(&e))?
             .ok_or_else(|| EnrollError::BadCode(format!("no invitation for {name:?}")))?;
-        let code = JoinCode::decode(&encoded).map_err(|e| internal(&e))?;
+        let code = SealedCode::decode(&encoded).map_err(|e| internal(&e))?;
         if code.expired(SystemTime::now()) {
             return Err(EnrollError::Expired);
         }
-        if !code.verify_mac(format!("{name}{csr_pem}").as_bytes(), mac_hex) {
+        if !code.verify_mac(&[name.as_bytes(), csr_pem.as_bytes()], mac_hex) {
             tracing::warn!(node = %name, "join refused: the join code's secret was not proven");
             return Err(EnrollError::BadCode(
                 "the join code's secret was not proven".into(),
@@ -248,7 +248,7 @@ impl CenterPki {
             return Err(EnrollError::WrongMachine(endpoint.to_owned()));
         }
         let ca_pem = self.ca.cert_pem().to_owned();
-        let mac_hex = code.mac(format!("{cert}{ca_pem}").as_bytes());
+        let mac_hex = code.mac(&[cert.as_bytes(), ca_pem.as_bytes()]);
         client
             .finish(v1::EnrollFinish {
                 cert_pem: cert.clone(),

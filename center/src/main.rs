@@ -126,6 +126,9 @@ fn main() -> std::process::ExitCode {
 
 #[tokio::main]
 async fn real_main() -> anyhow::Result<()> {
+    // Before anything reads the token: a Codex window of the same user cannot read our memory
+    // or environment.
+    shared::hardening::no_dumps();
     let cli = Cli::parse();
     let file: Option<FileConfig> = cli
         .config

@@ -5,6 +5,7 @@
 pub mod backoff;
 pub mod clock;
 pub mod config;
+pub mod hardening;
 pub mod line_socket;
 pub mod pki;
 pub mod prompt;

@@ -20,7 +20,7 @@ use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePu
 
 pub use ca::FleetCa;
 pub use cert::{CertInfo, fingerprint_der, inspect, public_key_of, renewal_due, verify_chain};
-pub use join::{JoinCode, JoinKind};
+pub use join::{JoinCode, JoinKind, SealedCode};
 pub use key::PrivateKey;
 
 /// DNS suffix of every name in the fleet's certificates.

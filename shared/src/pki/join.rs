@@ -1,6 +1,9 @@
 //! [`JoinCode`]: the one-line code a person copies from one machine to another to enroll a node.
 //! It carries a pin (the fingerprint the joiner must see before sending anything) and a secret
-//! (which proves the joiner was handed the code). The issuer stores only [`JoinCode::secret_hash`].
+//! (which proves the joiner was handed the code). The issuer stores only a [`SealedCode`]: the
+//! code with the SHA-256 of its secret in place of the secret. Proofs are HMACs keyed with that
+//! hash over length-prefixed fields, so the issuer can check them without ever keeping the
+//! secret, and no two different field splits give the same input.
 //!
 //! Format: `cfj1.` + base64url (no padding) of
 //! `version(1) kind(1) secret(32) fingerprint(32) expires_unix(8, big-endian) checksum(4)`, where
@@ -157,21 +160,128 @@ impl JoinCode {
         hex(&self.fingerprint)
     }
 
-    /// HMAC-SHA256 of `data` keyed with the secret (lowercase hex): proves knowledge of the secret
-    /// without sending it.
-    pub fn mac(&self, data: &[u8]) -> String {
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.secret);
-        hex(ring::hmac::sign(&key, data).as_ref())
+    /// HMAC-SHA256 of `fields` (each length-prefixed) keyed with the secret's hash (lowercase
+    /// hex): proves knowledge of the secret without sending it.
+    pub fn mac(&self, fields: &[&[u8]]) -> String {
+        self.seal().mac(fields)
     }
 
     /// Checks a MAC made with [`JoinCode::mac`] (constant time).
-    pub fn verify_mac(&self, data: &[u8], mac_hex: &str) -> bool {
+    pub fn verify_mac(&self, fields: &[&[u8]], mac_hex: &str) -> bool {
+        self.seal().verify_mac(fields, mac_hex)
+    }
+
+    /// What the issuer keeps: everything but the secret, which is replaced by its hash.
+    pub fn seal(&self) -> SealedCode {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, &self.secret).as_ref());
+        SealedCode {
+            kind: self.kind,
+            key,
+            fingerprint: self.fingerprint,
+            expires_unix: self.expires_unix,
+        }
+    }
+}
+
+/// Prefix of a sealed code (`cfs` = Codex Fleet sealed).
+const SEALED_PREFIX: &str = "cfs1.";
+
+/// A join code as its issuer stores it: the secret's SHA-256 instead of the secret, so whoever
+/// reads the issuer's database cannot enroll with it, yet proofs made with the secret check.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedCode {
+    /// What the code invites to.
+    pub kind: JoinKind,
+    /// SHA-256 of the secret: the key of the proofs.
+    key: [u8; 32],
+    /// The pinned fingerprint.
+    pub fingerprint: [u8; 32],
+    /// When the code stops being accepted (seconds since the Unix epoch).
+    pub expires_unix: u64,
+}
+
+impl SealedCode {
+    /// The stored text form, `cfs1.…`.
+    pub fn encode(&self) -> String {
+        let as_code = JoinCode {
+            kind: self.kind,
+            secret: self.key,
+            fingerprint: self.fingerprint,
+            expires_unix: self.expires_unix,
+        };
+        let code = as_code.encode();
+        format!("{SEALED_PREFIX}{}", &code[PREFIX.len()..])
+    }
+
+    /// Parses a stored sealed code; a full join code (stored by an older center) is sealed on
+    /// the way.
+    pub fn decode(s: &str) -> Result<Self, Error> {
+        let s = s.trim();
+        match s.strip_prefix(SEALED_PREFIX) {
+            Some(body) => {
+                let c = JoinCode::decode(&format!("{PREFIX}{body}"))?;
+                Ok(Self {
+                    kind: c.kind,
+                    key: c.secret,
+                    fingerprint: c.fingerprint,
+                    expires_unix: c.expires_unix,
+                })
+            }
+            None => JoinCode::decode(s).map(|c| c.seal()),
+        }
+    }
+
+    /// Whether the code is no longer accepted at `now`.
+    pub fn expired(&self, now: SystemTime) -> bool {
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs();
+        now >= self.expires_unix
+    }
+
+    /// SHA-256 of the secret, lowercase hex (the same as [`JoinCode::secret_hash`]): what marks
+    /// the code used.
+    pub fn secret_hash(&self) -> String {
+        hex(&self.key)
+    }
+
+    /// See [`JoinCode::mac`].
+    pub fn mac(&self, fields: &[&[u8]]) -> String {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.key);
+        hex(ring::hmac::sign(&key, &length_prefixed(fields)).as_ref())
+    }
+
+    /// Checks a MAC made with [`JoinCode::mac`] (constant time).
+    pub fn verify_mac(&self, fields: &[&[u8]], mac_hex: &str) -> bool {
         let Some(tag) = unhex(mac_hex) else {
             return false;
         };
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.secret);
-        ring::hmac::verify(&key, data, &tag).is_ok()
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.key);
+        ring::hmac::verify(&key, &length_prefixed(fields), &tag).is_ok()
     }
+}
+
+impl fmt::Debug for SealedCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedCode")
+            .field("kind", &self.kind)
+            .field("key", &"<redacted>")
+            .field("fingerprint", &hex(&self.fingerprint))
+            .field("expires_unix", &self.expires_unix)
+            .finish()
+    }
+}
+
+/// Each field as its length (8 bytes, big-endian) then its bytes.
+fn length_prefixed(fields: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(fields.iter().map(|f| f.len() + 8).sum());
+    for f in fields {
+        out.extend_from_slice(&(f.len() as u64).to_be_bytes());
+        out.extend_from_slice(f);
+    }
+    out
 }
 
 impl fmt::Debug for JoinCode {
@@ -240,11 +350,32 @@ mod tests {
             Duration::from_secs(60),
         )
         .unwrap();
-        let mac = code.mac(b"cert+ca");
-        assert!(code.verify_mac(b"cert+ca", &mac));
-        assert!(!code.verify_mac(b"cert+ca!", &mac));
-        assert!(!other.verify_mac(b"cert+ca", &mac));
-        assert!(!code.verify_mac(b"cert+ca", "zz"));
+        let mac = code.mac(&[b"cert", b"ca"]);
+        assert!(code.verify_mac(&[b"cert", b"ca"], &mac));
+        assert!(!code.verify_mac(&[b"cert", b"ca!"], &mac));
+        // Fields are length-prefixed: another split of the same bytes is another input.
+        assert!(!code.verify_mac(&[b"cer", b"tca"], &mac));
+        assert!(!other.verify_mac(&[b"cert", b"ca"], &mac));
+        assert!(!code.verify_mac(&[b"cert", b"ca"], "zz"));
+    }
+
+    #[test]
+    fn the_issuer_checks_proofs_from_the_sealed_code_which_holds_no_secret() {
+        let code = JoinCode::new(JoinKind::CenterInvite, FP, Duration::from_secs(60)).unwrap();
+        let stored = code.seal().encode();
+        assert!(stored.starts_with("cfs1."), "{stored}");
+        // Neither the secret nor the code itself can be read back from what is stored.
+        assert!(!stored.contains(&code.encode()[5..]));
+        assert!(JoinCode::decode(&stored).is_err());
+        let sealed = SealedCode::decode(&stored).unwrap();
+        assert_eq!(sealed, code.seal());
+        assert_eq!(sealed.secret_hash(), code.secret_hash());
+        let mac = code.mac(&[b"node-1", b"csr"]);
+        assert!(sealed.verify_mac(&[b"node-1", b"csr"], &mac));
+        assert!(!sealed.verify_mac(&[b"node-2", b"csr"], &mac));
+        // A full code stored by an older center is sealed when read.
+        assert_eq!(SealedCode::decode(&code.encode()).unwrap(), sealed);
+        assert!(!format!("{sealed:?}").contains(&code.secret_hash()));
     }
 
     #[test]
