@@ -357,19 +357,31 @@ impl App {
         let (user, surface) = match &update.kind {
             UpdateKind::Message(m) => (m.from.as_ref().map(|u| u.id.0), surface_of(m)),
             UpdateKind::CallbackQuery(q) => {
+                // A button on a message too old to see (or none) has no topic to act in: it is
+                // answered as expired, never mapped to the chat's main thread.
                 let surface = match &q.message {
                     Some(MaybeInaccessibleMessage::Regular(m)) => surface_of(m),
-                    Some(MaybeInaccessibleMessage::Inaccessible(m)) => Surface {
-                        chat_id: m.chat.id.0,
-                        thread_id: 0,
-                    },
-                    None => return None,
+                    Some(MaybeInaccessibleMessage::Inaccessible(_)) | None => {
+                        if self.allowed(q.from.id.0) {
+                            self.expire_button(q.id.0.clone());
+                        }
+                        return None;
+                    }
                 };
                 (Some(q.from.id.0), surface)
             }
             _ => return None,
         };
         Some((surface, user.is_some_and(|u| self.allowed(u))))
+    }
+
+    /// Answers a button press that can do nothing ("This button has expired.").
+    fn expire_button(&self, query_id: String) {
+        let tg = self.outbox.tg().clone();
+        tokio::spawn(async move {
+            let expired = crate::telegram::callback::EXPIRED;
+            let _ = tg.answer_callback(&query_id, Some(expired)).await;
+        });
     }
 
     /// Takes one update from polling: drops it unless an allowed user sent it and it is new,

@@ -28,6 +28,8 @@ use crate::{
     },
 };
 
+/// An answer longer than this many messages goes as a file instead.
+const MAX_PARTS: usize = 4;
 /// Status lines kept in a topic's status message.
 const STATUS_LINES: usize = 12;
 /// Longest status line.
@@ -226,7 +228,11 @@ impl SessionDelivery {
                 } else {
                     Class::Message
                 };
-                self.send_parts(s, markdown_parts(text), class).await
+                let parts = markdown_parts(text);
+                if parts.len() > MAX_PARTS {
+                    return self.send_as_document(s, text, parts.len(), class).await;
+                }
+                self.send_parts(s, parts, class).await
             }
             Post::Notice(text) => {
                 self.send_parts(s, vec![(escape_html(text), text.clone())], Class::Message)
@@ -253,6 +259,44 @@ impl SessionDelivery {
         // One draft per turn; Telegram wants a non-zero id.
         let id = self.turn.started_at().unwrap_or(1).max(1) as i64;
         self.app.outbox.draft(s, id, escape_html(body));
+    }
+
+    /// A very long answer as one Markdown file with a short caption: one call instead of many,
+    /// and readable on a phone.
+    async fn send_as_document(&self, s: Surface, md: &str, parts: usize, class: Class) -> Settled {
+        let caption = format!(
+            "📄 A long answer ({} characters, {parts} messages' worth): here it is as a file.",
+            md.chars().count()
+        );
+        let sent = self
+            .app
+            .outbox
+            .send_media(MediaSend {
+                surface: s,
+                upload: Upload {
+                    kind: MediaKind::Document,
+                    file_name: "answer.md".into(),
+                    bytes: Arc::new(md.as_bytes().to_vec()),
+                },
+                caption_html: escape_html(&caption),
+                caption_plain: caption,
+                keyboard: None,
+                reply_to: None,
+                class,
+            })
+            .await;
+        match sent {
+            Ok(Ok(_)) => Settled::Yes,
+            Ok(Err(TgError::ThreadNotFound)) => {
+                self.app.on_topic_gone(s, "the topic was deleted").await;
+                Settled::Yes
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(chat.id = s.chat_id, error = %err, "a long answer was refused as a file; sending it as messages");
+                self.send_parts(s, markdown_parts(md), class).await
+            }
+            Err(_) => Settled::No,
+        }
     }
 
     /// Sends the parts in order and waits until Telegram accepted or refused each.

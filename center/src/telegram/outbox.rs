@@ -871,7 +871,12 @@ async fn execute(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) 
             let result = attempt(
                 shared,
                 chat_id,
-                Retries::Limited(MEDIA_NETWORK_RETRIES),
+                // A file that is a final answer is retried like any answer; other media once.
+                if m.class == Class::Final {
+                    Retries::Unlimited
+                } else {
+                    Retries::Limited(MEDIA_NETWORK_RETRIES)
+                },
                 || None,
                 move |html| {
                     let caption = if html {

@@ -262,3 +262,41 @@ async fn a_chat_out_of_budget_holds_up_no_other_chat() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_very_long_answer_arrives_as_one_file() {
+    let env = CenterEnv::start("d-long").await;
+    // A private chat with topics: no group budget to wait for.
+    let chat = env.tg.create_private_chat(&env.alice, true);
+    let thread = env.bound_topic_in(chat, "long", "echo: ready").await;
+    env.message_in(chat, thread, "first answer", |m| m.text() == "ready")
+        .await;
+    env.tg
+        .send_text(&env.alice, chat, Some(thread), "long: 30000")
+        .unwrap();
+    let file = env
+        .message_in(chat, thread, "the answer as a file", |m| {
+            m.media
+                .as_ref()
+                .is_some_and(|f| f.file_name.as_deref() == Some("answer.md"))
+        })
+        .await;
+    let media = file.media.as_ref().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&media.bytes).chars().count(),
+        30000,
+        "the whole answer is in the file"
+    );
+    assert!(
+        file.caption()
+            .unwrap_or_default()
+            .contains("30000 characters")
+    );
+    // Not also as a string of messages.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let texts = env.tg.messages_in(chat, Some(thread));
+    assert!(
+        texts.iter().all(|m| m.text().chars().count() < 4000),
+        "no part of the answer was sent as text"
+    );
+}
