@@ -42,7 +42,9 @@ pub struct NodeConfig {
     pub roots: Vec<RootConfig>,
     /// Extra environment for Codex windows (on top of the node's own `PATH` and `CODEX_HOME`).
     pub window_env: Vec<(String, String)>,
-    /// Wait between pasting text and the submitting key (Codex's paste-burst window).
+    /// The least time between pasting text and the submitting key; the key goes as soon as a
+    /// capture after this shows the text in Codex's composer (see `ops::typing` for the
+    /// measurement behind the default).
     pub paste_delay: Duration,
     /// How long to wait for the transcript to show a submitted message.
     pub confirm_timeout: Duration,
@@ -78,7 +80,7 @@ impl NodeConfig {
                 path: home,
             }],
             window_env: Vec::new(),
-            paste_delay: Duration::from_millis(400),
+            paste_delay: Duration::from_millis(30),
             confirm_timeout: Duration::from_secs(15),
             startup_timeout: Duration::from_secs(40),
             busy_refresh: Duration::from_millis(500),
@@ -170,10 +172,10 @@ impl NodeConfig {
                 return invalid("roots", "root names must not be empty");
             }
         }
-        if self.paste_delay < Duration::from_millis(150) {
+        if self.paste_delay > Duration::from_secs(10) {
             return invalid(
                 "paste_delay_ms",
-                "must be at least 150 ms, or Codex takes the Enter as part of the paste",
+                "must be at most 10000 ms (it only sets the least wait between paste and Enter)",
             );
         }
         Ok(())
@@ -273,7 +275,7 @@ pub struct ServeArgs {
     /// A browsable root, `name=/path` or `/path`; repeat for several (default: your home).
     #[arg(long = "root", env = "CODEX_FLEET_ROOTS", value_delimiter = ',')]
     pub root: Vec<String>,
-    /// Milliseconds between pasting text and pressing Enter (>= 150).
+    /// Least milliseconds between pasting text and pressing Enter (default 30; <= 10000).
     #[arg(long, env = "CODEX_FLEET_PASTE_DELAY_MS")]
     pub paste_delay_ms: Option<u64>,
     /// Manual TLS: this node's certificate (PEM, signed by the fleet CA: `center nodes sign`).
@@ -331,7 +333,7 @@ mod tests {
         assert!(err.to_string().contains("tmux_socket"), "{err}");
         let cli = ServeArgs {
             state_dir: Some("/tmp/x".into()),
-            paste_delay_ms: Some(10),
+            paste_delay_ms: Some(60_000),
             ..ServeArgs::default()
         };
         assert!(NodeConfig::resolve(&cli, None).is_err());

@@ -23,6 +23,9 @@ pub enum NodeError {
     /// The thing exists already.
     #[error("{0}")]
     AlreadyExists(String),
+    /// The screen changed: the question a key was meant for is no longer shown.
+    #[error("{0}")]
+    Stale(String),
     /// Something this node depends on failed.
     #[error("{0}")]
     Internal(String),
@@ -38,6 +41,7 @@ impl NodeError {
             Self::WindowDead(_) => v1::ErrorCode::WindowDead,
             Self::Blocked(_) => v1::ErrorCode::Blocked,
             Self::AlreadyExists(_) => v1::ErrorCode::AlreadyExists,
+            Self::Stale(_) => v1::ErrorCode::Stale,
             Self::Internal(_) => v1::ErrorCode::Internal,
         }
     }

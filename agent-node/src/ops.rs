@@ -1,6 +1,7 @@
 //! The requests a center can make of a node, one method each.
 
 mod composer;
+mod typing;
 
 use std::{
     path::Path,
@@ -255,7 +256,7 @@ impl Node {
         }
     }
 
-    /// Waits until Codex can take text: ready or busy (typing while busy steers the turn).
+    /// Waits until Codex has started: ready, busy (typing while busy steers the turn) or asking.
     async fn wait_for_input_ready(&self, rt: &SessionRt) -> Result<(), NodeError> {
         let mut screen = rt.screen.subscribe();
         rt.kick_screen();
@@ -263,12 +264,10 @@ impl Node {
         loop {
             let state = screen.borrow_and_update().clone();
             match state.state() {
-                v1::ScreenState::Ready | v1::ScreenState::Busy => return Ok(()),
-                v1::ScreenState::Prompt => {
-                    let question = locate::one_line(&state.prompt_text, 120);
-                    return Err(NodeError::Blocked(format!(
-                        "Codex is waiting for an answer first: {question}"
-                    )));
+                // A question in the cached state may just have been answered: the fresh capture
+                // before the paste (`ops::typing`) decides.
+                v1::ScreenState::Ready | v1::ScreenState::Busy | v1::ScreenState::Prompt => {
+                    return Ok(());
                 }
                 v1::ScreenState::Dead => {
                     return Err(NodeError::WindowDead(
@@ -358,29 +357,6 @@ impl Node {
         outcome
     }
 
-    /// Pastes `text` and submits it; when a step after the paste fails, the text is taken out
-    /// of the composer again so it cannot be glued to the next message.
-    async fn type_text(
-        &self,
-        rt: &SessionRt,
-        text: &str,
-        mode: v1::InputMode,
-    ) -> Result<(), NodeError> {
-        self.paste(rt, text).await?;
-        // Codex takes an Enter that follows pasted text too closely as part of the paste.
-        tokio::time::sleep(self.inner.cfg.paste_delay).await;
-        let key = match mode {
-            v1::InputMode::Queue => Key::Tab,
-            _ => Key::Enter,
-        };
-        if let Err(err) = self.inner.tmux.send_key(&rt.pane_id, key).await {
-            self.clear_composer(rt, text).await;
-            return Err(err.into());
-        }
-        rt.kick_screen();
-        Ok(())
-    }
-
     /// Waits for the transcript to show the message. If it does not in time and the message
     /// is still in the composer (Codex never took the Enter), it is cleared and the send fails,
     /// rather than reported as submitted and left to be glued to the next message.
@@ -457,6 +433,8 @@ impl Node {
             None => return Err(NodeError::InvalidArgument("no key given".into())),
         };
         let (rt, _) = self.live_session(&req.session_id)?;
+        // A fresh capture, never the cached state: a key meant for one question must not land
+        // on the next one.
         let (pane, text) = self.inner.tmux.snapshot(&rt.pane_id).await?;
         let screen = crate::screen::classify(
             &text,
@@ -465,6 +443,12 @@ impl Node {
                 current_command: &pane.current_command,
             },
         );
+        if !req.expect_prompt.is_empty()
+            && !typing::question_still_shown(&screen, &req.expect_prompt)
+        {
+            tracing::info!(session.id = %rt.id, "a key for a question no longer on screen was not pressed");
+            return Err(typing::stale());
+        }
         // On an idle composer these keys do something else than the user means: Ctrl-C quits
         // Codex, Escape opens the transcript browser.
         if screen == crate::screen::Screen::Ready {

@@ -59,35 +59,55 @@ const PROMPT_MARKERS: &[&str] = &[
 ];
 
 /// Classifies a plain capture.
+///
+/// Only Codex's live bottom area counts, never the transcript above it: an answer may quote a
+/// question ("Would you like to … 1. … 2.") or a status line ("esc to interrupt"), and taking
+/// that for the real thing would hold the topic's input for up to 30 minutes or refuse an
+/// Escape. The bottom area is either the composer with its footer (and, during a turn, the
+/// status line above it) or, when no composer is drawn, a question whose choices end the
+/// screen (see [`find_prompt`]).
 pub fn classify(capture: &str, facts: PaneFacts<'_>) -> Screen {
     if facts.dead {
         return Screen::Dead;
     }
     let lines: Vec<&str> = capture.lines().collect();
-    if let Some(prompt) = find_prompt(&lines) {
+    let live_composer = composer_line(&lines);
+    if live_composer.is_none()
+        && let Some(prompt) = find_prompt(&lines)
+    {
         return prompt;
-    }
-    if let Some(line) = lines.iter().find(|l| l.contains("esc to interrupt")) {
-        return Screen::Busy(status_text(line));
     }
     let drawn: Vec<&str> = lines
         .iter()
         .copied()
         .filter(|l| !l.trim().is_empty())
         .collect();
-    if drawn.iter().any(|l| l.contains("Browsing transcript")) {
+    // The transcript browser replaces the footer's hints (the composer stays drawn).
+    if drawn
+        .iter()
+        .rev()
+        .take(2)
+        .any(|l| l.contains("Browsing transcript"))
+    {
         return Screen::Prompt {
             text: "Codex is showing its transcript browser (Esc goes back)".into(),
             choices: Vec::new(),
         };
     }
-    // The composer is the last `›` line, with Codex's footer under it. History cells also start
-    // with `›`, so a `›` line with nothing drawn below it (a screen mid-redraw) is not enough.
-    let composer = drawn
+    if let Some(at) = live_composer {
+        return match status_above(&lines, at) {
+            Some(line) => Screen::Busy(status_text(line)),
+            None => Screen::Ready,
+        };
+    }
+    // No composer (a screen mid-redraw): a status line among the last lines still means a turn.
+    if let Some(line) = drawn
         .iter()
-        .rposition(|l| l.trim_start().starts_with('›') && !is_choice_line(l));
-    if composer.is_some_and(|i| i + 1 < drawn.len() && drawn.len() - i <= 4) {
-        return Screen::Ready;
+        .rev()
+        .take(BOTTOM_LINES)
+        .find(|l| is_status_line(l))
+    {
+        return Screen::Busy(status_text(line));
     }
     // A shell in the foreground is also what a window shows for a moment while `sh -c` starts
     // Codex: only a shell prompt on the last line means Codex is not (or no longer) there.
@@ -99,6 +119,48 @@ pub fn classify(capture: &str, facts: PaneFacts<'_>) -> Screen {
         return Screen::Shell;
     }
     Screen::Starting
+}
+
+/// How far above the composer (or the screen's end) Codex's status line may sit: the status
+/// line, the `Queued follow-up inputs` list and blank lines between them.
+const BOTTOM_LINES: usize = 12;
+
+/// The index of the live composer's `›` line: the last `›` line that is not a numbered choice,
+/// with one to three footer lines under its continuation lines. History cells also start with
+/// `›`, so a `›` line with nothing drawn below it (a screen mid-redraw) or with a whole answer
+/// below it is not the composer.
+fn composer_line(lines: &[&str]) -> Option<usize> {
+    let start = lines
+        .iter()
+        .rposition(|l| l.trim_start().starts_with('›') && !is_choice_line(l))?;
+    let mut end = start + 1;
+    while end < lines.len() && !lines[end].trim().is_empty() && lines[end].starts_with("  ") {
+        end += 1;
+    }
+    let footer = lines[end..].iter().filter(|l| !l.trim().is_empty()).count();
+    (1..=3).contains(&footer).then_some(start)
+}
+
+/// Codex's status line above the composer at `at` (`◦ Working (2s • esc to interrupt)`), if a
+/// turn runs. The search stops at what belongs to the transcript: a finished turn's
+/// `Worked for …` line or a history cell of the user (`› …`).
+fn status_above<'a>(lines: &[&'a str], at: usize) -> Option<&'a str> {
+    lines[..at]
+        .iter()
+        .rev()
+        .take(BOTTOM_LINES)
+        .take_while(|l| !l.contains("Worked for") && !l.trim_start().starts_with('›'))
+        .find(|l| is_status_line(l))
+        .copied()
+}
+
+/// `◦ Working (2s • esc to interrupt)`: a spinner or bullet, a header, and the elapsed time
+/// with the interrupt hint in parentheses.
+fn is_status_line(line: &str) -> bool {
+    let t = line.trim();
+    t.contains("esc to interrupt")
+        && t.contains('(')
+        && t.chars().next().is_some_and(|c| !c.is_alphanumeric())
 }
 
 /// Codex's composer (the input box) as a capture shows it.
@@ -141,9 +203,7 @@ impl Composer {
 /// session…` rows, then a blank line, then `› /status`), so the last `›` line is the composer.
 pub fn composer(capture: &str) -> Option<Composer> {
     let lines: Vec<&str> = capture.lines().collect();
-    let start = lines
-        .iter()
-        .rposition(|l| l.trim_start().starts_with('›') && !is_choice_line(l))?;
+    let start = composer_line(&lines)?;
     let first = lines[start].trim_start().trim_start_matches('›');
     let mut text = vec![first.strip_prefix(' ').unwrap_or(first).trim_end()];
     let mut end = start + 1;
@@ -156,9 +216,6 @@ pub fn composer(capture: &str) -> Option<Composer> {
         .copied()
         .filter(|l| !l.trim().is_empty())
         .collect();
-    if footer.is_empty() || footer.len() > 3 {
-        return None;
-    }
     let text = text.join("\n").trim().to_owned();
     let empty = text.is_empty() || footer.iter().any(|l| l.contains("? for shortcuts"));
     Some(Composer { text, empty })
@@ -204,37 +261,74 @@ fn status_text(line: &str) -> String {
         .to_owned()
 }
 
+/// A question Codex asks in its bottom area, called only when no composer is drawn: the last
+/// numbered choices on screen with at most [`HINT_LINES`] lines under them (`Press enter to
+/// confirm or esc to cancel`), and a question marker in the box above the choices. The box
+/// reaches up to the first line that starts in column 0 (history cells start with `•`, `›`,
+/// `■`, …; every line of Codex's question views is indented or framed). Its text runs from the
+/// marker (with the context lines right above it) to the choices.
 fn find_prompt(lines: &[&str]) -> Option<Screen> {
-    let start = lines
+    let last = lines.iter().rposition(|l| is_choice_line(l))?;
+    let below: Vec<&str> = lines[last + 1..]
         .iter()
-        .position(|l| PROMPT_MARKERS.iter().any(|m| l.contains(m)))?;
-    let mut choices = Vec::new();
-    let mut text = Vec::new();
-    // Context above the question: the command or action being asked about, up to a blank gap.
-    let mut first = start;
-    while first > 0 && !lines[first - 1].trim().is_empty() && start - first < 8 {
-        first -= 1;
-    }
-    for line in &lines[first..] {
-        if let Some(choice) = parse_choice(line) {
-            choices.push(choice);
-            continue;
-        }
-        let t = line.trim();
-        if t.starts_with("Press enter") {
-            break;
-        }
-        if choices.is_empty() && !t.is_empty() && !is_frame(t) {
-            text.push(t.trim_matches(['│', '┃']).trim().to_owned());
-        }
-    }
-    if choices.is_empty() {
+        .map(|l| l.trim())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if below.len() > HINT_LINES || below.iter().any(|t| t.starts_with('›')) {
         return None;
     }
+    // The choice list: choice lines, and indented lines between them (wrapped labels).
+    let mut first_choice = last;
+    let mut i = last;
+    while i > 0 {
+        i -= 1;
+        let line = lines[i];
+        if is_choice_line(line) {
+            first_choice = i;
+        } else if line.trim().is_empty() || !line.starts_with(' ') {
+            break;
+        }
+    }
+    let mut top = first_choice;
+    while top > 0 && !starts_history_cell(lines[top - 1]) {
+        top -= 1;
+    }
+    let marked = |l: &&str| PROMPT_MARKERS.iter().any(|m| l.contains(m));
+    let start = match lines[top..first_choice].iter().rposition(marked) {
+        Some(at) => top + at,
+        None if below.iter().any(|t| t.contains("Press enter to confirm")) => top,
+        None => return None,
+    };
+    // Context above the question: the command or action being asked about, up to a blank gap.
+    let mut from = start;
+    while from > top && !lines[from - 1].trim().is_empty() && start - from < 8 {
+        from -= 1;
+    }
+    let text: Vec<String> = lines[from..first_choice]
+        .iter()
+        .map(|l| l.trim())
+        .filter(|t| !t.is_empty() && !is_frame(t))
+        .map(|t| t.trim_matches(['│', '┃']).trim().to_owned())
+        .collect();
+    let choices: Vec<Choice> = lines[first_choice..=last]
+        .iter()
+        .filter_map(|l| parse_choice(l))
+        .collect();
     Some(Screen::Prompt {
         text: text.join("\n"),
         choices,
     })
+}
+
+/// Lines a question view draws under its choices (its key hints).
+const HINT_LINES: usize = 3;
+
+/// A line that begins a transcript cell (`• answer`, `› message`, `■ interrupted`): drawn from
+/// column 0 with something other than a box frame.
+fn starts_history_cell(line: &str) -> bool {
+    line.chars()
+        .next()
+        .is_some_and(|c| !c.is_whitespace() && !"│┃╭╰┌└".contains(c))
 }
 
 fn is_frame(t: &str) -> bool {
@@ -294,6 +388,8 @@ mod tests {
     #[test]
     fn approval_prompt_has_text_and_choices() {
         let screen = "\
+• Running touch x
+
   Would you like to run the following command?
 
   $ touch x
@@ -463,6 +559,50 @@ mod fixture_tests {
             "{trust:?}"
         );
     }
+
+    /// `record_quoted.sh`: an answer that quotes a question with its choices and hints, and a
+    /// status line, above the idle composer (0.169 and 0.171). Only the live bottom area counts.
+    #[test]
+    fn an_answer_that_quotes_a_prompt_is_ready() {
+        for name in ["answer_quotes_prompt", "answer_quotes_prompt_0171"] {
+            let text = fixture(name);
+            assert!(text.contains("Would you like to run the following command?"));
+            assert!(text.contains("esc to interrupt"));
+            assert_eq!(classify_fixture(name, false), Screen::Ready, "{name}");
+            assert!(composer(&text).is_some_and(|c| c.empty), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_live_question_is_found_under_a_quoted_one() {
+        // The quoted answer scrolled up, and a real approval prompt below it.
+        let quoted = fixture("answer_quotes_prompt");
+        let head: Vec<&str> = quoted.lines().take(14).collect();
+        let approval = fixture("approval");
+        let live: Vec<&str> = approval.lines().skip(8).collect();
+        let screen = format!("{}\n{}\n", head.join("\n"), live.join("\n"));
+        let Screen::Prompt { text, choices } = classify(&screen, LIVE_FIXTURE) else {
+            panic!("{:?}", classify(&screen, LIVE_FIXTURE));
+        };
+        assert!(text.contains("touch approved.txt"), "{text}");
+        assert!(!text.contains("rm -rf build"), "{text}");
+        assert_eq!(choices.len(), 3, "{choices:?}");
+        // A status line quoted in history does not make a finished turn busy, a real one
+        // under it does.
+        let busy = fixture("busy").replace(
+            "› slow: 30",
+            "• and while it works it shows • Working (9s • esc to interrupt)",
+        );
+        assert_eq!(
+            classify(&busy, LIVE_FIXTURE),
+            Screen::Busy("Working (2s • esc to interrupt)".into())
+        );
+    }
+
+    const LIVE_FIXTURE: PaneFacts<'static> = PaneFacts {
+        dead: false,
+        current_command: "codex",
+    };
 
     /// `record_slash.sh`: what Codex 0.169 shows before and after Enter on slash commands.
     #[test]

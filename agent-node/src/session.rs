@@ -83,6 +83,9 @@ pub(crate) struct SessionRt {
     pub(crate) read_to: AtomicU64,
     pub(crate) alive: AtomicBool,
     pub(crate) token: CancellationToken,
+    /// Text the node pasted that a question then covered (see `ops::typing`): it waits in
+    /// Codex's composer and is taken out before anything else is typed.
+    pub(crate) leftover: std::sync::Mutex<Option<String>>,
 }
 
 impl SessionRt {
@@ -145,6 +148,7 @@ pub(crate) fn spawn(
         read_to: AtomicU64::new(0),
         alive: AtomicBool::new(alive),
         token: parent.child_token(),
+        leftover: std::sync::Mutex::new(None),
     });
     let tail = TailTask {
         rt: rt.clone(),
@@ -464,6 +468,7 @@ pub(crate) fn to_wire(session_id: &str, screen: &Screen) -> v1::TerminalState {
         }
         Screen::Prompt { text, choices } => {
             state.prompt_text = text.clone();
+            state.prompt_id = shared::prompt::prompt_id(text);
             state.choices = choices
                 .iter()
                 .map(|c| v1::PromptChoice {

@@ -87,12 +87,15 @@ impl Node {
         token: &str,
         text: &str,
     ) -> Result<v1::InputResult, NodeError> {
+        self.before_paste(rt, text).await?;
         let (_, before) = self.inner.tmux.snapshot(&rt.pane_id).await?;
         let refused_before = screen::command_refusals(&before, token).len();
         self.paste(rt, text).await?;
-        let outcome = self.enter_and_watch(rt, token, text, refused_before).await;
+        let outcome = self
+            .enter_and_watch(rt, token, text, refused_before, Instant::now())
+            .await;
         if outcome.is_err() {
-            self.clear_composer(rt, text).await;
+            self.take_back(rt, text).await;
         }
         outcome
     }
@@ -103,11 +106,12 @@ impl Node {
         token: &str,
         text: &str,
         refused_before: usize,
+        pasted_at: Instant,
     ) -> Result<v1::InputResult, NodeError> {
         let tmux = &self.inner.tmux;
-        // Codex takes an Enter that follows pasted text too closely as part of the paste.
-        tokio::time::sleep(self.inner.cfg.paste_delay).await;
-        if !self.wait_until_composer_holds(rt, text).await? {
+        // The same check as for messages (see `ops::typing`): Enter only on a capture that
+        // shows the command in the composer and no question.
+        if !self.ready_to_submit(rt, text, pasted_at).await? {
             return Err(NodeError::Internal(format!(
                 "Codex did not show {token} in its input box; nothing was sent"
             )));
@@ -145,24 +149,6 @@ impl Node {
                         .into(),
                 });
             }
-        }
-    }
-
-    /// Waits up to [`COMMAND_DEADLINE`] until the composer shows `text`; tells whether it did.
-    async fn wait_until_composer_holds(
-        &self,
-        rt: &SessionRt,
-        text: &str,
-    ) -> Result<bool, NodeError> {
-        let deadline = Instant::now() + COMMAND_DEADLINE;
-        loop {
-            if self.composer_holds(rt, text).await? == Some(true) {
-                return Ok(true);
-            }
-            if Instant::now() >= deadline {
-                return Ok(false);
-            }
-            tokio::time::sleep(STEP).await;
         }
     }
 

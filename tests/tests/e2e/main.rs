@@ -7,6 +7,7 @@
 mod center;
 mod durable;
 mod fleet;
+mod input_safety;
 mod media;
 mod node;
 mod rollout_switch;
