@@ -126,19 +126,40 @@ pub fn classify(capture: &str, facts: PaneFacts<'_>) -> Screen {
 const BOTTOM_LINES: usize = 12;
 
 /// The index of the live composer's `›` line: the last `›` line that is not a numbered choice,
-/// with one to three footer lines under its continuation lines. History cells also start with
-/// `›`, so a `›` line with nothing drawn below it (a screen mid-redraw) or with a whole answer
-/// below it is not the composer.
+/// with one to three footer lines under its text. History cells also start with `›`, so a `›`
+/// line with nothing drawn below it (a screen mid-redraw) or with an answer below it (answer
+/// cells start at the left edge, `• …`; the composer's lines and its footer are all indented)
+/// is not the composer.
 fn composer_line(lines: &[&str]) -> Option<usize> {
+    composer_span(lines).map(|(start, _)| start)
+}
+
+/// The composer's `›` line and where its footer begins. The text may hold blank lines (a
+/// message of several paragraphs, e.g. a caption and the files attached to it); the footer is
+/// the last block of lines, after the last blank line.
+fn composer_span(lines: &[&str]) -> Option<(usize, usize)> {
     let start = lines
         .iter()
         .rposition(|l| l.trim_start().starts_with('›') && !is_choice_line(l))?;
-    let mut end = start + 1;
-    while end < lines.len() && !lines[end].trim().is_empty() && lines[end].starts_with("  ") {
-        end += 1;
+    let below = &lines[start + 1..];
+    if below
+        .iter()
+        .any(|l| !l.trim().is_empty() && !l.starts_with("  "))
+    {
+        return None;
     }
-    let footer = lines[end..].iter().filter(|l| !l.trim().is_empty()).count();
-    (1..=3).contains(&footer).then_some(start)
+    let last = below.iter().rposition(|l| !l.trim().is_empty())?;
+    let footer_from = below[..last]
+        .iter()
+        .rposition(|l| l.trim().is_empty())
+        .map_or(0, |blank| blank + 1);
+    // The first block right under the `›` line is the text's own continuation, never a footer.
+    if footer_from == 0 {
+        return None;
+    }
+    (1..=3)
+        .contains(&(last + 1 - footer_from))
+        .then_some((start, start + 1 + footer_from))
 }
 
 /// Codex's status line above the composer at `at` (`◦ Working (2s • esc to interrupt)`), if a
@@ -203,14 +224,10 @@ impl Composer {
 /// session…` rows, then a blank line, then `› /status`), so the last `›` line is the composer.
 pub fn composer(capture: &str) -> Option<Composer> {
     let lines: Vec<&str> = capture.lines().collect();
-    let start = composer_line(&lines)?;
+    let (start, end) = composer_span(&lines)?;
     let first = lines[start].trim_start().trim_start_matches('›');
     let mut text = vec![first.strip_prefix(' ').unwrap_or(first).trim_end()];
-    let mut end = start + 1;
-    while end < lines.len() && !lines[end].trim().is_empty() && lines[end].starts_with("  ") {
-        text.push(lines[end].trim());
-        end += 1;
-    }
+    text.extend(lines[start + 1..end].iter().map(|l| l.trim()));
     let footer: Vec<&str> = lines[end..]
         .iter()
         .copied()
@@ -654,6 +671,12 @@ mod fixture_tests {
                 "{name}"
             );
         }
+        // A message of several paragraphs (a caption and the file attached to it): the text
+        // runs past its blank lines down to the footer.
+        let attached = "echo: stored\n\nAttached file (saved on this machine):\n\
+                        - /tmp/.tmp7Ke6x7/inbox/sdd25f6d196d23c05/data.bin (document, 1.1 MB)";
+        assert!(composer_of("attachment_typed").unwrap().holds(attached));
+        assert_eq!(classify_fixture("attachment_typed", false), Screen::Ready);
         // The worktree question of /new in a git repository: no composer on screen, and a
         // question with its two choices (buttons in Telegram).
         assert_eq!(composer_of("slash_new_worktree_question"), None);

@@ -42,6 +42,12 @@ impl center_link_server::CenterLink for LinkService {
                 return Err(Status::unauthenticated("a fleet certificate is required"));
             }
         };
+        // A revoked certificate stays refused, whatever the name's state.
+        let serial = shared::tls::peer_serial(&request).unwrap_or_default();
+        if self.app.store.serial_revoked(&serial).unwrap_or(true) {
+            tracing::warn!(node = %name, serial = %serial, "refused a dial-in: its certificate is revoked");
+            return Err(Status::permission_denied("this certificate is revoked"));
+        }
         match self.app.store.node(&name) {
             Ok(Some(n)) if !n.revoked => {}
             Ok(Some(_)) => {

@@ -302,7 +302,19 @@ async fn nodes(state_dir: Option<PathBuf>, action: NodesAction) -> anyhow::Resul
         }
         NodesAction::Remove { name } => {
             anyhow::ensure!(store.revoke_node(&name)?, "there is no node {name}");
-            println!("{name} revoked.");
+            // A running center closes the node's link at once (its certificate is refused from
+            // now on either way).
+            match center::control::request(
+                &state_dir,
+                &ControlRequest::Revoke { name: name.clone() },
+            )
+            .await
+            {
+                Ok(answer) if answer.ok => {
+                    println!("{name} revoked; the running center closed its link.")
+                }
+                _ => println!("{name} revoked."),
+            }
         }
     }
     Ok(())

@@ -47,6 +47,12 @@ pub enum ControlRequest {
         #[serde(default)]
         media_type: String,
     },
+    /// Revoke a node now: its certificate is refused and its link closed (`center nodes remove`
+    /// while the center runs).
+    Revoke {
+        /// The node's name.
+        name: String,
+    },
 }
 
 /// The answer.
@@ -214,6 +220,13 @@ impl App {
                 status: Some(self.status_json()),
             },
             ControlRequest::Input { topic, text } => self.operator_input(&topic, &text).await,
+            ControlRequest::Revoke { name } => {
+                if self.revoke_node(&name) {
+                    ControlAnswer::ok(format!("{name} revoked; its link is closed."))
+                } else {
+                    ControlAnswer::fail(format!("there is no node {name}"))
+                }
+            }
             ControlRequest::Send {
                 topic,
                 text,

@@ -48,7 +48,7 @@ pub struct Binding {
     pub mode: InputMode,
 }
 
-const SCHEMA_VERSION: i32 = 6;
+const SCHEMA_VERSION: i32 = 7;
 
 /// The database.
 #[derive(Debug)]
@@ -122,6 +122,16 @@ impl Store {
                     done INTEGER NOT NULL DEFAULT 0, accepted_unix_ms INTEGER NOT NULL);
                  CREATE INDEX IF NOT EXISTS inbox_open ON inbox(done, update_id);
                  ALTER TABLE acks ADD COLUMN turn TEXT NOT NULL DEFAULT '';",
+            )?;
+        }
+        if version < 7 {
+            // Revocation is by certificate: a revoked serial stays revoked whatever happens to
+            // the node's name later. Nodes revoked before keep their serial revoked.
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS revoked_serials (
+                    serial TEXT PRIMARY KEY, node TEXT NOT NULL, revoked_unix_ms INTEGER NOT NULL);
+                 INSERT OR IGNORE INTO revoked_serials (serial, node, revoked_unix_ms)
+                    SELECT cert_serial, name, 0 FROM nodes WHERE revoked = 1 AND cert_serial != '';",
             )?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -435,11 +445,24 @@ impl Store {
         cert_serial: &str,
     ) -> Result<(), StoreError> {
         let now = shared::clock::now_unix_ms();
-        self.conn().execute(
+        let conn = self.conn();
+        // Only a new certificate (an explicit enrollment) brings a revoked name back; the name
+        // in a config file, a restart or a revoked serial never does.
+        let fresh: bool = !cert_serial.is_empty()
+            && conn
+                .query_row(
+                    "SELECT 1 FROM revoked_serials WHERE serial = ?1",
+                    params![cert_serial],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_none();
+        conn.execute(
             "INSERT INTO nodes (name, endpoint, added_unix_ms, revoked, cert_serial) VALUES (?1, ?2, ?3, 0, ?4)
-             ON CONFLICT (name) DO UPDATE SET endpoint = excluded.endpoint, revoked = 0,
+             ON CONFLICT (name) DO UPDATE SET endpoint = excluded.endpoint,
+               revoked = CASE WHEN ?5 THEN 0 ELSE revoked END,
                cert_serial = CASE WHEN excluded.cert_serial = '' THEN cert_serial ELSE excluded.cert_serial END",
-            params![name, endpoint, now, cert_serial],
+            params![name, endpoint, now, cert_serial, fresh],
         )?;
         Ok(())
     }
@@ -527,8 +550,26 @@ impl Store {
             "UPDATE nodes SET revoked = 1 WHERE name = ?1",
             params![name],
         )?;
+        conn.execute(
+            "INSERT OR IGNORE INTO revoked_serials (serial, node, revoked_unix_ms)
+             SELECT cert_serial, name, ?2 FROM nodes WHERE name = ?1 AND cert_serial != ''",
+            params![name, shared::clock::now_unix_ms()],
+        )?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(n == 1)
+    }
+
+    /// Whether a certificate serial (lowercase hex) was revoked.
+    pub fn serial_revoked(&self, serial: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM revoked_serials WHERE serial = ?1",
+                params![serial],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 }
 
@@ -746,6 +787,25 @@ mod tests {
         assert!(store.revoke_node("vps-1").unwrap());
         assert!(store.node("vps-1").unwrap().unwrap().revoked);
         assert!(store.bindings().unwrap().is_empty());
+    }
+
+    #[test]
+    fn revocation_is_by_certificate_and_only_a_new_one_brings_a_name_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        store.put_node("vps", "10.0.0.1:7443", "aa01").unwrap();
+        assert!(store.revoke_node("vps").unwrap());
+        assert!(store.serial_revoked("aa01").unwrap());
+        // The name in a config file at restart, or the old certificate again: still revoked.
+        store.put_node("vps", "10.0.0.1:7443", "").unwrap();
+        assert!(store.node("vps").unwrap().unwrap().revoked);
+        store.put_node("vps", "10.0.0.1:7443", "aa01").unwrap();
+        assert!(store.node("vps").unwrap().unwrap().revoked);
+        // A new enrollment issues a new certificate; the old serial stays revoked.
+        store.put_node("vps", "10.0.0.1:7443", "bb02").unwrap();
+        assert!(!store.node("vps").unwrap().unwrap().revoked);
+        assert!(store.serial_revoked("aa01").unwrap());
+        assert!(!store.serial_revoked("bb02").unwrap());
     }
 
     #[test]

@@ -69,6 +69,15 @@ pub fn peer_role<T>(request: &tonic::Request<T>) -> Result<Role, Error> {
     Role::parse_from_cert(leaf).map_err(Error::Certificate)
 }
 
+/// The serial (lowercase hex) of the certificate the peer presented, if any.
+pub fn peer_serial<T>(request: &tonic::Request<T>) -> Option<String> {
+    let certs = request.peer_certs()?;
+    let leaf = certs.first()?;
+    crate::pki::inspect(leaf.as_ref())
+        .ok()
+        .map(|i| i.serial_hex)
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;

@@ -129,7 +129,14 @@ impl Node {
                     tokio::time::sleep_until(floor).await;
                     continue;
                 }
-                Look::NotYet if Instant::now() >= deadline => return Ok(false),
+                Look::NotYet if Instant::now() >= deadline => {
+                    if tracing::enabled!(tracing::Level::TRACE)
+                        && let Ok((_, screen)) = self.inner.tmux.snapshot(&rt.pane_id).await
+                    {
+                        tracing::trace!(session.id = %rt.id, %screen, "the typed text never showed in the composer");
+                    }
+                    return Ok(false);
+                }
                 Look::NotYet => {}
             }
             tries += 1;

@@ -258,6 +258,9 @@ async fn typed_messages_are_confirmed_one_line_multi_line_and_long() {
         "echo: one line".to_owned(),
         "echo: first line\nsecond line\n\nfourth line".to_owned(),
         long,
+        // What an attachment becomes: the caption, a blank line, a bullet with a long path.
+        "echo: stored\n\n• /tmp/.tmpRYxbw5/state/inbox/sa5f8e48230851cfb/data.bin (document, 1.2 MB)"
+            .to_owned(),
     ];
     let mut from = 0;
     for text in &texts {
