@@ -24,7 +24,7 @@ const TURNS: usize = 20;
 const PACE: Duration = Duration::from_secs(9);
 const TOKEN: &str = "4242:BRISK-token-for-the-fake-api";
 const WAIT: Duration = Duration::from_secs(60);
-/// Calls that are not part of a conversation's traffic.
+/// Calls that are not part of a conversation's traffic (the client may spell them in any case).
 const NOT_TRAFFIC: &[&str] = &[
     "getUpdates",
     "getMe",
@@ -44,7 +44,12 @@ fn traffic(tg: &FakeTelegram, after_seq: u64) -> (usize, Vec<(String, usize)>) {
     let calls: Vec<String> = tg
         .calls()
         .into_iter()
-        .filter(|c| c.seq > after_seq && !NOT_TRAFFIC.contains(&c.method.as_str()))
+        .filter(|c| {
+            c.seq > after_seq
+                && !NOT_TRAFFIC
+                    .iter()
+                    .any(|m| m.eq_ignore_ascii_case(&c.method))
+        })
         .map(|c| c.method)
         .collect();
     let mut by_method: Vec<(String, usize)> = Vec::new();

@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
         api_url: tg.api_url(),
         state_dir: tmp.path().join("state"),
         tmux_socket: tmux.socket.clone(),
-        codex_command: "printf '\\342\\200\\272 \\n  footer\\n'; exec cat".into(),
+        codex_command: e2e::codex::STAND_IN_CODEX.into(),
         // One root per project: the root menu lists them all on one page.
         roots: (0..TOPICS)
             .map(|i| format!("p{i:02}={}/p{i:02}", root.display()))

@@ -82,7 +82,11 @@ async fn main() -> anyhow::Result<()> {
             state_dir: base.join("state"),
             codex_home: home.clone(),
             tmux_socket: tmux.socket.clone(),
-            codex_command: "printf '\\342\\200\\272 \\n  footer\\n'; exec cat".into(),
+            // Shows the first message as submitted, as Codex would: the node binds a rollout
+            // typed at the desk only to the window whose screen shows its first message.
+            codex_command:
+                "printf '\\342\\200\\272 go\\n\\n\\342\\200\\272 \\n\\n  footer\\n'; exec cat"
+                    .into(),
             roots: vec![format!("r={}", root.display())],
             env: vec![("RUST_LOG".into(), "warn".into())],
             port: 0,

@@ -20,6 +20,12 @@ pub const DEFAULT_CODEX_BIN: &str =
 /// Value of `FAKE_OPENAI_API_KEY` in [`CodexHome::env`].
 pub const FAKE_API_KEY: &str = "fake-key";
 
+/// A shell stand-in for the Codex TUI, for benches that write rollouts themselves: it draws
+/// what the node reads on a Codex screen — submitted messages as `› …` history, then the
+/// composer `› ` with the cursor in it (so typed text shows there), a blank line and a footer —
+/// and takes each line typed (Enter) into the history. No model, no transcript.
+pub const STAND_IN_CODEX: &str = "h=''; while :; do printf '\\033[2J\\033[H%b\\342\\200\\272 \\n\\n  footer\\n\\033[3A\\033[3G' \"$h\"; IFS= read -r l || exit; h=\"$h\\342\\200\\272 $l\\n\\n\"; done";
+
 /// Path of the pinned Codex CLI, checked once per process with `--version`.
 ///
 /// Reads `CODEX_BIN`, else falls back to [`DEFAULT_CODEX_BIN`] if it exists. Fails with a
