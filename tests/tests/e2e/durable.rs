@@ -300,3 +300,57 @@ async fn a_very_long_answer_arrives_as_one_file() {
         "no part of the answer was sent as text"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_approval_button_never_answers_a_newer_question() {
+    let mut env = CenterEnv::start("d-stale").await;
+    let thread = env.bound_topic("stale", "approve: touch first.txt").await;
+    let first = env
+        .message(thread, "first question", |m| {
+            m.text().contains("Codex is asking") && m.text().contains("first.txt")
+        })
+        .await;
+    // A restart: the new center forgets which messages showed the question, so the old
+    // message keeps its buttons.
+    env.restart_center().await;
+    env.say(thread, "/esc");
+    env.message(thread, "escape sent", |m| {
+        m.text().starts_with("⎋ Escape sent")
+    })
+    .await;
+    env.say(thread, "approve: touch second.txt");
+    let second = env
+        .message(thread, "second question", |m| {
+            m.text().contains("Codex is asking") && m.text().contains("second.txt")
+        })
+        .await;
+    assert_ne!(first.message_id, second.message_id);
+    // "Yes" on the old question, while the new one is on screen: nothing is pressed.
+    let answers_before = env.tg.callback_answers().len();
+    env.press(&first, "1.");
+    let answer = env
+        .tg
+        .wait_for("the button's answer", WAIT, |v| {
+            v.callback_answers()
+                .get(answers_before)
+                .and_then(|a| a.text.clone())
+        })
+        .await
+        .unwrap();
+    assert!(answer.contains("no longer on screen"), "{answer}");
+    env.message(thread, "the old buttons are gone", |m| {
+        m.message_id == first.message_id && m.buttons().is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !env.project.join("second.txt").exists(),
+        "nothing was approved"
+    );
+    // The question on screen is still answerable with its own button.
+    env.press(&second, "1.");
+    env.message(thread, "the second answer", |m| {
+        m.text() == "ran touch second.txt"
+    })
+    .await;
+}
