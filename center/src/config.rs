@@ -58,6 +58,9 @@ pub struct CenterConfig {
     pub held_ttl: Duration,
     /// Live previews of a running turn with sendMessageDraft (private chats only).
     pub drafts: bool,
+    /// Run Codex windows on this machine through the embedded node (single-machine mode). Off in
+    /// the hardened layout, where an `agent-node` of another OS user serves this machine.
+    pub embedded_node: bool,
     /// How voice messages are transcribed (off when no provider is set).
     pub voice: crate::transcribe::TranscribeConfig,
 }
@@ -99,6 +102,8 @@ pub struct FileConfig {
     pub held_inputs: HeldInputsConfig,
     /// Live previews with sendMessageDraft in private chats.
     pub drafts: Option<bool>,
+    /// Run the embedded node (default true); false for the hardened single-host layout.
+    pub embedded_node: Option<bool>,
     /// `[voice]`: transcription of voice messages.
     #[serde(default)]
     pub voice: crate::transcribe::TranscribeConfig,
@@ -156,6 +161,11 @@ pub struct RunArgs {
     /// Live previews of a running turn with sendMessageDraft in private chats (true/false).
     #[arg(long, env = "CODEX_FLEET_DRAFTS")]
     pub drafts: Option<bool>,
+    /// Run Codex on this machine through the embedded node (true/false, default true). false:
+    /// the hardened single-host layout, where an `agent-node` running as another OS user serves
+    /// this machine and nothing Codex can read holds the fleet's CA key or the bot token.
+    #[arg(long, env = "CODEX_FLEET_EMBEDDED_NODE")]
+    pub embedded_node: Option<bool>,
     /// Voice messages: an OpenAI-compatible transcription API base URL (e.g.
     /// https://api.openai.com/v1).
     #[arg(long, env = "CODEX_FLEET_VOICE_URL")]
@@ -330,6 +340,7 @@ impl CenterConfig {
                     .clamp(1, 24 * 60),
             ),
             drafts: args.drafts.or(file.drafts).unwrap_or(false),
+            embedded_node: args.embedded_node.or(file.embedded_node).unwrap_or(true),
             voice: voice_config(args, file.voice)?,
         })
     }

@@ -85,10 +85,16 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
     }
     let (inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(INBOUND_QUEUE);
     tokio::spawn(deliver::run(app.clone(), inbound_rx));
-    let local = nodes::start_embedded(node_cfg, cursors, inbound_tx.clone(), token.clone())
-        .await
-        .context("starting the embedded node")?;
-    app.add_node(local);
+    if app.cfg.embedded_node {
+        let local = nodes::start_embedded(node_cfg, cursors, inbound_tx.clone(), token.clone())
+            .await
+            .context("starting the embedded node")?;
+        app.add_node(local);
+    } else {
+        // The hardened layout: no Codex window runs as this process's user.
+        tracing::info!("no embedded node: Codex runs only on enrolled nodes");
+        println!("center: no embedded node (Codex runs only on enrolled nodes)");
+    }
     for (name, endpoint) in &remote {
         app.store
             .put_node(name, endpoint, "")

@@ -89,8 +89,9 @@ async fn bind_on(
     env.tg
         .send_text(&env.alice, chat, Some(thread), first)
         .unwrap();
+    // The machine picker, or the folders at once when exactly one machine is connected.
     let mut menu = msg_in(env, chat, thread, "machine picker", |m| {
-        m.text().contains("Choose a machine")
+        m.text().contains("Choose a machine") || m.text().contains("Choose a folder")
     })
     .await;
     // The center may still be connecting: pressing an offline machine refreshes the badges.
@@ -133,6 +134,56 @@ async fn bind_on(
     })
     .await;
     thread
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_center_without_its_embedded_node_runs_codex_only_on_enrolled_nodes() {
+    // The hardened single-host layout: the center starts no node of its own; an agent-node
+    // (here on loopback, in real life another OS user on the same machine) serves Codex.
+    let model = e2e::fake_model::FakeModel::start().await.unwrap();
+    let vps = remote_node("hardened-node", &model.base_url()).await;
+    let env = CenterEnv::start_with(
+        "hardened-center",
+        vec![
+            (
+                "CODEX_FLEET_NODES".into(),
+                format!("vps1={}", vps.process.addr),
+            ),
+            ("CODEX_FLEET_EMBEDDED_NODE".into(), "false".into()),
+        ],
+    )
+    .await;
+    assert!(
+        env.center
+            .startup
+            .iter()
+            .any(|l| l.contains("no embedded node")),
+        "{:?}",
+        env.center.startup
+    );
+    let thread = bind_on(
+        &env,
+        env.chat,
+        "hardened",
+        "vps1",
+        "remote-project",
+        "echo: far",
+    )
+    .await;
+    env.message(thread, "the answer", |m| m.text() == "far")
+        .await;
+    env.say(thread, "/nodes");
+    let nodes = env
+        .message(thread, "machines", |m| m.text().contains("Machines"))
+        .await;
+    assert!(nodes.text().contains("vps1"), "{}", nodes.text());
+    assert!(!nodes.text().contains("local"), "{}", nodes.text());
+    // No Codex window runs under the center's own tmux server.
+    assert!(
+        env.tmux
+            .tmux(&["list-windows", "-a"])
+            .map_or(true, |out| out.trim().is_empty())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
