@@ -249,7 +249,20 @@ impl Registry {
             path: self.path.clone(),
             source,
         };
-        std::fs::write(&tmp, bytes).map_err(io)?;
+        {
+            // Owner-only from its first byte, and on disk before it replaces the old one.
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io)?;
+            f.write_all(&bytes).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
         std::fs::rename(&tmp, &self.path).map_err(io)
     }
 }

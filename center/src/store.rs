@@ -59,6 +59,16 @@ pub struct Store {
 impl Store {
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        // Owner-only from the first write: SQLite gives its -wal and -shm files the database's
+        // permissions, so creating the file 0600 first covers all three.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path);
+        }
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -806,6 +816,22 @@ mod tests {
         assert!(!store.node("vps").unwrap().unwrap().revoked);
         assert!(store.serial_revoked("aa01").unwrap());
         assert!(!store.serial_revoked("bb02").unwrap());
+    }
+
+    #[test]
+    fn the_database_and_its_journal_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("center.db");
+        let store = Store::open(&path).unwrap();
+        store.ack("local", "s", 1).unwrap();
+        for name in ["center.db", "center.db-wal", "center.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
     }
 
     #[test]

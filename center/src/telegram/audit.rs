@@ -240,8 +240,14 @@ impl Audit {
     }
 }
 
+/// Opens for appending, creating it owner-only (0600) from its first byte.
 fn append(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Where `path` goes when it is rotated: `<path>.1`.
