@@ -174,6 +174,7 @@ impl Node {
             cwd: cwd.clone(),
             command,
             env: self.window_env(&session_id),
+            env_dir: self.inner.cfg.state_dir.join("window-env"),
             session_id: session_id.clone(),
         };
         let created = self.inner.tmux.new_window(&spec).await?;
@@ -213,8 +214,8 @@ impl Node {
     /// `CODEX_FLEET_SESSION` and `AGENT_NODE_STATE_DIR` let `agent-node send` run in the window
     /// find this node and this session (neither is a secret).
     fn window_env(&self, session_id: &str) -> Vec<(String, String)> {
-        // tmux passes commands in messages of at most 16 KiB: keep the environment well below.
-        const ENV_BUDGET: usize = 10 * 1024;
+        // Bounded, so a huge environment variable cannot bloat every window's start.
+        const ENV_BUDGET: usize = 64 * 1024;
         let mut used = 0;
         let mut env: Vec<(String, String)> = Vec::new();
         for (k, v) in std::env::vars().filter(|(k, _)| !window_env_excluded(k)) {

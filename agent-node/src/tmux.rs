@@ -55,8 +55,12 @@ pub struct WindowSpec {
     pub cwd: std::path::PathBuf,
     /// Shell command run in the window (from the operator's config, never from chat text).
     pub command: String,
-    /// Environment for the window's process.
+    /// Environment for the window's process. It never goes on a command line (every local
+    /// user can read `/proc/*/cmdline`): it is written to an owner-only file in `env_dir` that
+    /// the window's shell reads and deletes before it starts the command.
     pub env: Vec<(String, String)>,
+    /// An owner-only directory for that file.
+    pub env_dir: std::path::PathBuf,
     /// Value for [`SESSION_OPTION`].
     pub session_id: String,
 }
@@ -233,10 +237,11 @@ impl TmuxCli {
         })
     }
 
-    /// Creates a window running `spec.command`, creating the session (and server) if needed.
+    /// Creates a window running `spec.command` with `spec.env`, creating the session (and
+    /// server) if needed.
     pub async fn new_window(&self, spec: &WindowSpec) -> Result<NewWindow, Error> {
         let cwd = spec.cwd.to_string_lossy().into_owned();
-        let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let command = env_file_command(spec)?;
         let mut tail: Vec<&str> = vec![
             "-P",
             "-F",
@@ -246,11 +251,7 @@ impl TmuxCli {
             "-c",
             &cwd,
         ];
-        for e in &env {
-            tail.push("-e");
-            tail.push(e);
-        }
-        tail.push(&spec.command);
+        tail.push(&command);
 
         let target = format!("={}:", self.session);
         let mut args = vec!["new-window", "-d", "-t", &target];
@@ -437,8 +438,119 @@ fn is_gone(stderr: &str) -> bool {
         || stderr.contains("error connecting to")
 }
 
+/// Writes `spec.env` to a fresh owner-only file and returns the window's command: read the
+/// file, delete it, run `spec.command`. Values are quoted for the shell (`shlex`); variables
+/// whose names a shell cannot take are left out.
+fn env_file_command(spec: &WindowSpec) -> Result<String, Error> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let io = |e: std::io::Error| Error::Exit {
+        command: "new-window".into(),
+        stderr: format!("cannot write the window's environment: {e}"),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&spec.env_dir)
+        .map_err(io)?;
+    let path = spec
+        .env_dir
+        .join(format!("env-{}", shared::random::hex_token::<8>()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io)?;
+    file.write_all(env_script(&spec.env).as_bytes())
+        .map_err(io)?;
+    let path = path.to_string_lossy();
+    let quoted = shlex::try_quote(&path).map_err(|_| Error::Exit {
+        command: "new-window".into(),
+        stderr: "the state directory's path cannot be quoted".into(),
+    })?;
+    Ok(format!(". {quoted}; rm -f {quoted}; {}", spec.command))
+}
+
+/// `export NAME='value'` lines for a POSIX shell.
+fn env_script(env: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (k, v) in env {
+        let name_ok = k
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let Ok(value) = shlex::try_quote(v) else {
+            continue; // a NUL byte: no environment can hold it
+        };
+        if name_ok {
+            out.push_str(&format!("export {k}={value}\n"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn window_environments_are_quoted_for_the_shell_and_bad_names_left_out() {
+        let env = vec![
+            ("API_KEY".to_owned(), "sk-'x' $(rm -rf ~) `y`".to_owned()),
+            ("EMPTY".to_owned(), String::new()),
+            ("1BAD".to_owned(), "v".to_owned()),
+            ("BAD-NAME".to_owned(), "v".to_owned()),
+        ];
+        let script = super::env_script(&env);
+        assert_eq!(script.lines().count(), 2, "{script}");
+        assert!(script.starts_with("export API_KEY="), "{script}");
+        assert!(script.contains("export EMPTY=''"), "{script}");
+        // The shell reads exactly the value back.
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "checking the script with a real shell"
+        )]
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{script}printf %s \"$API_KEY\""))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), env[0].1);
+    }
+
+    #[test]
+    fn a_window_command_names_the_environment_file_never_its_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = super::WindowSpec {
+            name: "w".into(),
+            cwd: dir.path().to_owned(),
+            command: "printf '%s' \"$SECRET_TOKEN\"".into(),
+            env: vec![("SECRET_TOKEN".into(), "s3cr3t-4242".into())],
+            env_dir: dir.path().join("window-env"),
+            session_id: "s1".into(),
+        };
+        let command = super::env_file_command(&spec).unwrap();
+        assert!(!command.contains("s3cr3t-4242"), "{command}");
+        let mode = std::fs::metadata(&spec.env_dir).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o700
+        );
+        // What the window's shell does: the value arrives, the file is gone.
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "checking the command with a real shell"
+        )]
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .env_clear()
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "s3cr3t-4242");
+        assert_eq!(std::fs::read_dir(&spec.env_dir).unwrap().count(), 0);
+    }
+
     use super::*;
 
     #[test]

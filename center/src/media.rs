@@ -274,6 +274,8 @@ async fn frame_with(ffmpeg: &Path, video: &[u8], scratch: &Path) -> Result<Vec<u
         .arg(&input)
         .args(["-frames:v", "1"])
         .arg(&output)
+        .env_clear()
+        .envs(shared::child_env::minimal())
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .status();

@@ -540,6 +540,9 @@ async fn run_command(
     let mut command = tokio::process::Command::new(substitute(program, audio));
     command
         .args(args.iter().map(|arg| substitute(arg, audio)))
+        // Not the center's environment: the bot token and keys stay out of the command's reach.
+        .env_clear()
+        .envs(shared::child_env::minimal())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

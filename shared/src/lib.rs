@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+pub mod child_env;
 pub mod clock;
 pub mod config;
 pub mod hardening;
