@@ -165,6 +165,8 @@ impl App {
     }
 
     /// Enrolls a node from its join code and starts dialling it.
+    /// A code that failed is spent all the same: a secret shown in a chat once is not tried
+    /// again (the node prints a new one with `agent-node init`).
     pub async fn add_remote_node(
         self: &Arc<Self>,
         name: &str,
@@ -172,11 +174,16 @@ impl App {
         code: &str,
     ) -> Result<(), String> {
         let fleet = self.fleet.get().ok_or("fleet support is not running")?;
-        let serial = fleet
-            .pki
-            .enroll(&self.store, name, endpoint, code)
-            .await
-            .map_err(|e| e.to_string())?;
+        let enrolled = fleet.pki.enroll(&self.store, name, endpoint, code).await;
+        let serial = match enrolled {
+            Ok(serial) => serial,
+            Err(err) => {
+                if let Ok(c) = shared::pki::JoinCode::decode(code) {
+                    let _ = self.store.use_join_code(&c.secret_hash());
+                }
+                return Err(err.to_string());
+            }
+        };
         self.dial(fleet, name.to_owned(), endpoint.to_owned(), &serial);
         Ok(())
     }
@@ -372,7 +379,16 @@ impl App {
             }
             _ => return None,
         };
-        Some((surface, user.is_some_and(|u| self.allowed(u))))
+        let served = user.is_some_and(|u| self.allowed(u)) && self.serves_chat(surface.chat_id);
+        Some((surface, served))
+    }
+
+    /// Whether the bot acts in this chat: a private chat (an allowed user's own), or a group in
+    /// `allowed_chats` when that is set. Anywhere else it does nothing at all.
+    fn serves_chat(&self, chat_id: i64) -> bool {
+        chat_id > 0
+            || self.cfg.allowed_chats.is_empty()
+            || self.cfg.allowed_chats.contains(&chat_id)
     }
 
     /// Answers a button press that can do nothing ("This button has expired.").

@@ -271,6 +271,14 @@ impl App {
                 };
                 self.notice(surface, &text, None);
             }
+            // The answer holds a secret: only where nobody else reads along.
+            ["add", _] if surface.chat_id < 0 => {
+                self.notice(
+                    surface,
+                    "Send /node add <name> to me in a private chat: the answer holds a one-time secret.",
+                    Some(msg_id),
+                );
+            }
             ["add", name] => {
                 let text = match self.invite_node(name) {
                     Ok(code) => format!(

@@ -32,6 +32,9 @@ pub struct CenterConfig {
     pub token: Secret,
     /// Telegram user ids allowed to use the bot.
     pub allowed_users: Vec<u64>,
+    /// Group chats the bot serves (empty: any chat an allowed user writes in). Private chats of
+    /// allowed users are always served.
+    pub allowed_chats: Vec<i64>,
     /// State directory (SQLite file, embedded node state).
     pub state_dir: PathBuf,
     /// Bot API base URL.
@@ -81,6 +84,8 @@ pub struct RemoteNodeConfig {
 pub struct FileConfig {
     /// Allowed Telegram user ids.
     pub allowed_users: Option<Vec<u64>>,
+    /// Group chats the bot serves (ids, e.g. -1001234567890); unset: any.
+    pub allowed_chats: Option<Vec<i64>>,
     /// State directory.
     pub state_dir: Option<PathBuf>,
     /// Bot API base URL.
@@ -125,6 +130,10 @@ pub struct RunArgs {
     /// Comma-separated Telegram user ids allowed to use the bot.
     #[arg(long, env = "ALLOWED_USERS")]
     pub allowed_users: Option<String>,
+    /// Comma-separated group chat ids the bot serves (unset: any chat an allowed user writes
+    /// in; private chats of allowed users always).
+    #[arg(long, env = "ALLOWED_CHATS")]
+    pub allowed_chats: Option<String>,
     /// State directory (default ~/.codex-fleet).
     #[arg(long, env = "CODEX_FLEET_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
@@ -239,6 +248,10 @@ impl CenterConfig {
             Some(list) => parse_users(list)?,
             None => file.allowed_users.clone().unwrap_or_default(),
         };
+        let allowed_chats = match &args.allowed_chats {
+            Some(list) => parse_chats(list)?,
+            None => file.allowed_chats.clone().unwrap_or_default(),
+        };
         if allowed_users.is_empty() {
             return Err(invalid(
                 "ALLOWED_USERS",
@@ -315,6 +328,7 @@ impl CenterConfig {
         Ok(Self {
             token: Secret(token),
             allowed_users,
+            allowed_chats,
             state_dir,
             api_url,
             poll_timeout: Duration::from_secs(10),
@@ -361,6 +375,19 @@ fn valid_token(token: &str) -> bool {
         && secret
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn parse_chats(list: &str) -> Result<Vec<i64>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<i64>().map_err(|_| ConfigError::Invalid {
+                setting: "ALLOWED_CHATS",
+                message: format!("{s:?} is not a numeric Telegram chat id"),
+            })
+        })
+        .collect()
 }
 
 fn parse_users(list: &str) -> Result<Vec<u64>, ConfigError> {

@@ -278,6 +278,39 @@ async fn strangers_get_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_is_not_owned_gets_nothing_even_from_an_allowed_user() {
+    // The bot serves only the Fleet group (and private chats); someone else's group, where an
+    // allowed user happens to write, sees no reply and no folder names.
+    let probe = FakeTelegram::start(TOKEN).await.unwrap();
+    let owned = probe.create_forum("Fleet");
+    drop(probe);
+    let env =
+        CenterEnv::start_with("c-owned", vec![("ALLOWED_CHATS".into(), owned.to_string())]).await;
+    assert_eq!(
+        env.chat, owned,
+        "the fake numbers chats the same way every time"
+    );
+    let other = env.tg.create_forum("Someone else's group");
+    let thread = env
+        .tg
+        .create_topic(&env.alice, other, "t")
+        .unwrap()
+        .thread_id
+        .unwrap();
+    let update = env
+        .tg
+        .send_text(&env.alice, other, Some(thread), "echo: hello?")
+        .unwrap()
+        .update_id;
+    env.tg.wait_until_confirmed(update, WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(env.tg.messages_in(other, Some(thread)).is_empty());
+    // The owned group still works.
+    let bound = env.bound_topic("owned", "echo: here").await;
+    env.message(bound, "answer", |m| m.text() == "here").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn esc_interrupts_a_slow_turn_and_kill_closes_the_window() {
     let env = CenterEnv::start("c-esc").await;
     let thread = env.bound_topic("esc", "slow: 30").await;

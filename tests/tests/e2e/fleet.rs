@@ -598,10 +598,27 @@ async fn a_node_behind_nat_joins_and_dials_the_center() {
         .unwrap()
         .thread_id
         .unwrap();
+    // In a group the answer would show its secret to everyone: refused there.
     env.say(admin, "/node add vps3");
+    env.message(admin, "sent to a private chat", |m| {
+        m.text().contains("private chat")
+    })
+    .await;
+    let dm = env.tg.create_private_chat(&env.alice, false);
+    env.tg
+        .send_text(&env.alice, dm, None, "/node add vps3")
+        .unwrap();
     let invite = env
-        .message(admin, "invite", |m| m.text().contains("cfj1."))
-        .await;
+        .tg
+        .wait_for_message("invite", Duration::from_secs(60), |m| {
+            m.chat_id == dm && m.text().contains("cfj1.")
+        })
+        .await
+        .unwrap();
+    assert!(
+        !env.texts_in(admin).iter().any(|t| t.contains("cfj1.")),
+        "no join code in the group"
+    );
     let code = invite
         .text()
         .split_whitespace()
