@@ -121,13 +121,20 @@ async fn bind_on(
         m.message_id == id && m.text().contains("Choose a folder")
     })
     .await;
-    press_in(env, chat, &menu, &format!("📁 {folder}"));
-    let menu = msg_in(env, chat, thread, "folder listed", |m| {
-        m.message_id == id
-            && m.text().contains(folder)
-            && m.buttons().iter().any(|b| b.text.starts_with("✅"))
-    })
-    .await;
+    // A machine with one root opens it at once: the folder may already be the one shown.
+    let shown = menu.text().contains(&format!("/{folder}\n"))
+        && menu.buttons().iter().any(|b| b.text.starts_with("✅"));
+    let menu = if shown {
+        menu
+    } else {
+        press_in(env, chat, &menu, &format!("📁 {folder}"));
+        msg_in(env, chat, thread, "folder listed", |m| {
+            m.message_id == id
+                && m.text().contains(folder)
+                && m.buttons().iter().any(|b| b.text.starts_with("✅"))
+        })
+        .await
+    };
     press_in(env, chat, &menu, "✅ Use this folder");
     msg_in(env, chat, thread, "bound", |m| {
         m.message_id == id && m.text().contains("Codex session in")
