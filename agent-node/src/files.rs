@@ -120,11 +120,28 @@ pub fn is_image(bytes: &[u8]) -> bool {
 fn is_image_file(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 12];
-    let Ok(mut file) = std::fs::File::open(path) else {
+    let Ok(mut file) = open_regular(path) else {
         return true; // let the read report what is wrong
     };
     let n = file.read(&mut head).unwrap_or(0);
     is_image(&head[..n])
+}
+
+/// Opens `path` for reading without ever blocking (a FIFO's open waits for a writer forever)
+/// and only if it is a regular file.
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
 }
 
 fn io_error(what: &str, path: &Path, err: &std::io::Error) -> NodeError {
@@ -188,16 +205,19 @@ fn write_chunk(dir: &Path, req: &v1::PutFile) -> Result<R, NodeError> {
 }
 
 fn read_chunk(path: &Path, offset: u64, max_bytes: u32) -> Result<R, NodeError> {
-    let file = std::fs::File::open(path).map_err(|e| io_error("cannot open", path, &e))?;
+    let file = match open_regular(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            return Err(NodeError::InvalidArgument(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(io_error("cannot open", path, &e)),
+    };
     let meta = file
         .metadata()
         .map_err(|e| io_error("cannot inspect", path, &e))?;
-    if !meta.is_file() {
-        return Err(NodeError::InvalidArgument(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
     let total = meta.len();
     if total > MAX_FILE {
         return Err(NodeError::InvalidArgument(format!(
@@ -378,6 +398,24 @@ mod tests {
         assert!(matches!(
             read_chunk(&dir.path().join("nope"), 0, 10),
             Err(NodeError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_once_never_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.png");
+        #[allow(clippy::disallowed_methods, reason = "making a FIFO for the test")]
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Opening a FIFO for reading would wait for a writer forever; these return at once.
+        let _ = is_image_file(&fifo);
+        assert!(matches!(
+            read_chunk(&fifo, 0, 10),
+            Err(NodeError::InvalidArgument(m)) if m.contains("not a regular file")
         ));
     }
 }

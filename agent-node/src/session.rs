@@ -348,6 +348,11 @@ impl TailTask {
 
     async fn line(&mut self, line: Line, base: u64) {
         self.rt.read_to.store(base + line.end, Ordering::Relaxed);
+        if line.too_long {
+            self.deps.unknown_records.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(session.id = %self.rt.id, offset = line.start, "a rollout line too long to read; skipped");
+            return;
+        }
         if line.text.trim().is_empty() {
             return;
         }

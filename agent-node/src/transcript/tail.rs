@@ -1,6 +1,11 @@
 //! Byte-offset tailing of one JSONL file, as a pure state machine: feed it the bytes that were
 //! appended, get back the complete lines with the offsets they occupy. A trailing partial line
-//! is kept until its newline arrives.
+//! is kept until its newline arrives — up to [`MAX_LINE`] bytes: a longer line keeps its place
+//! in the offsets but comes back empty (the parser counts it as unknown), so one runaway record
+//! cannot make the node's memory grow without bound.
+
+/// The longest line kept (a rollout line carries at most an image or a large tool output).
+pub const MAX_LINE: usize = 32 * 1024 * 1024;
 
 /// One complete line and where it sits in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,8 +14,10 @@ pub struct Line {
     pub start: u64,
     /// Offset just past its newline: the sequence number of whatever the line yields.
     pub end: u64,
-    /// The line without its newline (invalid UTF-8 replaced).
+    /// The line without its newline (invalid UTF-8 replaced); empty if it was too long.
     pub text: String,
+    /// Longer than [`MAX_LINE`]: its bytes were not kept.
+    pub too_long: bool,
 }
 
 /// Tail position in one file.
@@ -18,8 +25,10 @@ pub struct Line {
 pub struct Tailer {
     /// Offset of the next byte to read from the file.
     next: u64,
-    /// Bytes of an unfinished line, starting at `next - partial.len()`.
+    /// Bytes of an unfinished line, starting at `next - partial.len() - overflow`.
     partial: Vec<u8>,
+    /// Bytes of the unfinished line past [`MAX_LINE`], counted but not kept.
+    overflow: u64,
 }
 
 impl Tailer {
@@ -28,6 +37,7 @@ impl Tailer {
         Self {
             next: offset,
             partial: Vec::new(),
+            overflow: 0,
         }
     }
 
@@ -38,7 +48,7 @@ impl Tailer {
 
     /// Offset just past the last complete line returned.
     pub fn line_offset(&self) -> u64 {
-        self.next - self.partial.len() as u64
+        self.next - self.partial.len() as u64 - self.overflow
     }
 
     /// Takes bytes read at [`Tailer::read_offset`] and returns the lines they complete.
@@ -48,23 +58,36 @@ impl Tailer {
         let mut rest = bytes;
         while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
             let (head, tail) = rest.split_at(pos);
-            self.partial.extend_from_slice(head);
-            let end = start + self.partial.len() as u64 + 1;
+            self.keep(head);
+            let end = start + self.partial.len() as u64 + self.overflow + 1;
             let mut raw = std::mem::take(&mut self.partial);
+            let too_long = std::mem::take(&mut self.overflow) > 0;
             if raw.last() == Some(&b'\r') {
                 raw.pop();
             }
             lines.push(Line {
                 start,
                 end,
-                text: String::from_utf8_lossy(&raw).into_owned(),
+                text: if too_long {
+                    String::new()
+                } else {
+                    String::from_utf8_lossy(&raw).into_owned()
+                },
+                too_long,
             });
             start = end;
             rest = &tail[1..];
         }
-        self.partial.extend_from_slice(rest);
+        self.keep(rest);
         self.next += bytes.len() as u64;
         lines
+    }
+
+    /// Adds bytes to the unfinished line, counting those past [`MAX_LINE`] without keeping them.
+    fn keep(&mut self, bytes: &[u8]) {
+        let room = MAX_LINE.saturating_sub(self.partial.len()).min(bytes.len());
+        self.partial.extend_from_slice(&bytes[..room]);
+        self.overflow += (bytes.len() - room) as u64;
     }
 
     /// Moves to `offset` (a line start), dropping any partial line: after a rewind for replay,
@@ -72,6 +95,7 @@ impl Tailer {
     pub fn reset(&mut self, offset: u64) {
         self.next = offset;
         self.partial.clear();
+        self.overflow = 0;
     }
 }
 
@@ -82,6 +106,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_line_past_the_limit_keeps_its_offsets_but_not_its_bytes() {
+        let mut t = Tailer::at(10);
+        let big = vec![b'x'; MAX_LINE + 100];
+        assert!(t.push(&big[..MAX_LINE / 2]).is_empty());
+        assert!(t.push(&big[MAX_LINE / 2..]).is_empty());
+        assert_eq!(t.partial.len(), MAX_LINE, "memory stays bounded");
+        let lines = t.push(b"\n{\"ok\":1}\n");
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            (lines[0].start, lines[0].end),
+            (10, 10 + MAX_LINE as u64 + 101)
+        );
+        assert!(lines[0].text.is_empty() && lines[0].too_long);
+        assert!(!lines[1].too_long);
+        assert_eq!(lines[1].text, "{\"ok\":1}");
+        assert_eq!(lines[1].start, lines[0].end);
+        assert_eq!(t.line_offset(), t.read_offset());
+    }
+
+    #[test]
     fn lines_carry_their_offsets_and_partials_wait() {
         let mut t = Tailer::at(10);
         let lines = t.push(b"ab\ncd");
@@ -90,7 +134,8 @@ mod tests {
             vec![Line {
                 start: 10,
                 end: 13,
-                text: "ab".into()
+                text: "ab".into(),
+                too_long: false,
             }]
         );
         assert_eq!(t.read_offset(), 15);
