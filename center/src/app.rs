@@ -364,18 +364,12 @@ impl App {
         let (user, surface) = match &update.kind {
             UpdateKind::Message(m) => (m.from.as_ref().map(|u| u.id.0), surface_of(m)),
             UpdateKind::CallbackQuery(q) => {
-                // A button on a message too old to see (or none) has no topic to act in: it is
-                // answered as expired, never mapped to the chat's main thread.
-                let surface = match &q.message {
-                    Some(MaybeInaccessibleMessage::Regular(m)) => surface_of(m),
-                    Some(MaybeInaccessibleMessage::Inaccessible(_)) | None => {
-                        if self.allowed(q.from.id.0) {
-                            self.expire_button(q.id.0.clone());
-                        }
-                        return None;
-                    }
+                // A button on a message too old to see (or none) has no topic to act in: never
+                // mapped to the chat's main thread (`dispatch` answers it as expired).
+                let Some(MaybeInaccessibleMessage::Regular(m)) = &q.message else {
+                    return None;
                 };
-                (Some(q.from.id.0), surface)
+                (Some(q.from.id.0), surface_of(m))
             }
             _ => return None,
         };
@@ -403,6 +397,13 @@ impl App {
     /// Takes one update from polling: drops it unless an allowed user sent it and it is new,
     /// writes it to the inbox, then queues it on its topic's task.
     pub fn dispatch(self: &Arc<Self>, update: Update) {
+        if let UpdateKind::CallbackQuery(q) = &update.kind
+            && !matches!(q.message, Some(MaybeInaccessibleMessage::Regular(_)))
+            && self.allowed(q.from.id.0)
+        {
+            self.expire_button(q.id.0.clone());
+            return;
+        }
         // Strangers get nothing: no reply, no typing, no state.
         let Some((surface, true)) = self.origin(&update) else {
             tracing::debug!(

@@ -347,21 +347,6 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Remembers a topic's live status message and what it shows.
-    pub fn set_status(
-        &self,
-        surface: Surface,
-        message_id: i32,
-        body: &str,
-    ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT OR REPLACE INTO status_messages (chat_id, thread_id, message_id, body)
-             VALUES (?1, ?2, ?3, ?4)",
-            params![surface.chat_id, surface.thread_id, message_id, body],
-        )?;
-        Ok(())
-    }
-
     /// A topic's live status message and its body.
     pub fn status(&self, surface: Surface) -> Result<Option<(i32, String)>, StoreError> {
         Ok(self
@@ -765,7 +750,9 @@ mod tests {
                 .unwrap();
             store.ack("local", "s1", 50).unwrap();
             store.ack("local", "s1", 40).unwrap();
-            store.set_status(s, 99, "⚙️ ls").unwrap();
+            store
+                .update_status(s, |_| StatusChange::Set(99, "⚙️ ls".into()))
+                .unwrap();
             store.set_mode(s, InputMode::Queue).unwrap();
         }
         let store = Store::open(&path).unwrap();

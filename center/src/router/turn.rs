@@ -37,6 +37,8 @@ pub(crate) struct Turn {
     /// The turn's start was seen (so all its messages are known).
     seen_start: bool,
     final_sent: bool,
+    /// Digest of the last assistant message (trimmed): all a completion is compared with, and
+    /// small enough to save with every ack (the message itself can be tens of kilobytes).
     last_assistant: Option<String>,
     /// The sequence of the turn's start (its draft id).
     started_at: Option<u64>,
@@ -74,7 +76,7 @@ impl Turn {
             }
             Kind::AssistantMessage(m) if m.phase() == v1::MessagePhase::Final => {
                 self.final_sent = true;
-                self.last_assistant = Some(m.text.clone());
+                self.last_assistant = Some(digest(&m.text));
                 vec![
                     Post::Markdown {
                         text: m.text.clone(),
@@ -84,7 +86,7 @@ impl Turn {
                 ]
             }
             Kind::AssistantMessage(m) => {
-                self.last_assistant = Some(m.text.clone());
+                self.last_assistant = Some(digest(&m.text));
                 vec![Post::Markdown {
                     text: m.text.clone(),
                     final_answer: false,
@@ -99,7 +101,7 @@ impl Turn {
                 if self.seen_start
                     && !self.final_sent
                     && !answer.is_empty()
-                    && self.last_assistant.as_deref().map(str::trim) != Some(answer)
+                    && self.last_assistant.as_deref() != Some(digest(answer).as_str())
                 {
                     posts.push(Post::Markdown {
                         text: t.last_agent_message.clone(),
@@ -207,6 +209,13 @@ impl Turn {
     pub(crate) fn first_time_image(&mut self, path: &str) -> bool {
         self.images.insert(path.to_owned())
     }
+}
+
+/// A short stable digest of `text` without its surrounding whitespace.
+fn digest(text: &str) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(text.trim().as_bytes());
+    hash[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn first_line(s: &str) -> String {

@@ -1089,14 +1089,7 @@ mod tests {
     }
 
     fn edit(message_id: i32, html: &str) -> Change {
-        Change::Text(Edit {
-            chat_id: 1,
-            message_id,
-            html: html.into(),
-            plain: html.into(),
-            keyboard: None,
-            status_of: None,
-        })
+        status_edit(message_id, html, None)
     }
 
     fn edit_media(message_id: i32, caption: &str) -> Change {
