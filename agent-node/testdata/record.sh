@@ -36,47 +36,15 @@ touch "$USER_HOME/.fixture-recording"
 (cd "$OTHER" && git init -q)
 "$CODEX_BIN" --version | grep -q '^codex-cli 0.169.0$' || { echo "need codex-cli 0.169.0" >&2; exit 1; }
 
-cp "$FAKE_MODEL" "$WORK/fake-model"   # cargo may rebuild the original meanwhile
-"$WORK/fake-model" "$WORK/requests" > "$WORK/url" 2> "$WORK/model.log" &
-MODEL_PID=$!
+. "$HERE/fake_codex.sh"
+start_fake_model
 cleanup() {
   "${T[@]}" kill-server 2>/dev/null || true
   kill "$MODEL_PID" 2>/dev/null || true
 }
 trap cleanup EXIT
-for _ in $(seq 50); do [ -s "$WORK/url" ] && break; sleep 0.1; done
-URL=$(head -1 "$WORK/url")
 
-cat > "$CODEX_HOME/config.toml" <<EOF
-model = "fake-model"
-model_provider = "fake"
-check_for_update_on_startup = false
-
-[model_providers.fake]
-name = "Fake"
-base_url = "$URL"
-wire_api = "responses"
-env_key = "FAKE_OPENAI_API_KEY"
-request_max_retries = 0
-stream_max_retries = 0
-
-[features]
-daemon_auto_start = false
-plugins = false
-
-[analytics]
-enabled = false
-
-[feedback]
-enabled = false
-
-[tui]
-disable_paste_burst = false
-show_tooltips = false
-
-[projects."$PROJECT"]
-trust_level = "trusted"
-EOF
+write_codex_config "$URL" "$PROJECT"
 
 mkdir -p "$OUT/rollouts" "$OUT/panes"
 "${T[@]}" -f /dev/null new-session -d -s rec -x 100 -y 30 -n idle -c "$PROJECT"

@@ -21,42 +21,16 @@ SOCK=quoted-rec-$$
 T=(tmux -L "$SOCK" -f /dev/null)
 mkdir -p "$PROJECT" "$CODEX_HOME"
 
-cp "$FAKE_MODEL" "$WORK/fake-model"
-"$WORK/fake-model" > "$WORK/url" 2> "$WORK/model.log" &
-MODEL_PID=$!
+. "$HERE/fake_codex.sh"
+start_fake_model
 cleanup() {
   "${T[@]}" kill-server 2>/dev/null || true
   kill "$MODEL_PID" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-for _ in $(seq 50); do [ -s "$WORK/url" ] && break; sleep 0.1; done
-URL=$(head -1 "$WORK/url")
 
-cat > "$CODEX_HOME/config.toml" <<EOF
-model = "fake-model"
-model_provider = "fake"
-check_for_update_on_startup = false
-[model_providers.fake]
-name = "Fake"
-base_url = "$URL"
-wire_api = "responses"
-env_key = "FAKE_OPENAI_API_KEY"
-request_max_retries = 0
-stream_max_retries = 0
-[features]
-daemon_auto_start = false
-plugins = false
-[analytics]
-enabled = false
-[feedback]
-enabled = false
-[tui]
-disable_paste_burst = false
-show_tooltips = false
-[projects."$PROJECT"]
-trust_level = "trusted"
-EOF
+write_codex_config "$URL" "$PROJECT"
 
 "${T[@]}" new-session -d -s m -x 100 -y 30 -c "$PROJECT" \
   -e "CODEX_HOME=$CODEX_HOME" -e FAKE_OPENAI_API_KEY=fake-key "$CODEX_BIN"
