@@ -438,9 +438,11 @@ fn is_gone(stderr: &str) -> bool {
         || stderr.contains("error connecting to")
 }
 
-/// Writes `spec.env` to a fresh owner-only file and returns the window's command: read the
-/// file, delete it, run `spec.command`. Values are quoted for the shell (`shlex`); variables
-/// whose names a shell cannot take are left out.
+/// Writes a fresh owner-only launcher — `spec.env` as exports, then delete itself and run
+/// `spec.command` with the user's shell, as tmux would have — and returns the window's command,
+/// `/bin/sh <launcher>`. The launcher is always read by `/bin/sh`, so quoting is POSIX whatever
+/// the login shell (fish, csh) that tmux hands the window's command to; values are quoted with
+/// `shlex`; variables whose names a shell cannot take are left out.
 fn env_file_command(spec: &WindowSpec) -> Result<String, Error> {
     use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -462,14 +464,19 @@ fn env_file_command(spec: &WindowSpec) -> Result<String, Error> {
         .mode(0o600)
         .open(&path)
         .map_err(io)?;
-    file.write_all(env_script(&spec.env).as_bytes())
-        .map_err(io)?;
-    let path = path.to_string_lossy();
-    let quoted = shlex::try_quote(&path).map_err(|_| Error::Exit {
+    let unquotable = |what: &str| Error::Exit {
         command: "new-window".into(),
-        stderr: "the state directory's path cannot be quoted".into(),
-    })?;
-    Ok(format!(". {quoted}; rm -f {quoted}; {}", spec.command))
+        stderr: format!("{what} cannot be quoted for the shell"),
+    };
+    let command = shlex::try_quote(&spec.command).map_err(|_| unquotable("the command"))?;
+    let launcher = format!(
+        "{}rm -f \"$0\"\nexec \"${{SHELL:-/bin/sh}}\" -c {command}\n",
+        env_script(&spec.env)
+    );
+    file.write_all(launcher.as_bytes()).map_err(io)?;
+    let path = path.to_string_lossy();
+    let quoted = shlex::try_quote(&path).map_err(|_| unquotable("the state directory's path"))?;
+    Ok(format!("/bin/sh {quoted}"))
 }
 
 /// `export NAME='value'` lines for a POSIX shell.
