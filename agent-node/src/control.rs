@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::node::Node;
+use shared::sync::LockExt;
 
 /// How long a relayed send may take (the center may have to wait for Telegram's budget).
 const RELAY_TIMEOUT: Duration = Duration::from_secs(600);
@@ -60,11 +61,7 @@ pub(crate) struct Relays {
 
 impl Relays {
     pub(crate) fn resolve(&self, result: v1::OutgoingResult) {
-        let waiter = self
-            .pending
-            .lock()
-            .expect("relays lock")
-            .remove(&result.relay_id);
+        let waiter = self.pending.locked().remove(&result.relay_id);
         if let Some(tx) = waiter {
             let _ = tx.send(result);
         }
@@ -107,8 +104,7 @@ impl Node {
         self.inner
             .relays
             .pending
-            .lock()
-            .expect("relays lock")
+            .locked()
             .insert(relay_id.clone(), tx);
         let msg = v1::NodeMsg {
             kind: Some(node_msg::Kind::Outgoing(v1::Outgoing {
@@ -131,12 +127,7 @@ impl Node {
                 Err(_) => fail("the center did not answer within 10 minutes".into()),
             }
         };
-        self.inner
-            .relays
-            .pending
-            .lock()
-            .expect("relays lock")
-            .remove(&relay_id);
+        self.inner.relays.pending.locked().remove(&relay_id);
         if let Some(path) = &offered {
             self.offer(path, false);
         }
@@ -144,7 +135,7 @@ impl Node {
     }
 
     fn offer(&self, path: &Path, on: bool) {
-        let mut offered = self.inner.offered.lock().expect("offered lock");
+        let mut offered = self.inner.offered.locked();
         if on {
             offered.insert(path.to_owned());
         } else {

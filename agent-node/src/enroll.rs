@@ -5,6 +5,7 @@
 //! CA only with a valid HMAC keyed by the code's secret (so the secret never travels, and nobody
 //! on the path can slip in another CA). Then the node serves the node protocol over mutual TLS.
 
+use shared::sync::LockExt;
 use std::{
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
@@ -166,7 +167,7 @@ impl EnrollService {
     }
 
     fn check_code(&self) -> Result<(), Status> {
-        if *self.finished.lock().expect("enroll lock") {
+        if *self.finished.locked() {
             return Err(Status::failed_precondition(
                 "this join code was already used",
             ));
@@ -232,7 +233,7 @@ impl NodeEnrollment for EnrollService {
         save("ca.pem", &f.ca_pem)?;
         save("node.pem", &f.cert_pem)?;
         let _ = std::fs::remove_file(dir.join("join-code"));
-        *self.finished.lock().expect("enroll lock") = true;
+        *self.finished.locked() = true;
         tracing::info!(fleet.ca = %pki::inspect(f.ca_pem.as_bytes()).map(|i| i.fingerprint).unwrap_or_default(), "enrolled into a fleet");
         self.done.notify_one();
         Ok(Response::new(v1::EnrollDone {}))

@@ -10,6 +10,7 @@ use std::{
 use proto::v1::{self, reply::Result as R};
 
 use crate::{error::NodeError, node::Node};
+use shared::sync::LockExt;
 
 /// The largest attachment a node accepts (Telegram's upload cap for documents).
 pub const MAX_FILE: u64 = 50 * 1024 * 1024;
@@ -69,12 +70,7 @@ impl Node {
         }
         // Images (what Codex views) may be read; anything else only while `agent-node send`
         // offers it, so a center — or a prompt-injected tool call — cannot pull secrets.
-        let offered = self
-            .inner
-            .offered
-            .lock()
-            .expect("offered lock")
-            .contains(&path);
+        let offered = self.inner.offered.locked().contains(&path);
         tokio::task::spawn_blocking(move || {
             if !offered && !is_image_file(&path) {
                 return Err(NodeError::InvalidArgument(format!(

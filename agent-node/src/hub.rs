@@ -3,6 +3,7 @@
 //! heartbeats) go to whichever link is attached now. Session events do not pass through here:
 //! each window's tail task holds the link it delivers to (see `crate::session`).
 
+use shared::sync::LockExt;
 use std::sync::{Arc, Mutex};
 
 use proto::v1;
@@ -32,7 +33,7 @@ impl Hub {
     /// Makes `sink` the attached link; the previous link's token is cancelled so its session
     /// loop ends. Returns the new link's generation.
     pub(crate) fn attach(&self, sink: mpsc::Sender<v1::NodeMsg>, token: CancellationToken) -> u64 {
-        let mut state = self.state.lock().expect("hub lock poisoned");
+        let mut state = self.state.locked();
         state.next_generation += 1;
         let generation = state.next_generation;
         if let Some(old) = state.current.replace(Attached {
@@ -48,7 +49,7 @@ impl Hub {
 
     /// Detaches the link of `generation` if it is still the attached one.
     pub(crate) fn detach(&self, generation: u64) {
-        let mut state = self.state.lock().expect("hub lock poisoned");
+        let mut state = self.state.locked();
         if state
             .current
             .as_ref()
@@ -60,7 +61,7 @@ impl Hub {
 
     /// The attached link's sender, if any.
     pub(crate) fn sink(&self) -> Option<mpsc::Sender<v1::NodeMsg>> {
-        let state = self.state.lock().expect("hub lock poisoned");
+        let state = self.state.locked();
         state.current.as_ref().map(|a| a.sink.clone())
     }
 

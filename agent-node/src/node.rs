@@ -26,6 +26,7 @@ use crate::{
     tmux::TmuxCli,
     transcript::locate,
 };
+use shared::sync::LockExt;
 
 /// Exited windows are forgotten this long after they were created.
 const KEEP_EXITED_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -126,7 +127,7 @@ impl Node {
         tracing::info!(
             node.name = %node.inner.cfg.name,
             tmux.socket = %node.inner.cfg.tmux_socket,
-            sessions = node.inner.sessions.lock().expect("sessions lock").len(),
+            sessions = node.inner.sessions.locked().len(),
             "node started"
         );
         Ok(node)
@@ -213,23 +214,17 @@ impl Node {
         }
         self.inner
             .sessions
-            .lock()
-            .expect("sessions lock")
+            .locked()
             .insert(record.session_id.clone(), rt.clone());
         rt
     }
 
     pub(crate) fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
-        self.inner.registry.lock().expect("registry lock poisoned")
+        self.inner.registry.locked()
     }
 
     pub(crate) fn session(&self, id: &str) -> Option<Arc<SessionRt>> {
-        self.inner
-            .sessions
-            .lock()
-            .expect("sessions lock")
-            .get(id)
-            .cloned()
+        self.inner.sessions.locked().get(id).cloned()
     }
 
     pub(crate) fn record(&self, id: &str) -> Option<SessionRecord> {
@@ -335,8 +330,7 @@ impl Node {
                 let live: Vec<Arc<SessionRt>> = node
                     .inner
                     .sessions
-                    .lock()
-                    .expect("sessions lock")
+                    .locked()
                     .values()
                     .filter(|rt| rt.alive.load(Ordering::Relaxed))
                     .cloned()
@@ -374,8 +368,7 @@ impl Node {
     pub(crate) fn cwd_lock(&self, cwd: &Path) -> Arc<tokio::sync::Mutex<()>> {
         self.inner
             .cwd_locks
-            .lock()
-            .expect("cwd locks")
+            .locked()
             .entry(cwd.to_owned())
             .or_default()
             .clone()

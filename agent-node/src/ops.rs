@@ -21,6 +21,7 @@ use crate::{
     tmux::{Key, WindowSpec},
     transcript::locate,
 };
+use shared::sync::LockExt;
 
 /// Default and maximum number of resumable sessions listed.
 const RESUMABLE_DEFAULT: usize = 10;
@@ -341,8 +342,7 @@ impl Node {
         };
         self.inner
             .claims
-            .lock()
-            .expect("claims lock")
+            .locked()
             .insert(rt.id.clone(), text.to_owned());
         let events = rt.events.subscribe();
         let typed = self.type_text(rt, text, mode).await;
@@ -350,11 +350,7 @@ impl Node {
             Ok(()) => self.confirm(rt, events, text).await,
             Err(err) => Err(err),
         };
-        self.inner
-            .claims
-            .lock()
-            .expect("claims lock")
-            .remove(&rt.id);
+        self.inner.claims.locked().remove(&rt.id);
         outcome
     }
 

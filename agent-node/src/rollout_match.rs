@@ -46,6 +46,7 @@ use crate::{
     session::TailCmd,
     transcript::locate::{self, Head},
 };
+use shared::sync::LockExt;
 
 /// How long a rollout no screen shows is looked at again on its next writes: a screen may lag
 /// behind the file by a redraw. After that it is not ours for good.
@@ -70,50 +71,38 @@ impl Matcher {
     /// Routes events of `path` to `session_id`'s tail.
     pub(crate) fn own(&self, path: &Path, session_id: &str) {
         self.bound_paths
-            .lock()
-            .expect("paths lock")
+            .locked()
             .insert(path.to_owned(), session_id.to_owned());
     }
 
     fn owner(&self, path: &Path) -> Option<String> {
-        self.bound_paths
-            .lock()
-            .expect("paths lock")
-            .get(path)
-            .cloned()
+        self.bound_paths.locked().get(path).cloned()
     }
 
     fn is_settled(&self, path: &Path) -> bool {
-        self.settled.lock().expect("settled lock").contains(path)
+        self.settled.locked().contains(path)
     }
 
     /// Has `path` gone unwitnessed for longer than [`SCREEN_GRACE`]?
     fn unwitnessed_for_good(&self, path: &Path) -> bool {
-        let mut seen = self.unwitnessed.lock().expect("unwitnessed lock");
+        let mut seen = self.unwitnessed.locked();
         let first = *seen.entry(path.to_owned()).or_insert_with(Instant::now);
         first.elapsed() >= SCREEN_GRACE
     }
 
     fn settle(&self, path: &Path) {
-        self.unwitnessed
-            .lock()
-            .expect("unwitnessed lock")
-            .remove(path);
-        self.settled
-            .lock()
-            .expect("settled lock")
-            .insert(path.to_owned());
+        self.unwitnessed.locked().remove(path);
+        self.settled.locked().insert(path.to_owned());
     }
 
     /// When `path`'s header was written, read once.
     fn created_ms(&self, path: &Path) -> Option<i64> {
-        if let Some(ms) = self.created.lock().expect("created lock").get(path) {
+        if let Some(ms) = self.created.locked().get(path) {
             return Some(*ms);
         }
         let head = locate::read_head(path).ok()?;
         self.created
-            .lock()
-            .expect("created lock")
+            .locked()
             .insert(path.to_owned(), head.created_ms);
         Some(head.created_ms)
     }
@@ -188,7 +177,7 @@ fn wake_owner(node: &Node, path: &Path) -> bool {
 
 /// Gathers the facts [`decide::decide`] needs, and the screens if it asks for them.
 async fn decide_for(node: &Node, head: &Head, live: &[SessionRecord]) -> Decision {
-    let claims = node.inner.claims.lock().expect("claims lock").clone();
+    let claims = node.inner.claims.locked().clone();
     let cwds: Vec<String> = live
         .iter()
         .map(|r| r.cwd.to_string_lossy().into_owned())

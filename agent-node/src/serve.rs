@@ -12,6 +12,7 @@ use proto::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{node::Node, session::TailCmd};
+use shared::sync::LockExt;
 
 /// How long the center has to say `Hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -135,14 +136,7 @@ impl Node {
             .iter()
             .map(|c| (c.session_id.as_str(), c.acked_seq))
             .collect();
-        let sessions: Vec<_> = self
-            .inner
-            .sessions
-            .lock()
-            .expect("sessions lock")
-            .values()
-            .cloned()
-            .collect();
+        let sessions: Vec<_> = self.inner.sessions.locked().values().cloned().collect();
         for rt in sessions {
             let Some(record) = self.record(&rt.id) else {
                 continue;
@@ -192,7 +186,7 @@ impl Node {
 
     /// The node's health right now.
     pub fn heartbeat(&self) -> v1::NodeMsg {
-        let sessions = self.inner.sessions.lock().expect("sessions lock");
+        let sessions = self.inner.sessions.locked();
         let live = sessions
             .values()
             .filter(|rt| rt.alive.load(Ordering::Relaxed))

@@ -12,6 +12,7 @@ pub mod pki;
 pub mod prompt;
 pub mod random;
 pub mod shutdown;
+pub mod sync;
 pub mod systemd;
 pub mod telemetry;
 pub mod tls;

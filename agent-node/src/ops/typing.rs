@@ -40,6 +40,7 @@ use crate::{
     tmux::Key,
     transcript::locate,
 };
+use shared::sync::LockExt;
 
 /// Between the first captures after a paste: Codex draws a frame within a few tens of ms.
 const FAST_STEP: Duration = Duration::from_millis(15);
@@ -181,7 +182,7 @@ impl Node {
             Ok(Some(true)) => self.clear_composer(rt, text).await,
             Ok(None) => {
                 tracing::info!(session.id = %rt.id, "a question covers typed text; it is taken out once the question is gone");
-                *rt.leftover.lock().expect("leftover lock") = Some(text.to_owned());
+                *rt.leftover.locked() = Some(text.to_owned());
             }
             Ok(Some(false)) => {}
             Err(err) => {
@@ -192,18 +193,18 @@ impl Node {
 
     /// Takes out text a question covered when it was typed, once the composer is back.
     async fn clear_leftover(&self, rt: &SessionRt) {
-        let left = rt.leftover.lock().expect("leftover lock").clone();
+        let left = rt.leftover.locked().clone();
         let Some(left) = left else {
             return;
         };
         match self.composer_holds(rt, &left).await {
             Ok(Some(true)) => {
                 self.clear_composer(rt, &left).await;
-                rt.leftover.lock().expect("leftover lock").take();
+                rt.leftover.locked().take();
             }
             // The composer is back without it (taken out by hand, or the window moved on).
             Ok(Some(false)) => {
-                rt.leftover.lock().expect("leftover lock").take();
+                rt.leftover.locked().take();
             }
             // Still covered (or unreadable): keep it for the next time.
             Ok(None) | Err(_) => {}

@@ -17,6 +17,7 @@ use crate::{
     node::{Node, StartError},
     transcript::locate,
 };
+use shared::sync::LockExt;
 
 /// Queue of changed paths from the watcher thread; on overflow everything is rescanned.
 const EVENT_QUEUE: usize = 4096;
@@ -80,14 +81,7 @@ async fn route_events(node: Node, mut rx: mpsc::Receiver<PathBuf>, overflow: Arc
         }
         if overflow.swap(false, Ordering::Relaxed) {
             tracing::info!("file events overflowed; rescanning transcripts");
-            let sessions: Vec<_> = node
-                .inner
-                .sessions
-                .lock()
-                .expect("sessions lock")
-                .values()
-                .cloned()
-                .collect();
+            let sessions: Vec<_> = node.inner.sessions.locked().values().cloned().collect();
             for rt in sessions {
                 rt.wake_tail();
             }
