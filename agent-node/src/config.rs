@@ -43,7 +43,7 @@ pub struct NodeConfig {
     /// Extra environment for Codex windows (on top of the node's own `PATH` and `CODEX_HOME`).
     pub window_env: Vec<(String, String)>,
     /// The least time between pasting text and the submitting key; the key goes as soon as a
-    /// capture after this shows the text in Codex's composer (see `ops::typing` for the
+    /// capture after this shows the text in Codex's composer (see `requests::typing` for the
     /// measurement behind the default).
     pub paste_delay: Duration,
     /// How long to wait for the transcript to show a submitted message.

@@ -1,7 +1,7 @@
 //! Rules for user text on its way into Codex: what is stripped before it is typed, how a
 //! submitted message is recognised when it shows up in the transcript, and which texts are
 //! Codex slash commands (those never show up in the transcript, so they are confirmed by the
-//! screen instead; see `ops::composer`).
+//! screen instead; see `requests::composer`).
 
 /// Longest message the node types into Codex (bytes after sanitising).
 pub const MAX_INPUT_BYTES: usize = 64 * 1024;

@@ -14,7 +14,7 @@ pub mod files;
 mod hub;
 pub mod input;
 pub mod node;
-mod ops;
+mod requests;
 pub mod registry;
 mod rollout_match;
 pub mod screen;

@@ -5,7 +5,7 @@
 //! prompts leave no trace in the transcript while they are shown, so the screen is the only
 //! place they can be seen. The same holds for slash commands: Codex runs or refuses them without
 //! writing anything to the transcript, so [`composer`] and [`command_refusals`] read the screen
-//! to tell whether a command was taken (`ops::composer` drives this).
+//! to tell whether a command was taken (`requests::composer` drives this).
 
 /// Facts about the pane besides its text.
 #[derive(Debug, Clone, Copy, Default)]

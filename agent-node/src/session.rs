@@ -83,7 +83,7 @@ pub(crate) struct SessionRt {
     pub(crate) read_to: AtomicU64,
     pub(crate) alive: AtomicBool,
     pub(crate) token: CancellationToken,
-    /// Text the node pasted that a question then covered (see `ops::typing`): it waits in
+    /// Text the node pasted that a question then covered (see `requests::typing`): it waits in
     /// Codex's composer and is taken out before anything else is typed.
     pub(crate) leftover: std::sync::Mutex<Option<String>>,
 }

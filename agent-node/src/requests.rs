@@ -267,7 +267,7 @@ impl Node {
             let state = screen.borrow_and_update().clone();
             match state.state() {
                 // A question in the cached state may just have been answered: the fresh capture
-                // before the paste (`ops::typing`) decides.
+                // before the paste (`requests::typing`) decides.
                 v1::ScreenState::Ready | v1::ScreenState::Busy | v1::ScreenState::Prompt => {
                     return Ok(());
                 }

@@ -109,7 +109,7 @@ impl Node {
         pasted_at: Instant,
     ) -> Result<v1::InputResult, NodeError> {
         let tmux = &self.inner.tmux;
-        // The same check as for messages (see `ops::typing`): Enter only on a capture that
+        // The same check as for messages (see `requests::typing`): Enter only on a capture that
         // shows the command in the composer and no question.
         if !self.ready_to_submit(rt, text, pasted_at).await? {
             return Err(NodeError::Internal(format!(
