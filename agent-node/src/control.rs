@@ -159,16 +159,34 @@ impl Node {
     }
 }
 
+/// Why `agent-node send` could not get an answer from the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Nothing listens on the daemon's control socket.
+    #[error(
+        "cannot reach the agent-node daemon at {} (is `agent-node serve` running with this state directory?)",
+        path.display()
+    )]
+    Unreachable {
+        /// The control socket.
+        path: PathBuf,
+        /// Why it could not be reached.
+        source: std::io::Error,
+    },
+    /// The exchange with the daemon broke off or made no sense.
+    #[error(transparent)]
+    Exchange(shared::line_socket::LineError),
+}
+
 /// The CLI side: sends `req` to the daemon whose state directory is `state_dir`.
-pub async fn request(state_dir: &Path, req: &SendRequest) -> Result<SendAnswer, String> {
+pub async fn request(state_dir: &Path, req: &SendRequest) -> Result<SendAnswer, Error> {
     let path = state_dir.join(SOCKET_NAME);
     shared::line_socket::request(&path, req)
         .await
         .map_err(|e| match e {
-            shared::line_socket::LineError::Unreachable { source, .. } => format!(
-                "cannot reach the agent-node daemon at {}: {source} (is `agent-node serve` running with this state directory?)",
-                path.display()
-            ),
-            other => other.to_string(),
+            shared::line_socket::LineError::Unreachable { source, .. } => {
+                Error::Unreachable { path, source }
+            }
+            other => Error::Exchange(other),
         })
 }

@@ -187,9 +187,7 @@ async fn main() -> anyhow::Result<()> {
                     .unwrap_or_default(),
                 media_type: media_type.unwrap_or_default(),
             };
-            let answer = agent_node::control::request(&config.state_dir, &req)
-                .await
-                .map_err(anyhow::Error::msg)?;
+            let answer = agent_node::control::request(&config.state_dir, &req).await?;
             if !answer.ok {
                 anyhow::bail!("{}", answer.message);
             }

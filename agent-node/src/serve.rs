@@ -25,13 +25,26 @@ pub enum ServeError {
     Handshake(String),
 }
 
+/// The center and this node share no protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "incompatible protocol: the center speaks versions {center_min}..={center_max}, this node {MIN_PROTOCOL_VERSION}..={PROTOCOL_VERSION}; upgrade the older side"
+)]
+pub struct IncompatibleVersions {
+    /// The oldest version the center speaks.
+    pub center_min: u32,
+    /// The newest version the center speaks.
+    pub center_max: u32,
+}
+
 /// Picks the protocol version both sides speak, or explains why there is none.
-pub fn negotiate(min: u32, max: u32) -> Result<u32, String> {
+pub fn negotiate(min: u32, max: u32) -> Result<u32, IncompatibleVersions> {
     let chosen = max.min(PROTOCOL_VERSION);
     if chosen < min.max(MIN_PROTOCOL_VERSION) || min > max {
-        return Err(format!(
-            "incompatible protocol: the center speaks versions {min}..={max}, this node {MIN_PROTOCOL_VERSION}..={PROTOCOL_VERSION}; upgrade the older side"
-        ));
+        return Err(IncompatibleVersions {
+            center_min: min,
+            center_max: max,
+        });
     }
     Ok(chosen)
 }
@@ -51,7 +64,7 @@ impl Node {
         };
         let version = match negotiate(hello.min_version, hello.max_version) {
             Ok(v) => v,
-            Err(reason) => return self.refuse(&tx, &reason).await,
+            Err(incompatible) => return self.refuse(&tx, &incompatible.to_string()).await,
         };
         let welcome = v1::NodeMsg {
             kind: Some(node_msg::Kind::Welcome(v1::Welcome {
@@ -229,7 +242,7 @@ mod tests {
     fn versions_negotiate_or_explain() {
         assert_eq!(negotiate(1, 1), Ok(1));
         assert_eq!(negotiate(1, 9), Ok(PROTOCOL_VERSION));
-        let err = negotiate(2, 3).unwrap_err();
+        let err = negotiate(2, 3).unwrap_err().to_string();
         assert!(err.contains("incompatible protocol"), "{err}");
         assert!(negotiate(3, 2).is_err());
     }
