@@ -305,7 +305,8 @@ fn checksum(body: &[u8]) -> [u8; 4] {
 fn parse_fingerprint(s: &str) -> Result<[u8; 32], Error> {
     let bad = || Error::BadFingerprint(s.to_owned());
     let s = s.trim();
-    if s.len() != 64 || !s.is_ascii() {
+    // Hex digits only: `from_str_radix` would also take a sign ("+a" as 0x0a).
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
     let mut out = [0u8; 32];
@@ -317,7 +318,9 @@ fn parse_fingerprint(s: &str) -> Result<[u8; 32], Error> {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
+    // Hex digits only: `from_str_radix` would also take a sign, so "+f" would pass for "0f" and
+    // one proof would have several spellings.
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
