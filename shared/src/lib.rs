@@ -11,6 +11,7 @@ pub mod line_socket;
 pub mod pki;
 pub mod prompt;
 pub mod random;
+pub mod rate_limit;
 pub mod shutdown;
 pub mod sync;
 pub mod systemd;
