@@ -498,17 +498,33 @@ mod tests {
 
 #[cfg(test)]
 mod fixture_tests {
-    //! Captures of the real Codex 0.169 TUI (`testdata/panes`, see its README).
+    //! Captures of the real Codex TUI of each pinned version: 0.169.0 in `testdata/panes`,
+    //! 0.171.0 in `testdata/0.171.0/panes` (see `testdata/README.md`). The screens recorded by
+    //! the same script must classify the same on every version.
 
     use super::*;
 
+    /// The pinned Codex versions and the folder (under `testdata/`) of their captures.
+    const VERSIONS: [(&str, &str); 2] = [("0.169.0", ""), ("0.171.0", "0.171.0/")];
+
     fn fixture(name: &str) -> String {
-        let path = format!("{}/testdata/panes/{name}.txt", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path).unwrap()
+        fixture_of(VERSIONS[0], name)
+    }
+
+    fn fixture_of((_, dir): (&str, &str), name: &str) -> String {
+        let path = format!(
+            "{}/testdata/{dir}panes/{name}.txt",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     fn classify_fixture(name: &str, dead: bool) -> Screen {
-        let text = fixture(name);
+        classify_fixture_of(VERSIONS[0], name, dead)
+    }
+
+    fn classify_fixture_of(version: (&str, &str), name: &str, dead: bool) -> Screen {
+        let text = fixture_of(version, name);
         classify(
             &text,
             PaneFacts {
@@ -520,61 +536,83 @@ mod fixture_tests {
 
     #[test]
     fn recorded_screens_are_classified() {
-        for name in [
-            "ready",
-            "ready_first_launch",
-            "composer_typed",
-            "turn_complete",
-            "interrupted",
-            "tool_call_complete",
-            "commentary_complete",
-            "steered_complete",
-            "queued_complete",
-            "long_complete",
-            "resumed_ready",
-            "approval_approved",
-            "approval_denied",
-        ] {
-            assert_eq!(classify_fixture(name, false), Screen::Ready, "{name}");
-        }
-        for name in ["busy", "busy_typed", "busy_queued"] {
-            assert!(
-                matches!(classify_fixture(name, false), Screen::Busy(ref l) if l.contains("esc to interrupt")),
-                "{name}: {:?}",
-                classify_fixture(name, false)
-            );
-        }
-        for name in ["exited_ctrl_c", "exited_quit"] {
-            assert_eq!(classify_fixture(name, true), Screen::Dead, "{name}");
+        for version in VERSIONS {
+            let v = version.0;
+            for name in [
+                "ready",
+                "ready_first_launch",
+                "composer_typed",
+                "turn_complete",
+                "interrupted",
+                "tool_call_complete",
+                "commentary_complete",
+                "steered_complete",
+                "queued_complete",
+                "long_complete",
+                "resumed_ready",
+                "approval_approved",
+                "approval_denied",
+            ] {
+                assert_eq!(
+                    classify_fixture_of(version, name, false),
+                    Screen::Ready,
+                    "{v} {name}"
+                );
+            }
+            for name in ["busy", "busy_typed", "busy_queued"] {
+                let screen = classify_fixture_of(version, name, false);
+                assert!(
+                    matches!(screen, Screen::Busy(ref l) if l.contains("esc to interrupt")),
+                    "{v} {name}: {screen:?}"
+                );
+            }
+            for name in [
+                "exited_ctrl_c",
+                "exited_quit",
+                "exited_before_first_message",
+            ] {
+                assert_eq!(
+                    classify_fixture_of(version, name, true),
+                    Screen::Dead,
+                    "{v} {name}"
+                );
+            }
         }
     }
 
     #[test]
     fn the_approval_prompt_and_the_trust_screen_are_prompts() {
-        let Screen::Prompt { text, choices } = classify_fixture("approval", false) else {
-            panic!("approval: {:?}", classify_fixture("approval", false));
-        };
-        assert!(
-            text.contains("Would you like to run the following command?"),
-            "{text}"
-        );
-        assert!(
-            text.contains("$ touch approved.txt") || text.contains("touch"),
-            "{text}"
-        );
-        assert_eq!(choices.len(), 3, "{choices:?}");
-        assert_eq!(choices[0].key, "1");
-        assert!(choices[0].label.starts_with("Yes, proceed"), "{choices:?}");
-        assert!(choices[2].label.contains("No"), "{choices:?}");
-        assert!(matches!(
-            classify_fixture("transcript_backtrack", false),
-            Screen::Prompt { .. }
-        ));
-        let trust = classify_fixture("trust_folder", false);
-        assert!(
-            matches!(trust, Screen::Prompt { ref choices, .. } if choices.len() >= 2),
-            "{trust:?}"
-        );
+        for version in VERSIONS {
+            let v = version.0;
+            let approval = classify_fixture_of(version, "approval", false);
+            let Screen::Prompt { text, choices } = approval else {
+                panic!("{v} approval: {approval:?}");
+            };
+            assert!(
+                text.contains("Would you like to run the following command?"),
+                "{v} {text}"
+            );
+            assert!(text.contains("touch approved.txt"), "{v} {text}");
+            assert_eq!(choices.len(), 3, "{v} {choices:?}");
+            assert_eq!(choices[0].key, "1");
+            assert!(
+                choices[0].label.starts_with("Yes, proceed"),
+                "{v} {choices:?}"
+            );
+            assert!(choices[2].label.contains("No"), "{v} {choices:?}");
+            assert!(
+                matches!(
+                    classify_fixture_of(version, "transcript_backtrack", false),
+                    Screen::Prompt { .. }
+                ),
+                "{v}"
+            );
+            let trust = classify_fixture_of(version, "trust_folder", false);
+            assert!(
+                matches!(trust, Screen::Prompt { ref choices, .. } if choices.len() >= 2),
+                "{v} {trust:?}"
+            );
+        }
     }
 
     /// `record_quoted.sh`: an answer that quotes a question with its choices and hints, and a
@@ -621,19 +659,36 @@ mod fixture_tests {
         current_command: "codex",
     };
 
-    /// `record_slash.sh`: what Codex 0.169 shows before and after Enter on slash commands.
+    /// `record_slash.sh`: what Codex shows before and after Enter on slash commands.
     #[test]
     fn slash_command_screens() {
+        for version in VERSIONS {
+            slash_command_screens_of(version);
+        }
         let composer_of = |name: &str| composer(&fixture(name));
+        // A message of several paragraphs (a caption and the file attached to it): the text
+        // runs past its blank lines down to the footer.
+        let attached = "echo: stored\n\nAttached file (saved on this machine):\n\
+                        - /tmp/.tmp7Ke6x7/inbox/sdd25f6d196d23c05/data.bin (document, 1.1 MB)";
+        assert!(composer_of("attachment_typed").unwrap().holds(attached));
+        assert_eq!(classify_fixture("attachment_typed", false), Screen::Ready);
+    }
+
+    fn slash_command_screens_of(version: (&str, &str)) {
+        let v = version.0;
+        let fixture = |name: &str| fixture_of(version, name);
+        let composer_of = |name: &str| composer(&fixture(name));
+        let classify_fixture = |name: &str| classify_fixture_of(version, name, false);
         // Typed: the popup rows (`› /status      show…`) sit above the composer.
         let typed = composer_of("slash_status_typed").unwrap();
-        assert_eq!(typed.text, "/status");
-        assert!(typed.holds("/status") && !typed.empty);
-        assert_eq!(classify_fixture("slash_status_typed", false), Screen::Ready);
+        assert_eq!(typed.text, "/status", "{v}");
+        assert!(typed.holds("/status") && !typed.empty, "{v}");
+        assert_eq!(classify_fixture("slash_status_typed"), Screen::Ready, "{v}");
         assert!(
             composer_of("slash_unknown_typed")
                 .unwrap()
-                .holds("/frobnicate")
+                .holds("/frobnicate"),
+            "{v}"
         );
         // Taken: the composer is empty.
         for name in [
@@ -642,8 +697,8 @@ mod fixture_tests {
             "slash_unknown_cleared",
         ] {
             let c = composer_of(name).unwrap();
-            assert!(c.empty, "{name}: {c:?}");
-            assert_eq!(classify_fixture(name, false), Screen::Ready, "{name}");
+            assert!(c.empty, "{v} {name}: {c:?}");
+            assert_eq!(classify_fixture(name), Screen::Ready, "{v} {name}");
         }
         // The earlier recordings agree.
         for name in [
@@ -653,67 +708,70 @@ mod fixture_tests {
             "turn_complete",
             "resumed_ready",
         ] {
-            assert!(composer_of(name).is_some_and(|c| c.empty), "{name}");
+            assert!(composer_of(name).is_some_and(|c| c.empty), "{v} {name}");
         }
         assert!(
             composer_of("composer_typed")
                 .unwrap()
-                .holds("echo: hello from the fixture")
+                .holds("echo: hello from the fixture"),
+            "{v}"
         );
         assert!(
             composer_of("busy_typed")
                 .unwrap()
-                .holds("echo: steered while busy")
+                .holds("echo: steered while busy"),
+            "{v}"
         );
         for name in ["approval", "trust_folder", "transcript_backtrack"] {
             assert!(
                 !composer_of(name).is_some_and(|c| c.holds("echo: x")),
-                "{name}"
+                "{v} {name}"
             );
         }
-        // A message of several paragraphs (a caption and the file attached to it): the text
-        // runs past its blank lines down to the footer.
-        let attached = "echo: stored\n\nAttached file (saved on this machine):\n\
-                        - /tmp/.tmp7Ke6x7/inbox/sdd25f6d196d23c05/data.bin (document, 1.1 MB)";
-        assert!(composer_of("attachment_typed").unwrap().holds(attached));
-        assert_eq!(classify_fixture("attachment_typed", false), Screen::Ready);
         // The worktree question of /new in a git repository: no composer on screen, and a
         // question with its two choices (buttons in Telegram).
-        assert_eq!(composer_of("slash_new_worktree_question"), None);
-        match classify_fixture("slash_new_worktree_question", false) {
+        assert_eq!(composer_of("slash_new_worktree_question"), None, "{v}");
+        match classify_fixture("slash_new_worktree_question") {
             Screen::Prompt { text, choices } => {
                 assert!(
                     text.contains("Where should the new conversation run?"),
-                    "{text}"
+                    "{v} {text}"
                 );
-                assert_eq!(choices.len(), 2, "{choices:?}");
+                assert_eq!(choices.len(), 2, "{v} {choices:?}");
                 assert!(choices[0].label.starts_with("Use current Git worktree"));
             }
-            other => panic!("{other:?}"),
+            other => panic!("{v} {other:?}"),
         }
         // Refused: an unknown command stays in the composer, idle or busy, under Codex's line.
         for name in ["slash_unknown_refused", "slash_unknown_busy"] {
             let screen = fixture(name);
-            assert!(composer(&screen).unwrap().holds("/frobnicate"), "{name}");
+            assert!(
+                composer(&screen).unwrap().holds("/frobnicate"),
+                "{v} {name}"
+            );
             assert_eq!(
                 command_refusals(&screen, "/frobnicate"),
                 vec![Refusal::Unknown],
-                "{name}"
+                "{v} {name}"
             );
         }
-        assert!(command_refusals(&fixture("slash_unknown_typed"), "/frobnicate").is_empty());
+        assert!(
+            command_refusals(&fixture("slash_unknown_typed"), "/frobnicate").is_empty(),
+            "{v}"
+        );
         // /new during a turn: refused, and the composer was emptied.
         let busy = fixture("slash_new_busy");
         assert_eq!(
             command_refusals(&busy, "/new"),
             vec![Refusal::Disabled(
                 "disabled while a task is in progress".into()
-            )]
+            )],
+            "{v}"
         );
-        assert!(composer(&busy).unwrap().empty);
-        assert!(matches!(
-            classify_fixture("slash_new_busy", false),
-            Screen::Busy(_)
-        ));
+        assert!(composer(&busy).unwrap().empty, "{v}");
+        assert!(
+            matches!(classify_fixture("slash_new_busy"), Screen::Busy(_)),
+            "{v}"
+        );
     }
 }

@@ -3,7 +3,8 @@
 # REAL Codex CLI in tmux against the fake model server (tests/src/fake_model.rs).
 #
 #   cargo build -p e2e --bin fake-model
-#   bash agent-node/testdata/record.sh            # writes into agent-node/testdata/
+#   bash agent-node/testdata/record.sh            # 0.169.0: writes into agent-node/testdata/
+#   CODEX_VERSION=0.171.0 bash agent-node/testdata/record.sh   # writes into testdata/0.171.0/
 #
 # The fixtures use realistic paths: the project is /home/user/project and CODEX_HOME is
 # /home/user/.codex. Both are created (and wiped) by this script, which refuses to touch
@@ -14,9 +15,11 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-CODEX_BIN=${CODEX_BIN:-/root/.cache/codex-fleet/codex-0.169.0/node_modules/.bin/codex}
+CODEX_VERSION=${CODEX_VERSION:-0.169.0}
+CODEX_BIN=${CODEX_BIN:-$HOME/.cache/codex-fleet/codex-$CODEX_VERSION/node_modules/.bin/codex}
 FAKE_MODEL=${FAKE_MODEL:-$REPO/target/debug/fake-model}
-OUT=${OUT:-$HERE}
+# The first pinned version's fixtures live at the top of this folder, later ones in a subfolder.
+if [ "$CODEX_VERSION" = 0.169.0 ]; then OUT=${OUT:-$HERE}; else OUT=${OUT:-$HERE/$CODEX_VERSION}; fi
 USER_HOME=/home/user
 PROJECT=$USER_HOME/project
 OTHER=$USER_HOME/other
@@ -34,7 +37,7 @@ mkdir -p "$PROJECT" "$OTHER" "$CODEX_HOME"
 touch "$USER_HOME/.fixture-recording"
 (cd "$PROJECT" && git init -q && printf '# demo project\n' > README.md)
 (cd "$OTHER" && git init -q)
-"$CODEX_BIN" --version | grep -q '^codex-cli 0.169.0$' || { echo "need codex-cli 0.169.0" >&2; exit 1; }
+"$CODEX_BIN" --version | grep -qx "codex-cli $CODEX_VERSION" || { echo "$CODEX_BIN is not codex-cli $CODEX_VERSION" >&2; exit 1; }
 
 . "$HERE/fake_codex.sh"
 start_fake_model

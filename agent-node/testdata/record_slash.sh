@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Records the slash-command screens in panes/slash_*.txt by driving the REAL Codex CLI 0.169 in
+# Records the slash-command screens in panes/slash_*.txt by driving the REAL Codex CLI in
 # tmux against the fake model server (tests/src/fake_model.rs), the way record.sh does; it is
 # separate so these screens can be re-recorded without touching the others.
 #
 #   cargo build -p e2e --bin fake-model
 #   bash agent-node/testdata/record_slash.sh      # writes agent-node/testdata/panes/slash_*.txt
+#   CODEX_VERSION=0.171.0 bash agent-node/testdata/record_slash.sh   # into testdata/0.171.0/panes
 #
 # Everything lives in a scratch HOME (the screens show it as `~`). It runs its own tmux server
 # (-L slash-rec-PID) and kills only that, and only its own fake model process.
@@ -12,9 +13,11 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-CODEX_BIN=${CODEX_BIN:-$HOME/.cache/codex-fleet/codex-0.169.0/node_modules/.bin/codex}
+CODEX_VERSION=${CODEX_VERSION:-0.169.0}
+CODEX_BIN=${CODEX_BIN:-$HOME/.cache/codex-fleet/codex-$CODEX_VERSION/node_modules/.bin/codex}
 FAKE_MODEL=${FAKE_MODEL:-$REPO/target/debug/fake-model}
-OUT=${OUT:-$HERE}
+# The first pinned version's fixtures live at the top of this folder, later ones in a subfolder.
+if [ "$CODEX_VERSION" = 0.169.0 ]; then OUT=${OUT:-$HERE}; else OUT=${OUT:-$HERE/$CODEX_VERSION}; fi
 WORK=$(mktemp -d)
 USER_HOME=$WORK/home
 PLAIN=$USER_HOME/project   # not a git repository: /new starts over at once
@@ -25,7 +28,7 @@ T=(tmux -L "$SOCK" -f /dev/null)
 
 mkdir -p "$PLAIN" "$GIT" "$CODEX_HOME" "$OUT/panes"
 (cd "$GIT" && git init -q && printf '# demo\n' > README.md)
-"$CODEX_BIN" --version | grep -q '^codex-cli 0.169.0$' || { echo "need codex-cli 0.169.0" >&2; exit 1; }
+"$CODEX_BIN" --version | grep -qx "codex-cli $CODEX_VERSION" || { echo "$CODEX_BIN is not codex-cli $CODEX_VERSION" >&2; exit 1; }
 
 . "$HERE/fake_codex.sh"
 start_fake_model

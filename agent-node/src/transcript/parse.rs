@@ -500,13 +500,26 @@ mod tests {
 
 #[cfg(test)]
 mod fixture_tests {
-    //! Real rollouts recorded from Codex 0.169 (`testdata/rollouts`, see its README).
+    //! Real rollouts recorded from each pinned Codex version: 0.169.0 in `testdata/rollouts`,
+    //! 0.171.0 in `testdata/0.171.0/rollouts` (see `testdata/README.md`). The same recorded
+    //! flows must parse to the same events on every version.
 
     use super::*;
 
+    /// The pinned Codex versions and the folder (under `testdata/`) of their rollouts.
+    const VERSIONS: [&str; 2] = ["", "0.171.0/"];
+
     fn summary(name: &str) -> Vec<String> {
-        let path = format!("{}/testdata/rollouts/{name}", env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(&path).unwrap();
+        summary_of(VERSIONS[0], name)
+    }
+
+    fn summary_of(dir: &str, name: &str) -> Vec<String> {
+        let path = format!(
+            "{}/testdata/{dir}rollouts/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let name = format!("{dir}{name}");
         let mut out = Vec::new();
         for (i, line) in text.lines().enumerate() {
             match parse_line(line).unwrap_or_else(|e| panic!("{name}:{i}: {e}")) {
@@ -541,17 +554,45 @@ mod fixture_tests {
 
     #[test]
     fn every_recorded_rollout_parses_without_unknown_records() {
-        let dir = format!("{}/testdata/rollouts", env!("CARGO_MANIFEST_DIR"));
+        for version in VERSIONS {
+            let dir = format!("{}/testdata/{version}rollouts", env!("CARGO_MANIFEST_DIR"));
+            let mut n = 0;
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                if name.ends_with(".jsonl") {
+                    let s = summary_of(version, &name);
+                    assert_eq!(
+                        s.first().map(String::as_str),
+                        Some("meta"),
+                        "{version}{name}"
+                    );
+                    n += 1;
+                }
+            }
+            assert!(n >= 8, "{version}: {n} rollouts");
+        }
+    }
+
+    /// Each flow recorded on 0.171.0 gives the events it gave on 0.169.0 (the texts hold no
+    /// ids or times: the fake model answers the same to the same prompts).
+    #[test]
+    fn the_pinned_versions_give_the_same_events() {
+        let dir = format!(
+            "{}/testdata/{}rollouts",
+            env!("CARGO_MANIFEST_DIR"),
+            VERSIONS[1]
+        );
         let mut n = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let name = entry.unwrap().file_name().into_string().unwrap();
             if name.ends_with(".jsonl") {
-                let s = summary(&name);
-                assert_eq!(s.first().map(String::as_str), Some("meta"), "{name}");
+                let old = summary_of(VERSIONS[0], &name);
+                let new = summary_of(VERSIONS[1], &name);
+                assert_eq!(new, old, "{name}");
                 n += 1;
             }
         }
-        assert!(n >= 8);
+        assert!(n >= 8, "{n} rollouts");
     }
 
     #[test]
