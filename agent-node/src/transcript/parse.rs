@@ -318,7 +318,8 @@ fn duration_ms(v: Option<&Value>) -> u64 {
         Some(Value::Object(o)) => {
             let secs = o.get("secs").and_then(Value::as_u64).unwrap_or_default();
             let nanos = o.get("nanos").and_then(Value::as_u64).unwrap_or_default();
-            secs * 1000 + nanos / 1_000_000
+            // Saturating: a rollout can hold any number, and an overflow must not panic.
+            secs.saturating_mul(1000).saturating_add(nanos / 1_000_000)
         }
         _ => 0,
     }
