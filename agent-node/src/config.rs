@@ -42,6 +42,9 @@ pub struct NodeConfig {
     pub roots: Vec<RootConfig>,
     /// Extra environment for Codex windows (on top of the node's own `PATH` and `CODEX_HOME`).
     pub window_env: Vec<(String, String)>,
+    /// Folders `agent-node send --file` may offer files from, besides the roots and the node's
+    /// inbox (absolute paths).
+    pub send_roots: Vec<PathBuf>,
     /// The least time between pasting text and the submitting key; the key goes as soon as a
     /// capture after this shows the text in Codex's composer (see `requests::typing` for the
     /// measurement behind the default).
@@ -80,6 +83,7 @@ impl NodeConfig {
                 path: home,
             }],
             window_env: Vec::new(),
+            send_roots: Vec::new(),
             paste_delay: Duration::from_millis(30),
             confirm_timeout: Duration::from_secs(15),
             startup_timeout: Duration::from_secs(40),
@@ -134,6 +138,9 @@ impl NodeConfig {
                 })
                 .collect();
         }
+        if let Some(dirs) = file.send_roots {
+            cfg.send_roots = dirs.iter().map(|d| expand_tilde(d)).collect();
+        }
         if let Some(ms) = cli.paste_delay_ms.or(file.paste_delay_ms) {
             cfg.paste_delay = Duration::from_millis(ms);
         }
@@ -171,6 +178,9 @@ impl NodeConfig {
             if root.name.trim().is_empty() {
                 return invalid("roots", "root names must not be empty");
             }
+        }
+        if self.send_roots.iter().any(|d| !d.is_absolute()) {
+            return invalid("send_roots", "send_roots paths must be absolute");
         }
         if self.paste_delay > Duration::from_secs(10) {
             return invalid(
@@ -231,6 +241,8 @@ pub struct FileConfig {
     pub codex_home: Option<PathBuf>,
     /// See [`NodeConfig::roots`].
     pub roots: Option<Vec<RootConfig>>,
+    /// See [`NodeConfig::send_roots`].
+    pub send_roots: Option<Vec<PathBuf>>,
     /// See [`NodeConfig::paste_delay`].
     pub paste_delay_ms: Option<u64>,
     /// See [`NodeConfig::confirm_timeout`].
@@ -304,6 +316,7 @@ mod tests {
             tmux_session = "file-session"
             codex_command = "codex --no-daemon"
             roots = [{ name = "work", path = "/srv/work" }]
+            send_roots = ["/srv/exports"]
             "#,
         )
         .unwrap();
@@ -318,6 +331,7 @@ mod tests {
         assert_eq!(cfg.tmux_socket, "codex-fleet");
         assert_eq!(cfg.codex_command, "codex --no-daemon");
         assert_eq!(cfg.roots[0].path, PathBuf::from("/srv/work"));
+        assert_eq!(cfg.send_roots, vec![PathBuf::from("/srv/exports")]);
     }
 
     #[test]

@@ -2,11 +2,19 @@
 //! node to deliver text or a file to a session's Telegram topic. The request reaches the daemon on
 //! a Unix socket in the state directory (mode 0600, so only this user), goes to the center as an
 //! `Outgoing` message, and the center's `OutgoingResult` is the answer.
+//!
+//! A file is offered (made readable by the center while its relay is in flight) only from the
+//! node's roots, its inbox or the folders `send_roots` adds: Codex runs `agent-node send` on
+//! whatever a prompt asks, and the node's keys or the user's dotfiles must not be one request
+//! away from a chat. Images are the exception, as the center may read those anyway.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -15,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::node::Node;
+use crate::hub::Hub;
 use shared::sync::LockExt;
 
 /// How long a relayed send may take (the center may have to wait for Telegram's budget).
@@ -53,28 +61,71 @@ pub struct SendAnswer {
     pub message: String,
 }
 
-/// Relays waiting for the center's answer.
-#[derive(Debug, Default)]
-pub(crate) struct Relays {
-    pending: Mutex<HashMap<String, oneshot::Sender<v1::OutgoingResult>>>,
+/// What `agent-node send` asks of the center, and what the center may read because of it: the
+/// relays waiting for the center's verdict and the files they offer. Files are offered only
+/// from the folders the node allows (see [`Outbox::check_sendable`]).
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    hub: Hub,
+    /// Folders files may be sent from: the roots, the inbox, and `send_roots`.
+    sendable: Vec<PathBuf>,
+    /// Relay id → the waiter for the center's answer.
+    relays: Mutex<HashMap<String, oneshot::Sender<v1::OutgoingResult>>>,
+    /// Files offered by a relay in flight: the only non-images the center may read.
+    offered: Mutex<HashSet<PathBuf>>,
 }
 
-impl Relays {
+impl Outbox {
+    /// An outbox relaying over `hub`, offering files under `sendable` only (and images).
+    pub(crate) fn new(hub: Hub, sendable: Vec<PathBuf>) -> Self {
+        Self {
+            hub,
+            sendable,
+            relays: Mutex::default(),
+            offered: Mutex::default(),
+        }
+    }
+
+    /// The center's verdict on a relay: hands it to the waiting `agent-node send`.
     pub(crate) fn resolve(&self, result: v1::OutgoingResult) {
-        let waiter = self.pending.locked().remove(&result.relay_id);
+        let waiter = self.relays.locked().remove(&result.relay_id);
         if let Some(tx) = waiter {
             let _ = tx.send(result);
         }
     }
-}
 
-impl Node {
+    /// Whether `path` is offered by a relay in flight.
+    pub(crate) fn is_offered(&self, path: &Path) -> bool {
+        self.offered.locked().contains(path)
+    }
+
+    /// The canonical form of `path` if it may be sent: under a sendable folder (after
+    /// symlinks are resolved, so a link cannot lead out) or an image (which the center may read
+    /// anyway, see `crate::files`). Otherwise one line saying why not.
+    fn check_sendable(&self, path: &Path) -> Result<PathBuf, String> {
+        let real = std::fs::canonicalize(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let inside = self
+            .sendable
+            .iter()
+            .filter_map(|dir| std::fs::canonicalize(dir).ok())
+            .any(|dir| real.starts_with(dir));
+        if inside || crate::files::is_image_file(&real) {
+            return Ok(real);
+        }
+        Err(format!(
+            "{} is outside the folders `agent-node send` may send files from (the node's roots and its inbox); add its folder to send_roots in the node's config to allow it",
+            path.display()
+        ))
+    }
+
     /// Sends `req` to the center and waits for its verdict.
-    pub async fn relay(&self, req: SendRequest) -> SendAnswer {
+    pub(crate) async fn relay(&self, req: SendRequest) -> SendAnswer {
         let fail = |message: String| SendAnswer { ok: false, message };
         if req.text.trim().is_empty() && req.file.is_empty() {
             return fail("nothing to send: give a text, a file or both".into());
         }
+        let mut offered = None;
         if !req.file.is_empty() {
             let path = Path::new(&req.file);
             if !path.is_absolute() {
@@ -85,33 +136,37 @@ impl Node {
                 Ok(_) => return fail(format!("{} is not a regular file", req.file)),
                 Err(e) => return fail(format!("cannot read {}: {e}", req.file)),
             }
+            match self.check_sendable(path) {
+                Ok(real) => offered = Some(real),
+                Err(refused) => {
+                    tracing::info!(file = %req.file, "refused to offer a file outside the sendable folders");
+                    return fail(refused);
+                }
+            }
         }
-        let session_id = req.session_id.clone();
-        let Some(sink) = self.inner.hub.sink() else {
+        let Some(sink) = self.hub.sink() else {
             return fail("this node is not connected to a center right now".into());
         };
-        static NEXT_RELAY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        static NEXT_RELAY: AtomicU64 = AtomicU64::new(1);
         let relay_id = format!(
             "r{}-{}",
             std::process::id(),
-            NEXT_RELAY.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            NEXT_RELAY.fetch_add(1, Ordering::Relaxed)
         );
-        let offered = (!req.file.is_empty()).then(|| PathBuf::from(&req.file));
         if let Some(path) = &offered {
-            self.offer(path, true);
+            self.offered.locked().insert(path.clone());
         }
         let (tx, rx) = oneshot::channel();
-        self.inner
-            .relays
-            .pending
-            .locked()
-            .insert(relay_id.clone(), tx);
+        self.relays.locked().insert(relay_id.clone(), tx);
         let msg = v1::NodeMsg {
             kind: Some(node_msg::Kind::Outgoing(v1::Outgoing {
                 relay_id: relay_id.clone(),
-                session_id,
+                session_id: req.session_id,
                 text: req.text,
-                file_path: req.file,
+                file_path: offered
+                    .as_ref()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 media_type: req.media_type,
             })),
         };
@@ -127,36 +182,30 @@ impl Node {
                 Err(_) => fail("the center did not answer within 10 minutes".into()),
             }
         };
-        self.inner.relays.pending.locked().remove(&relay_id);
+        self.relays.locked().remove(&relay_id);
         if let Some(path) = &offered {
-            self.offer(path, false);
+            self.offered.locked().remove(path);
         }
         answer
     }
+}
 
-    fn offer(&self, path: &Path, on: bool) {
-        let mut offered = self.inner.offered.locked();
-        if on {
-            offered.insert(path.to_owned());
-        } else {
-            offered.remove(path);
-        }
-    }
-
-    /// Serves the control socket until `token` is cancelled.
-    pub fn serve_control(&self, token: CancellationToken) -> std::io::Result<PathBuf> {
-        let node = self.clone();
-        shared::line_socket::serve(
-            &self.inner.cfg.state_dir,
-            SOCKET_NAME,
-            token,
-            move |req: SendRequest| {
-                let node = node.clone();
-                async move { node.relay(req).await }
-            },
-            |message| SendAnswer { ok: false, message },
-        )
-    }
+/// Serves the control socket in `state_dir` with `outbox` until `token` is cancelled.
+pub(crate) fn serve(
+    outbox: Arc<Outbox>,
+    state_dir: &Path,
+    token: CancellationToken,
+) -> std::io::Result<PathBuf> {
+    shared::line_socket::serve(
+        state_dir,
+        SOCKET_NAME,
+        token,
+        move |req: SendRequest| {
+            let outbox = outbox.clone();
+            async move { outbox.relay(req).await }
+        },
+        |message| SendAnswer { ok: false, message },
+    )
 }
 
 /// Why `agent-node send` could not get an answer from the daemon.
@@ -189,4 +238,61 @@ pub async fn request(state_dir: &Path, req: &SendRequest) -> Result<SendAnswer, 
             }
             other => Error::Exchange(other),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_file(path: &Path) -> SendRequest {
+        SendRequest {
+            file: path.to_string_lossy().into_owned(),
+            ..SendRequest::default()
+        }
+    }
+
+    /// With no center attached, a file that passes the folder check fails for that reason.
+    const NOT_CONNECTED: &str = "not connected to a center";
+
+    #[tokio::test]
+    async fn only_files_under_the_sendable_folders_or_images_are_offered() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let outbox = Outbox::new(Hub::default(), vec![root.clone()]);
+
+        let inside = root.join("report.txt");
+        std::fs::write(&inside, "ok").unwrap();
+        let answer = outbox.relay(send_file(&inside)).await;
+        assert!(answer.message.contains(NOT_CONNECTED), "{}", answer.message);
+
+        let secret = elsewhere.join("id_ed25519");
+        std::fs::write(&secret, "-----BEGIN OPENSSH PRIVATE KEY-----").unwrap();
+        let answer = outbox.relay(send_file(&secret)).await;
+        assert!(!answer.ok);
+        assert!(
+            answer.message.contains("outside the folders") && !answer.message.contains('\n'),
+            "{}",
+            answer.message
+        );
+
+        // A symlink inside a root that leads out is judged by where it leads.
+        let link = root.join("innocent.txt");
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        let answer = outbox.relay(send_file(&link)).await;
+        assert!(
+            answer.message.contains("outside the folders"),
+            "{}",
+            answer.message
+        );
+
+        // Images may be read by the center anyway, so they may be sent from anywhere.
+        let image = elsewhere.join("chart.png");
+        std::fs::write(&image, b"\x89PNG\r\n\x1a\n....").unwrap();
+        let answer = outbox.relay(send_file(&image)).await;
+        assert!(answer.message.contains(NOT_CONNECTED), "{}", answer.message);
+        assert!(!outbox.is_offered(&image), "offers end with their relay");
+    }
 }

@@ -9,69 +9,76 @@ use std::{
 
 use proto::v1::{self, reply::Result as R};
 
-use crate::{error::NodeError, node::Node};
-use shared::sync::LockExt;
+use crate::{error::NodeError, windows::Windows};
 
 /// The largest attachment a node accepts (Telegram's upload cap for documents).
 pub const MAX_FILE: u64 = 50 * 1024 * 1024;
 /// The largest chunk read or written in one request.
 pub const MAX_CHUNK: usize = 512 * 1024;
 
-impl Node {
-    /// Where attachments for session `session_id` are kept.
-    pub fn inbox_dir(&self, session_id: &str) -> PathBuf {
-        self.inner.cfg.state_dir.join("inbox").join(session_id)
-    }
+/// Where attachments are kept: one folder per session under the state directory.
+pub(crate) fn inbox(state_dir: &Path) -> PathBuf {
+    state_dir.join("inbox")
+}
 
-    /// Writes one chunk of an attachment; the finishing chunk moves it to its final name.
-    pub(crate) async fn put_file(&self, req: v1::PutFile) -> Result<R, NodeError> {
-        if req.upload_id.is_empty()
-            || req.upload_id.len() > 64
-            || !req
-                .upload_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
-        {
-            return Err(NodeError::InvalidArgument("bad upload id".into()));
-        }
-        if req.total_size > MAX_FILE {
-            return Err(NodeError::InvalidArgument(format!(
-                "the file is too large ({} MB; at most {} MB)",
-                req.total_size / (1024 * 1024),
-                MAX_FILE / (1024 * 1024)
-            )));
-        }
-        let end = req.offset.checked_add(req.data.len() as u64);
-        if req.data.len() > MAX_CHUNK || end.is_none_or(|end| end > req.total_size) {
-            return Err(NodeError::InvalidArgument(
-                "the chunk lies outside the file".into(),
-            ));
-        }
-        let record = self.record(&req.session_id).ok_or_else(|| {
-            NodeError::NotFound(format!("no window {} on this node", req.session_id))
-        })?;
-        if record.exited {
-            return Err(NodeError::WindowDead("that window has exited".into()));
-        }
-        let dir = self.inbox_dir(&req.session_id);
-        tokio::task::spawn_blocking(move || write_chunk(&dir, &req))
-            .await
-            .map_err(|e| NodeError::Internal(e.to_string()))?
+/// Writes one chunk of an attachment for a window of `windows` into its folder under `inbox`;
+/// the finishing chunk moves it to its final name.
+pub(crate) async fn put_file(
+    windows: &Windows,
+    inbox: &Path,
+    req: v1::PutFile,
+) -> Result<R, NodeError> {
+    if req.upload_id.is_empty()
+        || req.upload_id.len() > 64
+        || !req
+            .upload_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(NodeError::InvalidArgument("bad upload id".into()));
     }
+    if req.total_size > MAX_FILE {
+        return Err(NodeError::InvalidArgument(format!(
+            "the file is too large ({} MB; at most {} MB)",
+            req.total_size / (1024 * 1024),
+            MAX_FILE / (1024 * 1024)
+        )));
+    }
+    let end = req.offset.checked_add(req.data.len() as u64);
+    if req.data.len() > MAX_CHUNK || end.is_none_or(|end| end > req.total_size) {
+        return Err(NodeError::InvalidArgument(
+            "the chunk lies outside the file".into(),
+        ));
+    }
+    let record = windows
+        .record(&req.session_id)
+        .ok_or_else(|| NodeError::NotFound(format!("no window {} on this node", req.session_id)))?;
+    if record.exited {
+        return Err(NodeError::WindowDead("that window has exited".into()));
+    }
+    let dir = inbox.join(&req.session_id);
+    tokio::task::spawn_blocking(move || write_chunk(&dir, &req))
+        .await
+        .map_err(|e| NodeError::Internal(e.to_string()))?
+}
 
-    /// Reads part of a regular file on this machine.
-    pub(crate) async fn read_file(&self, req: v1::ReadFile) -> Result<R, NodeError> {
-        let path = PathBuf::from(&req.path);
-        if !path.is_absolute() {
-            return Err(NodeError::InvalidArgument(format!(
-                "{} is not an absolute path",
-                req.path
-            )));
-        }
-        // Images (what Codex views) may be read; anything else only while `agent-node send`
-        // offers it, so a center — or a prompt-injected tool call — cannot pull secrets.
-        let offered = self.inner.offered.locked().contains(&path);
-        tokio::task::spawn_blocking(move || {
+/// Reads part of a regular file on this machine: an image, or a file `is_offered` says
+/// `agent-node send` offers.
+pub(crate) async fn read_file(
+    req: v1::ReadFile,
+    is_offered: impl FnOnce(&Path) -> bool,
+) -> Result<R, NodeError> {
+    let path = PathBuf::from(&req.path);
+    if !path.is_absolute() {
+        return Err(NodeError::InvalidArgument(format!(
+            "{} is not an absolute path",
+            req.path
+        )));
+    }
+    // Images (what Codex views) may be read; anything else only while `agent-node send`
+    // offers it, so a center — or a prompt-injected tool call — cannot pull secrets.
+    let offered = is_offered(&path);
+    tokio::task::spawn_blocking(move || {
             if !offered && !is_image_file(&path) {
                 return Err(NodeError::InvalidArgument(format!(
                     "{} is not an image; only images and files offered by `agent-node send` can be read",
@@ -82,7 +89,6 @@ impl Node {
         })
             .await
             .map_err(|e| NodeError::Internal(e.to_string()))?
-    }
 }
 
 /// Removes what interrupted uploads left behind (`.<upload>.part` files) under `inbox`.
@@ -113,7 +119,8 @@ pub fn is_image(bytes: &[u8]) -> bool {
         || (bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP")
 }
 
-fn is_image_file(path: &Path) -> bool {
+/// Whether the file at `path` starts like an image (see [`is_image`]).
+pub(crate) fn is_image_file(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 12];
     let Ok(mut file) = open_regular(path) else {

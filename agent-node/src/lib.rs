@@ -14,8 +14,8 @@ pub mod files;
 mod hub;
 pub mod input;
 pub mod node;
-mod requests;
 pub mod registry;
+mod requests;
 mod rollout_match;
 pub mod screen;
 pub mod serve;
@@ -23,6 +23,7 @@ mod session;
 pub mod tmux;
 pub mod transcript;
 pub mod transport;
+mod windows;
 
 pub use config::NodeConfig;
 pub use node::Node;

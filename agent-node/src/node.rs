@@ -1,35 +1,58 @@
 //! [`Node`]: the windows this machine runs, their transcripts and terminals, and the requests a
 //! center may make of them. One `Node` serves any number of links over its life (one at a time);
 //! the same type runs in the `agent-node` binary and embedded in the center.
+//!
+//! A node is a few owners, each a type in its own module that alone touches its state:
+//!
+//! - [`Windows`] (`crate::windows`): the registry, the running `SessionRt`s, registry
+//!   persistence, and the lock that serialises creating windows;
+//! - [`Matcher`] (`crate::rollout_match`): which rollout is whose, the claims (text being typed,
+//!   the proof for a new rollout) and the per-folder first-submission locks;
+//! - [`Outbox`] (`crate::control`): `agent-node send` relays and the files they offer;
+//! - `Hub` (`crate::hub`): the attached link.
+//!
+//! This module only builds them and wires them together; they get what they need from each
+//! other as values (an `Arc<Windows>`, a `Hub`), never by reaching back into `Node`.
+//!
+//! **Lock order.** A lock may only be taken while holding locks *above* it in this list:
+//!
+//! 1. `Windows::creating` (tokio; held across the tmux calls that create a window);
+//! 2. a first-submission lock of the `Matcher` (tokio, one per folder; held while a first
+//!    message is typed and confirmed, which may rescan rollouts and so take 3);
+//! 3. `Matcher::deciding` (tokio; held across one decision, its captures and its binding);
+//! 4. the `std` mutexes: the registry and the runtimes of `Windows`, the `Matcher`'s maps and
+//!    claims, the `Outbox`'s relays and offered files, the `Hub`'s state, a `SessionRt`'s
+//!    leftover. These are leaves: each is held for one operation inside its owner's method,
+//!    never two at once, never across an `.await` and never while calling another owner (no
+//!    owner hands out a guard of one). All of them are locked with
+//!    [`shared::sync::LockExt::locked`], so a panic elsewhere does not poison them for good.
 
 use std::{
     collections::HashMap,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::Instant,
 };
 
-use proto::v1::{self, node_msg};
+use proto::v1;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     browse::Roots,
     config::NodeConfig,
+    control::{self, Outbox},
+    files,
     hub::Hub,
-    registry::{self, Registry, SessionRecord},
-    rollout_match::Matcher,
+    registry::{self, SessionRecord},
+    rollout_match::{self, Matcher},
     session::{self, SessionDeps, SessionRt, TailCmd},
     tmux::TmuxCli,
-    transcript::locate,
+    windows::Windows,
 };
-use shared::sync::LockExt;
-
-/// Exited windows are forgotten this long after they were created.
-const KEEP_EXITED_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -53,43 +76,35 @@ pub enum StartError {
     },
 }
 
+impl From<rollout_match::WatchError> for StartError {
+    fn from(err: rollout_match::WatchError) -> Self {
+        Self::Watch {
+            path: err.path,
+            message: err.message,
+        }
+    }
+}
+
 /// A running node. Cheap to clone.
 #[derive(Clone)]
 pub struct Node {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// The owners (see the module documentation) and the node's fixed parts.
 pub(crate) struct Inner {
     pub(crate) cfg: NodeConfig,
     pub(crate) roots: Roots,
     pub(crate) tmux: TmuxCli,
     pub(crate) hub: Hub,
-    pub(crate) registry: Mutex<Registry>,
-    registry_dirty: Notify,
-    pub(crate) sessions: Mutex<HashMap<String, Arc<SessionRt>>>,
-    /// Which rollout is whose (see `crate::rollout_match`).
-    pub(crate) matcher: Matcher,
-    /// Text being typed into a window (session id → text): the proof that a new rollout with
-    /// that first message is the window's (see `crate::rollout_match`).
-    pub(crate) claims: Mutex<HashMap<String, String>>,
-    /// Serialises first submissions per working directory (see `crate::rollout_match`).
-    pub(crate) cwd_locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
-    pub(crate) create_lock: tokio::sync::Mutex<()>,
+    pub(crate) windows: Arc<Windows>,
+    pub(crate) matcher: Arc<Matcher>,
+    pub(crate) outbox: Arc<Outbox>,
     pub(crate) unknown_records: Arc<AtomicU64>,
     pub(crate) started: Instant,
     pub(crate) token: CancellationToken,
     /// Notified when a renewed fleet certificate was installed (the server rebinds with it).
     pub(crate) certificate_changed: Notify,
-    /// `agent-node send` requests waiting for the center.
-    pub(crate) relays: crate::control::Relays,
-    /// Files `agent-node send` offered: the only non-images the center may read.
-    pub(crate) offered: Mutex<std::collections::HashSet<PathBuf>>,
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Node {
@@ -97,37 +112,47 @@ impl Node {
     /// Everything stops when `token` is cancelled; tmux windows are never killed on shutdown.
     pub async fn start(cfg: NodeConfig, token: CancellationToken) -> Result<Self, StartError> {
         cfg.validate()?;
-        let mut registry = Registry::load(&cfg.state_dir)?;
-        registry.prune_exited(now_ms() - KEEP_EXITED_MS);
+        let windows = Arc::new(Windows::load(&cfg.state_dir)?);
+        let tmux = TmuxCli::new(&cfg.tmux_socket, &cfg.tmux_session, cfg.window_size);
+        let hub = Hub::default();
+        let matcher = Arc::new(Matcher::new(
+            windows.clone(),
+            tmux.clone(),
+            hub.clone(),
+            cfg.codex_home.join("sessions"),
+        ));
+        let inbox = files::inbox(&cfg.state_dir);
+        let sendable = cfg
+            .roots
+            .iter()
+            .map(|r| r.path.clone())
+            .chain([inbox.clone()])
+            .chain(cfg.send_roots.iter().cloned())
+            .collect();
+        let outbox = Arc::new(Outbox::new(hub.clone(), sendable));
         let inner = Arc::new(Inner {
             roots: Roots::new(&cfg.roots),
-            tmux: TmuxCli::new(&cfg.tmux_socket, &cfg.tmux_session, cfg.window_size),
-            hub: Hub::default(),
-            registry: Mutex::new(registry),
-            registry_dirty: Notify::new(),
-            sessions: Mutex::new(HashMap::new()),
-            matcher: Matcher::default(),
-            claims: Mutex::new(HashMap::new()),
-            cwd_locks: Mutex::new(HashMap::new()),
-            create_lock: tokio::sync::Mutex::new(()),
+            tmux,
+            hub,
+            windows,
+            matcher,
+            outbox,
             unknown_records: Arc::new(AtomicU64::new(0)),
             started: Instant::now(),
             token,
             certificate_changed: Notify::new(),
-            relays: crate::control::Relays::default(),
-            offered: Mutex::new(std::collections::HashSet::new()),
             cfg,
         });
         let node = Self { inner };
-        crate::files::sweep_partial_uploads(&node.inner.cfg.state_dir.join("inbox"));
+        files::sweep_partial_uploads(&inbox);
         node.adopt().await?;
         node.spawn_registry_flusher();
-        crate::rollout_match::start_watching(&node)?;
+        rollout_match::start_watching(node.inner.matcher.clone(), node.inner.token.clone())?;
         node.spawn_liveness();
         tracing::info!(
             node.name = %node.inner.cfg.name,
             tmux.socket = %node.inner.cfg.tmux_socket,
-            sessions = node.inner.sessions.locked().len(),
+            sessions = node.inner.windows.runtimes().len(),
             "node started"
         );
         Ok(node)
@@ -143,12 +168,16 @@ impl Node {
         &self.inner.cfg
     }
 
+    /// Serves the control socket (`agent-node send`) until `token` is cancelled.
+    pub fn serve_control(&self, token: CancellationToken) -> std::io::Result<PathBuf> {
+        control::serve(self.inner.outbox.clone(), &self.inner.cfg.state_dir, token)
+    }
+
     /// Finds the windows of the registry again after a restart (by the session id stored on each
     /// window), marks the missing ones exited, and starts their runtimes.
     async fn adopt(&self) -> Result<(), StartError> {
         let panes = self.inner.tmux.list_panes().await?;
-        let records: Vec<SessionRecord> = self.registry().all().cloned().collect();
-        for mut record in records {
+        for mut record in self.inner.windows.records() {
             let pane = panes
                 .iter()
                 .find(|p| p.session_id == record.session_id && !record.session_id.is_empty());
@@ -164,7 +193,7 @@ impl Node {
                 record.exited = true;
                 tracing::info!(session.id = %record.session_id, "window gone while the node was away");
             }
-            self.registry().put(record.clone());
+            self.inner.windows.put(record.clone());
             if alive {
                 tracing::info!(session.id = %record.session_id, window.id = %record.window_id, "window adopted");
             }
@@ -172,7 +201,7 @@ impl Node {
                 self.spawn_runtime(&record, alive);
             }
         }
-        self.mark_registry_dirty();
+        self.inner.windows.mark_dirty();
         Ok(())
     }
 
@@ -203,7 +232,7 @@ impl Node {
         }
         if record.rollout.is_some() {
             // Every file the window wrote, so a replay can start in one it has left.
-            let chain = self.registry().chain(&record.session_id);
+            let chain = self.inner.windows.chain(&record.session_id);
             for segment in chain.segments() {
                 self.inner.matcher.own(&segment.path, &record.session_id);
             }
@@ -212,106 +241,33 @@ impl Node {
         if alive {
             rt.kick_screen();
         }
-        self.inner
-            .sessions
-            .locked()
-            .insert(record.session_id.clone(), rt.clone());
+        self.inner.windows.add_runtime(rt.clone());
         rt
-    }
-
-    pub(crate) fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
-        self.inner.registry.locked()
-    }
-
-    pub(crate) fn session(&self, id: &str) -> Option<Arc<SessionRt>> {
-        self.inner.sessions.locked().get(id).cloned()
-    }
-
-    pub(crate) fn record(&self, id: &str) -> Option<SessionRecord> {
-        self.registry().get(id).cloned()
     }
 
     /// Marks a window exited (once) and tells the center.
     pub(crate) fn mark_exited(&self, id: &str, kind: v1::LifecycleKind) {
-        let mut changed = false;
-        self.registry().update(id, |r| {
-            changed = !r.exited;
-            r.exited = true;
-        });
-        if let Some(rt) = self.session(id) {
-            rt.alive.store(false, Ordering::Relaxed);
-        }
-        if !changed {
+        if !self.inner.windows.mark_exited(id) {
             return;
         }
-        self.mark_registry_dirty();
         tracing::info!(session.id = %id, ?kind, "window ended");
-        if let Some(record) = self.record(id) {
+        if let Some(record) = self.inner.windows.record(id) {
             let node = self.clone();
             tokio::spawn(async move { node.lifecycle(kind, &record).await });
         }
     }
 
+    /// Tells the center that `record`'s window went through `kind`.
     pub(crate) async fn lifecycle(&self, kind: v1::LifecycleKind, record: &SessionRecord) {
-        let msg = v1::NodeMsg {
-            kind: Some(node_msg::Kind::Lifecycle(v1::WindowLifecycle {
-                kind: kind as i32,
-                session: Some(self.info(record)),
-            })),
-        };
+        let msg = self.inner.windows.lifecycle(kind, record);
         self.inner.hub.send(msg).await;
     }
 
-    /// The wire description of a window.
-    pub(crate) fn info(&self, r: &SessionRecord) -> v1::SessionInfo {
-        let alive = !r.exited
-            && self
-                .session(&r.session_id)
-                .is_some_and(|rt| rt.alive.load(Ordering::Relaxed));
-        v1::SessionInfo {
-            session_id: r.session_id.clone(),
-            window_id: r.window_id.clone(),
-            pane_id: r.pane_id.clone(),
-            cwd: r.cwd.to_string_lossy().into_owned(),
-            thread_id: r.thread_id.clone().unwrap_or_default(),
-            created_unix_ms: r.created_unix_ms,
-            alive,
-            window_name: r.window_name.clone(),
-        }
-    }
-
-    /// Records the center's ack (persisted lazily).
-    pub(crate) fn ack(&self, session_id: &str, seq: u64) {
-        let updated = self.registry().update(session_id, |r| {
-            r.acked_seq = r.acked_seq.max(seq);
-        });
-        if updated {
-            self.mark_registry_dirty();
-        }
-    }
-
-    pub(crate) fn mark_registry_dirty(&self) {
-        self.inner.registry_dirty.notify_one();
-    }
-
-    /// Writes the registry after changes, at most every 200 ms, and once more at shutdown.
+    /// Writes the registry after changes until the node stops.
     fn spawn_registry_flusher(&self) {
-        let node = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let stop = tokio::select! {
-                    () = node.inner.registry_dirty.notified() => false,
-                    () = node.inner.token.cancelled() => true,
-                };
-                if let Err(err) = node.registry().save() {
-                    tracing::warn!(error = %err, "saving the window registry failed");
-                }
-                if stop {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-        });
+        let windows = self.inner.windows.clone();
+        let token = self.inner.token.clone();
+        tokio::spawn(async move { windows.flush_until_cancelled(&token).await });
     }
 
     /// Notices windows that disappear while idle (killed from tmux, tmux server gone). A window
@@ -329,11 +285,10 @@ impl Node {
                 }
                 let live: Vec<Arc<SessionRt>> = node
                     .inner
-                    .sessions
-                    .locked()
-                    .values()
+                    .windows
+                    .runtimes()
+                    .into_iter()
                     .filter(|rt| rt.alive.load(Ordering::Relaxed))
-                    .cloned()
                     .collect();
                 if live.is_empty() {
                     continue;
@@ -362,27 +317,5 @@ impl Node {
                 }
             }
         });
-    }
-
-    /// A per-directory lock for first submissions.
-    pub(crate) fn cwd_lock(&self, cwd: &Path) -> Arc<tokio::sync::Mutex<()>> {
-        self.inner
-            .cwd_locks
-            .locked()
-            .entry(cwd.to_owned())
-            .or_default()
-            .clone()
-    }
-
-    /// Rollout directory under Codex's home.
-    pub(crate) fn sessions_dir(&self) -> PathBuf {
-        self.inner.cfg.codex_home.join("sessions")
-    }
-
-    /// Looks at every rollout again (after missed file events, or while waiting for a bind).
-    pub(crate) async fn rescan_rollouts(&self) {
-        for path in locate::all_rollouts(&self.sessions_dir()) {
-            crate::rollout_match::consider(self, &path).await;
-        }
     }
 }

@@ -1,4 +1,6 @@
-//! The requests a center can make of a node, one method each.
+//! Answers the center's requests, one method each: this is where a `v1::Request` becomes work
+//! for the node's owners (windows, matcher, outbox, tmux) and a `v1::Reply`. It only uses
+//! `Node`; nothing that `Node` is built from uses it back.
 
 mod composer;
 mod typing;
@@ -14,14 +16,13 @@ use tokio::sync::broadcast;
 
 use crate::{
     error::NodeError,
-    input,
-    node::{Node, now_ms},
+    files, input,
+    node::Node,
     registry::SessionRecord,
     session::{SessionRt, TailCmd},
     tmux::{Key, WindowSpec},
     transcript::locate,
 };
-use shared::sync::LockExt;
 
 /// Default and maximum number of resumable sessions listed.
 const RESUMABLE_DEFAULT: usize = 10;
@@ -55,8 +56,14 @@ impl Node {
             Op::GetHistory(req) => self.history(&req).await,
             Op::CertificateStatus(_) => self.certificate_status(),
             Op::InstallCertificate(req) => self.install_certificate(&req),
-            Op::PutFile(req) => self.put_file(req).await,
-            Op::ReadFile(req) => self.read_file(req).await,
+            Op::PutFile(req) => {
+                let inbox = files::inbox(&self.inner.cfg.state_dir);
+                files::put_file(&self.inner.windows, &inbox, req).await
+            }
+            Op::ReadFile(req) => {
+                let outbox = &self.inner.outbox;
+                files::read_file(req, |path| outbox.is_offered(path)).await
+            }
         }
     }
 
@@ -99,7 +106,7 @@ impl Node {
         let found = tokio::task::spawn_blocking(move || locate::list_resumable(&home, &cwd, limit))
             .await
             .map_err(|e| NodeError::Internal(e.to_string()))?;
-        let open = self.open_threads();
+        let open = self.inner.windows.open_threads();
         Ok(R::Resumable(v1::ResumableSessions {
             sessions: found
                 .into_iter()
@@ -117,27 +124,17 @@ impl Node {
         }))
     }
 
-    /// (thread id, session id) of every live window with a known thread.
-    fn open_threads(&self) -> Vec<(String, String)> {
-        self.registry()
-            .all()
-            .filter(|r| !r.exited)
-            .filter_map(|r| Some((r.thread_id.clone()?, r.session_id.clone())))
-            .collect()
-    }
-
     async fn create_session(&self, req: v1::CreateSession) -> Result<R, NodeError> {
-        let _serial = self.inner.create_lock.lock().await;
+        let _serial = self.inner.windows.creating().await;
         let key = req.idempotency_key.trim();
         if !key.is_empty() {
             let earlier = self
-                .registry()
-                .all()
-                .find(|r| r.idempotency_key.as_deref() == Some(key))
-                .cloned();
+                .inner
+                .windows
+                .find(|r| r.idempotency_key.as_deref() == Some(key));
             if let Some(record) = earlier {
                 return Ok(R::Created(v1::SessionCreated {
-                    session: Some(self.info(&record)),
+                    session: Some(self.inner.windows.info(&record)),
                     existed: true,
                 }));
             }
@@ -152,13 +149,19 @@ impl Node {
                     "{resume:?} is not a Codex session id"
                 )));
             }
-            if let Some((_, sid)) = self.open_threads().into_iter().find(|(t, _)| t == resume) {
+            if let Some((_, sid)) = self
+                .inner
+                .windows
+                .open_threads()
+                .into_iter()
+                .find(|(t, _)| t == resume)
+            {
                 return Err(NodeError::AlreadyExists(format!(
                     "that Codex session is already open in window {sid}"
                 )));
             }
-            let path =
-                locate::find_by_thread_id(&self.sessions_dir(), resume).ok_or_else(|| {
+            let path = locate::find_by_thread_id(self.inner.matcher.sessions_dir(), resume)
+                .ok_or_else(|| {
                     NodeError::NotFound(format!("no Codex session {resume} on this machine"))
                 })?;
             start_offset = std::fs::metadata(&path).map_or(0, |m| m.len());
@@ -185,7 +188,7 @@ impl Node {
             pane_id: created.pane_id,
             window_name: spec.name,
             cwd,
-            created_unix_ms: now_ms(),
+            created_unix_ms: shared::clock::now_unix_ms(),
             thread_id: rollout.as_ref().map(|_| resume.to_owned()),
             rollout: rollout.clone(),
             start_offset,
@@ -193,10 +196,8 @@ impl Node {
             idempotency_key: (!key.is_empty()).then(|| key.to_owned()),
             exited: false,
         };
-        self.registry().put(record.clone());
-        if let Err(err) = self.registry().save() {
-            tracing::warn!(error = %err, "saving the window registry failed");
-        }
+        self.inner.windows.put(record.clone());
+        self.inner.windows.save();
         self.spawn_runtime(&record, true);
         tracing::info!(session.id = %session_id, window.id = %record.window_id, cwd = %record.cwd.display(), "window created");
         self.lifecycle(v1::LifecycleKind::Created, &record).await;
@@ -204,7 +205,7 @@ impl Node {
             self.lifecycle(v1::LifecycleKind::Bound, &record).await;
         }
         Ok(R::Created(v1::SessionCreated {
-            session: Some(self.info(&record)),
+            session: Some(self.inner.windows.info(&record)),
             existed: false,
         }))
     }
@@ -247,9 +248,11 @@ impl Node {
     /// The runtime of a live window, or why there is none.
     fn live_session(&self, id: &str) -> Result<(Arc<SessionRt>, SessionRecord), NodeError> {
         let record = self
+            .inner
+            .windows
             .record(id)
             .ok_or_else(|| NodeError::NotFound(format!("no window {id} on this node")))?;
-        let rt = self.session(id);
+        let rt = self.inner.windows.runtime(id);
         match rt {
             Some(rt) if !record.exited && rt.alive.load(Ordering::Relaxed) => Ok((rt, record)),
             _ => Err(NodeError::WindowDead(
@@ -333,24 +336,26 @@ impl Node {
         // crate::rollout_match). Every window claims what is typed into it: after `/new` the
         // message typed next is the first of a new rollout, which the claim proves is this
         // window's.
-        let unbound = self.record(&rt.id).is_some_and(|r| r.thread_id.is_none());
+        let matcher = &self.inner.matcher;
+        let unbound = self
+            .inner
+            .windows
+            .record(&rt.id)
+            .is_some_and(|r| r.thread_id.is_none());
         let _first_message = if unbound {
-            let lock = self.cwd_lock(&record.cwd);
+            let lock = matcher.first_submission_lock(&record.cwd);
             Some(lock.lock_owned().await)
         } else {
             None
         };
-        self.inner
-            .claims
-            .locked()
-            .insert(rt.id.clone(), text.to_owned());
+        matcher.claim(&rt.id, text);
         let events = rt.events.subscribe();
         let typed = self.type_text(rt, text, mode).await;
         let outcome = match typed {
             Ok(()) => self.confirm(rt, events, text).await,
             Err(err) => Err(err),
         };
-        self.inner.claims.locked().remove(&rt.id);
+        matcher.withdraw_claim(&rt.id);
         outcome
     }
 
@@ -384,8 +389,8 @@ impl Node {
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 // A safety net for file events that never came: look for the rollout again.
-                _ = rescan.tick(), if self.record(&rt.id).is_some_and(|r| r.thread_id.is_none()) => {
-                    self.rescan_rollouts().await;
+                _ = rescan.tick(), if self.inner.windows.record(&rt.id).is_some_and(|r| r.thread_id.is_none()) => {
+                    self.inner.matcher.rescan().await;
                 }
                 () = tokio::time::sleep_until(deadline) => break,
             }
@@ -478,6 +483,8 @@ impl Node {
 
     async fn capture_pane(&self, id: &str, ansi: bool) -> Result<R, NodeError> {
         let record = self
+            .inner
+            .windows
             .record(id)
             .ok_or_else(|| NodeError::NotFound(format!("no window {id} on this node")))?;
         if record.exited {
@@ -491,7 +498,7 @@ impl Node {
         } else {
             String::new()
         };
-        let state = self.session(id).map(|rt| {
+        let state = self.inner.windows.runtime(id).map(|rt| {
             rt.kick_screen();
             rt.screen_state()
         });
@@ -503,14 +510,14 @@ impl Node {
     }
 
     fn list_windows(&self) -> v1::Windows {
-        let records: Vec<SessionRecord> = self.registry().all().cloned().collect();
+        let windows = &self.inner.windows;
         v1::Windows {
-            sessions: records.iter().map(|r| self.info(r)).collect(),
+            sessions: windows.records().iter().map(|r| windows.info(r)).collect(),
         }
     }
 
     async fn history(&self, req: &v1::GetHistory) -> Result<R, NodeError> {
-        let record = self.record(&req.session_id).ok_or_else(|| {
+        let record = self.inner.windows.record(&req.session_id).ok_or_else(|| {
             NodeError::NotFound(format!("no window {} on this node", req.session_id))
         })?;
         let Some(path) = record.rollout else {
@@ -573,6 +580,8 @@ impl Node {
 
     async fn kill_window(&self, id: &str) -> Result<R, NodeError> {
         let record = self
+            .inner
+            .windows
             .record(id)
             .ok_or_else(|| NodeError::NotFound(format!("no window {id} on this node")))?;
         if !record.exited {
@@ -582,7 +591,7 @@ impl Node {
             }
         }
         self.mark_exited(id, v1::LifecycleKind::Killed);
-        if let Some(rt) = self.session(id) {
+        if let Some(rt) = self.inner.windows.runtime(id) {
             rt.kick_screen();
             // Deliver whatever the transcript still holds; the tail stays until the node forgets it.
             let _ = rt.tail_tx.try_send(TailCmd::Wake);
@@ -619,7 +628,7 @@ fn new_session_id() -> String {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_i64(now_ms());
+    h.write_i64(shared::clock::now_unix_ms());
     h.write_u32(std::process::id());
     format!("s{:016x}", h.finish())
 }

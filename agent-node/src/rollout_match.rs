@@ -25,6 +25,11 @@
 //! Anything else is not bound, and the reason is logged. A bound window that gets a new rollout
 //! is *switched*: the registry keeps the old file with the sequences it covered and the tail
 //! reads the new one after it (see [`crate::transcript::chain`]).
+//!
+//! [`Matcher`] owns everything this takes: who owns which file, what was decided, the claims,
+//! and the per-folder first-submission locks; it reaches the windows only through
+//! [`Windows`]. Its `deciding` lock is held across a whole decision (captures included); its
+//! `std` locks are leaves, each held for one map operation (see `crate::node` for the order).
 
 mod decide;
 mod watch;
@@ -32,29 +37,36 @@ mod watch;
 use std::{
     collections::{HashMap, HashSet},
     path::{Path, PathBuf},
-    sync::{Mutex, atomic::Ordering},
+    sync::{Arc, Mutex, atomic::Ordering},
     time::{Duration, Instant},
 };
 
 use proto::v1;
+use shared::sync::LockExt;
 
 use self::decide::{Choice, Current, Decision, Rollout, Window};
-pub(crate) use self::watch::start_watching;
+pub(crate) use self::watch::{WatchError, start_watching};
 use crate::{
-    node::Node,
+    hub::Hub,
     registry::SessionRecord,
     session::TailCmd,
+    tmux::TmuxCli,
     transcript::locate::{self, Head},
+    windows::Windows,
 };
-use shared::sync::LockExt;
 
 /// How long a rollout no screen shows is looked at again on its next writes: a screen may lag
 /// behind the file by a redraw. After that it is not ours for good.
 const SCREEN_GRACE: Duration = Duration::from_secs(10);
 
-/// The matcher's own state: who owns which file, and what was already decided.
-#[derive(Debug, Default)]
+/// Which rollout is whose: the matcher's own state, and what it needs to look and to bind.
+#[derive(Debug)]
 pub(crate) struct Matcher {
+    windows: Arc<Windows>,
+    tmux: TmuxCli,
+    hub: Hub,
+    /// `$CODEX_HOME/sessions`, where Codex writes rollouts.
+    sessions_dir: PathBuf,
     /// Rollout path → session id, for routing file events (earlier rollouts included).
     bound_paths: Mutex<HashMap<PathBuf, String>>,
     /// Rollouts decided for good as not ours: later writes to them are not looked at again.
@@ -63,16 +75,78 @@ pub(crate) struct Matcher {
     unwitnessed: Mutex<HashMap<PathBuf, Instant>>,
     /// Header times of current rollouts (they never change), so a decision reads one head.
     created: Mutex<HashMap<PathBuf, i64>>,
+    /// Text being typed into a window (session id → text): the proof that a new rollout with
+    /// that first message is the window's.
+    claims: Mutex<HashMap<String, String>>,
+    /// Serialises first submissions per working directory.
+    first_submissions: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
     /// Serialises decisions.
     deciding: tokio::sync::Mutex<()>,
 }
 
 impl Matcher {
+    /// A matcher for rollouts under `sessions_dir`, binding them to `windows`.
+    pub(crate) fn new(
+        windows: Arc<Windows>,
+        tmux: TmuxCli,
+        hub: Hub,
+        sessions_dir: PathBuf,
+    ) -> Self {
+        Self {
+            windows,
+            tmux,
+            hub,
+            sessions_dir,
+            bound_paths: Mutex::default(),
+            settled: Mutex::default(),
+            unwitnessed: Mutex::default(),
+            created: Mutex::default(),
+            claims: Mutex::default(),
+            first_submissions: Mutex::default(),
+            deciding: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Where Codex writes rollouts.
+    pub(crate) fn sessions_dir(&self) -> &Path {
+        &self.sessions_dir
+    }
+
     /// Routes events of `path` to `session_id`'s tail.
     pub(crate) fn own(&self, path: &Path, session_id: &str) {
         self.bound_paths
             .locked()
             .insert(path.to_owned(), session_id.to_owned());
+    }
+
+    /// Records that `text` is being typed into window `session_id` (its claim on a new rollout
+    /// whose first message is `text`), until [`Self::withdraw_claim`].
+    pub(crate) fn claim(&self, session_id: &str, text: &str) {
+        self.claims
+            .locked()
+            .insert(session_id.to_owned(), text.to_owned());
+    }
+
+    /// The typing into `session_id` is over.
+    pub(crate) fn withdraw_claim(&self, session_id: &str) {
+        self.claims.locked().remove(session_id);
+    }
+
+    /// The lock a window without a rollout holds while its first message is submitted, one per
+    /// folder (see the module documentation, proof 2).
+    pub(crate) fn first_submission_lock(&self, cwd: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        self.first_submissions
+            .locked()
+            .entry(cwd.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Looks at every rollout again (after missed file events, or while waiting for a bind).
+    pub(crate) async fn rescan(&self) {
+        for path in locate::all_rollouts(&self.sessions_dir) {
+            self.consider(&path).await;
+        }
     }
 
     fn owner(&self, path: &Path) -> Option<String> {
@@ -106,222 +180,214 @@ impl Matcher {
             .insert(path.to_owned(), head.created_ms);
         Some(head.created_ms)
     }
-}
 
-/// Routes a changed file: wakes the window that tails it, or decides whose it is.
-pub(crate) async fn consider(node: &Node, path: &Path) {
-    if !locate::is_rollout(path) {
-        return;
-    }
-    let matcher = &node.inner.matcher;
-    if wake_owner(node, path) || matcher.is_settled(path) {
-        return;
-    }
-    let _deciding = matcher.deciding.lock().await;
-    // Another decision may have bound it while we waited.
-    if wake_owner(node, path) {
-        return;
-    }
-    let live: Vec<SessionRecord> = node
-        .registry()
-        .all()
-        .filter(|r| !r.exited)
-        .cloned()
-        .collect();
-    if live.is_empty() {
-        return;
-    }
-    let Ok(head) = locate::read_head(path) else {
-        return;
-    };
-    if head.thread_id.is_empty() || node.registry().knows_thread(&head.thread_id) {
-        return;
-    }
-    let decision = decide_for(node, &head, &live).await;
-    let mut last_look = head.first_user_message.is_some();
-    match decision {
-        Decision::Bind(choice, proof) => {
-            tracing::debug!(session.id = %choice.session_id, ?proof, rollout = %path.display(), "a new Codex transcript is a window's");
-            apply(node, &choice, path, &head).await;
+    /// Routes a changed file: wakes the window that tails it, or decides whose it is.
+    pub(crate) async fn consider(&self, path: &Path) {
+        if !locate::is_rollout(path) {
+            return;
         }
-        Decision::Wait | Decision::AskScreens(_) => {}
-        Decision::Unwitnessed => {
-            last_look = matcher.unwitnessed_for_good(path);
-            tracing::debug!(rollout = %path.display(), settled = last_look, "no screen of its folder shows a new Codex transcript's first message");
+        if self.wake_owner(path) || self.is_settled(path) {
+            return;
         }
-        Decision::NotOurs(why) => {
-            tracing::debug!(rollout = %path.display(), why, "a new Codex transcript is not ours")
+        let _deciding = self.deciding.lock().await;
+        // Another decision may have bound it while we waited.
+        if self.wake_owner(path) {
+            return;
         }
-        Decision::Ambiguous(ids) => tracing::warn!(
-            rollout = %path.display(),
-            windows = ?ids,
-            "a new Codex transcript matches several windows in the same folder; not binding it"
-        ),
+        let live = self.windows.live_records();
+        if live.is_empty() {
+            return;
+        }
+        let Ok(head) = locate::read_head(path) else {
+            return;
+        };
+        if head.thread_id.is_empty() || self.windows.knows_thread(&head.thread_id) {
+            return;
+        }
+        let decision = self.decide_for(&head, &live).await;
+        let mut last_look = head.first_user_message.is_some();
+        match decision {
+            Decision::Bind(choice, proof) => {
+                tracing::debug!(session.id = %choice.session_id, ?proof, rollout = %path.display(), "a new Codex transcript is a window's");
+                self.apply(&choice, path, &head).await;
+            }
+            Decision::Wait | Decision::AskScreens(_) => {}
+            Decision::Unwitnessed => {
+                last_look = self.unwitnessed_for_good(path);
+                tracing::debug!(rollout = %path.display(), settled = last_look, "no screen of its folder shows a new Codex transcript's first message");
+            }
+            Decision::NotOurs(why) => {
+                tracing::debug!(rollout = %path.display(), why, "a new Codex transcript is not ours")
+            }
+            Decision::Ambiguous(ids) => tracing::warn!(
+                rollout = %path.display(),
+                windows = ?ids,
+                "a new Codex transcript matches several windows in the same folder; not binding it"
+            ),
+        }
+        // With its first message written, nothing later changes whose it is.
+        if last_look {
+            self.settle(path);
+        }
     }
-    // With its first message written, nothing later changes whose it is.
-    if last_look {
-        matcher.settle(path);
-    }
-}
 
-/// Wakes the tail of the window that owns `path`; false if nobody owns it.
-fn wake_owner(node: &Node, path: &Path) -> bool {
-    let Some(id) = node.inner.matcher.owner(path) else {
-        return false;
-    };
-    if let Some(rt) = node.session(&id) {
-        rt.wake_tail();
-    }
-    true
-}
-
-/// Gathers the facts [`decide::decide`] needs, and the screens if it asks for them.
-async fn decide_for(node: &Node, head: &Head, live: &[SessionRecord]) -> Decision {
-    let claims = node.inner.claims.locked().clone();
-    let cwds: Vec<String> = live
-        .iter()
-        .map(|r| r.cwd.to_string_lossy().into_owned())
-        .collect();
-    let currents: Vec<Option<Current<'_>>> = live
-        .iter()
-        .map(|r| {
-            let (thread_id, path) = (r.thread_id.as_deref()?, r.rollout.as_deref()?);
-            Some(Current {
-                thread_id,
-                created_ms: node.inner.matcher.created_ms(path).unwrap_or(i64::MAX),
-            })
-        })
-        .collect();
-    let windows: Vec<Window<'_>> = live
-        .iter()
-        .zip(&cwds)
-        .zip(&currents)
-        .map(|((r, cwd), current)| Window {
-            session_id: &r.session_id,
-            cwd,
-            created_ms: r.created_unix_ms,
-            current: *current,
-            claim: claims.get(&r.session_id).map(String::as_str),
-        })
-        .collect();
-    let rollout = Rollout {
-        thread_id: &head.thread_id,
-        cwd: &head.cwd,
-        created_ms: head.created_ms,
-        first_user_message: head.first_user_message.as_deref(),
-        forked_from: head.forked_from.as_deref(),
-    };
-    match decide::decide(&rollout, &windows) {
-        Decision::AskScreens(choices) => {
-            let first = head.first_user_message.as_deref().unwrap_or_default();
-            let shown = screens_show(node, &choices, live, first).await;
-            decide::by_screens(choices, &shown)
+    /// Wakes the tail of the window that owns `path`; false if nobody owns it.
+    fn wake_owner(&self, path: &Path) -> bool {
+        let Some(id) = self.owner(path) else {
+            return false;
+        };
+        if let Some(rt) = self.windows.runtime(&id) {
+            rt.wake_tail();
         }
-        other => other,
+        true
     }
-}
 
-/// For each choice: does its pane show `first`? (A failed capture shows nothing.)
-async fn screens_show(
-    node: &Node,
-    choices: &[Choice],
-    live: &[SessionRecord],
-    first: &str,
-) -> Vec<bool> {
-    let mut shown = Vec::with_capacity(choices.len());
-    for choice in choices {
-        let pane = live
+    /// Gathers the facts [`decide::decide`] needs, and the screens if it asks for them.
+    async fn decide_for(&self, head: &Head, live: &[SessionRecord]) -> Decision {
+        let claims = self.claims.locked().clone();
+        let cwds: Vec<String> = live
             .iter()
-            .find(|r| r.session_id == choice.session_id)
-            .map(|r| r.pane_id.as_str());
-        let screen = match pane {
-            Some(pane) => node.inner.tmux.capture(pane, false).await.ok(),
-            None => None,
+            .map(|r| r.cwd.to_string_lossy().into_owned())
+            .collect();
+        let currents: Vec<Option<Current<'_>>> = live
+            .iter()
+            .map(|r| {
+                let (thread_id, path) = (r.thread_id.as_deref()?, r.rollout.as_deref()?);
+                Some(Current {
+                    thread_id,
+                    created_ms: self.created_ms(path).unwrap_or(i64::MAX),
+                })
+            })
+            .collect();
+        let windows: Vec<Window<'_>> = live
+            .iter()
+            .zip(&cwds)
+            .zip(&currents)
+            .map(|((r, cwd), current)| Window {
+                session_id: &r.session_id,
+                cwd,
+                created_ms: r.created_unix_ms,
+                current: *current,
+                claim: claims.get(&r.session_id).map(String::as_str),
+            })
+            .collect();
+        let rollout = Rollout {
+            thread_id: &head.thread_id,
+            cwd: &head.cwd,
+            created_ms: head.created_ms,
+            first_user_message: head.first_user_message.as_deref(),
+            forked_from: head.forked_from.as_deref(),
         };
-        shown.push(screen.is_some_and(|s| decide::screen_shows(&s, first)));
+        match decide::decide(&rollout, &windows) {
+            Decision::AskScreens(choices) => {
+                let first = head.first_user_message.as_deref().unwrap_or_default();
+                let shown = self.screens_show(&choices, live, first).await;
+                decide::by_screens(choices, &shown)
+            }
+            other => other,
+        }
     }
-    shown
-}
 
-/// Carries out a binding decision.
-async fn apply(node: &Node, choice: &Choice, path: &Path, head: &Head) {
-    if choice.switch {
-        switch(node, &choice.session_id, path, head).await;
-    } else {
-        bind(node, &choice.session_id, path, head).await;
+    /// For each choice: does its pane show `first`? (A failed capture shows nothing.)
+    async fn screens_show(
+        &self,
+        choices: &[Choice],
+        live: &[SessionRecord],
+        first: &str,
+    ) -> Vec<bool> {
+        let mut shown = Vec::with_capacity(choices.len());
+        for choice in choices {
+            let pane = live
+                .iter()
+                .find(|r| r.session_id == choice.session_id)
+                .map(|r| r.pane_id.as_str());
+            let screen = match pane {
+                Some(pane) => self.tmux.capture(pane, false).await.ok(),
+                None => None,
+            };
+            shown.push(screen.is_some_and(|s| decide::screen_shows(&s, first)));
+        }
+        shown
     }
-}
 
-/// Records that `path` is the first rollout of `session_id` and starts tailing it.
-pub(crate) async fn bind(node: &Node, session_id: &str, path: &Path, head: &Head) {
-    node.registry().update(session_id, |r| {
-        r.thread_id = Some(head.thread_id.clone());
-        r.rollout = Some(path.to_owned());
-    });
-    node.mark_registry_dirty();
-    node.inner.matcher.own(path, session_id);
-    tracing::info!(session.id = %session_id, thread.id = %head.thread_id, rollout = %path.display(), "transcript bound");
-    if let Some(rt) = node.session(session_id) {
-        let (chain, start) = {
-            let registry = node.registry();
-            let start = registry.get(session_id).map_or(0, |r| r.start_offset);
-            (registry.chain(session_id), start)
+    /// Carries out a binding decision.
+    async fn apply(&self, choice: &Choice, path: &Path, head: &Head) {
+        if choice.switch {
+            self.switch(&choice.session_id, path, head).await;
+        } else {
+            self.bind(&choice.session_id, path, head).await;
+        }
+    }
+
+    /// Records that `path` is the first rollout of `session_id` and starts tailing it.
+    async fn bind(&self, session_id: &str, path: &Path, head: &Head) {
+        self.windows.update(session_id, |r| {
+            r.thread_id = Some(head.thread_id.clone());
+            r.rollout = Some(path.to_owned());
+        });
+        self.windows.mark_dirty();
+        self.own(path, session_id);
+        tracing::info!(session.id = %session_id, thread.id = %head.thread_id, rollout = %path.display(), "transcript bound");
+        if let Some(rt) = self.windows.runtime(session_id) {
+            let (chain, start) = self.windows.chain_and_start(session_id);
+            let _ = rt.tail_tx.send(TailCmd::Bind { chain, start }).await;
+        }
+        self.announce_bound(session_id).await;
+    }
+
+    /// Codex moved `session_id` to the new rollout `path`: the old file ends where the window
+    /// left it, the new one continues the session's sequences, and the tail moves over.
+    async fn switch(&self, session_id: &str, path: &Path, head: &Head) {
+        let Some(old) = self.windows.record(session_id).and_then(|r| r.rollout) else {
+            return;
         };
-        let _ = rt.tail_tx.send(TailCmd::Bind { chain, start }).await;
-    }
-    if let Some(record) = node.record(session_id) {
-        node.lifecycle(v1::LifecycleKind::Bound, &record).await;
-    }
-}
-
-/// Codex moved `session_id` to the new rollout `path`: the old file ends where the window
-/// left it, the new one continues the session's sequences, and the tail moves over.
-async fn switch(node: &Node, session_id: &str, path: &Path, head: &Head) {
-    let Some(old) = node.record(session_id).and_then(|r| r.rollout) else {
-        return;
-    };
-    let old_base = node
-        .registry()
-        .chain(session_id)
-        .segments()
-        .last()
-        .map_or(0, |s| s.base);
-    let file_len = std::fs::metadata(&old).map_or(0, |m| m.len());
-    // What the tail already delivered counts too, so no sequence is ever handed out twice.
-    let read = node.session(session_id).map_or(0, |rt| {
-        rt.read_to.load(Ordering::Relaxed).saturating_sub(old_base)
-    });
-    let base = node.registry().switch_rollout(
-        session_id,
-        path.to_owned(),
-        head.thread_id.clone(),
-        file_len.max(read),
-    );
-    let Some(base) = base else {
-        return;
-    };
-    // Persist before any event of the new file can be acked: a restart must know this base.
-    if let Err(err) = node.registry().save() {
-        tracing::warn!(error = %err, "saving the window registry failed");
-    }
-    node.inner.matcher.own(path, session_id);
-    tracing::info!(
-        session.id = %session_id,
-        thread.id = %head.thread_id,
-        rollout = %path.display(),
-        previous = %old.display(),
-        base,
-        "Codex moved the window to a new transcript"
-    );
-    if let Some(rt) = node.session(session_id) {
-        let cmd = TailCmd::Switch {
-            path: path.to_owned(),
-            thread_id: head.thread_id.clone(),
+        let old_base = self
+            .windows
+            .chain(session_id)
+            .segments()
+            .last()
+            .map_or(0, |s| s.base);
+        let file_len = std::fs::metadata(&old).map_or(0, |m| m.len());
+        // What the tail already delivered counts too, so no sequence is ever handed out twice.
+        let read = self.windows.runtime(session_id).map_or(0, |rt| {
+            rt.read_to.load(Ordering::Relaxed).saturating_sub(old_base)
+        });
+        let base = self.windows.switch_rollout(
+            session_id,
+            path.to_owned(),
+            head.thread_id.clone(),
+            file_len.max(read),
+        );
+        let Some(base) = base else {
+            return;
+        };
+        // Persist before any event of the new file can be acked: a restart must know this base.
+        self.windows.save();
+        self.own(path, session_id);
+        tracing::info!(
+            session.id = %session_id,
+            thread.id = %head.thread_id,
+            rollout = %path.display(),
+            previous = %old.display(),
             base,
-        };
-        let _ = rt.tail_tx.send(cmd).await;
+            "Codex moved the window to a new transcript"
+        );
+        if let Some(rt) = self.windows.runtime(session_id) {
+            let cmd = TailCmd::Switch {
+                path: path.to_owned(),
+                thread_id: head.thread_id.clone(),
+                base,
+            };
+            let _ = rt.tail_tx.send(cmd).await;
+        }
+        self.announce_bound(session_id).await;
     }
-    if let Some(record) = node.record(session_id) {
-        node.lifecycle(v1::LifecycleKind::Bound, &record).await;
+
+    /// Tells the center that `session_id` has a (new) transcript.
+    async fn announce_bound(&self, session_id: &str) {
+        if let Some(record) = self.windows.record(session_id) {
+            let msg = self.windows.lifecycle(v1::LifecycleKind::Bound, &record);
+            self.hub.send(msg).await;
+        }
     }
 }

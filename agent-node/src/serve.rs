@@ -12,7 +12,6 @@ use proto::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{node::Node, session::TailCmd};
-use shared::sync::LockExt;
 
 /// How long the center has to say `Hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -109,8 +108,8 @@ impl Node {
                             .await;
                     });
                 }
-                center_msg::Kind::Ack(ack) => self.ack(&ack.session_id, ack.seq),
-                center_msg::Kind::OutgoingResult(result) => self.inner.relays.resolve(result),
+                center_msg::Kind::Ack(ack) => self.inner.windows.ack(&ack.session_id, ack.seq),
+                center_msg::Kind::OutgoingResult(result) => self.inner.outbox.resolve(result),
                 center_msg::Kind::Hello(_) => {
                     tracing::debug!("ignoring a second Hello on one link");
                 }
@@ -149,9 +148,8 @@ impl Node {
             .iter()
             .map(|c| (c.session_id.as_str(), c.acked_seq))
             .collect();
-        let sessions: Vec<_> = self.inner.sessions.locked().values().cloned().collect();
-        for rt in sessions {
-            let Some(record) = self.record(&rt.id) else {
+        for rt in self.inner.windows.runtimes() {
+            let Some(record) = self.inner.windows.record(&rt.id) else {
                 continue;
             };
             let acked = cursors
@@ -199,9 +197,9 @@ impl Node {
 
     /// The node's health right now.
     pub fn heartbeat(&self) -> v1::NodeMsg {
-        let sessions = self.inner.sessions.locked();
+        let sessions = self.inner.windows.runtimes();
         let live = sessions
-            .values()
+            .iter()
             .filter(|rt| rt.alive.load(Ordering::Relaxed))
             .count();
         v1::NodeMsg {
@@ -212,7 +210,7 @@ impl Node {
                 live_windows: live as u32,
                 healthy: true,
                 detail: String::new(),
-                unix_ms: crate::node::now_ms(),
+                unix_ms: shared::clock::now_unix_ms(),
                 unknown_records: self.inner.unknown_records.load(Ordering::Relaxed),
                 load1: load_average(),
                 disk_free_bytes: disk_free(&self.inner.cfg.state_dir),

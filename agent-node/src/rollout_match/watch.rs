@@ -12,20 +12,32 @@ use std::{
 
 use notify::Watcher;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use crate::{
-    node::{Node, StartError},
-    transcript::locate,
-};
-use shared::sync::LockExt;
+use super::Matcher;
+use crate::transcript::locate;
 
 /// Queue of changed paths from the watcher thread; on overflow everything is rescanned.
 const EVENT_QUEUE: usize = 4096;
 
-/// Starts the transcript watcher for `node`.
-pub(crate) fn start_watching(node: &Node) -> Result<(), StartError> {
-    let dir = node.sessions_dir();
-    let watch_err = |e: &dyn std::fmt::Display| StartError::Watch {
+/// The transcript directory cannot be watched.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot watch {path}: {message}")]
+pub(crate) struct WatchError {
+    /// The directory.
+    pub(crate) path: PathBuf,
+    /// Why.
+    pub(crate) message: String,
+}
+
+/// Starts handing file events under the matcher's sessions directory to `matcher`, until
+/// `token` is cancelled.
+pub(crate) fn start_watching(
+    matcher: Arc<Matcher>,
+    token: CancellationToken,
+) -> Result<(), WatchError> {
+    let dir = matcher.sessions_dir().to_owned();
+    let watch_err = |e: &dyn std::fmt::Display| WatchError {
         path: dir.clone(),
         message: e.to_string(),
     };
@@ -50,19 +62,23 @@ pub(crate) fn start_watching(node: &Node) -> Result<(), StartError> {
     watcher
         .watch(&dir, notify::RecursiveMode::Recursive)
         .map_err(|e| watch_err(&e))?;
-    let node = node.clone();
     tokio::spawn(async move {
         let _watcher = watcher; // dropped (and unwatched) when the task ends
-        route_events(node, rx, overflow).await;
+        route_events(&matcher, rx, overflow, token).await;
     });
     Ok(())
 }
 
 /// Hands every changed path to the matcher, batching what queued up meanwhile.
-async fn route_events(node: Node, mut rx: mpsc::Receiver<PathBuf>, overflow: Arc<AtomicBool>) {
+async fn route_events(
+    matcher: &Matcher,
+    mut rx: mpsc::Receiver<PathBuf>,
+    overflow: Arc<AtomicBool>,
+    token: CancellationToken,
+) {
     loop {
         let first = tokio::select! {
-            () = node.inner.token.cancelled() => break,
+            () = token.cancelled() => break,
             p = rx.recv() => match p { Some(p) => p, None => break },
         };
         let mut paths = HashSet::from([first]);
@@ -73,19 +89,18 @@ async fn route_events(node: Node, mut rx: mpsc::Receiver<PathBuf>, overflow: Arc
             if path.is_dir() {
                 // A new date folder: files may have landed before its watch was added.
                 for rollout in locate::all_rollouts(&path) {
-                    super::consider(&node, &rollout).await;
+                    matcher.consider(&rollout).await;
                 }
             } else {
-                super::consider(&node, &path).await;
+                matcher.consider(&path).await;
             }
         }
         if overflow.swap(false, Ordering::Relaxed) {
             tracing::info!("file events overflowed; rescanning transcripts");
-            let sessions: Vec<_> = node.inner.sessions.locked().values().cloned().collect();
-            for rt in sessions {
+            for rt in matcher.windows.runtimes() {
                 rt.wake_tail();
             }
-            node.rescan_rollouts().await;
+            matcher.rescan().await;
         }
     }
 }
