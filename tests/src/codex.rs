@@ -1,8 +1,11 @@
 //! Helpers for running the real Codex CLI in tests: finding the pinned binary and preparing a
 //! private `CODEX_HOME` whose config points at the [`crate::fake_model::FakeModel`].
 //!
-//! The binary comes from `CODEX_BIN` (set by the test script) or the cache path the setup script
-//! installs to; a missing binary or another version is an error, never a skipped test.
+//! The tests run against every version in [`SUPPORTED_CODEX_VERSIONS`] (`tests/run` installs
+//! them all and runs the e2e tests once per version). The binary comes from `CODEX_BIN` (set by
+//! the test script) or the cache path the setup script installs to; `CODEX_EXPECTED_VERSION`
+//! says which version that binary must be. A missing binary or another version is an error, never
+//! a skipped test.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -10,12 +13,16 @@ use std::sync::OnceLock;
 use anyhow::{Context as _, bail};
 use tempfile::TempDir;
 
-/// The Codex CLI version the tests and the recorded fixtures are pinned to.
-pub const PINNED_CODEX_VERSION: &str = "0.169.0";
+/// The Codex CLI versions the tests and the recorded fixtures are pinned to (oldest first);
+/// `tests/run` installs each and runs the e2e tests against each.
+pub const SUPPORTED_CODEX_VERSIONS: &[&str] = &["0.169.0", "0.171.0"];
 
-/// Where the setup script installs the pinned CLI when `CODEX_BIN` is not set.
-pub const DEFAULT_CODEX_BIN: &str =
-    "/root/.cache/codex-fleet/codex-0.169.0/node_modules/.bin/codex";
+/// The version used when neither `CODEX_EXPECTED_VERSION` nor `CODEX_BIN` says otherwise.
+pub const PINNED_CODEX_VERSION: &str = SUPPORTED_CODEX_VERSIONS[0];
+
+/// Environment variable naming the version `CODEX_BIN` must report (set by `tests/run` with
+/// each `CODEX_BIN`, so a mix-up fails loudly instead of testing the wrong release twice).
+pub const EXPECTED_VERSION_VAR: &str = "CODEX_EXPECTED_VERSION";
 
 /// Value of `FAKE_OPENAI_API_KEY` in [`CodexHome::env`].
 pub const FAKE_API_KEY: &str = "fake-key";
@@ -26,11 +33,24 @@ pub const FAKE_API_KEY: &str = "fake-key";
 /// and takes each line typed (Enter) into the history. No model, no transcript.
 pub const STAND_IN_CODEX: &str = "h=''; while :; do printf '\\033[2J\\033[H%b\\342\\200\\272 \\n\\n  footer\\n\\033[3A\\033[3G' \"$h\"; IFS= read -r l || exit; h=\"$h\\342\\200\\272 $l\\n\\n\"; done";
 
-/// Path of the pinned Codex CLI, checked once per process with `--version`.
+/// Where the setup script installs Codex `version`: `$CODEX_FLEET_CACHE` (default
+/// `~/.cache/codex-fleet`)`/codex-<version>/node_modules/.bin/codex`.
+pub fn default_codex_bin(version: &str) -> PathBuf {
+    let cache = match std::env::var_os("CODEX_FLEET_CACHE") {
+        Some(cache) if !cache.is_empty() => PathBuf::from(cache),
+        _ => {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            PathBuf::from(home).join(".cache/codex-fleet")
+        }
+    };
+    cache.join(format!("codex-{version}/node_modules/.bin/codex"))
+}
+
+/// Path of the Codex CLI under test, checked once per process with `--version`.
 ///
-/// Reads `CODEX_BIN`, else falls back to [`DEFAULT_CODEX_BIN`] if it exists. Fails with a
-/// message saying how to fix it when neither is there or the version is not
-/// [`PINNED_CODEX_VERSION`].
+/// Reads `CODEX_BIN`, else falls back to [`default_codex_bin`] of the expected version if it
+/// exists. The binary must report `CODEX_EXPECTED_VERSION` when that is set, else a version in
+/// [`SUPPORTED_CODEX_VERSIONS`]. Fails with a message saying how to fix it otherwise.
 pub fn codex_bin() -> anyhow::Result<PathBuf> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BIN.get_or_init(|| find_codex_bin().map_err(|error| format!("{error:#}")))
@@ -38,25 +58,69 @@ pub fn codex_bin() -> anyhow::Result<PathBuf> {
         .map_err(anyhow::Error::msg)
 }
 
+/// The version the Codex CLI under test reports (see [`codex_bin`]).
+pub fn codex_bin_version() -> anyhow::Result<String> {
+    static VERSION: OnceLock<Result<String, String>> = OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            codex_bin()
+                .and_then(|bin| codex_version(&bin))
+                .map_err(|error| format!("{error:#}"))
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn expected_version() -> anyhow::Result<Option<String>> {
+    match std::env::var(EXPECTED_VERSION_VAR) {
+        Ok(version) if !version.is_empty() => {
+            if !SUPPORTED_CODEX_VERSIONS.contains(&version.as_str()) {
+                bail!(
+                    "{EXPECTED_VERSION_VAR}={version} is not a supported Codex CLI version \
+                     (supported: {})",
+                    SUPPORTED_CODEX_VERSIONS.join(", ")
+                );
+            }
+            Ok(Some(version))
+        }
+        _ => Ok(None),
+    }
+}
+
 fn find_codex_bin() -> anyhow::Result<PathBuf> {
+    let expected = expected_version()?;
+    let fallback_version = expected.as_deref().unwrap_or(PINNED_CODEX_VERSION);
+    let fallback = default_codex_bin(fallback_version);
     let bin = match std::env::var_os("CODEX_BIN") {
         Some(bin) if !bin.is_empty() => PathBuf::from(bin),
-        _ if Path::new(DEFAULT_CODEX_BIN).exists() => PathBuf::from(DEFAULT_CODEX_BIN),
+        _ if fallback.exists() => fallback,
         _ => bail!(
-            "Codex CLI {PINNED_CODEX_VERSION} not found: CODEX_BIN is not set and \
-             {DEFAULT_CODEX_BIN} does not exist; install it with the project's setup script \
-             (npm install @openai/codex@{PINNED_CODEX_VERSION}) or set CODEX_BIN"
+            "Codex CLI {fallback_version} not found: CODEX_BIN is not set and {} does not \
+             exist; install it with the project's test script (bash tests/run; it runs \
+             npm install @openai/codex@{fallback_version}) or set CODEX_BIN",
+            fallback.display()
         ),
     };
     let version = codex_version(&bin)?;
-    if version != PINNED_CODEX_VERSION {
-        bail!(
-            "{} is Codex CLI {version}, but the tests and fixtures are pinned to \
-             {PINNED_CODEX_VERSION}; set CODEX_BIN to a {PINNED_CODEX_VERSION} binary",
-            bin.display()
-        );
-    }
+    check_version(&bin, &version, expected.as_deref())?;
     Ok(bin)
+}
+
+fn check_version(bin: &Path, version: &str, expected: Option<&str>) -> anyhow::Result<()> {
+    match expected {
+        Some(expected) if version != expected => bail!(
+            "{} is Codex CLI {version}, but {EXPECTED_VERSION_VAR} is {expected}; set CODEX_BIN \
+             to a {expected} binary",
+            bin.display()
+        ),
+        None if !SUPPORTED_CODEX_VERSIONS.contains(&version) => bail!(
+            "{} is Codex CLI {version}, but the tests and fixtures are pinned to {}; set \
+             CODEX_BIN to one of those",
+            bin.display(),
+            SUPPORTED_CODEX_VERSIONS.join(" or ")
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Runs `BIN --version` and returns the version number (`codex-cli 0.169.0` → `0.169.0`).
@@ -356,9 +420,51 @@ mod tests {
     }
 
     #[test]
+    fn version_check() {
+        let bin = Path::new("/x/codex");
+        for version in SUPPORTED_CODEX_VERSIONS {
+            check_version(bin, version, None).unwrap();
+            check_version(bin, version, Some(version)).unwrap();
+        }
+        let error = check_version(bin, "0.169.0", Some("0.171.0")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("CODEX_EXPECTED_VERSION is 0.171.0")
+        );
+        assert!(check_version(bin, "0.170.0", None).is_err());
+    }
+
+    #[test]
+    fn the_test_script_pins_the_same_versions() {
+        let script = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/run")).unwrap();
+        let line = script
+            .lines()
+            .find_map(|l| l.strip_prefix("PINNED_CODEX_VERSIONS="))
+            .expect("tests/run sets PINNED_CODEX_VERSIONS");
+        let pinned: Vec<&str> = line.trim_matches('"').split_whitespace().collect();
+        assert_eq!(pinned, SUPPORTED_CODEX_VERSIONS);
+    }
+
+    #[test]
+    fn default_bin_is_under_the_cache() {
+        let bin = default_codex_bin("0.171.0");
+        assert!(
+            bin.ends_with("codex-0.171.0/node_modules/.bin/codex"),
+            "{bin:?}"
+        );
+    }
+
+    #[test]
     fn pinned_codex_is_installed() {
-        // Fails loudly (never skips) when the pinned CLI is missing: the e2e tests need it.
+        // Fails loudly (never skips) when the CLI under test is missing or is not the version
+        // CODEX_EXPECTED_VERSION names: the e2e tests need it.
         let bin = codex_bin().unwrap();
-        assert_eq!(codex_version(&bin).unwrap(), PINNED_CODEX_VERSION);
+        let version = codex_version(&bin).unwrap();
+        assert_eq!(codex_bin_version().unwrap(), version);
+        match expected_version().unwrap() {
+            Some(expected) => assert_eq!(version, expected),
+            None => assert!(SUPPORTED_CODEX_VERSIONS.contains(&version.as_str())),
+        }
     }
 }

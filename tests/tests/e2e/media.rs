@@ -629,6 +629,12 @@ async fn operator_cli_sends_types_reports_and_the_audit_records_every_call() {
     let second = env.bound_topic("cli-2", "echo: second").await;
     env.message(second, "second answer", |m| m.text() == "second")
         .await;
+    // The receipt's edit to "Delivered" can follow the answer (it waits on the node's reply,
+    // the answer does not): let it land before counting what the refused commands send.
+    env.message(second, "second receipt", |m| {
+        m.text().starts_with("✓ Delivered")
+    })
+    .await;
     let sends_before = env.tg.calls().len();
     let out = run_cli(&env, &["send", "ambiguous"]);
     assert!(!out.status.success());
@@ -642,8 +648,8 @@ async fn operator_cli_sends_types_reports_and_the_audit_records_every_call() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let new_calls: Vec<String> = env.tg.calls()[sends_before..]
         .iter()
-        .map(|c| c.method.to_lowercase())
-        .filter(|m| m != "getupdates")
+        .filter(|c| !c.method.eq_ignore_ascii_case("getupdates"))
+        .map(|c| format!("{} {}", c.method.to_lowercase(), c.params))
         .collect();
     assert!(new_calls.is_empty(), "{new_calls:?}");
     // agent-node send from inside the first topic's window (as Codex would run it): the
