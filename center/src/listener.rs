@@ -1,15 +1,26 @@
 //! Nodes that dial the center (behind NAT): a mutual-TLS `CenterLink` service whose calls become
 //! the same links the connector makes, and a plaintext `CenterEnrollment` service for
 //! `agent-node join` (its messages are authenticated by the join code; see `crate::fleet`).
+//!
+//! The enrollment port answers anyone who can reach it, so every call is first counted against
+//! a per-address and a global quota ([`shared::rate_limit`]); past them the caller gets
+//! `RESOURCE_EXHAUSTED` with the wait, and the log gets one line per address per window.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use futures::StreamExt;
 use proto::{
     link::Link,
     v1::{self, center_enrollment_server, center_link_server},
 };
-use shared::pki::Role;
+use shared::{
+    pki::Role,
+    rate_limit::{Quota, RateLimiter, Scope},
+};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
@@ -93,13 +104,65 @@ impl center_link_server::CenterLink for LinkService {
     }
 }
 
+/// Enrollment calls one address may make: a join is two calls (`begin`, `finish`), so this
+/// allows a couple of honest retries a minute and nothing like a loop.
+const ENROLL_PER_ADDRESS: u32 = 5;
+/// Enrollment calls all addresses together may make per minute (a flood from many addresses).
+const ENROLL_GLOBAL: u32 = 60;
+
+/// The quotas of the enrollment port (see the constants).
+fn enrollment_limiter() -> RateLimiter {
+    let minute = Duration::from_secs(60);
+    RateLimiter::new(
+        Quota::per(ENROLL_PER_ADDRESS, minute),
+        Quota::per(ENROLL_GLOBAL, minute),
+    )
+}
+
 struct EnrollService {
     app: Arc<App>,
+    limiter: Mutex<RateLimiter>,
+}
+
+impl EnrollService {
+    /// Counts the call against the quotas; past them, a refusal that says how long to wait.
+    /// Nothing from the request but its address is looked at or logged.
+    fn admit<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let ip = request
+            .remote_addr()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        let verdict = self
+            .limiter
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .check(ip, Instant::now());
+        verdict.map_err(|refusal| {
+            if refusal.first_in_window {
+                let scope = match refusal.scope {
+                    Scope::Source => "this address",
+                    Scope::Everyone => "all addresses",
+                };
+                tracing::warn!(
+                    peer = %shared::rate_limit::Source::of(ip),
+                    retry_after_s = refusal.retry_after_secs(),
+                    "refusing enrollment attempts: too many from {scope} (logged once a minute)"
+                );
+            }
+            Status::resource_exhausted(format!(
+                "too many enrollment attempts; try again in {} s",
+                refusal.retry_after_secs()
+            ))
+        })
+    }
 }
 
 #[tonic::async_trait]
 impl center_enrollment_server::CenterEnrollment for EnrollService {
-    async fn begin(&self, _: Request<v1::JoinBegin>) -> Result<Response<v1::JoinOffer>, Status> {
+    async fn begin(
+        &self,
+        request: Request<v1::JoinBegin>,
+    ) -> Result<Response<v1::JoinOffer>, Status> {
+        self.admit(&request)?;
         let pki = self
             .app
             .pki()
@@ -113,6 +176,7 @@ impl center_enrollment_server::CenterEnrollment for EnrollService {
         &self,
         request: Request<v1::JoinFinish>,
     ) -> Result<Response<v1::JoinDone>, Status> {
+        self.admit(&request)?;
         let f = request.into_inner();
         let pki = self
             .app
@@ -154,7 +218,8 @@ pub async fn serve_links(
     Ok(bound)
 }
 
-/// Serves `CenterEnrollment` (plaintext, join-code authenticated) on `addr`.
+/// Serves `CenterEnrollment` (plaintext, join-code authenticated, rate-limited per address) on
+/// `addr`.
 pub async fn serve_enrollment(
     app: Arc<App>,
     addr: SocketAddr,
@@ -162,9 +227,16 @@ pub async fn serve_enrollment(
 ) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let server = tonic::transport::Server::builder().add_service(
-        center_enrollment_server::CenterEnrollmentServer::new(EnrollService { app }),
-    );
+    let service = EnrollService {
+        app,
+        limiter: Mutex::new(enrollment_limiter()),
+    };
+    // A peer that never finishes its request must not hold a connection open for ever.
+    let server = tonic::transport::Server::builder()
+        .timeout(Duration::from_secs(30))
+        .add_service(center_enrollment_server::CenterEnrollmentServer::new(
+            service,
+        ));
     tokio::spawn(
         server.serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),
@@ -172,4 +244,82 @@ pub async fn serve_enrollment(
         ),
     );
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::v1::center_enrollment_client::CenterEnrollmentClient;
+
+    use super::*;
+    use crate::{
+        config::{CenterConfig, RunArgs},
+        store::Store,
+        telegram::{api::Tg, outbox::Outbox},
+    };
+
+    const TOKEN: &str = "123456:ABCdefGHIjklMNOpqr";
+
+    /// A center that has not started fleet support: every admitted call is answered
+    /// `UNAVAILABLE`, which tells admitted calls from refused ones without any PKI.
+    fn app(state: &std::path::Path) -> Arc<App> {
+        let args = RunArgs {
+            allowed_users: Some("1".into()),
+            state_dir: Some(state.to_owned()),
+            ..RunArgs::default()
+        };
+        let cfg = CenterConfig::resolve(&args, None, Some(TOKEN.into())).unwrap();
+        let store = Store::open(&state.join("center.db")).unwrap();
+        // Never called: nothing here talks to Telegram.
+        let tg = Tg::new(TOKEN, "http://127.0.0.1:9").unwrap();
+        App::new(cfg, store, Outbox::new(tg, CancellationToken::new())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_sixth_enrollment_call_in_a_minute_is_refused_with_the_wait() {
+        let state = tempfile::tempdir().unwrap();
+        let token = CancellationToken::new();
+        let addr = serve_enrollment(
+            app(state.path()),
+            "127.0.0.1:0".parse().unwrap(),
+            token.clone(),
+        )
+        .await
+        .unwrap();
+        let mut client = CenterEnrollmentClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
+        // A join is begin + finish; five calls from one address are admitted, whichever they are.
+        for call in 0..ENROLL_PER_ADDRESS {
+            let status = if call % 2 == 0 {
+                client.begin(v1::JoinBegin::default()).await.unwrap_err()
+            } else {
+                client.finish(v1::JoinFinish::default()).await.unwrap_err()
+            };
+            assert_eq!(
+                status.code(),
+                tonic::Code::Unavailable,
+                "call {call}: {status:?}"
+            );
+        }
+        let refused = client.finish(v1::JoinFinish::default()).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            tonic::Code::ResourceExhausted,
+            "{refused:?}"
+        );
+        // 12 s until one attempt comes back (5 a minute), less the time the calls took.
+        let wait = refused
+            .message()
+            .strip_prefix("too many enrollment attempts; try again in ")
+            .and_then(|rest| rest.strip_suffix(" s"))
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(wait.is_some_and(|n| (10..=12).contains(&n)), "{refused:?}");
+        let refused = client.begin(v1::JoinBegin::default()).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            tonic::Code::ResourceExhausted,
+            "{refused:?}"
+        );
+        token.cancel();
+    }
 }
