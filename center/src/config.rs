@@ -1,6 +1,10 @@
 //! The center's settings: flags over environment over an optional TOML file over defaults.
 //! Missing or malformed settings stop startup with one line that names the setting; the bot
 //! token is never printed (its `Debug` is redacted).
+//!
+//! Secrets (the bot token, the voice API key) are never flags: every local user can read a
+//! process's arguments in `/proc/<pid>/cmdline`. They come from the environment or from a file
+//! the environment names ([`SecretEnv`]), which systemd's `LoadCredential=` can provide.
 
 use std::{fmt, path::PathBuf, time::Duration};
 
@@ -22,6 +26,44 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
+    }
+}
+
+/// The variable holding the voice API key.
+pub const VOICE_KEY_ENV: &str = "CODEX_FLEET_VOICE_KEY";
+/// The variable naming a file that holds the voice API key (e.g. `$CREDENTIALS_DIRECTORY/…`).
+pub const VOICE_KEY_FILE_ENV: &str = "CODEX_FLEET_VOICE_KEY_FILE";
+
+/// The secrets the environment provides: values, or files holding them. `Debug` is redacted.
+#[derive(Clone, Default)]
+pub struct SecretEnv {
+    /// `TELEGRAM_BOT_TOKEN`.
+    pub token: Option<String>,
+    /// [`VOICE_KEY_ENV`].
+    pub voice_key: Option<String>,
+    /// [`VOICE_KEY_FILE_ENV`].
+    pub voice_key_file: Option<PathBuf>,
+}
+
+impl SecretEnv {
+    /// Reads them from this process's environment.
+    pub fn from_process() -> Self {
+        Self {
+            token: std::env::var("TELEGRAM_BOT_TOKEN").ok(),
+            voice_key: std::env::var(VOICE_KEY_ENV).ok(),
+            voice_key_file: std::env::var_os(VOICE_KEY_FILE_ENV).map(PathBuf::from),
+        }
+    }
+}
+
+impl fmt::Debug for SecretEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |v: bool| if v { "<redacted>" } else { "<unset>" };
+        f.debug_struct("SecretEnv")
+            .field("token", &set(self.token.is_some()))
+            .field("voice_key", &set(self.voice_key.is_some()))
+            .field("voice_key_file", &self.voice_key_file)
+            .finish()
     }
 }
 
@@ -179,9 +221,10 @@ pub struct RunArgs {
     /// https://api.openai.com/v1).
     #[arg(long, env = "CODEX_FLEET_VOICE_URL")]
     pub voice_url: Option<String>,
-    /// Voice messages: the API key for --voice-url.
-    #[arg(long, env = "CODEX_FLEET_VOICE_KEY", hide_env_values = true)]
-    pub voice_key: Option<String>,
+    /// Removed: a flag's value is readable by every local user. Kept hidden only to refuse it
+    /// with a message saying where the key goes now.
+    #[arg(long = "voice-key", hide = true, value_name = "REMOVED")]
+    pub removed_voice_key: Option<String>,
     /// Voice messages: the transcription model (default whisper-1).
     #[arg(long, env = "CODEX_FLEET_VOICE_MODEL")]
     pub voice_model: Option<String>,
@@ -190,11 +233,57 @@ pub struct RunArgs {
     pub voice_command: Option<String>,
 }
 
+/// The voice API key from the environment: [`VOICE_KEY_ENV`] or the file [`VOICE_KEY_FILE_ENV`]
+/// names (not both); `None` when neither is set. Errors name the variable, never the key.
+fn voice_key(secrets: &SecretEnv) -> Result<Option<String>, ConfigError> {
+    let invalid = |setting, message: String| ConfigError::Invalid { setting, message };
+    let value = secrets
+        .voice_key
+        .as_deref()
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    match (value, &secrets.voice_key_file) {
+        (Some(_), Some(_)) => Err(invalid(
+            VOICE_KEY_FILE_ENV,
+            format!("set either {VOICE_KEY_ENV} or {VOICE_KEY_FILE_ENV}, not both"),
+        )),
+        (Some(key), None) => Ok(Some(key.to_owned())),
+        (None, Some(path)) => {
+            let path = expand_tilde(path);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                invalid(
+                    VOICE_KEY_FILE_ENV,
+                    format!("cannot read {}: {}", path.display(), e.kind()),
+                )
+            })?;
+            let key = text.trim();
+            if key.is_empty() {
+                return Err(invalid(
+                    VOICE_KEY_FILE_ENV,
+                    format!("{} is empty", path.display()),
+                ));
+            }
+            Ok(Some(key.to_owned()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 /// `[voice]` from the file, with the flags/env on top.
 fn voice_config(
     args: &RunArgs,
+    secrets: &SecretEnv,
     mut voice: crate::transcribe::TranscribeConfig,
 ) -> Result<crate::transcribe::TranscribeConfig, ConfigError> {
+    if args.removed_voice_key.is_some() {
+        return Err(ConfigError::Invalid {
+            setting: "--voice-key",
+            message: format!(
+                "no longer accepted (every local user can read a program's arguments); \
+                 set {VOICE_KEY_ENV}, or {VOICE_KEY_FILE_ENV} to a file holding the key"
+            ),
+        });
+    }
     if let Some(url) = &args.voice_url {
         voice.provider = Some("openai".into());
         voice.base_url = Some(url.clone());
@@ -203,8 +292,8 @@ fn voice_config(
         voice.provider = Some("command".into());
         voice.command = Some(command.clone());
     }
-    if let Some(key) = &args.voice_key {
-        voice.api_key = Some(key.clone().into());
+    if let Some(key) = voice_key(secrets)? {
+        voice.api_key = Some(key.into());
     }
     if let Some(model) = &args.voice_model {
         voice.model = Some(model.clone());
@@ -217,14 +306,29 @@ fn voice_config(
 }
 
 impl CenterConfig {
-    /// Merges flags/env, the file and defaults. `token_env` is `TELEGRAM_BOT_TOKEN`'s value.
+    /// Merges flags/env, the file and defaults. `token_env` is `TELEGRAM_BOT_TOKEN`'s value; no
+    /// other secret is taken from the environment (see [`CenterConfig::resolve_with`]).
     pub fn resolve(
         args: &RunArgs,
         file: Option<FileConfig>,
         token_env: Option<String>,
     ) -> Result<Self, ConfigError> {
+        let secrets = SecretEnv {
+            token: token_env,
+            ..SecretEnv::default()
+        };
+        Self::resolve_with(args, file, &secrets)
+    }
+
+    /// Merges flags/env, the file, the secrets from the environment and defaults.
+    pub fn resolve_with(
+        args: &RunArgs,
+        file: Option<FileConfig>,
+        secrets: &SecretEnv,
+    ) -> Result<Self, ConfigError> {
         let file = file.unwrap_or_default();
         let invalid = |setting, message: String| ConfigError::Invalid { setting, message };
+        let token_env = secrets.token.clone();
         let token = match (token_env.filter(|t| !t.trim().is_empty()), &file.token_file) {
             (Some(t), _) => t.trim().to_owned(),
             (None, Some(path)) => std::fs::read_to_string(expand_tilde(path))
@@ -355,7 +459,7 @@ impl CenterConfig {
             ),
             drafts: args.drafts.or(file.drafts).unwrap_or(false),
             embedded_node: args.embedded_node.or(file.embedded_node).unwrap_or(true),
-            voice: voice_config(args, file.voice)?,
+            voice: voice_config(args, secrets, file.voice)?,
         })
     }
 
@@ -476,6 +580,121 @@ mod tests {
             c.remote_nodes,
             vec![("vps-1".into(), "1.2.3.4:7443".into())]
         );
+    }
+
+    /// Resolves with voice on (an OpenAI-compatible URL) and `secrets`; the key it ended up with.
+    fn voice_key_with(secrets: SecretEnv) -> Result<Option<String>, String> {
+        let mut a = args();
+        a.voice_url = Some("https://stt.example/v1".into());
+        let secrets = SecretEnv {
+            token: Some(TOKEN.into()),
+            ..secrets
+        };
+        CenterConfig::resolve_with(&a, None, &secrets)
+            .map(|c| c.voice.api_key.map(|k| k.expose().to_owned()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_voice_key_comes_from_the_environment_or_a_file_it_names() {
+        let key = |k: &str| Some(k.to_owned());
+        assert_eq!(voice_key_with(SecretEnv::default()), Ok(None));
+        let from_env = SecretEnv {
+            voice_key: key(" sk-from-env\n"),
+            ..SecretEnv::default()
+        };
+        assert_eq!(voice_key_with(from_env), Ok(key("sk-from-env")));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("voice-key");
+        std::fs::write(&file, "sk-from-file\n").unwrap();
+        let from_file = SecretEnv {
+            voice_key_file: Some(file.clone()),
+            ..SecretEnv::default()
+        };
+        assert_eq!(voice_key_with(from_file), Ok(key("sk-from-file")));
+
+        // An empty variable counts as unset, so the file still decides.
+        let empty_env = SecretEnv {
+            voice_key: key(""),
+            voice_key_file: Some(file.clone()),
+            ..SecretEnv::default()
+        };
+        assert_eq!(voice_key_with(empty_env), Ok(key("sk-from-file")));
+
+        // Problems name the variable and never show a key.
+        let both = SecretEnv {
+            voice_key: key("sk-from-env"),
+            voice_key_file: Some(file.clone()),
+            ..SecretEnv::default()
+        };
+        let err = voice_key_with(both).unwrap_err();
+        assert!(
+            err.contains(VOICE_KEY_ENV) && err.contains(VOICE_KEY_FILE_ENV),
+            "{err}"
+        );
+        assert!(!err.contains("sk-from"), "{err}");
+        let missing = SecretEnv {
+            voice_key_file: Some(dir.path().join("nope")),
+            ..SecretEnv::default()
+        };
+        let err = voice_key_with(missing).unwrap_err();
+        assert!(
+            err.contains(VOICE_KEY_FILE_ENV) && err.contains("nope"),
+            "{err}"
+        );
+        std::fs::write(&file, " \n").unwrap();
+        let empty_file = SecretEnv {
+            voice_key_file: Some(file),
+            ..SecretEnv::default()
+        };
+        let err = voice_key_with(empty_file).unwrap_err();
+        assert!(err.contains("is empty"), "{err}");
+    }
+
+    #[test]
+    fn the_voice_key_flag_is_refused_with_where_the_key_goes_now() {
+        let mut a = args();
+        a.removed_voice_key = Some("sk-on-the-command-line".into());
+        let err = CenterConfig::resolve(&a, None, Some(TOKEN.into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--voice-key") && err.contains(VOICE_KEY_ENV),
+            "{err}"
+        );
+        assert!(err.contains(VOICE_KEY_FILE_ENV), "{err}");
+        assert!(!err.contains("sk-on"), "{err}");
+        // No other secret has a flag.
+        let cmd = <Flags as clap::CommandFactory>::command();
+        for arg in cmd.get_arguments() {
+            let name = arg.get_id().as_str();
+            let secret = ["key", "token", "secret", "password"]
+                .iter()
+                .any(|s| name.contains(s));
+            assert!(!secret || arg.is_hide_set(), "--{name} takes a secret");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let secrets = SecretEnv {
+            token: Some(TOKEN.into()),
+            voice_key: Some("sk-secret".into()),
+            voice_key_file: None,
+        };
+        let debug = format!("{secrets:?}");
+        assert!(
+            !debug.contains("ABCdef") && !debug.contains("sk-secret"),
+            "{debug}"
+        );
+    }
+
+    /// `RunArgs` as a command of its own, to look at its arguments.
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        run: RunArgs,
     }
 
     #[test]

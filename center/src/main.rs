@@ -193,8 +193,9 @@ async fn real_main() -> anyhow::Result<()> {
         }
         None => cli.run,
     };
-    let token_env = std::env::var("TELEGRAM_BOT_TOKEN").ok();
-    let cfg = CenterConfig::resolve(&args, file, token_env)?;
+    // Secrets come from the environment (or files it names), never from flags.
+    let secrets = center::config::SecretEnv::from_process();
+    let cfg = CenterConfig::resolve_with(&args, file, &secrets)?;
     let token = CancellationToken::new();
     shared::shutdown::cancel_on_signal(token.clone());
     center::run(cfg, token).await.context("center stopped")
