@@ -10,7 +10,7 @@ use crate::config::RootConfig;
 
 /// Why a directory cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The path is not absolute.
     #[error("{0} is not an absolute path")]
     NotAbsolute(String),
@@ -34,17 +34,17 @@ pub enum Error {
 }
 
 /// At most this many subdirectories are returned from one listing.
-pub const MAX_ENTRIES: usize = 2000;
+pub(crate) const MAX_ENTRIES: usize = 2000;
 
 /// The canonical roots, resolved once.
 #[derive(Debug, Clone)]
-pub struct Roots {
+pub(crate) struct Roots {
     roots: Vec<(String, PathBuf)>,
 }
 
 /// A checked listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listing {
+pub(crate) struct Listing {
     /// The canonical directory.
     pub path: PathBuf,
     /// Name of the root it is in.
@@ -59,7 +59,7 @@ pub struct Listing {
 
 impl Roots {
     /// Resolves the configured roots; roots that do not exist are skipped with a warning.
-    pub fn new(config: &[RootConfig]) -> Self {
+    pub(crate) fn new(config: &[RootConfig]) -> Self {
         let roots = config
             .iter()
             .filter_map(|r| match r.path.canonicalize() {
@@ -74,12 +74,12 @@ impl Roots {
     }
 
     /// `(name, canonical path)` of each root.
-    pub fn list(&self) -> &[(String, PathBuf)] {
+    pub(crate) fn list(&self) -> &[(String, PathBuf)] {
         &self.roots
     }
 
     /// Canonicalises `path` and returns it with its root's name and path, if it is inside one.
-    pub fn resolve(&self, path: &str) -> Result<(PathBuf, &str, &Path), Error> {
+    pub(crate) fn resolve(&self, path: &str) -> Result<(PathBuf, &str, &Path), Error> {
         let raw = Path::new(path);
         if !raw.is_absolute() {
             return Err(Error::NotAbsolute(path.to_owned()));
@@ -106,7 +106,7 @@ impl Roots {
     }
 
     /// Lists the subdirectories of `path` that stay inside the roots.
-    pub fn list_dir(&self, path: &str, show_hidden: bool) -> Result<Listing, Error> {
+    pub(crate) fn list_dir(&self, path: &str, show_hidden: bool) -> Result<Listing, Error> {
         let (dir, root_name, root) = self.resolve(path)?;
         let parent = (dir != root)
             .then(|| dir.parent().map(Path::to_owned))

@@ -30,10 +30,10 @@ use shared::sync::LockExt;
 const RELAY_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Set in every fleet window: the window's session id.
-pub const SESSION_ENV: &str = "CODEX_FLEET_SESSION";
+pub(crate) const SESSION_ENV: &str = "CODEX_FLEET_SESSION";
 
 /// The socket's file name in the state directory.
-pub const SOCKET_NAME: &str = "control.sock";
+pub(crate) const SOCKET_NAME: &str = "control.sock";
 
 /// A send request, as written by the CLI.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -242,7 +242,11 @@ impl NodeEnrollment for EnrollService {
 
 /// Installs a renewed certificate: it must chain to `ca_pem`, name this node, and be for this
 /// node's key.
-pub fn install_renewed(state_dir: &Path, cert_pem: &str, ca_pem: &str) -> Result<(), JoinError> {
+pub(crate) fn install_renewed(
+    state_dir: &Path,
+    cert_pem: &str,
+    ca_pem: &str,
+) -> Result<(), JoinError> {
     let TlsState::Enrolled {
         cert_pem: current,
         key,

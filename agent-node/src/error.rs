@@ -4,7 +4,7 @@ use proto::v1;
 
 /// A request failed.
 #[derive(Debug, thiserror::Error)]
-pub enum NodeError {
+pub(crate) enum NodeError {
     /// The request itself is wrong.
     #[error("{0}")]
     InvalidArgument(String),
@@ -33,7 +33,7 @@ pub enum NodeError {
 
 impl NodeError {
     /// The wire code.
-    pub fn code(&self) -> v1::ErrorCode {
+    pub(crate) fn code(&self) -> v1::ErrorCode {
         match self {
             Self::InvalidArgument(_) => v1::ErrorCode::InvalidArgument,
             Self::NotFound(_) => v1::ErrorCode::NotFound,
@@ -47,7 +47,7 @@ impl NodeError {
     }
 
     /// The wire form.
-    pub fn to_failure(&self) -> v1::Failure {
+    pub(crate) fn to_failure(&self) -> v1::Failure {
         v1::Failure {
             code: self.code() as i32,
             message: self.to_string(),

@@ -12,7 +12,7 @@ use proto::v1::{self, reply::Result as R};
 use crate::{error::NodeError, windows::Windows};
 
 /// The largest attachment a node accepts (Telegram's upload cap for documents).
-pub const MAX_FILE: u64 = 50 * 1024 * 1024;
+pub(crate) const MAX_FILE: u64 = 50 * 1024 * 1024;
 /// The largest chunk read or written in one request.
 pub const MAX_CHUNK: usize = 512 * 1024;
 
@@ -92,7 +92,7 @@ pub(crate) async fn read_file(
 }
 
 /// Removes what interrupted uploads left behind (`.<upload>.part` files) under `inbox`.
-pub fn sweep_partial_uploads(inbox: &Path) {
+pub(crate) fn sweep_partial_uploads(inbox: &Path) {
     let Ok(sessions) = std::fs::read_dir(inbox) else {
         return;
     };
@@ -256,7 +256,7 @@ fn read_chunk(path: &Path, offset: u64, max_bytes: u32) -> Result<R, NodeError> 
 
 /// A name safe to create in a directory and to paste into a prompt: letters, digits, `.`, `-`
 /// and `_` only, no leading dot, at most 100 bytes, keeping the extension.
-pub fn sanitize_file_name(name: &str) -> String {
+pub(crate) fn sanitize_file_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
     let mut clean: String = base
         .chars()

@@ -4,11 +4,11 @@
 //! screen instead; see `requests::composer`).
 
 /// Longest message the node types into Codex (bytes after sanitising).
-pub const MAX_INPUT_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_INPUT_BYTES: usize = 64 * 1024;
 
 /// Removes control characters except newline and tab (ESC above all: it could end the
 /// bracketed paste early and turn the rest into key presses). CR and CRLF become LF.
-pub fn sanitize(text: &str) -> String {
+pub(crate) fn sanitize(text: &str) -> String {
     text.replace("\r\n", "\n")
         .replace('\r', "\n")
         .chars()
@@ -17,12 +17,12 @@ pub fn sanitize(text: &str) -> String {
 }
 
 /// Whitespace-insensitive form used to compare what was typed with what the transcript holds.
-pub fn normalize(text: &str) -> String {
+pub(crate) fn normalize(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Does a user message seen in the transcript correspond to `sent` (already normalized)?
-pub fn is_same_message(sent: &str, seen: &str) -> bool {
+pub(crate) fn is_same_message(sent: &str, seen: &str) -> bool {
     let seen = normalize(seen);
     if seen == sent {
         return true;
@@ -37,7 +37,7 @@ pub fn is_same_message(sent: &str, seen: &str) -> bool {
 /// word holds no other `/` (`/tmp/x look` is a message; `/frobnicate`, `/run@bot`, `/123` and a
 /// bare `/` are commands, known or not). Only single-line texts count here: a multi-line text
 /// goes the message way, and if Codex refuses it the composer is cleared all the same.
-pub fn slash_command(text: &str) -> Option<&str> {
+pub(crate) fn slash_command(text: &str) -> Option<&str> {
     let text = text.trim_end();
     if !text.starts_with('/') || text.contains('\n') {
         return None;

@@ -5,20 +5,20 @@
 //! (an in-memory [`proto::link::pair`] when embedded in the center, a gRPC stream via
 //! [`transport`] otherwise). The binary `agent-node` wires these to a command line.
 
-pub mod browse;
+mod browse;
 pub mod config;
 pub mod control;
 pub mod enroll;
-pub mod error;
+mod error;
 pub mod files;
 mod hub;
-pub mod input;
+mod input;
 pub mod node;
 pub mod registry;
 mod requests;
 mod rollout_match;
 pub mod screen;
-pub mod serve;
+mod serve;
 mod session;
 pub mod tmux;
 pub mod transcript;
@@ -27,3 +27,4 @@ mod windows;
 
 pub use config::NodeConfig;
 pub use node::Node;
+pub use serve::ServeError;

@@ -163,11 +163,6 @@ impl Node {
         self.inner.certificate_changed.notified().await;
     }
 
-    /// The configuration this node runs with.
-    pub fn config(&self) -> &NodeConfig {
-        &self.inner.cfg
-    }
-
     /// Serves the control socket (`agent-node send`) until `token` is cancelled.
     pub fn serve_control(&self, token: CancellationToken) -> std::io::Result<PathBuf> {
         control::serve(self.inner.outbox.clone(), &self.inner.cfg.state_dir, token)

@@ -20,38 +20,38 @@ use crate::transcript::chain::{Chain, Segment};
 
 /// One window the node created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionRecord {
+pub(crate) struct SessionRecord {
     /// The node's id for it (stable for the window's life).
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// tmux window id `@N`.
-    pub window_id: String,
+    pub(crate) window_id: String,
     /// tmux pane id `%N`.
-    pub pane_id: String,
+    pub(crate) pane_id: String,
     /// Window name.
-    pub window_name: String,
+    pub(crate) window_name: String,
     /// Canonical working directory.
-    pub cwd: PathBuf,
+    pub(crate) cwd: PathBuf,
     /// Unix ms when created.
-    pub created_unix_ms: i64,
+    pub(crate) created_unix_ms: i64,
     /// Codex thread id, once known.
     #[serde(default)]
-    pub thread_id: Option<String>,
+    pub(crate) thread_id: Option<String>,
     /// The transcript file, once known.
     #[serde(default)]
-    pub rollout: Option<PathBuf>,
+    pub(crate) rollout: Option<PathBuf>,
     /// Where event delivery starts when the transcript was bound (0 for a fresh session, the
     /// file's length at resume time for a resumed one).
     #[serde(default)]
-    pub start_offset: u64,
+    pub(crate) start_offset: u64,
     /// Highest sequence the center acked.
     #[serde(default)]
-    pub acked_seq: u64,
+    pub(crate) acked_seq: u64,
     /// The create request's idempotency key.
     #[serde(default)]
-    pub idempotency_key: Option<String>,
+    pub(crate) idempotency_key: Option<String>,
     /// The window is gone (exited or killed); kept for idempotency and late delivery.
     #[serde(default)]
-    pub exited: bool,
+    pub(crate) exited: bool,
 }
 
 /// Why the registry could not be read or written.
@@ -78,15 +78,15 @@ pub enum Error {
 
 /// A rollout a window wrote before Codex moved it to another file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EarlierRollout {
+pub(crate) struct EarlierRollout {
     /// The file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Its Codex thread id.
-    pub thread_id: String,
+    pub(crate) thread_id: String,
     /// Sequence of its byte 0.
-    pub base: u64,
+    pub(crate) base: u64,
     /// Sequence where the next file starts (this one's base plus its length when left).
-    pub end: u64,
+    pub(crate) end: u64,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -100,7 +100,7 @@ struct FileFormat {
 
 /// The table plus its file.
 #[derive(Debug)]
-pub struct Registry {
+pub(crate) struct Registry {
     path: PathBuf,
     sessions: BTreeMap<String, SessionRecord>,
     earlier: BTreeMap<String, Vec<EarlierRollout>>,
@@ -108,7 +108,7 @@ pub struct Registry {
 
 impl Registry {
     /// Loads `state_dir/windows.json`, or starts empty.
-    pub fn load(state_dir: &Path) -> Result<Self, Error> {
+    pub(crate) fn load(state_dir: &Path) -> Result<Self, Error> {
         let path = state_dir.join("windows.json");
         std::fs::create_dir_all(state_dir).map_err(|source| Error::Io {
             path: state_dir.to_owned(),
@@ -132,22 +132,22 @@ impl Registry {
     }
 
     /// All records.
-    pub fn all(&self) -> impl Iterator<Item = &SessionRecord> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &SessionRecord> {
         self.sessions.values()
     }
 
     /// One record.
-    pub fn get(&self, session_id: &str) -> Option<&SessionRecord> {
+    pub(crate) fn get(&self, session_id: &str) -> Option<&SessionRecord> {
         self.sessions.get(session_id)
     }
 
     /// Inserts or replaces a record (call [`Registry::save`] to persist).
-    pub fn put(&mut self, record: SessionRecord) {
+    pub(crate) fn put(&mut self, record: SessionRecord) {
         self.sessions.insert(record.session_id.clone(), record);
     }
 
     /// Changes one record in place; returns false if it does not exist.
-    pub fn update(&mut self, session_id: &str, f: impl FnOnce(&mut SessionRecord)) -> bool {
+    pub(crate) fn update(&mut self, session_id: &str, f: impl FnOnce(&mut SessionRecord)) -> bool {
         match self.sessions.get_mut(session_id) {
             Some(r) => {
                 f(r);
@@ -158,7 +158,7 @@ impl Registry {
     }
 
     /// Drops exited sessions created before `cutoff_unix_ms`.
-    pub fn prune_exited(&mut self, cutoff_unix_ms: i64) {
+    pub(crate) fn prune_exited(&mut self, cutoff_unix_ms: i64) {
         self.sessions
             .retain(|_, r| !(r.exited && r.created_unix_ms < cutoff_unix_ms));
         let sessions = &self.sessions;
@@ -166,7 +166,7 @@ impl Registry {
     }
 
     /// Every rollout of a session with its sequences: the files it left, then its current one.
-    pub fn chain(&self, session_id: &str) -> Chain {
+    pub(crate) fn chain(&self, session_id: &str) -> Chain {
         let mut segments: Vec<Segment> = self
             .earlier
             .get(session_id)
@@ -196,7 +196,7 @@ impl Registry {
     /// `old_len` bytes to its current one: the current one is kept as an earlier rollout and
     /// the new one starts at the sequence where it ended. Returns the new file's base, or
     /// `None` if the session is unknown or has no rollout yet.
-    pub fn switch_rollout(
+    pub(crate) fn switch_rollout(
         &mut self,
         session_id: &str,
         path: PathBuf,
@@ -222,7 +222,7 @@ impl Registry {
     }
 
     /// Has any session, now or earlier, had the thread `thread_id`?
-    pub fn knows_thread(&self, thread_id: &str) -> bool {
+    pub(crate) fn knows_thread(&self, thread_id: &str) -> bool {
         self.sessions
             .values()
             .any(|r| r.thread_id.as_deref() == Some(thread_id))
@@ -234,7 +234,7 @@ impl Registry {
     }
 
     /// Writes the file atomically.
-    pub fn save(&self) -> Result<(), Error> {
+    pub(crate) fn save(&self) -> Result<(), Error> {
         let data = FileFormat {
             version: 1,
             sessions: self.sessions.clone(),

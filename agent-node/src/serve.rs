@@ -29,15 +29,15 @@ pub enum ServeError {
 #[error(
     "incompatible protocol: the center speaks versions {center_min}..={center_max}, this node {MIN_PROTOCOL_VERSION}..={PROTOCOL_VERSION}; upgrade the older side"
 )]
-pub struct IncompatibleVersions {
+pub(crate) struct IncompatibleVersions {
     /// The oldest version the center speaks.
-    pub center_min: u32,
+    pub(crate) center_min: u32,
     /// The newest version the center speaks.
-    pub center_max: u32,
+    pub(crate) center_max: u32,
 }
 
 /// Picks the protocol version both sides speak, or explains why there is none.
-pub fn negotiate(min: u32, max: u32) -> Result<u32, IncompatibleVersions> {
+pub(crate) fn negotiate(min: u32, max: u32) -> Result<u32, IncompatibleVersions> {
     let chosen = max.min(PROTOCOL_VERSION);
     if chosen < min.max(MIN_PROTOCOL_VERSION) || min > max {
         return Err(IncompatibleVersions {
@@ -196,7 +196,7 @@ impl Node {
     }
 
     /// The node's health right now.
-    pub fn heartbeat(&self) -> v1::NodeMsg {
+    pub(crate) fn heartbeat(&self) -> v1::NodeMsg {
         let sessions = self.inner.windows.runtimes();
         let live = sessions
             .iter()

@@ -44,53 +44,53 @@ const CLIENT_ENV: &[&str] = &[
 /// How long any single tmux command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// User option set on every window the node creates; holds the node's session id.
-pub const SESSION_OPTION: &str = "@codex-fleet-session";
+pub(crate) const SESSION_OPTION: &str = "@codex-fleet-session";
 
 /// A window to create.
 #[derive(Debug, Clone)]
-pub struct WindowSpec {
+pub(crate) struct WindowSpec {
     /// Window name.
-    pub name: String,
+    pub(crate) name: String,
     /// Working directory.
-    pub cwd: std::path::PathBuf,
+    pub(crate) cwd: std::path::PathBuf,
     /// Shell command run in the window (from the operator's config, never from chat text).
-    pub command: String,
+    pub(crate) command: String,
     /// Environment for the window's process. It never goes on a command line (every local
     /// user can read `/proc/*/cmdline`): it is written to an owner-only file in `env_dir` that
     /// the window's shell reads and deletes before it starts the command.
-    pub env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
     /// An owner-only directory for that file.
-    pub env_dir: std::path::PathBuf,
+    pub(crate) env_dir: std::path::PathBuf,
     /// Value for [`SESSION_OPTION`].
-    pub session_id: String,
+    pub(crate) session_id: String,
 }
 
 /// Ids of a newly created window.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewWindow {
+pub(crate) struct NewWindow {
     /// `@N`.
-    pub window_id: String,
+    pub(crate) window_id: String,
     /// `%N`.
-    pub pane_id: String,
+    pub(crate) pane_id: String,
 }
 
 /// One pane as `list-panes` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PaneInfo {
+pub(crate) struct PaneInfo {
     /// `@N`.
-    pub window_id: String,
+    pub(crate) window_id: String,
     /// `%N`.
-    pub pane_id: String,
+    pub(crate) pane_id: String,
     /// The process in the pane exited (remain-on-exit keeps the pane).
-    pub dead: bool,
+    pub(crate) dead: bool,
     /// Name of the foreground process, e.g. `codex` or `bash`.
-    pub current_command: String,
+    pub(crate) current_command: String,
     /// The pane is in copy mode or another mode.
-    pub in_mode: bool,
+    pub(crate) in_mode: bool,
     /// Value of [`SESSION_OPTION`] on the pane's window (empty if not ours).
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// Window name.
-    pub window_name: String,
+    pub(crate) window_name: String,
 }
 
 const PANE_FORMAT: &str = "#{window_id}\t#{pane_id}\t#{pane_dead}\t#{pane_current_command}\t#{pane_in_mode}\t#{@codex-fleet-session}\t#{window_name}";
@@ -110,7 +110,7 @@ fn parse_pane_line(line: &str) -> Option<PaneInfo> {
 
 /// A key the node may send (never user text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Key {
+pub(crate) enum Key {
     /// Escape: interrupts a turn or cancels a prompt.
     Escape,
     /// Enter: submits.
@@ -164,7 +164,7 @@ impl Key {
 
 /// The node's handle on its private tmux server.
 #[derive(Debug, Clone)]
-pub struct TmuxCli {
+pub(crate) struct TmuxCli {
     socket: String,
     session: String,
     size: (u16, u16),
@@ -172,22 +172,12 @@ pub struct TmuxCli {
 
 impl TmuxCli {
     /// Talks to `tmux -L socket`, keeping Codex windows in `session`.
-    pub fn new(socket: &str, session: &str, size: (u16, u16)) -> Self {
+    pub(crate) fn new(socket: &str, session: &str, size: (u16, u16)) -> Self {
         Self {
             socket: socket.to_owned(),
             session: session.to_owned(),
             size,
         }
-    }
-
-    /// The tmux session name.
-    pub fn session(&self) -> &str {
-        &self.session
-    }
-
-    /// The socket name.
-    pub fn socket(&self) -> &str {
-        &self.socket
     }
 
     async fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<String, Error> {
@@ -239,7 +229,7 @@ impl TmuxCli {
 
     /// Creates a window running `spec.command` with `spec.env`, creating the session (and
     /// server) if needed.
-    pub async fn new_window(&self, spec: &WindowSpec) -> Result<NewWindow, Error> {
+    pub(crate) async fn new_window(&self, spec: &WindowSpec) -> Result<NewWindow, Error> {
         let cwd = spec.cwd.to_string_lossy().into_owned();
         let command = env_file_command(spec)?;
         let mut tail: Vec<&str> = vec![
@@ -306,7 +296,7 @@ impl TmuxCli {
     }
 
     /// Whether the node's tmux session exists.
-    pub async fn has_session(&self) -> Result<bool, Error> {
+    pub(crate) async fn has_session(&self) -> Result<bool, Error> {
         let target = format!("={}", self.session);
         match self.run(&["has-session", "-t", &target], None).await {
             Ok(_) => Ok(true),
@@ -316,7 +306,7 @@ impl TmuxCli {
     }
 
     /// Every pane of the node's session (empty when the session or server does not exist).
-    pub async fn list_panes(&self) -> Result<Vec<PaneInfo>, Error> {
+    pub(crate) async fn list_panes(&self) -> Result<Vec<PaneInfo>, Error> {
         let target = format!("={}", self.session);
         match self
             .run(
@@ -335,7 +325,7 @@ impl TmuxCli {
     }
 
     /// One pane's state.
-    pub async fn pane_info(&self, pane: &str) -> Result<PaneInfo, Error> {
+    pub(crate) async fn pane_info(&self, pane: &str) -> Result<PaneInfo, Error> {
         let out = self
             .run(
                 &["display-message", "-p", "-t", pane, "-F", PANE_FORMAT],
@@ -346,7 +336,7 @@ impl TmuxCli {
     }
 
     /// The pane's state and its plain screen, in one tmux call.
-    pub async fn snapshot(&self, pane: &str) -> Result<(PaneInfo, String), Error> {
+    pub(crate) async fn snapshot(&self, pane: &str) -> Result<(PaneInfo, String), Error> {
         let out = self
             .run(
                 &[
@@ -371,7 +361,7 @@ impl TmuxCli {
     }
 
     /// The visible screen, plain or with ANSI colour escapes.
-    pub async fn capture(&self, pane: &str, ansi: bool) -> Result<String, Error> {
+    pub(crate) async fn capture(&self, pane: &str, ansi: bool) -> Result<String, Error> {
         let mut args = vec!["capture-pane", "-p", "-t", pane];
         if ansi {
             args.push("-e");
@@ -380,7 +370,7 @@ impl TmuxCli {
     }
 
     /// Leaves copy mode (or any other pane mode) so keys reach the program.
-    pub async fn leave_mode(&self, pane: &str) -> Result<(), Error> {
+    pub(crate) async fn leave_mode(&self, pane: &str) -> Result<(), Error> {
         self.run(&["send-keys", "-t", pane, "-X", "cancel"], None)
             .await
             .map(drop)
@@ -388,7 +378,7 @@ impl TmuxCli {
 
     /// Pastes `text` literally as a bracketed paste: the text travels on stdin, never as
     /// arguments, so tmux and shells never interpret it.
-    pub async fn paste(&self, pane: &str, buffer: &str, text: &str) -> Result<(), Error> {
+    pub(crate) async fn paste(&self, pane: &str, buffer: &str, text: &str) -> Result<(), Error> {
         self.run(&["load-buffer", "-b", buffer, "-"], Some(text.as_bytes()))
             .await?;
         self.run(
@@ -400,7 +390,7 @@ impl TmuxCli {
     }
 
     /// Sends one key.
-    pub async fn send_key(&self, pane: &str, key: Key) -> Result<(), Error> {
+    pub(crate) async fn send_key(&self, pane: &str, key: Key) -> Result<(), Error> {
         let name = key.tmux_name();
         let mut args = vec!["send-keys", "-t", pane];
         if matches!(key, Key::Char(_)) {
@@ -412,7 +402,7 @@ impl TmuxCli {
 
     /// Sends several named keys in one tmux call, in order (no [`Key::Char`]: a letter would
     /// need `-l`, which would make every other name literal text too).
-    pub async fn send_keys(&self, pane: &str, keys: &[Key]) -> Result<(), Error> {
+    pub(crate) async fn send_keys(&self, pane: &str, keys: &[Key]) -> Result<(), Error> {
         let names: Vec<String> = keys
             .iter()
             .filter(|k| !matches!(k, Key::Char(_)))
@@ -424,7 +414,7 @@ impl TmuxCli {
     }
 
     /// Kills a window.
-    pub async fn kill_window(&self, window: &str) -> Result<(), Error> {
+    pub(crate) async fn kill_window(&self, window: &str) -> Result<(), Error> {
         self.run(&["kill-window", "-t", window], None)
             .await
             .map(drop)

@@ -19,7 +19,7 @@ use shared::pki::{PrivateKey, Role};
 use crate::{enroll::EnrollService, node::Node};
 
 /// Capacity of one link's outgoing queue.
-pub const LINK_CAPACITY: usize = 1024;
+pub(crate) const LINK_CAPACITY: usize = 1024;
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
