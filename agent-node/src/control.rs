@@ -61,6 +61,30 @@ pub struct SendAnswer {
     pub message: String,
 }
 
+/// Why a file cannot be offered to the center (each message is one line for the user).
+#[derive(Debug, thiserror::Error)]
+enum NotOffered {
+    /// The path is relative (the CLI makes it absolute).
+    #[error("{0} is not an absolute path")]
+    NotAbsolute(String),
+    /// A directory, a FIFO, ...
+    #[error("{0} is not a regular file")]
+    NotAFile(String),
+    /// It does not exist or cannot be looked at.
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        /// The path as given.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It lies outside the roots, the inbox and `send_roots`, and is no image.
+    #[error(
+        "{0} is outside the folders `agent-node send` may send files from (the node's roots and its inbox); add its folder to send_roots in the node's config to allow it"
+    )]
+    OutsideSendable(String),
+}
+
 /// What `agent-node send` asks of the center, and what the center may read because of it: the
 /// relays waiting for the center's verdict and the files they offer. Files are offered only
 /// from the folders the node allows (see [`Outbox::check_sendable`]).
@@ -99,24 +123,32 @@ impl Outbox {
         self.offered.locked().contains(path)
     }
 
-    /// The canonical form of `path` if it may be sent: under a sendable folder (after
-    /// symlinks are resolved, so a link cannot lead out) or an image (which the center may read
-    /// anyway, see `crate::files`). Otherwise one line saying why not.
-    fn check_sendable(&self, path: &Path) -> Result<PathBuf, String> {
-        let real = std::fs::canonicalize(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    /// The canonical form of the file `file` names if it may be offered: an absolute path of a
+    /// regular file under a sendable folder (after symlinks are resolved, so a link cannot lead
+    /// out), or of an image (which the center may read anyway, see `crate::files`).
+    fn offerable(&self, file: &str) -> Result<PathBuf, NotOffered> {
+        let path = Path::new(file);
+        if !path.is_absolute() {
+            return Err(NotOffered::NotAbsolute(file.to_owned()));
+        }
+        let unreadable = |source| NotOffered::Unreadable {
+            path: file.to_owned(),
+            source,
+        };
+        if !std::fs::metadata(path).map_err(unreadable)?.is_file() {
+            return Err(NotOffered::NotAFile(file.to_owned()));
+        }
+        let real = std::fs::canonicalize(path).map_err(unreadable)?;
         let inside = self
             .sendable
             .iter()
             .filter_map(|dir| std::fs::canonicalize(dir).ok())
             .any(|dir| real.starts_with(dir));
         if inside || crate::files::is_image_file(&real) {
-            return Ok(real);
+            Ok(real)
+        } else {
+            Err(NotOffered::OutsideSendable(file.to_owned()))
         }
-        Err(format!(
-            "{} is outside the folders `agent-node send` may send files from (the node's roots and its inbox); add its folder to send_roots in the node's config to allow it",
-            path.display()
-        ))
     }
 
     /// Sends `req` to the center and waits for its verdict.
@@ -127,20 +159,13 @@ impl Outbox {
         }
         let mut offered = None;
         if !req.file.is_empty() {
-            let path = Path::new(&req.file);
-            if !path.is_absolute() {
-                return fail(format!("{} is not an absolute path", req.file));
-            }
-            match std::fs::metadata(path) {
-                Ok(m) if m.is_file() => {}
-                Ok(_) => return fail(format!("{} is not a regular file", req.file)),
-                Err(e) => return fail(format!("cannot read {}: {e}", req.file)),
-            }
-            match self.check_sendable(path) {
+            match self.offerable(&req.file) {
                 Ok(real) => offered = Some(real),
                 Err(refused) => {
-                    tracing::info!(file = %req.file, "refused to offer a file outside the sendable folders");
-                    return fail(refused);
+                    if matches!(refused, NotOffered::OutsideSendable(_)) {
+                        tracing::info!(file = %req.file, "refused to offer a file outside the sendable folders");
+                    }
+                    return fail(refused.to_string());
                 }
             }
         }
