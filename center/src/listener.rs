@@ -275,7 +275,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_sixth_enrollment_call_in_a_minute_is_refused_with_the_wait() {
+    async fn the_sixth_enrollment_call_in_a_minute_from_one_address_is_refused_with_the_wait() {
         let state = tempfile::tempdir().unwrap();
         let token = CancellationToken::new();
         let addr = serve_enrollment(
@@ -320,6 +320,18 @@ mod tests {
             tonic::Code::ResourceExhausted,
             "{refused:?}"
         );
+        // Counted per address: another one is still admitted.
+        let other = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .local_address(Some("127.0.0.2".parse().unwrap()))
+            .connect()
+            .await
+            .unwrap();
+        let status = CenterEnrollmentClient::new(other)
+            .begin(v1::JoinBegin::default())
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
         token.cancel();
     }
 }
