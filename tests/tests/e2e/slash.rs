@@ -45,6 +45,32 @@ async fn command(env: &NodeEnv, sid: &str, text: &str) -> R {
         .unwrap()
 }
 
+/// Waits until Codex has drawn the end of the turn that answered `answer` (its `Worked for …`
+/// line under the answer). The transcript runs ahead of the screen: Codex writes
+/// `task_complete` (the node's TurnCompleted) and shows the answer above an idle composer a
+/// moment before it has taken the end of the turn itself, and until then it refuses `/new` as
+/// "disabled while a task is in progress" (seen with 0.169.0, `testdata/README.md`). No node
+/// event marks that moment (the screen already classifies as ready), so this looks at the pane.
+async fn turn_end_on_screen(env: &NodeEnv, sid: &str, answer: &str) {
+    let deadline = tokio::time::Instant::now() + TURN;
+    loop {
+        let screen = env.capture(sid).await.unwrap();
+        let lines: Vec<&str> = screen.lines().collect();
+        let drawn = lines
+            .iter()
+            .rposition(|l| l.contains(answer))
+            .is_some_and(|at| lines[at..].iter().any(|l| l.contains("Worked for")));
+        if drawn {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Codex never drew the end of the turn:\n{screen}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slash_commands_are_confirmed_by_the_screen_and_refused_ones_leave_nothing_behind() {
     // Paste-burst detection on: the way users run Codex.
@@ -94,5 +120,6 @@ async fn slash_commands_are_confirmed_by_the_screen_and_refused_ones_leave_nothi
     assert_eq!(typed.last(), Some(&vec!["hello".to_owned()]), "{typed:?}");
 
     // After a turn, /new is taken too (it starts a new conversation in the same window).
+    turn_end_on_screen(&env, &sid, "You said: hello").await;
     assert_confirmed(&command(&env, &sid, "/new").await);
 }
