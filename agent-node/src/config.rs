@@ -247,8 +247,12 @@ pub struct FileConfig {
     pub paste_delay_ms: Option<u64>,
     /// See [`NodeConfig::confirm_timeout`].
     pub confirm_timeout_ms: Option<u64>,
-    /// Address for `agent-node serve`.
+    /// Address for `agent-node serve` once enrolled (mutual TLS) or while enrolling.
     pub listen: Option<SocketAddr>,
+    /// Unix socket an unenrolled node serves on (default `<state_dir>/node.sock`).
+    pub socket: Option<PathBuf>,
+    /// Other uids that may attach through the Unix socket (the node's own user always may).
+    pub allow_uids: Option<Vec<u32>>,
     /// Log filter (RUST_LOG syntax).
     pub log: Option<String>,
 }
@@ -263,9 +267,23 @@ impl FileConfig {
 /// Flags of `agent-node serve` (each also readable from the environment).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
-    /// Address to serve the node protocol on. Plaintext is only allowed on loopback.
+    /// TCP address to serve the node protocol on, over mutual TLS once enrolled (and for the
+    /// enrollment itself); default 127.0.0.1:7443. A node that is not enrolled serves only on
+    /// its Unix socket (--socket).
     #[arg(long, env = "AGENT_NODE_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Unix socket for a node that is not enrolled (default <state-dir>/node.sock); its
+    /// directory must be private to this user. The center dials it as `unix:<path>`.
+    #[arg(long, env = "AGENT_NODE_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// Another user id allowed to attach through the Unix socket (repeat or comma-separate);
+    /// this node's own user always may, nobody else unless listed.
+    #[arg(
+        long = "allow-uid",
+        env = "AGENT_NODE_ALLOW_UIDS",
+        value_delimiter = ','
+    )]
+    pub allow_uids: Vec<u32>,
     /// Node name (default: the host name).
     #[arg(long, env = "AGENT_NODE_NAME")]
     pub name: Option<String>,

@@ -6,6 +6,7 @@
 //! [`transport`] otherwise). The binary `agent-node` wires these to a command line.
 
 mod browse;
+pub mod code_input;
 pub mod config;
 pub mod control;
 pub mod enroll;

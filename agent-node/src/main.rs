@@ -54,6 +54,8 @@ enum Command {
     },
     /// Join a center that accepts nodes dialling in (for machines behind NAT): use the code
     /// its `/node add <name>` printed; afterwards `serve` dials the center over mutual TLS.
+    /// The code is read from standard input (prompted for on a terminal) or --code-file, never
+    /// from the command line, where every local user could read it.
     Join {
         /// This node's name (as given to /node add).
         #[arg(long)]
@@ -66,8 +68,12 @@ enum Command {
         state_dir: Option<PathBuf>,
         /// The center's enrollment address (its --enroll-listen), host:port.
         enroll: String,
-        /// The join code.
-        code: String,
+        /// Read the join code from this file (first line) instead of standard input.
+        #[arg(long)]
+        code_file: Option<PathBuf>,
+        /// Refused: a code here would be readable in /proc/<pid>/cmdline.
+        #[arg(hide = true)]
+        code: Option<String>,
     },
     /// Send text and/or a file on this machine to a session's Telegram topic, through the
     /// running daemon and its center. Inside a fleet window the topic is that window's; elsewhere
@@ -88,10 +94,11 @@ enum Command {
         /// The message (the caption, with a file).
         text: Option<String>,
     },
-    /// Serve the node protocol (plaintext gRPC on a loopback address).
+    /// Serve the node protocol: over mutual TLS once enrolled, else on a Unix socket only this
+    /// user may use.
     Serve {
         #[command(flatten)]
-        args: ServeArgs,
+        args: Box<ServeArgs>,
         /// Print the effective configuration and exit.
         #[arg(long)]
         dump_config: bool,
@@ -151,8 +158,11 @@ async fn main() -> anyhow::Result<()> {
             center,
             state_dir,
             enroll,
+            code_file,
             code,
         } => {
+            let code =
+                agent_node::code_input::read_join_code(code.as_deref(), code_file.as_deref())?;
             let args = ServeArgs {
                 state_dir,
                 ..ServeArgs::default()
@@ -211,14 +221,46 @@ async fn main() -> anyhow::Result<()> {
                 }),
                 _ => None,
             };
+            let socket = args
+                .socket
+                .clone()
+                .or_else(|| file.as_ref().and_then(|f| f.socket.clone()))
+                .map(|p| shared::config::expand_tilde(&p));
+            let mut allow_uids = args.allow_uids.clone();
+            if allow_uids.is_empty() {
+                allow_uids = file
+                    .as_ref()
+                    .and_then(|f| f.allow_uids.clone())
+                    .unwrap_or_default();
+            }
             let config = NodeConfig::resolve(&args, file)?;
+            let local = Local {
+                own_dir: socket.is_none(),
+                socket: socket.unwrap_or_else(|| config.state_dir.join(NODE_SOCKET)),
+                access: transport::LocalAccess { allow_uids },
+            };
             if dump_config {
-                println!("{config:#?}\nlisten: {listen}");
+                println!(
+                    "{config:#?}\nlisten: {listen}\nsocket: {}\nallow_uids: {:?}",
+                    local.socket.display(),
+                    local.access.allow_uids
+                );
                 return Ok(());
             }
-            serve(config, listen, manual).await
+            serve(config, listen, local, manual).await
         }
     }
+}
+
+/// The socket's file name in the state directory (when `--socket` is not given).
+const NODE_SOCKET: &str = "node.sock";
+
+/// Where an unenrolled node serves, and who may attach there.
+struct Local {
+    socket: std::path::PathBuf,
+    /// `socket` is in the state directory (made private if it is not).
+    own_dir: bool,
+    access: transport::LocalAccess,
 }
 
 /// TLS material given by flags (manual mode) instead of enrollment.
@@ -232,6 +274,7 @@ struct Manual {
 async fn serve(
     config: NodeConfig,
     listen: std::net::SocketAddr,
+    local: Local,
     manual: Option<Manual>,
 ) -> anyhow::Result<()> {
     shared::tls::install_crypto_provider();
@@ -272,9 +315,20 @@ async fn serve(
         let state = TlsState::load(&state_dir).context("reading the node's TLS state")?;
         match state {
             TlsState::None => {
-                let (bound, server) =
-                    transport::bind_plaintext(node.clone(), addr, token.clone()).await?;
-                announce(bound, "");
+                // Not enrolled: no TCP at all (any local user could reach a loopback port).
+                let (path, server) = transport::bind_unix(
+                    node.clone(),
+                    &local.socket,
+                    local.own_dir,
+                    local.access.clone(),
+                    token.clone(),
+                )
+                .await?;
+                println!(
+                    "agent-node listening on unix:{} (this user only; not enrolled)",
+                    path.display()
+                );
+                tracing::info!(socket = %path.display(), "serving the node protocol on a Unix socket");
                 return server.await.context("serving");
             }
             TlsState::Enrolled {
@@ -356,5 +410,32 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn a_join_code_in_argv_is_parsed_only_to_be_refused() {
+        use clap::Parser;
+        let join = |extra: &[&str]| {
+            let mut args = vec![
+                "agent-node",
+                "join",
+                "--name",
+                "n",
+                "--center",
+                "c:1",
+                "e:2",
+            ];
+            args.extend_from_slice(extra);
+            match super::Cli::try_parse_from(args).unwrap().command {
+                super::Command::Join {
+                    code, code_file, ..
+                } => (code, code_file),
+                other => panic!("{other:?}"),
+            }
+        };
+        let (code, _) = join(&["cfj1.secret"]);
+        assert!(agent_node::code_input::read_join_code(code.as_deref(), None).is_err());
+        let (code, file) = join(&["--code-file", "/run/code"]);
+        assert_eq!((code, file), (None, Some("/run/code".into())));
     }
 }

@@ -87,7 +87,7 @@ pub struct CenterConfig {
     pub watchdog: Duration,
     /// The embedded node's configuration.
     pub node: agent_node::NodeConfig,
-    /// Remote nodes to dial: (name, `host:port`).
+    /// Remote nodes to dial: (name, `host:port` of an enrolled node, or `unix:/path`).
     pub remote_nodes: Vec<(String, String)>,
     /// Longest wait between reconnect attempts to a node.
     pub reconnect_max: Duration,
@@ -116,7 +116,8 @@ pub struct CenterConfig {
 pub struct RemoteNodeConfig {
     /// Its name (as in its certificate).
     pub name: String,
-    /// `host:port` of its `agent-node serve`.
+    /// `host:port` of its `agent-node serve` once it is enrolled (mutual TLS), or `unix:/path`:
+    /// the socket of an unenrolled node of the center's own user.
     pub endpoint: String,
 }
 
@@ -203,7 +204,8 @@ pub struct RunArgs {
     /// Longest wait between reconnect attempts to a node, in seconds (default 30).
     #[arg(long, env = "CODEX_FLEET_RECONNECT_MAX_SECS")]
     pub reconnect_max_secs: Option<u64>,
-    /// A remote node to dial, `name=host:port` (repeat or comma-separate).
+    /// A node to dial: `name=unix:/path` (an unenrolled agent-node's socket), or
+    /// `name=host:port` of an enrolled one (repeat or comma-separate).
     #[arg(long = "node", env = "CODEX_FLEET_NODES", value_delimiter = ',')]
     pub nodes: Vec<String>,
     /// The largest attachment taken from Telegram, in MB (default and maximum 20).
@@ -399,7 +401,7 @@ impl CenterConfig {
             let (name, endpoint) = spec.split_once('=').ok_or_else(|| {
                 invalid(
                     "CODEX_FLEET_NODES",
-                    format!("{spec:?} is not name=host:port"),
+                    format!("{spec:?} is not name=unix:/path or name=host:port"),
                 )
             })?;
             remote_nodes.push((name.trim().to_owned(), endpoint.trim().to_owned()));
@@ -419,11 +421,14 @@ impl CenterConfig {
                     ),
                 ));
             }
-            if endpoint
+            let tcp = endpoint
                 .rsplit_once(':')
-                .is_none_or(|(_, p)| p.parse::<u16>().is_err())
-            {
-                return Err(invalid("nodes", format!("{endpoint:?} is not host:port")));
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+            if !tcp && crate::connector::unix_socket(endpoint).is_none() {
+                return Err(invalid(
+                    "nodes",
+                    format!("{endpoint:?} is not host:port or unix:/path"),
+                ));
             }
         }
         let mut node_file = file.node;

@@ -1,7 +1,11 @@
-//! Dials remote nodes and keeps the links up: connect (mutual TLS, or plaintext on loopback),
-//! attach with the acked cursors so the node replays what the center has not handled, and on any
-//! drop reconnect with exponential backoff and jitter. Topics bound to a node hear once when it
-//! goes offline and once when it is back.
+//! Dials remote nodes and keeps the links up: connect (mutual TLS over TCP, or a node's Unix
+//! socket `unix:/path` for a node that is not enrolled), attach with the acked cursors so the node
+//! replays what the center has not handled, and on any drop reconnect with exponential backoff and
+//! jitter. Topics bound to a node hear once when it goes offline and once when it is back.
+//!
+//! There is no plaintext TCP: whoever reaches a node's link types into its Codex windows, and a
+//! loopback port is open to every local user. Without a certificate the node is reached through
+//! its Unix socket, where the node checks our uid with `SO_PEERCRED`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,7 +23,9 @@ use crate::{
 /// How the center reaches a node.
 #[derive(Clone, Debug)]
 pub enum Security {
-    /// Plaintext gRPC: only for loopback endpoints (tests, a node on the same host).
+    /// No TLS: only to a node's Unix socket (`unix:/path`), where the node admits only its own
+    /// user (and uids it lists). The name is kept for `App::dial`, which picks it for nodes
+    /// without a certificate.
     Plaintext,
     /// Mutual TLS with the fleet CA.
     Mtls(ClientTlsConfig),
@@ -31,9 +37,11 @@ pub enum DialError {
     /// The endpoint is not usable.
     #[error("bad endpoint {0}")]
     Endpoint(String),
-    /// Plaintext to a non-loopback address.
-    #[error("refusing plaintext to {0}: only loopback nodes may skip mutual TLS")]
-    NotLoopback(String),
+    /// No certificate, and the endpoint is not a Unix socket.
+    #[error(
+        "refusing to dial {0} without mutual TLS: enroll the node (`agent-node init`, then /node add), or give its Unix socket as unix:/path"
+    )]
+    NotUnixSocket(String),
     /// Connecting or the handshake failed.
     #[error("cannot connect: {0}")]
     Connect(String),
@@ -54,13 +62,12 @@ pub fn backoff(attempt: u32, max: Duration) -> Duration {
     base.mul_f64(1.0 + jitter)
 }
 
-fn is_loopback(endpoint: &str) -> bool {
-    let host = endpoint.rsplit_once(':').map_or(endpoint, |(h, _)| h);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+/// The path of a `unix:/path` endpoint (an absolute path).
+pub fn unix_socket(endpoint: &str) -> Option<&str> {
+    endpoint
+        .strip_prefix("unix:")
+        .map(|p| p.strip_prefix("//").unwrap_or(p))
+        .filter(|p| p.starts_with('/'))
 }
 
 /// One connection attempt: a link to the node at `endpoint`.
@@ -68,14 +75,19 @@ pub async fn dial(
     endpoint: &str,
     security: &Security,
 ) -> Result<proto::link::CenterLink, DialError> {
-    let (scheme, tls) = match security {
-        Security::Plaintext if !is_loopback(endpoint) => {
-            return Err(DialError::NotLoopback(endpoint.to_owned()));
+    let (uri, tls) = match security {
+        Security::Plaintext => match unix_socket(endpoint) {
+            Some(path) => (format!("unix:{path}"), None),
+            None => return Err(DialError::NotUnixSocket(endpoint.to_owned())),
+        },
+        Security::Mtls(_) if unix_socket(endpoint).is_some() => {
+            return Err(DialError::Endpoint(format!(
+                "{endpoint}: mutual TLS is spoken over TCP (host:port), not a Unix socket"
+            )));
         }
-        Security::Plaintext => ("http", None),
-        Security::Mtls(cfg) => ("https", Some(cfg.clone())),
+        Security::Mtls(cfg) => (format!("https://{endpoint}"), Some(cfg.clone())),
     };
-    let mut ep = Endpoint::from_shared(format!("{scheme}://{endpoint}"))
+    let mut ep = Endpoint::from_shared(uri)
         .map_err(|e| DialError::Endpoint(e.to_string()))?
         .connect_timeout(Duration::from_secs(10))
         .http2_keep_alive_interval(Duration::from_secs(20))
@@ -208,11 +220,33 @@ mod tests {
     }
 
     #[test]
-    fn plaintext_only_to_loopback() {
-        assert!(is_loopback("127.0.0.1:7443"));
-        assert!(is_loopback("[::1]:7443"));
-        assert!(is_loopback("localhost:1"));
-        assert!(!is_loopback("10.0.0.1:7443"));
-        assert!(!is_loopback("example.com:7443"));
+    fn only_unix_socket_endpoints_go_without_tls() {
+        assert_eq!(
+            unix_socket("unix:/home/a/.codex-fleet/node/node.sock"),
+            Some("/home/a/.codex-fleet/node/node.sock")
+        );
+        assert_eq!(unix_socket("unix:///run/n.sock"), Some("/run/n.sock"));
+        assert_eq!(unix_socket("unix:relative.sock"), None);
+        assert_eq!(unix_socket("127.0.0.1:7443"), None);
+        assert_eq!(unix_socket("localhost:7443"), None);
+    }
+
+    #[tokio::test]
+    async fn plaintext_tcp_is_refused_before_connecting() {
+        for endpoint in [
+            "127.0.0.1:7443",
+            "[::1]:7443",
+            "localhost:1",
+            "10.0.0.1:7443",
+        ] {
+            let Err(err) = dial(endpoint, &Security::Plaintext).await else {
+                panic!("{endpoint}: dialled without TLS");
+            };
+            assert!(
+                matches!(err, DialError::NotUnixSocket(_)),
+                "{endpoint}: {err}"
+            );
+            assert!(err.to_string().contains("unix:/path"), "{err}");
+        }
     }
 }

@@ -87,14 +87,20 @@ enum Command {
 enum NodesAction {
     /// List the nodes.
     List,
-    /// Enroll a node from the join code `agent-node init` printed on it.
+    /// Enroll a node from the join code `agent-node init` printed on it. The code is read from
+    /// standard input (prompted for on a terminal) or --code-file, never from the command line,
+    /// where every local user could read it.
     Add {
         /// Its name.
         name: String,
         /// `host:port` of its `agent-node serve`.
         endpoint: String,
-        /// The join code.
-        code: String,
+        /// Read the join code from this file (first line) instead of standard input.
+        #[arg(long)]
+        code_file: Option<PathBuf>,
+        /// Refused: a code here would be readable in /proc/<pid>/cmdline.
+        #[arg(hide = true)]
+        code: Option<String>,
     },
     /// Manual mode: sign a node's certificate request (from its own key) and print the
     /// certificate followed by the fleet CA; give both to `agent-node serve --tls-cert/--tls-ca`.
@@ -280,8 +286,11 @@ async fn nodes(state_dir: Option<PathBuf>, action: NodesAction) -> anyhow::Resul
         NodesAction::Add {
             name,
             endpoint,
+            code_file,
             code,
         } => {
+            let code =
+                agent_node::code_input::read_join_code(code.as_deref(), code_file.as_deref())?;
             let pki = center::fleet::CenterPki::load_or_create(&state_dir)?;
             pki.enroll(&store, &name, &endpoint, &code).await?;
             println!(
@@ -326,5 +335,29 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn a_join_code_in_argv_is_parsed_only_to_be_refused() {
+        use clap::Parser;
+        let add = |extra: &[&str]| {
+            let mut args = vec!["center", "nodes", "add", "vps1", "10.0.0.1:7443"];
+            args.extend_from_slice(extra);
+            match super::Cli::try_parse_from(args).unwrap().command {
+                Some(super::Command::Nodes {
+                    action:
+                        super::NodesAction::Add {
+                            code, code_file, ..
+                        },
+                    ..
+                }) => (code, code_file),
+                other => panic!("{other:?}"),
+            }
+        };
+        let (code, _) = add(&["cfj1.secret"]);
+        let err = agent_node::code_input::read_join_code(code.as_deref(), None).unwrap_err();
+        assert!(err.to_string().contains("--code-file"), "{err}");
+        let (code, file) = add(&["--code-file", "/run/code"]);
+        assert_eq!((code, file), (None, Some("/run/code".into())));
     }
 }

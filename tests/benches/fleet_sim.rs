@@ -92,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
             port: 0,
         };
         let node = NodeProcess::start(&opts).await?;
-        let client = NodeClient::connect(node.addr, &[]).await?;
+        let client = NodeClient::connect(&node.addr, &[]).await?;
         for i in 0..PER_NODE {
             let dir = root.join(format!("p{i:02}"));
             std::fs::create_dir_all(&dir)?;
@@ -117,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
             )?;
             sessions.push((format!("vps{n}"), sid, path));
         }
-        proxies.push(TcpProxy::start(node.addr).await?);
+        proxies.push(TcpProxy::start(&node.addr).await?);
         nodes.push(node);
         sandboxes.push(tmux);
     }

@@ -35,8 +35,12 @@ pub struct NodeClient {
 }
 
 impl NodeClient {
-    /// Connects and completes the handshake, claiming `cursors` as already acked.
-    pub async fn connect(addr: SocketAddr, cursors: &[(String, u64)]) -> anyhow::Result<Self> {
+    /// Connects without TLS (to a node's `unix:/path`, or to see a TCP node refuse it) and completes
+    /// the handshake, claiming `cursors` as already acked.
+    pub async fn connect(
+        addr: impl std::fmt::Display,
+        cursors: &[(String, u64)],
+    ) -> anyhow::Result<Self> {
         Self::connect_with_versions(
             addr,
             cursors,
@@ -48,7 +52,7 @@ impl NodeClient {
 
     /// Like `connect`, with the version range to offer.
     pub async fn connect_with_versions(
-        addr: SocketAddr,
+        addr: impl std::fmt::Display,
         cursors: &[(String, u64)],
         min_version: u32,
         max_version: u32,
@@ -70,7 +74,13 @@ impl NodeClient {
             })),
         })
         .await?;
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        let addr = addr.to_string();
+        let uri = if addr.starts_with("unix:") {
+            addr
+        } else {
+            format!("http://{addr}")
+        };
+        let channel = tonic::transport::Endpoint::from_shared(uri)?
             .connect()
             .await
             .context("connecting to the node")?;

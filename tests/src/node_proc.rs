@@ -97,11 +97,59 @@ pub struct NodeOptions {
     pub port: u16,
 }
 
+/// Where a node serves the node protocol, as the center writes it (`Display`): `host:port` or
+/// `unix:/path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeAddr {
+    /// TCP: mutual TLS, or enrollment (a node that dials its center shows `0.0.0.0:0`).
+    Tcp(SocketAddr),
+    /// The Unix socket of a node that is not enrolled.
+    Unix(PathBuf),
+}
+
+impl NodeAddr {
+    /// The TCP port (0 for a Unix socket, which is found again from the state directory).
+    pub fn port(&self) -> u16 {
+        match self {
+            Self::Tcp(addr) => addr.port(),
+            Self::Unix(_) => 0,
+        }
+    }
+
+    /// The TCP address, if the node serves on TCP.
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        match self {
+            Self::Tcp(addr) => Some(*addr),
+            Self::Unix(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+impl std::str::FromStr for NodeAddr {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        Ok(match s.strip_prefix("unix:") {
+            Some(path) => Self::Unix(PathBuf::from(path)),
+            None => Self::Tcp(s.parse()?),
+        })
+    }
+}
+
 /// A running `agent-node serve`.
 pub struct NodeProcess {
     child: Child,
     /// Where it listens.
-    pub addr: SocketAddr,
+    pub addr: NodeAddr,
 }
 
 impl NodeProcess {
@@ -143,7 +191,7 @@ impl NodeProcess {
             .context("agent-node exited before listening")?;
         // A node that dials its center has no address of its own.
         let addr = if line.starts_with("agent-node dialing") {
-            SocketAddr::from(([0, 0, 0, 0], 0))
+            NodeAddr::Tcp(SocketAddr::from(([0, 0, 0, 0], 0)))
         } else {
             line.strip_prefix("agent-node listening on ")
                 .and_then(|rest| rest.split_whitespace().next())
@@ -190,7 +238,8 @@ pub fn init_node(state_dir: &Path, name: &str) -> anyhow::Result<String> {
     Ok(code)
 }
 
-/// Runs `agent-node join` and returns its outcome (stdout or stderr).
+/// Runs `agent-node join` with the code on its standard input (never in argv, see
+/// `agent_node::code_input`) and returns its outcome (stdout or stderr).
 pub fn join_node(
     state_dir: &Path,
     name: &str,
@@ -198,17 +247,25 @@ pub fn join_node(
     enroll: &str,
     code: &str,
 ) -> Result<String, String> {
+    use std::io::Write;
     let bin = workspace_bin("agent-node").map_err(|e| e.to_string())?;
     #[allow(
         clippy::disallowed_methods,
         reason = "test harness running the binary under test"
     )]
-    let out = std::process::Command::new(bin)
+    let mut child = std::process::Command::new(bin)
         .args(["join", "--name", name, "--center", center, "--state-dir"])
         .arg(state_dir)
-        .args([enroll, code])
-        .output()
+        .arg(enroll)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| e.to_string())?;
+    if let Some(mut stdin) = child.stdin.take() {
+        writeln!(stdin, "{code}").map_err(|e| e.to_string())?;
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {

@@ -295,9 +295,10 @@ async fn three_nodes_two_topics_and_a_node_that_drops_mid_turn_and_returns() {
     })
     .await;
 
-    // It comes back on the same port: a notice, and the topic works again.
-    vps.opts.port = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    // It comes back on the same socket (its state directory): a notice, and the topic works again.
+    vps.opts.port = vps.process.addr.port();
     vps.process = NodeProcess::start(&vps.opts).await.unwrap();
+    assert_eq!(vps.process.addr.to_string(), endpoint);
     env.message(remote, "the turn's answer, once", |m| {
         m.text() == "Done after 5 seconds."
     })
@@ -348,7 +349,7 @@ async fn a_node_enrolled_by_join_code_serves_only_the_center_over_mutual_tls() {
     let mut vps = remote_node_uninitialised("enroll-vps", &model.base_url());
     let code = e2e::node_proc::init_node(&vps.opts.state_dir, "vps2").unwrap();
     vps.start().await;
-    let endpoint = vps.process.as_ref().unwrap().addr;
+    let endpoint = vps.process.as_ref().unwrap().addr.tcp().unwrap();
 
     let admin = env
         .tg
@@ -520,7 +521,7 @@ fn remote_node_uninitialised(label: &str, model_url: &str) -> LazyNode {
 async fn a_30_second_partition_while_codex_works_loses_and_duplicates_nothing() {
     let model = e2e::fake_model::FakeModel::start().await.unwrap();
     let vps = remote_node("part-vps", &model.base_url()).await;
-    let proxy = e2e::tcp_proxy::TcpProxy::start(vps.process.addr)
+    let proxy = e2e::tcp_proxy::TcpProxy::start(&vps.process.addr)
         .await
         .unwrap();
     let env = CenterEnv::start_with(
@@ -635,6 +636,25 @@ async fn a_node_behind_nat_joins_and_dials_the_center() {
 
     let model = e2e::fake_model::FakeModel::start().await.unwrap();
     let mut vps = remote_node_uninitialised("nat-vps", &model.base_url());
+    // A code on the command line (every local user can read /proc/*/cmdline) is refused and
+    // not spent; the harness passes it on standard input.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "test running the binary under test"
+    )]
+    let in_argv = std::process::Command::new(e2e::node_proc::workspace_bin("agent-node").unwrap())
+        .args(["join", "--name", "vps3", "--center", &link, "--state-dir"])
+        .arg(&vps.opts.state_dir)
+        .args([&enroll, &code])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&in_argv.stderr);
+    assert!(!in_argv.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--code-file") && !stderr.contains(&code),
+        "{stderr}"
+    );
     e2e::node_proc::join_node(&vps.opts.state_dir, "vps3", &link, &enroll, &code).unwrap();
     // The code works once.
     let other = tempfile::tempdir().unwrap();
@@ -691,7 +711,7 @@ async fn twenty_sessions_finishing_at_once_stay_within_the_group_budget() {
         port: 0,
     };
     let node = NodeProcess::start(&opts).await.unwrap();
-    let client = e2e::node_client::NodeClient::connect(node.addr, &[])
+    let client = e2e::node_client::NodeClient::connect(&node.addr, &[])
         .await
         .unwrap();
     let mut sessions = Vec::new();
@@ -825,7 +845,7 @@ async fn a_node_certificate_due_for_renewal_is_renewed_on_connect() {
     let mut vps = remote_node_uninitialised("renew-vps", &model.base_url());
     let code = e2e::node_proc::init_node(&vps.opts.state_dir, "vps4").unwrap();
     vps.start().await;
-    let endpoint = vps.process.as_ref().unwrap().addr;
+    let endpoint = vps.process.as_ref().unwrap().addr.tcp().unwrap();
     let admin = env
         .tg
         .create_topic(&env.alice, env.chat, "admin")

@@ -141,7 +141,7 @@ impl SlowTyping {
             port: 0,
         };
         let node = NodeProcess::start(&opts).await?;
-        let client = NodeClient::connect(node.addr, &[]).await?;
+        let client = NodeClient::connect(&node.addr, &[]).await?;
         Ok(Self {
             model,
             _codex: codex,

@@ -384,7 +384,7 @@ async fn bad_requests_get_clear_failures() {
     };
     assert_eq!(dir.dirs, vec!["project"]);
     // An incompatible center is refused with a reason.
-    let err = e2e::node_client::NodeClient::connect_with_versions(env.node.addr, &[], 99, 100)
+    let err = e2e::node_client::NodeClient::connect_with_versions(&env.node.addr, &[], 99, 100)
         .await
         .err()
         .expect("incompatible center accepted");
@@ -488,7 +488,7 @@ async fn a_node_restart_mid_turn_loses_and_duplicates_nothing() {
     env.client.ack(&sid, acked).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await; // let the ack reach the node
     env.restart_node().await.unwrap();
-    env.client = e2e::node_client::NodeClient::connect(env.node.addr, &[(sid.clone(), acked)])
+    env.client = e2e::node_client::NodeClient::connect(&env.node.addr, &[(sid.clone(), acked)])
         .await
         .unwrap();
     let (answer, _) = env
@@ -506,7 +506,7 @@ async fn a_node_restart_mid_turn_loses_and_duplicates_nothing() {
         "replayed an acked event"
     );
     // Exactly the transcript: a client that acked nothing gets the same events, in order.
-    let full = e2e::node_client::NodeClient::connect(env.node.addr, &[(sid.clone(), 0)])
+    let full = e2e::node_client::NodeClient::connect(&env.node.addr, &[(sid.clone(), 0)])
         .await
         .unwrap();
     let mut full = full;
@@ -535,4 +535,113 @@ async fn a_node_restart_mid_turn_loses_and_duplicates_nothing() {
     };
     assert_eq!(w.sessions.len(), 1);
     assert!(w.sessions[0].alive);
+}
+
+/// Runs `uds-probe` on `socket` as `uid` (group root, which the shared socket mode lets through)
+/// and returns what it saw: `unreachable …`, `closed` or `open`.
+fn probe_as(uid: u32, socket: &std::path::Path) -> String {
+    use std::os::unix::process::CommandExt;
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "test harness running a probe as another user"
+    )]
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_uds-probe"))
+        .arg(socket)
+        .uid(uid)
+        .gid(0)
+        .output()
+        .expect("running uds-probe");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unenrolled_node_serves_only_its_own_user_on_a_private_unix_socket() {
+    use std::os::unix::fs::PermissionsExt;
+
+    use e2e::node_proc::{NodeAddr, NodeOptions, NodeProcess, TmuxSandbox};
+
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let root = tempfile::tempdir().unwrap();
+    let codex_home = tempfile::tempdir().unwrap();
+    let start =
+        |tmux: &TmuxSandbox, state: &std::path::Path, env: Vec<(String, String)>| NodeOptions {
+            state_dir: state.to_owned(),
+            codex_home: codex_home.path().to_owned(),
+            tmux_socket: tmux.socket.clone(),
+            codex_command: "cat".into(),
+            roots: vec![format!("r={}", root.path().display())],
+            env,
+            port,
+        };
+
+    // Asked for TCP 127.0.0.1:<port>, a node that is not enrolled serves a Unix socket instead.
+    let state = tempfile::tempdir().unwrap();
+    let tmux = TmuxSandbox::new("uds-own");
+    let opts = start(&tmux, state.path(), vec![]);
+    let node = NodeProcess::start(&opts).await.unwrap();
+    let NodeAddr::Unix(socket) = node.addr.clone() else {
+        panic!("served on {}", node.addr);
+    };
+    assert_eq!(socket, state.path().join("node.sock"));
+    assert_eq!(mode(&socket), 0o600, "the socket is owner-only");
+    assert_eq!(mode(state.path()), 0o700, "so is its directory");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "plaintext TCP is offered"
+    );
+    // The node's own user attaches.
+    let client = e2e::node_client::NodeClient::connect(&node.addr, &[])
+        .await
+        .unwrap();
+    assert!(!client.welcome.node_name.is_empty());
+    drop(client);
+
+    if !is_root() {
+        eprintln!("not root: the tests of other users' connections need to switch uid; skipped");
+        return;
+    }
+    // Another user cannot even reach the socket.
+    assert!(
+        probe_as(65534, &socket).starts_with("unreachable"),
+        "another uid reached the socket"
+    );
+    drop(node);
+
+    // With allow_uids, the directory lets the group through, and SO_PEERCRED decides: the listed
+    // uid is served, any other uid is dropped at once.
+    let shared = tempfile::tempdir().unwrap();
+    let tmux = TmuxSandbox::new("uds-shared");
+    let opts = start(
+        &tmux,
+        shared.path(),
+        vec![("AGENT_NODE_ALLOW_UIDS".into(), "4242".into())],
+    );
+    let node = NodeProcess::start(&opts).await.unwrap();
+    let NodeAddr::Unix(socket) = node.addr.clone() else {
+        panic!("served on {}", node.addr);
+    };
+    assert_eq!(mode(shared.path()), 0o710);
+    assert_eq!(mode(&socket), 0o660);
+    assert_eq!(probe_as(4242, &socket), "open", "the listed uid");
+    assert_eq!(probe_as(65534, &socket), "closed", "an unlisted uid");
+    assert_eq!(probe_as(65534, &socket), "closed", "and again");
+    // The node still serves its own user after refusing others.
+    e2e::node_client::NodeClient::connect(&node.addr, &[])
+        .await
+        .unwrap();
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    })
 }

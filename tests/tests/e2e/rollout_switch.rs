@@ -82,7 +82,7 @@ async fn a_forwarded_new_moves_the_window_to_a_new_rollout_and_answers_keep_comi
     env.client.ack(&sid, acked).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     env.restart_node().await.unwrap();
-    env.client = NodeClient::connect(env.node.addr, &[(sid.clone(), acked)])
+    env.client = NodeClient::connect(&env.node.addr, &[(sid.clone(), acked)])
         .await
         .unwrap();
     env.client

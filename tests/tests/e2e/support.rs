@@ -49,7 +49,7 @@ impl NodeEnv {
             port: 0,
         };
         let node = NodeProcess::start(&opts).await?;
-        let client = NodeClient::connect(node.addr, &[]).await?;
+        let client = NodeClient::connect(&node.addr, &[]).await?;
         Ok(Self {
             model,
             _codex: codex,
