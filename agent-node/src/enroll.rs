@@ -4,16 +4,25 @@
 //! offered certificate and signs the node's CSR; the node accepts the signed certificate and the
 //! CA only with a valid HMAC keyed by the code's secret (so the secret never travels, and nobody
 //! on the path can slip in another CA). Then the node serves the node protocol over mutual TLS.
+//!
+//! The enrollment port is plaintext and open to whoever can reach it before anything is
+//! authenticated, so calls are counted per source address and for everyone together
+//! ([`shared::rate_limit`], the same quotas as the center's enrollment port): a scanner or a
+//! script in a loop is refused, with how long to wait, instead of costing a CSR each time.
 
 use shared::sync::LockExt;
 use std::{
+    net::{IpAddr, Ipv4Addr},
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use proto::v1::{self, node_enrollment_server::NodeEnrollment};
-use shared::pki::{self, JoinCode, JoinKind, PrivateKey, Role};
+use shared::{
+    pki::{self, JoinCode, JoinKind, PrivateKey, Role},
+    rate_limit::{Quota, RateLimiter, Scope},
+};
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 
@@ -69,7 +78,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), Error> {
 
 /// The node's TLS situation.
 pub enum TlsState {
-    /// No TLS set up (plaintext on loopback only).
+    /// No TLS set up (the node protocol is served on the Unix socket only).
     None,
     /// `agent-node init` ran; waiting for a center.
     Enrolling(Pending),
@@ -148,10 +157,26 @@ pub fn init(state_dir: &Path, name: &str, ttl: Duration) -> Result<String, Error
     Ok(encoded)
 }
 
+/// Enrollment calls one address may make a minute: an enrollment is two calls (`begin`,
+/// `finish`), so this allows a couple of honest retries and nothing like a loop.
+const ENROLL_PER_ADDRESS: u32 = 5;
+/// Enrollment calls all addresses together may make a minute (a flood from many addresses).
+const ENROLL_GLOBAL: u32 = 60;
+
+/// The quotas of the enrollment port (see the constants).
+fn enrollment_limiter() -> RateLimiter {
+    let minute = Duration::from_secs(60);
+    RateLimiter::new(
+        Quota::per(ENROLL_PER_ADDRESS, minute),
+        Quota::per(ENROLL_GLOBAL, minute),
+    )
+}
+
 /// The enrollment service; `done` is notified once the node holds its certificate.
 pub struct EnrollService {
     pending: Pending,
     finished: Mutex<bool>,
+    limiter: Mutex<RateLimiter>,
     /// Notified when enrollment completed.
     pub done: Arc<Notify>,
 }
@@ -162,8 +187,35 @@ impl EnrollService {
         Self {
             pending,
             finished: Mutex::new(false),
+            limiter: Mutex::new(enrollment_limiter()),
             done: Arc::new(Notify::new()),
         }
+    }
+
+    /// Counts the call against the quotas; past them, a refusal that says how long to wait.
+    /// Nothing from the request but its address is looked at or logged.
+    fn admit<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let ip = request
+            .remote_addr()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        let verdict = self.limiter.locked().check(ip, Instant::now());
+        verdict.map_err(|refusal| {
+            if refusal.first_in_window {
+                let scope = match refusal.scope {
+                    Scope::Source => "this address",
+                    Scope::Everyone => "all addresses",
+                };
+                tracing::warn!(
+                    peer = %shared::rate_limit::Source::of(ip),
+                    retry_after_s = refusal.retry_after_secs(),
+                    "refusing enrollment attempts: too many from {scope} (logged once a minute)"
+                );
+            }
+            Status::resource_exhausted(format!(
+                "too many enrollment attempts; try again in {} s",
+                refusal.retry_after_secs()
+            ))
+        })
     }
 
     fn check_code(&self) -> Result<(), Status> {
@@ -185,8 +237,9 @@ impl EnrollService {
 impl NodeEnrollment for EnrollService {
     async fn begin(
         &self,
-        _: Request<v1::EnrollBegin>,
+        request: Request<v1::EnrollBegin>,
     ) -> Result<Response<v1::EnrollOffer>, Status> {
+        self.admit(&request)?;
         self.check_code()?;
         let role = Role::node(&self.pending.name).map_err(|e| Status::internal(e.to_string()))?;
         let csr = self
@@ -205,6 +258,7 @@ impl NodeEnrollment for EnrollService {
         &self,
         request: Request<v1::EnrollFinish>,
     ) -> Result<Response<v1::EnrollDone>, Status> {
+        self.admit(&request)?;
         self.check_code()?;
         let f = request.into_inner();
         let signed: [&[u8]; 2] = [f.cert_pem.as_bytes(), f.ca_pem.as_bytes()];
@@ -372,4 +426,79 @@ pub enum JoinError {
     /// The center refused or is not the right one.
     #[error("{0}")]
     Refused(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::v1::node_enrollment_client::NodeEnrollmentClient;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_sixth_enrollment_call_in_a_minute_from_one_address_is_refused_with_the_wait() {
+        let state = tempfile::tempdir().unwrap();
+        init(state.path(), "vps1", Duration::from_secs(600)).unwrap();
+        let TlsState::Enrolling(pending) = TlsState::load(state.path()).unwrap() else {
+            panic!("init did not start an enrollment");
+        };
+        let token = CancellationToken::new();
+        let (addr, server) = crate::transport::bind_enrollment(
+            "127.0.0.1:0".parse().unwrap(),
+            EnrollService::new(pending),
+            token.clone(),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(server);
+        let mut client = NodeEnrollmentClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
+        // begin is answered (the offer is public); finish without the secret's proof is refused
+        // on its merits. Either way five calls from one address are admitted.
+        for call in 0..ENROLL_PER_ADDRESS {
+            if call % 2 == 0 {
+                client.begin(v1::EnrollBegin::default()).await.unwrap();
+            } else {
+                let status = client
+                    .finish(v1::EnrollFinish::default())
+                    .await
+                    .unwrap_err();
+                assert_eq!(
+                    status.code(),
+                    tonic::Code::PermissionDenied,
+                    "call {call}: {status:?}"
+                );
+            }
+        }
+        let refused = client.begin(v1::EnrollBegin::default()).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            tonic::Code::ResourceExhausted,
+            "{refused:?}"
+        );
+        let wait = refused
+            .message()
+            .strip_prefix("too many enrollment attempts; try again in ")
+            .and_then(|rest| rest.strip_suffix(" s"))
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(wait.is_some_and(|n| (10..=12).contains(&n)), "{refused:?}");
+        let refused = client
+            .finish(v1::EnrollFinish::default())
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        // Counted per address: another one is still admitted.
+        let other = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .local_address(Some("127.0.0.2".parse().unwrap()))
+            .connect()
+            .await
+            .unwrap();
+        NodeEnrollmentClient::new(other)
+            .begin(v1::EnrollBegin::default())
+            .await
+            .unwrap();
+        token.cancel();
+    }
 }

@@ -314,8 +314,8 @@ pub async fn bind_mtls(
 }
 
 /// Binds `addr` for enrollment only: plaintext, but nothing is served except the
-/// `NodeEnrollment` service, whose messages are authenticated with the join code (see
-/// `crate::enroll`). Stops when `token` is cancelled.
+/// `NodeEnrollment` service, whose messages are authenticated with the join code and whose calls
+/// are rate-limited per address (see `crate::enroll`). Stops when `token` is cancelled.
 pub async fn bind_enrollment(
     addr: SocketAddr,
     service: EnrollService,
@@ -324,7 +324,9 @@ pub async fn bind_enrollment(
     let (listener, local) = listen(addr).await?;
     let service = v1::node_enrollment_server::NodeEnrollmentServer::new(service);
     let fut = async move {
+        // A peer that never finishes its request must not hold a connection open for ever.
         tonic::transport::Server::builder()
+            .timeout(std::time::Duration::from_secs(30))
             .add_service(service)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), token.cancelled_owned())
             .await
