@@ -11,7 +11,7 @@ use std::{
 };
 
 use proto::v1::{self, reply::Result as R, request::Op};
-use teloxide::types::{MaybeInaccessibleMessage, Message, Update, UpdateKind};
+use teloxide::types::Update;
 use tokio::sync::mpsc;
 
 use crate::{
@@ -21,6 +21,7 @@ use crate::{
     nodes::{CallError, NodeConn},
     store::{Binding, InputMode, StatusChange, Store, Surface},
     telegram::{
+        inbound::{self, Inbound, TopicEvent, What},
         outbox::{Class, LiveText, Outbox, Send},
         render,
     },
@@ -38,7 +39,7 @@ pub struct App {
     pub(crate) outbox: Outbox,
     pub(crate) nodes: Mutex<HashMap<String, Arc<NodeConn>>>,
     pub(crate) menus: Menus,
-    topics: Mutex<HashMap<Surface, mpsc::UnboundedSender<(Update, UpdateLease)>>>,
+    topics: Mutex<HashMap<Surface, mpsc::UnboundedSender<(TopicEvent, UpdateLease)>>>,
     /// Receipts queued and not yet sent, per topic: the turn's first status lines join them
     /// instead of costing a message of their own.
     pending_receipts: Mutex<HashMap<Surface, LiveText>>,
@@ -358,23 +359,9 @@ impl App {
         let _ = self.username.set(username);
     }
 
-    /// The topic an update belongs to and whether an allowed user sent it; `None` for kinds of
-    /// update the center does not handle.
-    fn origin(&self, update: &Update) -> Option<(Surface, bool)> {
-        let (user, surface) = match &update.kind {
-            UpdateKind::Message(m) => (m.from.as_ref().map(|u| u.id.0), surface_of(m)),
-            UpdateKind::CallbackQuery(q) => {
-                // A button on a message too old to see (or none) has no topic to act in: never
-                // mapped to the chat's main thread (`dispatch` answers it as expired).
-                let Some(MaybeInaccessibleMessage::Regular(m)) = &q.message else {
-                    return None;
-                };
-                (Some(q.from.id.0), surface_of(m))
-            }
-            _ => return None,
-        };
-        let served = user.is_some_and(|u| self.allowed(u)) && self.serves_chat(surface.chat_id);
-        Some((surface, served))
+    /// Reads an update as the center's own input (see [`crate::telegram::inbound`]).
+    fn read(&self, update: &Update) -> Option<Inbound> {
+        inbound::read(update, self.username.get().map(String::as_str))
     }
 
     /// Whether the bot acts in this chat: a private chat (an allowed user's own), or a group in
@@ -383,6 +370,53 @@ impl App {
         chat_id > 0
             || self.cfg.allowed_chats.is_empty()
             || self.cfg.allowed_chats.contains(&chat_id)
+    }
+
+    /// The topic and event of an update the center acts on: an allowed user's, in a chat it
+    /// serves.
+    /// A topic closed by anyone (an admin who is not an allowed user, too) still ends its
+    /// binding: the center must not keep a window for a topic nobody can write in.
+    fn served(&self, inbound: Inbound) -> Option<(Surface, TopicEvent)> {
+        match inbound.what {
+            What::InTopic(surface, event @ TopicEvent::TopicClosed { .. })
+                if self.serves_chat(surface.chat_id) =>
+            {
+                Some((surface, event))
+            }
+            What::InTopic(surface, event)
+                if self.allowed(inbound.user) && self.serves_chat(surface.chat_id) =>
+            {
+                Some((surface, event))
+            }
+            _ => None,
+        }
+    }
+
+    /// The bot was added to a group or removed from it: a group an allowed user added it to is
+    /// owned (see [`App::serves_chat`]); a removal forgets it, whoever removed the bot.
+    fn membership_changed(&self, user: u64, chat_id: i64, present: bool) {
+        if chat_id > 0 {
+            return; // a private chat: always the user's own
+        }
+        let recorded = if !present {
+            tracing::info!(chat.id = chat_id, "the bot was removed from a group");
+            self.store.disown_chat(chat_id)
+        } else if self.allowed(user) {
+            tracing::info!(
+                chat.id = chat_id,
+                "an allowed user added the bot to a group"
+            );
+            self.store.own_chat(chat_id, user)
+        } else {
+            tracing::info!(
+                chat.id = chat_id,
+                "the bot was added to a group by someone who is not an allowed user; it stays silent there"
+            );
+            Ok(())
+        };
+        if let Err(err) = recorded {
+            tracing::error!(error = %err, "recording the bot's membership failed");
+        }
     }
 
     /// Answers a button press that can do nothing ("This button has expired.").
@@ -396,23 +430,33 @@ impl App {
 
     /// Takes one update from polling: drops it unless an allowed user sent it and it is new,
     /// writes it to the inbox, then queues it on its topic's task.
-    pub fn dispatch(self: &Arc<Self>, update: Update) {
-        if let UpdateKind::CallbackQuery(q) = &update.kind
-            && !matches!(q.message, Some(MaybeInaccessibleMessage::Regular(_)))
-            && self.allowed(q.from.id.0)
-        {
-            self.expire_button(q.id.0.clone());
-            return;
-        }
-        // Strangers get nothing: no reply, no typing, no state.
-        let Some((surface, true)) = self.origin(&update) else {
+    pub fn dispatch(self: &Arc<Self>, update: &Update) {
+        let Some(inbound) = self.read(update) else {
             tracing::debug!(
                 update.id = update.id.0,
                 "update not for the center; ignored"
             );
             return;
         };
-        let lease = match crate::inbox::accept(&self.store, &update) {
+        if let What::Membership { chat_id, present } = inbound.what {
+            self.membership_changed(inbound.user, chat_id, present);
+            return;
+        }
+        if let What::StaleButton { query_id } = &inbound.what
+            && self.allowed(inbound.user)
+        {
+            self.expire_button(query_id.clone());
+            return;
+        }
+        // Strangers get nothing: no reply, no typing, no state.
+        let Some((surface, event)) = self.served(inbound) else {
+            tracing::debug!(
+                update.id = update.id.0,
+                "update not for the center; ignored"
+            );
+            return;
+        };
+        let lease = match crate::inbox::accept(&self.store, update) {
             Ok(Some(lease)) => lease,
             Ok(None) => {
                 tracing::debug!(update.id = update.id.0, "duplicate update ignored");
@@ -423,7 +467,7 @@ impl App {
                 return;
             }
         };
-        self.route(surface, update, lease);
+        self.route(surface, event, lease);
     }
 
     /// Handles again, in order, the updates a stopped process left unfinished (see
@@ -437,22 +481,22 @@ impl App {
             }
         };
         for (update, lease) in unfinished {
-            match self.origin(&update) {
-                Some((surface, true)) => {
+            match self.read(&update).and_then(|i| self.served(i)) {
+                Some((surface, event)) => {
                     tracing::info!(update.id = update.id.0, "replaying an unfinished update");
-                    self.route(surface, update, lease);
+                    self.route(surface, event, lease);
                 }
                 // The user is no longer allowed: finished without effect.
-                _ => drop(lease),
+                None => drop(lease),
             }
         }
     }
 
     /// Queues an accepted update on its topic's task, starting one if there is none or the old
     /// one ended (a panic there must not silence the topic).
-    fn route(self: &Arc<Self>, surface: Surface, update: Update, lease: UpdateLease) {
+    fn route(self: &Arc<Self>, surface: Surface, event: TopicEvent, lease: UpdateLease) {
         let mut topics = self.topics.lock().expect("topics lock");
-        let mut item = (update, lease);
+        let mut item = (event, lease);
         for _ in 0..2 {
             let tx = topics.entry(surface).or_insert_with(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -476,11 +520,11 @@ impl App {
 
     /// Handles a topic's updates in order. Attachments are gathered while they keep coming
     /// (an album, or a burst of files) and taken to Codex as one input before anything else
-    /// of the topic is handled.
+    /// of the topic is handled. Media to an unbound topic is ignored without download.
     async fn topic_loop(
         self: Arc<Self>,
         surface: Surface,
-        mut rx: mpsc::UnboundedReceiver<(Update, UpdateLease)>,
+        mut rx: mpsc::UnboundedReceiver<(TopicEvent, UpdateLease)>,
     ) {
         let mut batch: Vec<(crate::media::Attachment, UpdateLease)> = Vec::new();
         loop {
@@ -495,101 +539,83 @@ impl App {
                     }
                 }
             };
-            let Some((update, lease)) = next else { break };
-            if let Some(a) = self.attachment_in(surface, &update) {
-                batch.push((a, lease));
+            let Some((event, lease)) = next else { break };
+            if let TopicEvent::Attachment(a) = event {
+                if self.binding(surface).is_some() {
+                    batch.push((a, lease));
+                }
                 continue;
             }
             if !batch.is_empty() {
                 self.take_attachments(surface, std::mem::take(&mut batch));
             }
-            self.handle(surface, update, lease).await;
+            self.handle(surface, event, lease).await;
         }
         if !batch.is_empty() {
             self.take_attachments(surface, batch);
         }
     }
 
-    /// The attachment an update brings to a bound topic (unbound topics take no media).
-    fn attachment_in(&self, surface: Surface, update: &Update) -> Option<crate::media::Attachment> {
-        let UpdateKind::Message(m) = &update.kind else {
-            return None;
-        };
-        let a = crate::media::attachment_of(m)?;
-        self.binding(surface)?;
-        Some(a)
-    }
-
-    /// Handles one update; `lease` keeps it unfinished in the inbox until the work it started
-    /// is done (it is dropped here unless an input or a menu takes it along).
-    async fn handle(self: &Arc<Self>, surface: Surface, update: Update, lease: UpdateLease) {
-        match update.kind {
-            UpdateKind::Message(m) => self.on_message(surface, &m, lease).await,
-            UpdateKind::CallbackQuery(q) => {
-                let data = q.data.clone().unwrap_or_default();
-                let message_id = match &q.message {
-                    Some(MaybeInaccessibleMessage::Regular(m)) => Some(m.id.0),
-                    _ => None,
+    /// Handles one event of a topic; `lease` keeps its update unfinished in the inbox until the
+    /// work it started is done (it is dropped here unless an input or a menu takes it along).
+    async fn handle(self: &Arc<Self>, surface: Surface, event: TopicEvent, lease: UpdateLease) {
+        match event {
+            TopicEvent::Text { text, message_id } => {
+                let mode = match self.store.binding(surface) {
+                    Ok(b) => b.map_or(InputMode::Steer, |b| b.mode),
+                    Err(_) => InputMode::Steer,
                 };
-                let answer = self.on_callback(surface, &data, message_id).await;
+                let input = PendingInput {
+                    text,
+                    reply_to: message_id,
+                    mode,
+                    leases: vec![lease],
+                };
+                self.input_or_bind(surface, input).await;
+            }
+            TopicEvent::Command {
+                command,
+                args,
+                message_id,
+            } => {
+                self.command(surface, command, &args, message_id, lease)
+                    .await
+            }
+            TopicEvent::Voice(voice) => {
+                if self.binding(surface).is_some() {
+                    self.take_voice(surface, voice, lease);
+                }
+            }
+            TopicEvent::Unsupported { message_id } => {
+                if self.binding(surface).is_some() {
+                    self.notice(
+                        surface,
+                        "This kind of message cannot be passed to Codex; send text or a file.",
+                        Some(message_id),
+                    );
+                }
+            }
+            TopicEvent::TopicClosed { by } => {
+                let why = if self.allowed(by) {
+                    TopicGone::Closed
+                } else {
+                    TopicGone::ClosedByStranger(by)
+                };
+                self.on_topic_gone(surface, why).await;
+            }
+            TopicEvent::Button(b) => {
+                let answer = self
+                    .on_callback(surface, b.callback, Some(b.message_id))
+                    .await;
                 let _ = self
                     .outbox
                     .tg()
-                    .answer_callback(&q.id.0, answer.as_deref())
+                    .answer_callback(&b.query_id, answer.as_deref())
                     .await;
             }
-            _ => {}
+            // Taken by `topic_loop`.
+            TopicEvent::Attachment(_) => {}
         }
-    }
-
-    async fn on_message(self: &Arc<Self>, surface: Surface, m: &Message, lease: UpdateLease) {
-        if m.forum_topic_closed().is_some() {
-            self.on_topic_gone(surface, "the topic was closed").await;
-            return;
-        }
-        let Some(text) = m.text() else {
-            // Media to an unbound topic is ignored without download.
-            if self.binding(surface).is_none() {
-                return;
-            }
-            if let Some(voice) = m.voice() {
-                self.take_voice(surface, m.id.0, voice.clone(), lease);
-            } else if crate::media::unsupported_media(m) {
-                self.notice(
-                    surface,
-                    "This kind of message cannot be passed to Codex; send text or a file.",
-                    Some(m.id.0),
-                );
-            }
-            return;
-        };
-        let mut text = text.to_owned();
-        if text.starts_with('/') {
-            let Some(command) = own_command(&text, self.username.get().map(String::as_str)) else {
-                tracing::debug!("a command for another bot; ignored");
-                return;
-            };
-            let (cmd, args) = split_command(&command[1..]);
-            if self
-                .command(surface, &cmd, args, m.id.0, lease.clone())
-                .await
-            {
-                return;
-            }
-            // Forwarded to Codex without our bot's name (Codex would not know `/new@bot`).
-            text = command;
-        }
-        let mode = match self.store.binding(surface) {
-            Ok(b) => b.map_or(InputMode::Steer, |b| b.mode),
-            Err(_) => InputMode::Steer,
-        };
-        let input = PendingInput {
-            text,
-            reply_to: m.id.0,
-            mode,
-            leases: vec![lease],
-        };
-        self.input_or_bind(surface, input).await;
     }
 
     /// Sends text to the topic's session, or starts binding the topic with the text pending.
@@ -855,42 +881,61 @@ impl App {
     }
 
     /// The topic was closed or deleted: its window is killed and the binding removed; the Codex
-    /// session stays resumable.
-    pub(crate) async fn on_topic_gone(&self, surface: Surface, why: &str) {
+    /// session stays resumable. When an allowed user did not close it themselves (a deleted
+    /// topic, or one closed by another admin), the allowed users are told in private: a window
+    /// never goes away silently.
+    pub(crate) async fn on_topic_gone(&self, surface: Surface, why: TopicGone) {
         let Ok(Some(binding)) = self.store.remove_binding(surface) else {
             return;
         };
         tracing::info!(
             chat.id = surface.chat_id,
             thread.id = surface.thread_id,
-            why,
+            why = ?why,
             "topic gone; closing its window"
         );
         if let Some(node) = self.node(&binding.node) {
             let _ = node
                 .call(
                     Op::KillWindow(v1::KillWindow {
-                        session_id: binding.session_id,
+                        session_id: binding.session_id.clone(),
                     }),
                     CALL_TIMEOUT,
                 )
                 .await;
         }
         let _ = self.store.clear_status(surface);
+        let what = match why {
+            TopicGone::Closed => return,
+            TopicGone::Deleted => "was deleted".to_owned(),
+            TopicGone::ClosedByStranger(user) => {
+                format!("was closed by Telegram user {user}, who is not an allowed user,")
+            }
+        };
+        let text = format!(
+            "🗑 A topic bound to Codex in {} on {} {what} so its Codex window was closed. \
+             The session is kept: /resume in a topic brings it back.",
+            binding.cwd, binding.node
+        );
+        for user in &self.cfg.allowed_users {
+            let owner = Surface {
+                chat_id: *user as i64,
+                thread_id: 0,
+            };
+            self.notice(owner, &text, None);
+        }
     }
 }
 
-/// The topic a message belongs to.
-pub(crate) fn surface_of(m: &Message) -> Surface {
-    let thread_id = if m.is_topic_message {
-        m.thread_id.map_or(0, |t| t.0.0)
-    } else {
-        0
-    };
-    Surface {
-        chat_id: m.chat.id.0,
-        thread_id,
-    }
+/// Why a topic's binding ended without `/unbind` or `/kill`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TopicGone {
+    /// An allowed user closed the topic.
+    Closed,
+    /// Someone else (an admin of the group) closed it.
+    ClosedByStranger(u64),
+    /// The topic no longer exists (Telegram says so when the center posts in it).
+    Deleted,
 }
 
 /// A receipt before the outcome is known.
@@ -908,59 +953,5 @@ pub(crate) fn receipt_text(result: &Result<R, CallError>) -> (String, bool) {
             false,
         ),
         Err(err) => (format!("✗ Not delivered: {err}"), false),
-    }
-}
-
-/// A command as this bot should see it: `/cmd@this_bot args` loses the suffix, `/cmd args`
-/// stays; `None` for `/cmd@other_bot` (meant for another bot in the group). Without a known
-/// username every suffix is taken as ours.
-fn own_command(text: &str, username: Option<&str>) -> Option<String> {
-    let head_end = text.find(char::is_whitespace).unwrap_or(text.len());
-    let (head, rest) = text.split_at(head_end);
-    let Some((cmd, bot)) = head.split_once('@') else {
-        return Some(text.to_owned());
-    };
-    match username {
-        Some(me) if !me.is_empty() && !bot.eq_ignore_ascii_case(me) => None,
-        _ => Some(format!("{cmd}{rest}")),
-    }
-}
-
-/// `cmd@bot args` → (`cmd`, `args`).
-fn split_command(rest: &str) -> (String, &str) {
-    let (head, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-    let cmd = head.split('@').next().unwrap_or_default().to_lowercase();
-    (cmd, args.trim())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_this_bots_commands_are_taken_and_lose_its_name() {
-        let me = Some("fleet_bot");
-        assert_eq!(own_command("/new@fleet_bot", me).as_deref(), Some("/new"));
-        assert_eq!(
-            own_command("/run@Fleet_Bot do it now", me).as_deref(),
-            Some("/run do it now")
-        );
-        assert_eq!(own_command("/new@other_bot", me), None);
-        assert_eq!(own_command("/status", me).as_deref(), Some("/status"));
-        assert_eq!(own_command("/x@any", None).as_deref(), Some("/x"));
-        // Only the command word is looked at: an address in the arguments stays.
-        assert_eq!(
-            own_command("/steer mail a@b.c", me).as_deref(),
-            Some("/steer mail a@b.c")
-        );
-    }
-
-    #[test]
-    fn commands_split() {
-        assert_eq!(
-            split_command("queue@my_bot do it"),
-            ("queue".into(), "do it")
-        );
-        assert_eq!(split_command("ESC"), ("esc".into(), ""));
     }
 }

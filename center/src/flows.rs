@@ -197,10 +197,10 @@ impl App {
     pub(crate) async fn on_callback(
         self: &Arc<Self>,
         surface: Surface,
-        data: &str,
+        callback: Option<Callback>,
         message_id: Option<i32>,
     ) -> Option<String> {
-        let Some(callback) = Callback::decode(data) else {
+        let Some(callback) = callback else {
             return Some(EXPIRED.into());
         };
         match callback {

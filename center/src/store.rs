@@ -48,7 +48,7 @@ pub struct Binding {
     pub mode: InputMode,
 }
 
-const SCHEMA_VERSION: i32 = 7;
+const SCHEMA_VERSION: i32 = 8;
 
 /// The database.
 #[derive(Debug)]
@@ -142,6 +142,18 @@ impl Store {
                     serial TEXT PRIMARY KEY, node TEXT NOT NULL, revoked_unix_ms INTEGER NOT NULL);
                  INSERT OR IGNORE INTO revoked_serials (serial, node, revoked_unix_ms)
                     SELECT cert_serial, name, 0 FROM nodes WHERE revoked = 1 AND cert_serial != '';",
+            )?;
+        }
+        if version < 8 {
+            // Groups the bot serves when `allowed_chats` is not set: those an allowed user added
+            // it to. Groups that already have bound topics were taken into use by allowed users
+            // before this was recorded, and stay served.
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS owned_chats (
+                    chat_id INTEGER PRIMARY KEY, added_by INTEGER NOT NULL,
+                    added_unix_ms INTEGER NOT NULL);
+                 INSERT OR IGNORE INTO owned_chats (chat_id, added_by, added_unix_ms)
+                    SELECT DISTINCT chat_id, 0, 0 FROM bindings WHERE chat_id < 0;",
             )?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -552,6 +564,38 @@ impl Store {
         )?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(n == 1)
+    }
+
+    /// Records that allowed user `by` added the bot to group `chat_id` (see [`Store::owned_chat`]).
+    pub fn own_chat(&self, chat_id: i64, by: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO owned_chats (chat_id, added_by, added_unix_ms)
+             VALUES (?1, ?2, ?3)",
+            params![chat_id, by as i64, shared::clock::now_unix_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a group the bot was removed from.
+    pub fn disown_chat(&self, chat_id: i64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "DELETE FROM owned_chats WHERE chat_id = ?1",
+            params![chat_id],
+        )?;
+        Ok(())
+    }
+
+    /// Whether an allowed user added the bot to group `chat_id` (and it was not removed since).
+    pub fn owned_chat(&self, chat_id: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM owned_chats WHERE chat_id = ?1",
+                params![chat_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     /// Whether a certificate serial (lowercase hex) was revoked.
