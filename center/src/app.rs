@@ -50,6 +50,8 @@ pub struct App {
     input_queues: Mutex<HashMap<Surface, mpsc::UnboundedSender<InputJob>>>,
     fleet: std::sync::OnceLock<Fleet>,
     seen: Mutex<std::collections::HashSet<String>>,
+    /// Groups whose unserved state an allowed user was told about (see `explain_unserved`).
+    unserved_told: Mutex<std::collections::HashSet<i64>>,
     /// Nodes whose topics were told they are offline.
     warned: Mutex<std::collections::HashSet<String>>,
     /// Voice transcription, when configured.
@@ -112,6 +114,7 @@ impl App {
             fleet: std::sync::OnceLock::new(),
             seen: Mutex::new(std::collections::HashSet::new()),
             warned: Mutex::new(std::collections::HashSet::new()),
+            unserved_told: Mutex::new(std::collections::HashSet::new()),
         }))
     }
 
@@ -364,16 +367,47 @@ impl App {
         inbound::read(update, self.username.get().map(String::as_str))
     }
 
-    /// Whether the bot acts in this chat: a private chat (an allowed user's own), or a group in
-    /// `allowed_chats` when that is set. Anywhere else it does nothing at all.
+    /// Whether the bot acts in this chat: a private chat (an allowed user's own); a group in
+    /// `allowed_chats` when that is set; otherwise an owned group (one an allowed user added the
+    /// bot to, or with bound topics). Anywhere else it does nothing at all.
     fn serves_chat(&self, chat_id: i64) -> bool {
-        chat_id > 0
-            || self.cfg.allowed_chats.is_empty()
-            || self.cfg.allowed_chats.contains(&chat_id)
+        if chat_id > 0 {
+            return true;
+        }
+        if !self.cfg.allowed_chats.is_empty() {
+            return self.cfg.allowed_chats.contains(&chat_id);
+        }
+        self.store.owned_chat(chat_id).unwrap_or_else(|err| {
+            tracing::error!(error = %err, "reading owned chats failed");
+            false
+        })
     }
 
-    /// The topic and event of an update the center acts on: an allowed user's, in a chat it
-    /// serves.
+    /// An allowed user wrote in a group the bot does not serve: the group sees nothing, the user
+    /// is told why in private, once per group and run.
+    fn explain_unserved(&self, user: u64, chat_id: i64) {
+        if chat_id > 0 || !self.cfg.allowed_chats.is_empty() {
+            return;
+        }
+        if !self
+            .unserved_told
+            .lock()
+            .expect("told lock")
+            .insert(chat_id)
+        {
+            return;
+        }
+        let text = format!(
+            "I stay silent in the group {chat_id}: no allowed user added me to it. Remove me and add me again \
+             there, or list the group in ALLOWED_CHATS."
+        );
+        let private = Surface {
+            chat_id: user as i64,
+            thread_id: 0,
+        };
+        self.notice(private, &text, None);
+    }
+
     /// A topic closed by anyone (an admin who is not an allowed user, too) still ends its
     /// binding: the center must not keep a window for a topic nobody can write in.
     fn served(&self, inbound: Inbound) -> Option<(Surface, TopicEvent)> {
@@ -447,6 +481,12 @@ impl App {
         {
             self.expire_button(query_id.clone());
             return;
+        }
+        if let What::InTopic(surface, _) = &inbound.what
+            && self.allowed(inbound.user)
+            && !self.serves_chat(surface.chat_id)
+        {
+            self.explain_unserved(inbound.user, surface.chat_id);
         }
         // Strangers get nothing: no reply, no typing, no state.
         let Some((surface, event)) = self.served(inbound) else {

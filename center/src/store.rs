@@ -146,14 +146,11 @@ impl Store {
         }
         if version < 8 {
             // Groups the bot serves when `allowed_chats` is not set: those an allowed user added
-            // it to. Groups that already have bound topics were taken into use by allowed users
-            // before this was recorded, and stay served.
+            // it to. (Groups with bound topics count as owned too, see `owned_chat`.)
             conn.execute_batch(
                 "CREATE TABLE IF NOT EXISTS owned_chats (
                     chat_id INTEGER PRIMARY KEY, added_by INTEGER NOT NULL,
-                    added_unix_ms INTEGER NOT NULL);
-                 INSERT OR IGNORE INTO owned_chats (chat_id, added_by, added_unix_ms)
-                    SELECT DISTINCT chat_id, 0, 0 FROM bindings WHERE chat_id < 0;",
+                    added_unix_ms INTEGER NOT NULL);",
             )?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -585,12 +582,14 @@ impl Store {
         Ok(())
     }
 
-    /// Whether an allowed user added the bot to group `chat_id` (and it was not removed since).
+    /// Whether group `chat_id` is owned: an allowed user added the bot to it (and it was not
+    /// removed since), or it has bound topics (only an allowed user can bind one).
     pub fn owned_chat(&self, chat_id: i64) -> Result<bool, StoreError> {
         Ok(self
             .conn()
             .query_row(
-                "SELECT 1 FROM owned_chats WHERE chat_id = ?1",
+                "SELECT 1 FROM owned_chats WHERE chat_id = ?1
+                 UNION ALL SELECT 1 FROM bindings WHERE chat_id = ?1 LIMIT 1",
                 params![chat_id],
                 |_| Ok(()),
             )
