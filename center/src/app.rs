@@ -4,6 +4,7 @@
 //! ([`crate::inbox`]) until its work is done, and input is typed into Codex before its receipt
 //! is posted: typing never waits for Telegram.
 
+use shared::sync::LockExt;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -63,6 +64,17 @@ const ATTACHMENT_BURST: Duration = Duration::from_millis(1500);
 
 /// A node must stay away this long before its topics are told.
 pub const OFFLINE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Why a node could not be invited or enrolled.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// The center runs without its CA (it could not be set up at start).
+    #[error("fleet support is not running")]
+    NotRunning,
+    /// The invitation or enrollment itself failed.
+    #[error(transparent)]
+    Enroll(#[from] crate::fleet::EnrollError),
+}
 
 /// What adding nodes at run time needs.
 pub struct Fleet {
@@ -125,13 +137,13 @@ impl App {
 
     /// Whether `name` was ever connected in this process (for "back online" notices).
     pub fn seen_before(&self, name: &str) -> bool {
-        self.seen.lock().expect("seen lock").contains(name)
+        self.seen.locked().contains(name)
     }
 
     /// A join code for a node that will dial in.
-    pub fn invite_node(&self, name: &str) -> Result<String, String> {
-        let pki = self.pki().ok_or("fleet support is not running")?;
-        pki.invite(&self.store, name).map_err(|e| e.to_string())
+    pub fn invite_node(&self, name: &str) -> Result<String, FleetError> {
+        let pki = self.pki().ok_or(FleetError::NotRunning)?;
+        Ok(pki.invite(&self.store, name)?)
     }
 
     /// Sets up fleet support and starts dialling the known remote nodes.
@@ -176,8 +188,8 @@ impl App {
         name: &str,
         endpoint: &str,
         code: &str,
-    ) -> Result<(), String> {
-        let fleet = self.fleet.get().ok_or("fleet support is not running")?;
+    ) -> Result<(), FleetError> {
+        let fleet = self.fleet.get().ok_or(FleetError::NotRunning)?;
         let enrolled = fleet.pki.enroll(&self.store, name, endpoint, code).await;
         let serial = match enrolled {
             Ok(serial) => serial,
@@ -185,7 +197,7 @@ impl App {
                 if let Ok(c) = shared::pki::JoinCode::decode(code) {
                     let _ = self.store.use_join_code(&c.secret_hash());
                 }
-                return Err(err.to_string());
+                return Err(err.into());
             }
         };
         self.dial(fleet, name.to_owned(), endpoint.to_owned(), &serial);
@@ -256,7 +268,7 @@ impl App {
     /// Revokes a node at once: its link is closed and it is never dialled again.
     pub fn revoke_node(&self, name: &str) -> bool {
         let revoked = self.store.revoke_node(name).unwrap_or(false);
-        if let Some(conn) = self.nodes.lock().expect("nodes lock").remove(name) {
+        if let Some(conn) = self.nodes.locked().remove(name) {
             conn.close();
         }
         if revoked {
@@ -267,19 +279,13 @@ impl App {
 
     /// Registers a node connection.
     pub fn add_node(&self, conn: Arc<NodeConn>) {
-        self.seen
-            .lock()
-            .expect("seen lock")
-            .insert(conn.name().to_owned());
-        self.nodes
-            .lock()
-            .expect("nodes lock")
-            .insert(conn.name().to_owned(), conn);
+        self.seen.locked().insert(conn.name().to_owned());
+        self.nodes.locked().insert(conn.name().to_owned(), conn);
     }
 
     /// Forgets a node's connection if it is still `conn` (a newer one may have replaced it).
     pub fn remove_node(&self, name: &str, conn: &Arc<NodeConn>) {
-        let mut nodes = self.nodes.lock().expect("nodes lock");
+        let mut nodes = self.nodes.locked();
         if nodes.get(name).is_some_and(|c| Arc::ptr_eq(c, conn)) {
             nodes.remove(name);
         }
@@ -287,13 +293,7 @@ impl App {
 
     /// Names of the connected nodes, sorted.
     pub(crate) fn node_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .nodes
-            .lock()
-            .expect("nodes lock")
-            .keys()
-            .cloned()
-            .collect();
+        let mut names: Vec<String> = self.nodes.locked().keys().cloned().collect();
         names.sort();
         names
     }
@@ -303,7 +303,7 @@ impl App {
     /// blip does not spend the chat budget on notices); "back online" only follows a warning.
     pub async fn node_changed(self: &Arc<Self>, name: &str, online: bool, _was_online: bool) {
         if online {
-            let warned = self.warned.lock().expect("warned lock").remove(name);
+            let warned = self.warned.locked().remove(name);
             if warned {
                 self.tell_node_topics(
                     name,
@@ -328,7 +328,7 @@ impl App {
             {
                 return;
             }
-            if app.warned.lock().expect("warned lock").insert(name.clone()) {
+            if app.warned.locked().insert(name.clone()) {
                 app.tell_node_topics(
                     &name,
                     &format!("⚠️ Lost the connection to {name}. Messages to this topic are refused until it is back."),
@@ -350,7 +350,7 @@ impl App {
     }
 
     pub(crate) fn node(&self, name: &str) -> Option<Arc<NodeConn>> {
-        self.nodes.lock().expect("nodes lock").get(name).cloned()
+        self.nodes.locked().get(name).cloned()
     }
 
     fn allowed(&self, user_id: u64) -> bool {
@@ -389,12 +389,7 @@ impl App {
         if chat_id > 0 || !self.cfg.allowed_chats.is_empty() {
             return;
         }
-        if !self
-            .unserved_told
-            .lock()
-            .expect("told lock")
-            .insert(chat_id)
-        {
+        if !self.unserved_told.locked().insert(chat_id) {
             return;
         }
         let text = format!(
@@ -535,7 +530,7 @@ impl App {
     /// Queues an accepted update on its topic's task, starting one if there is none or the old
     /// one ended (a panic there must not silence the topic).
     fn route(self: &Arc<Self>, surface: Surface, event: TopicEvent, lease: UpdateLease) {
-        let mut topics = self.topics.lock().expect("topics lock");
+        let mut topics = self.topics.locked();
         let mut item = (event, lease);
         for _ in 0..2 {
             let tx = topics.entry(surface).or_insert_with(|| {
@@ -688,7 +683,7 @@ impl App {
 
     /// Queues `job` on the topic's input queue; it runs after everything queued before it.
     pub(crate) fn enqueue_input(&self, surface: Surface, job: InputJob) {
-        let mut queues = self.input_queues.lock().expect("input queues");
+        let mut queues = self.input_queues.locked();
         let tx = queues.entry(surface).or_insert_with(|| {
             let (tx, mut rx) = mpsc::unbounded_channel::<InputJob>();
             tokio::spawn(async move {
@@ -778,10 +773,7 @@ impl App {
             reply_to: Some(reply_to),
             class: Class::Message,
         };
-        self.pending_receipts
-            .lock()
-            .expect("receipts lock")
-            .insert(surface, live.clone());
+        self.pending_receipts.locked().insert(surface, live.clone());
         self.outbox.send_live(send, live)
     }
 
@@ -793,13 +785,7 @@ impl App {
         line: &str,
         keep: usize,
     ) -> bool {
-        let Some(live) = self
-            .pending_receipts
-            .lock()
-            .expect("receipts lock")
-            .get(&surface)
-            .cloned()
-        else {
+        let Some(live) = self.pending_receipts.locked().get(&surface).cloned() else {
             return false;
         };
         live.update_unsent(|text| {
@@ -835,7 +821,7 @@ impl App {
         tokio::spawn(async move {
             let accepted = receipt.await;
             {
-                let mut pending = app.pending_receipts.lock().expect("receipts lock");
+                let mut pending = app.pending_receipts.locked();
                 if pending.get(&surface).is_some_and(|l| l.is(&live)) {
                     pending.remove(&surface);
                 }

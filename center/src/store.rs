@@ -6,6 +6,7 @@
 //! WAL mode, `synchronous=NORMAL`: a crash of the process loses nothing committed; a power loss
 //! may roll back the newest acks, which only means a resend. Schema version in `user_version`.
 
+use shared::sync::LockExt;
 use std::{path::Path, sync::Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -160,7 +161,7 @@ impl Store {
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().expect("store lock poisoned")
+        self.conn.locked()
     }
 
     /// Accepts an update into the inbox (`body`: its JSON, kept until it is finished); false if
