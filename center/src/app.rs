@@ -4,6 +4,7 @@
 //! ([`crate::inbox`]) until its work is done, and input is typed into Codex before its receipt
 //! is posted: typing never waits for Telegram.
 
+use shared::sync::LockExt;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -11,7 +12,7 @@ use std::{
 };
 
 use proto::v1::{self, reply::Result as R, request::Op};
-use teloxide::types::{MaybeInaccessibleMessage, Message, Update, UpdateKind};
+use teloxide::types::Update;
 use tokio::sync::mpsc;
 
 use crate::{
@@ -21,6 +22,7 @@ use crate::{
     nodes::{CallError, NodeConn},
     store::{Binding, InputMode, StatusChange, Store, Surface},
     telegram::{
+        inbound::{self, Inbound, TopicEvent, What},
         outbox::{Class, LiveText, Outbox, Send},
         render,
     },
@@ -38,7 +40,7 @@ pub struct App {
     pub(crate) outbox: Outbox,
     pub(crate) nodes: Mutex<HashMap<String, Arc<NodeConn>>>,
     pub(crate) menus: Menus,
-    topics: Mutex<HashMap<Surface, mpsc::UnboundedSender<(Update, UpdateLease)>>>,
+    topics: Mutex<HashMap<Surface, mpsc::UnboundedSender<(TopicEvent, UpdateLease)>>>,
     /// Receipts queued and not yet sent, per topic: the turn's first status lines join them
     /// instead of costing a message of their own.
     pending_receipts: Mutex<HashMap<Surface, LiveText>>,
@@ -49,6 +51,8 @@ pub struct App {
     input_queues: Mutex<HashMap<Surface, mpsc::UnboundedSender<InputJob>>>,
     fleet: std::sync::OnceLock<Fleet>,
     seen: Mutex<std::collections::HashSet<String>>,
+    /// Groups whose unserved state an allowed user was told about (see `explain_unserved`).
+    unserved_told: Mutex<std::collections::HashSet<i64>>,
     /// Nodes whose topics were told they are offline.
     warned: Mutex<std::collections::HashSet<String>>,
     /// Voice transcription, when configured.
@@ -60,6 +64,17 @@ const ATTACHMENT_BURST: Duration = Duration::from_millis(1500);
 
 /// A node must stay away this long before its topics are told.
 pub const OFFLINE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Why a node could not be invited or enrolled.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// The center runs without its CA (it could not be set up at start).
+    #[error("fleet support is not running")]
+    NotRunning,
+    /// The invitation or enrollment itself failed.
+    #[error(transparent)]
+    Enroll(#[from] crate::fleet::EnrollError),
+}
 
 /// What adding nodes at run time needs.
 pub struct Fleet {
@@ -111,6 +126,7 @@ impl App {
             fleet: std::sync::OnceLock::new(),
             seen: Mutex::new(std::collections::HashSet::new()),
             warned: Mutex::new(std::collections::HashSet::new()),
+            unserved_told: Mutex::new(std::collections::HashSet::new()),
         }))
     }
 
@@ -121,13 +137,13 @@ impl App {
 
     /// Whether `name` was ever connected in this process (for "back online" notices).
     pub fn seen_before(&self, name: &str) -> bool {
-        self.seen.lock().expect("seen lock").contains(name)
+        self.seen.locked().contains(name)
     }
 
     /// A join code for a node that will dial in.
-    pub fn invite_node(&self, name: &str) -> Result<String, String> {
-        let pki = self.pki().ok_or("fleet support is not running")?;
-        pki.invite(&self.store, name).map_err(|e| e.to_string())
+    pub fn invite_node(&self, name: &str) -> Result<String, FleetError> {
+        let pki = self.pki().ok_or(FleetError::NotRunning)?;
+        Ok(pki.invite(&self.store, name)?)
     }
 
     /// Sets up fleet support and starts dialling the known remote nodes.
@@ -172,8 +188,8 @@ impl App {
         name: &str,
         endpoint: &str,
         code: &str,
-    ) -> Result<(), String> {
-        let fleet = self.fleet.get().ok_or("fleet support is not running")?;
+    ) -> Result<(), FleetError> {
+        let fleet = self.fleet.get().ok_or(FleetError::NotRunning)?;
         let enrolled = fleet.pki.enroll(&self.store, name, endpoint, code).await;
         let serial = match enrolled {
             Ok(serial) => serial,
@@ -181,7 +197,7 @@ impl App {
                 if let Ok(c) = shared::pki::JoinCode::decode(code) {
                     let _ = self.store.use_join_code(&c.secret_hash());
                 }
-                return Err(err.to_string());
+                return Err(err.into());
             }
         };
         self.dial(fleet, name.to_owned(), endpoint.to_owned(), &serial);
@@ -252,7 +268,7 @@ impl App {
     /// Revokes a node at once: its link is closed and it is never dialled again.
     pub fn revoke_node(&self, name: &str) -> bool {
         let revoked = self.store.revoke_node(name).unwrap_or(false);
-        if let Some(conn) = self.nodes.lock().expect("nodes lock").remove(name) {
+        if let Some(conn) = self.nodes.locked().remove(name) {
             conn.close();
         }
         if revoked {
@@ -263,19 +279,13 @@ impl App {
 
     /// Registers a node connection.
     pub fn add_node(&self, conn: Arc<NodeConn>) {
-        self.seen
-            .lock()
-            .expect("seen lock")
-            .insert(conn.name().to_owned());
-        self.nodes
-            .lock()
-            .expect("nodes lock")
-            .insert(conn.name().to_owned(), conn);
+        self.seen.locked().insert(conn.name().to_owned());
+        self.nodes.locked().insert(conn.name().to_owned(), conn);
     }
 
     /// Forgets a node's connection if it is still `conn` (a newer one may have replaced it).
     pub fn remove_node(&self, name: &str, conn: &Arc<NodeConn>) {
-        let mut nodes = self.nodes.lock().expect("nodes lock");
+        let mut nodes = self.nodes.locked();
         if nodes.get(name).is_some_and(|c| Arc::ptr_eq(c, conn)) {
             nodes.remove(name);
         }
@@ -283,13 +293,7 @@ impl App {
 
     /// Names of the connected nodes, sorted.
     pub(crate) fn node_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .nodes
-            .lock()
-            .expect("nodes lock")
-            .keys()
-            .cloned()
-            .collect();
+        let mut names: Vec<String> = self.nodes.locked().keys().cloned().collect();
         names.sort();
         names
     }
@@ -299,7 +303,7 @@ impl App {
     /// blip does not spend the chat budget on notices); "back online" only follows a warning.
     pub async fn node_changed(self: &Arc<Self>, name: &str, online: bool, _was_online: bool) {
         if online {
-            let warned = self.warned.lock().expect("warned lock").remove(name);
+            let warned = self.warned.locked().remove(name);
             if warned {
                 self.tell_node_topics(
                     name,
@@ -324,7 +328,7 @@ impl App {
             {
                 return;
             }
-            if app.warned.lock().expect("warned lock").insert(name.clone()) {
+            if app.warned.locked().insert(name.clone()) {
                 app.tell_node_topics(
                     &name,
                     &format!("⚠️ Lost the connection to {name}. Messages to this topic are refused until it is back."),
@@ -346,7 +350,7 @@ impl App {
     }
 
     pub(crate) fn node(&self, name: &str) -> Option<Arc<NodeConn>> {
-        self.nodes.lock().expect("nodes lock").get(name).cloned()
+        self.nodes.locked().get(name).cloned()
     }
 
     fn allowed(&self, user_id: u64) -> bool {
@@ -358,31 +362,90 @@ impl App {
         let _ = self.username.set(username);
     }
 
-    /// The topic an update belongs to and whether an allowed user sent it; `None` for kinds of
-    /// update the center does not handle.
-    fn origin(&self, update: &Update) -> Option<(Surface, bool)> {
-        let (user, surface) = match &update.kind {
-            UpdateKind::Message(m) => (m.from.as_ref().map(|u| u.id.0), surface_of(m)),
-            UpdateKind::CallbackQuery(q) => {
-                // A button on a message too old to see (or none) has no topic to act in: never
-                // mapped to the chat's main thread (`dispatch` answers it as expired).
-                let Some(MaybeInaccessibleMessage::Regular(m)) = &q.message else {
-                    return None;
-                };
-                (Some(q.from.id.0), surface_of(m))
-            }
-            _ => return None,
-        };
-        let served = user.is_some_and(|u| self.allowed(u)) && self.serves_chat(surface.chat_id);
-        Some((surface, served))
+    /// Reads an update as the center's own input (see [`crate::telegram::inbound`]).
+    fn read(&self, update: &Update) -> Option<Inbound> {
+        inbound::read(update, self.username.get().map(String::as_str))
     }
 
-    /// Whether the bot acts in this chat: a private chat (an allowed user's own), or a group in
-    /// `allowed_chats` when that is set. Anywhere else it does nothing at all.
+    /// Whether the bot acts in this chat: a private chat (an allowed user's own); a group in
+    /// `allowed_chats` when that is set; otherwise an owned group (one an allowed user added the
+    /// bot to, or with bound topics). Anywhere else it does nothing at all.
     fn serves_chat(&self, chat_id: i64) -> bool {
-        chat_id > 0
-            || self.cfg.allowed_chats.is_empty()
-            || self.cfg.allowed_chats.contains(&chat_id)
+        if chat_id > 0 {
+            return true;
+        }
+        if !self.cfg.allowed_chats.is_empty() {
+            return self.cfg.allowed_chats.contains(&chat_id);
+        }
+        self.store.owned_chat(chat_id).unwrap_or_else(|err| {
+            tracing::error!(error = %err, "reading owned chats failed");
+            false
+        })
+    }
+
+    /// An allowed user wrote in a group the bot does not serve: the group sees nothing, the user
+    /// is told why in private, once per group and run.
+    fn explain_unserved(&self, user: u64, chat_id: i64) {
+        if chat_id > 0 || !self.cfg.allowed_chats.is_empty() {
+            return;
+        }
+        if !self.unserved_told.locked().insert(chat_id) {
+            return;
+        }
+        let text = format!(
+            "I stay silent in the group {chat_id}: no allowed user added me to it. Remove me and add me again \
+             there, or list the group in ALLOWED_CHATS."
+        );
+        let private = Surface {
+            chat_id: user as i64,
+            thread_id: 0,
+        };
+        self.notice(private, &text, None);
+    }
+
+    /// A topic closed by anyone (an admin who is not an allowed user, too) still ends its
+    /// binding: the center must not keep a window for a topic nobody can write in.
+    fn served(&self, inbound: Inbound) -> Option<(Surface, TopicEvent)> {
+        match inbound.what {
+            What::InTopic(surface, event @ TopicEvent::TopicClosed { .. })
+                if self.serves_chat(surface.chat_id) =>
+            {
+                Some((surface, event))
+            }
+            What::InTopic(surface, event)
+                if self.allowed(inbound.user) && self.serves_chat(surface.chat_id) =>
+            {
+                Some((surface, event))
+            }
+            _ => None,
+        }
+    }
+
+    /// The bot was added to a group or removed from it: a group an allowed user added it to is
+    /// owned (see [`App::serves_chat`]); a removal forgets it, whoever removed the bot.
+    fn membership_changed(&self, user: u64, chat_id: i64, present: bool) {
+        if chat_id > 0 {
+            return; // a private chat: always the user's own
+        }
+        let recorded = if !present {
+            tracing::info!(chat.id = chat_id, "the bot was removed from a group");
+            self.store.disown_chat(chat_id)
+        } else if self.allowed(user) {
+            tracing::info!(
+                chat.id = chat_id,
+                "an allowed user added the bot to a group"
+            );
+            self.store.own_chat(chat_id, user)
+        } else {
+            tracing::info!(
+                chat.id = chat_id,
+                "the bot was added to a group by someone who is not an allowed user; it stays silent there"
+            );
+            Ok(())
+        };
+        if let Err(err) = recorded {
+            tracing::error!(error = %err, "recording the bot's membership failed");
+        }
     }
 
     /// Answers a button press that can do nothing ("This button has expired.").
@@ -396,23 +459,39 @@ impl App {
 
     /// Takes one update from polling: drops it unless an allowed user sent it and it is new,
     /// writes it to the inbox, then queues it on its topic's task.
-    pub fn dispatch(self: &Arc<Self>, update: Update) {
-        if let UpdateKind::CallbackQuery(q) = &update.kind
-            && !matches!(q.message, Some(MaybeInaccessibleMessage::Regular(_)))
-            && self.allowed(q.from.id.0)
-        {
-            self.expire_button(q.id.0.clone());
-            return;
-        }
-        // Strangers get nothing: no reply, no typing, no state.
-        let Some((surface, true)) = self.origin(&update) else {
+    pub fn dispatch(self: &Arc<Self>, update: &Update) {
+        let Some(inbound) = self.read(update) else {
             tracing::debug!(
                 update.id = update.id.0,
                 "update not for the center; ignored"
             );
             return;
         };
-        let lease = match crate::inbox::accept(&self.store, &update) {
+        if let What::Membership { chat_id, present } = inbound.what {
+            self.membership_changed(inbound.user, chat_id, present);
+            return;
+        }
+        if let What::StaleButton { query_id } = &inbound.what
+            && self.allowed(inbound.user)
+        {
+            self.expire_button(query_id.clone());
+            return;
+        }
+        if let What::InTopic(surface, _) = &inbound.what
+            && self.allowed(inbound.user)
+            && !self.serves_chat(surface.chat_id)
+        {
+            self.explain_unserved(inbound.user, surface.chat_id);
+        }
+        // Strangers get nothing: no reply, no typing, no state.
+        let Some((surface, event)) = self.served(inbound) else {
+            tracing::debug!(
+                update.id = update.id.0,
+                "update not for the center; ignored"
+            );
+            return;
+        };
+        let lease = match crate::inbox::accept(&self.store, update) {
             Ok(Some(lease)) => lease,
             Ok(None) => {
                 tracing::debug!(update.id = update.id.0, "duplicate update ignored");
@@ -423,7 +502,7 @@ impl App {
                 return;
             }
         };
-        self.route(surface, update, lease);
+        self.route(surface, event, lease);
     }
 
     /// Handles again, in order, the updates a stopped process left unfinished (see
@@ -437,22 +516,22 @@ impl App {
             }
         };
         for (update, lease) in unfinished {
-            match self.origin(&update) {
-                Some((surface, true)) => {
+            match self.read(&update).and_then(|i| self.served(i)) {
+                Some((surface, event)) => {
                     tracing::info!(update.id = update.id.0, "replaying an unfinished update");
-                    self.route(surface, update, lease);
+                    self.route(surface, event, lease);
                 }
                 // The user is no longer allowed: finished without effect.
-                _ => drop(lease),
+                None => drop(lease),
             }
         }
     }
 
     /// Queues an accepted update on its topic's task, starting one if there is none or the old
     /// one ended (a panic there must not silence the topic).
-    fn route(self: &Arc<Self>, surface: Surface, update: Update, lease: UpdateLease) {
-        let mut topics = self.topics.lock().expect("topics lock");
-        let mut item = (update, lease);
+    fn route(self: &Arc<Self>, surface: Surface, event: TopicEvent, lease: UpdateLease) {
+        let mut topics = self.topics.locked();
+        let mut item = (event, lease);
         for _ in 0..2 {
             let tx = topics.entry(surface).or_insert_with(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -476,11 +555,11 @@ impl App {
 
     /// Handles a topic's updates in order. Attachments are gathered while they keep coming
     /// (an album, or a burst of files) and taken to Codex as one input before anything else
-    /// of the topic is handled.
+    /// of the topic is handled. Media to an unbound topic is ignored without download.
     async fn topic_loop(
         self: Arc<Self>,
         surface: Surface,
-        mut rx: mpsc::UnboundedReceiver<(Update, UpdateLease)>,
+        mut rx: mpsc::UnboundedReceiver<(TopicEvent, UpdateLease)>,
     ) {
         let mut batch: Vec<(crate::media::Attachment, UpdateLease)> = Vec::new();
         loop {
@@ -495,101 +574,83 @@ impl App {
                     }
                 }
             };
-            let Some((update, lease)) = next else { break };
-            if let Some(a) = self.attachment_in(surface, &update) {
-                batch.push((a, lease));
+            let Some((event, lease)) = next else { break };
+            if let TopicEvent::Attachment(a) = event {
+                if self.binding(surface).is_some() {
+                    batch.push((a, lease));
+                }
                 continue;
             }
             if !batch.is_empty() {
                 self.take_attachments(surface, std::mem::take(&mut batch));
             }
-            self.handle(surface, update, lease).await;
+            self.handle(surface, event, lease).await;
         }
         if !batch.is_empty() {
             self.take_attachments(surface, batch);
         }
     }
 
-    /// The attachment an update brings to a bound topic (unbound topics take no media).
-    fn attachment_in(&self, surface: Surface, update: &Update) -> Option<crate::media::Attachment> {
-        let UpdateKind::Message(m) = &update.kind else {
-            return None;
-        };
-        let a = crate::media::attachment_of(m)?;
-        self.binding(surface)?;
-        Some(a)
-    }
-
-    /// Handles one update; `lease` keeps it unfinished in the inbox until the work it started
-    /// is done (it is dropped here unless an input or a menu takes it along).
-    async fn handle(self: &Arc<Self>, surface: Surface, update: Update, lease: UpdateLease) {
-        match update.kind {
-            UpdateKind::Message(m) => self.on_message(surface, &m, lease).await,
-            UpdateKind::CallbackQuery(q) => {
-                let data = q.data.clone().unwrap_or_default();
-                let message_id = match &q.message {
-                    Some(MaybeInaccessibleMessage::Regular(m)) => Some(m.id.0),
-                    _ => None,
+    /// Handles one event of a topic; `lease` keeps its update unfinished in the inbox until the
+    /// work it started is done (it is dropped here unless an input or a menu takes it along).
+    async fn handle(self: &Arc<Self>, surface: Surface, event: TopicEvent, lease: UpdateLease) {
+        match event {
+            TopicEvent::Text { text, message_id } => {
+                let mode = match self.store.binding(surface) {
+                    Ok(b) => b.map_or(InputMode::Steer, |b| b.mode),
+                    Err(_) => InputMode::Steer,
                 };
-                let answer = self.on_callback(surface, &data, message_id).await;
+                let input = PendingInput {
+                    text,
+                    reply_to: message_id,
+                    mode,
+                    leases: vec![lease],
+                };
+                self.input_or_bind(surface, input).await;
+            }
+            TopicEvent::Command {
+                command,
+                args,
+                message_id,
+            } => {
+                self.command(surface, command, &args, message_id, lease)
+                    .await
+            }
+            TopicEvent::Voice(voice) => {
+                if self.binding(surface).is_some() {
+                    self.take_voice(surface, voice, lease);
+                }
+            }
+            TopicEvent::Unsupported { message_id } => {
+                if self.binding(surface).is_some() {
+                    self.notice(
+                        surface,
+                        "This kind of message cannot be passed to Codex; send text or a file.",
+                        Some(message_id),
+                    );
+                }
+            }
+            TopicEvent::TopicClosed { by } => {
+                let why = if self.allowed(by) {
+                    TopicGone::Closed
+                } else {
+                    TopicGone::ClosedByStranger(by)
+                };
+                self.on_topic_gone(surface, why).await;
+            }
+            TopicEvent::Button(b) => {
+                let answer = self
+                    .on_callback(surface, b.callback, Some(b.message_id))
+                    .await;
                 let _ = self
                     .outbox
                     .tg()
-                    .answer_callback(&q.id.0, answer.as_deref())
+                    .answer_callback(&b.query_id, answer.as_deref())
                     .await;
             }
-            _ => {}
+            // Taken by `topic_loop`.
+            TopicEvent::Attachment(_) => {}
         }
-    }
-
-    async fn on_message(self: &Arc<Self>, surface: Surface, m: &Message, lease: UpdateLease) {
-        if m.forum_topic_closed().is_some() {
-            self.on_topic_gone(surface, "the topic was closed").await;
-            return;
-        }
-        let Some(text) = m.text() else {
-            // Media to an unbound topic is ignored without download.
-            if self.binding(surface).is_none() {
-                return;
-            }
-            if let Some(voice) = m.voice() {
-                self.take_voice(surface, m.id.0, voice.clone(), lease);
-            } else if crate::media::unsupported_media(m) {
-                self.notice(
-                    surface,
-                    "This kind of message cannot be passed to Codex; send text or a file.",
-                    Some(m.id.0),
-                );
-            }
-            return;
-        };
-        let mut text = text.to_owned();
-        if text.starts_with('/') {
-            let Some(command) = own_command(&text, self.username.get().map(String::as_str)) else {
-                tracing::debug!("a command for another bot; ignored");
-                return;
-            };
-            let (cmd, args) = split_command(&command[1..]);
-            if self
-                .command(surface, &cmd, args, m.id.0, lease.clone())
-                .await
-            {
-                return;
-            }
-            // Forwarded to Codex without our bot's name (Codex would not know `/new@bot`).
-            text = command;
-        }
-        let mode = match self.store.binding(surface) {
-            Ok(b) => b.map_or(InputMode::Steer, |b| b.mode),
-            Err(_) => InputMode::Steer,
-        };
-        let input = PendingInput {
-            text,
-            reply_to: m.id.0,
-            mode,
-            leases: vec![lease],
-        };
-        self.input_or_bind(surface, input).await;
     }
 
     /// Sends text to the topic's session, or starts binding the topic with the text pending.
@@ -622,7 +683,7 @@ impl App {
 
     /// Queues `job` on the topic's input queue; it runs after everything queued before it.
     pub(crate) fn enqueue_input(&self, surface: Surface, job: InputJob) {
-        let mut queues = self.input_queues.lock().expect("input queues");
+        let mut queues = self.input_queues.locked();
         let tx = queues.entry(surface).or_insert_with(|| {
             let (tx, mut rx) = mpsc::unbounded_channel::<InputJob>();
             tokio::spawn(async move {
@@ -712,10 +773,7 @@ impl App {
             reply_to: Some(reply_to),
             class: Class::Message,
         };
-        self.pending_receipts
-            .lock()
-            .expect("receipts lock")
-            .insert(surface, live.clone());
+        self.pending_receipts.locked().insert(surface, live.clone());
         self.outbox.send_live(send, live)
     }
 
@@ -727,13 +785,7 @@ impl App {
         line: &str,
         keep: usize,
     ) -> bool {
-        let Some(live) = self
-            .pending_receipts
-            .lock()
-            .expect("receipts lock")
-            .get(&surface)
-            .cloned()
-        else {
+        let Some(live) = self.pending_receipts.locked().get(&surface).cloned() else {
             return false;
         };
         live.update_unsent(|text| {
@@ -769,7 +821,7 @@ impl App {
         tokio::spawn(async move {
             let accepted = receipt.await;
             {
-                let mut pending = app.pending_receipts.lock().expect("receipts lock");
+                let mut pending = app.pending_receipts.locked();
                 if pending.get(&surface).is_some_and(|l| l.is(&live)) {
                     pending.remove(&surface);
                 }
@@ -855,42 +907,61 @@ impl App {
     }
 
     /// The topic was closed or deleted: its window is killed and the binding removed; the Codex
-    /// session stays resumable.
-    pub(crate) async fn on_topic_gone(&self, surface: Surface, why: &str) {
+    /// session stays resumable. When an allowed user did not close it themselves (a deleted
+    /// topic, or one closed by another admin), the allowed users are told in private: a window
+    /// never goes away silently.
+    pub(crate) async fn on_topic_gone(&self, surface: Surface, why: TopicGone) {
         let Ok(Some(binding)) = self.store.remove_binding(surface) else {
             return;
         };
         tracing::info!(
             chat.id = surface.chat_id,
             thread.id = surface.thread_id,
-            why,
+            why = ?why,
             "topic gone; closing its window"
         );
         if let Some(node) = self.node(&binding.node) {
             let _ = node
                 .call(
                     Op::KillWindow(v1::KillWindow {
-                        session_id: binding.session_id,
+                        session_id: binding.session_id.clone(),
                     }),
                     CALL_TIMEOUT,
                 )
                 .await;
         }
         let _ = self.store.clear_status(surface);
+        let what = match why {
+            TopicGone::Closed => return,
+            TopicGone::Deleted => "was deleted".to_owned(),
+            TopicGone::ClosedByStranger(user) => {
+                format!("was closed by Telegram user {user}, who is not an allowed user,")
+            }
+        };
+        let text = format!(
+            "🗑 A topic bound to Codex in {} on {} {what} so its Codex window was closed. \
+             The session is kept: /resume in a topic brings it back.",
+            binding.cwd, binding.node
+        );
+        for user in &self.cfg.allowed_users {
+            let owner = Surface {
+                chat_id: *user as i64,
+                thread_id: 0,
+            };
+            self.notice(owner, &text, None);
+        }
     }
 }
 
-/// The topic a message belongs to.
-pub(crate) fn surface_of(m: &Message) -> Surface {
-    let thread_id = if m.is_topic_message {
-        m.thread_id.map_or(0, |t| t.0.0)
-    } else {
-        0
-    };
-    Surface {
-        chat_id: m.chat.id.0,
-        thread_id,
-    }
+/// Why a topic's binding ended without `/unbind` or `/kill`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TopicGone {
+    /// An allowed user closed the topic.
+    Closed,
+    /// Someone else (an admin of the group) closed it.
+    ClosedByStranger(u64),
+    /// The topic no longer exists (Telegram says so when the center posts in it).
+    Deleted,
 }
 
 /// A receipt before the outcome is known.
@@ -908,59 +979,5 @@ pub(crate) fn receipt_text(result: &Result<R, CallError>) -> (String, bool) {
             false,
         ),
         Err(err) => (format!("✗ Not delivered: {err}"), false),
-    }
-}
-
-/// A command as this bot should see it: `/cmd@this_bot args` loses the suffix, `/cmd args`
-/// stays; `None` for `/cmd@other_bot` (meant for another bot in the group). Without a known
-/// username every suffix is taken as ours.
-fn own_command(text: &str, username: Option<&str>) -> Option<String> {
-    let head_end = text.find(char::is_whitespace).unwrap_or(text.len());
-    let (head, rest) = text.split_at(head_end);
-    let Some((cmd, bot)) = head.split_once('@') else {
-        return Some(text.to_owned());
-    };
-    match username {
-        Some(me) if !me.is_empty() && !bot.eq_ignore_ascii_case(me) => None,
-        _ => Some(format!("{cmd}{rest}")),
-    }
-}
-
-/// `cmd@bot args` → (`cmd`, `args`).
-fn split_command(rest: &str) -> (String, &str) {
-    let (head, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-    let cmd = head.split('@').next().unwrap_or_default().to_lowercase();
-    (cmd, args.trim())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_this_bots_commands_are_taken_and_lose_its_name() {
-        let me = Some("fleet_bot");
-        assert_eq!(own_command("/new@fleet_bot", me).as_deref(), Some("/new"));
-        assert_eq!(
-            own_command("/run@Fleet_Bot do it now", me).as_deref(),
-            Some("/run do it now")
-        );
-        assert_eq!(own_command("/new@other_bot", me), None);
-        assert_eq!(own_command("/status", me).as_deref(), Some("/status"));
-        assert_eq!(own_command("/x@any", None).as_deref(), Some("/x"));
-        // Only the command word is looked at: an address in the arguments stays.
-        assert_eq!(
-            own_command("/steer mail a@b.c", me).as_deref(),
-            Some("/steer mail a@b.c")
-        );
-    }
-
-    #[test]
-    fn commands_split() {
-        assert_eq!(
-            split_command("queue@my_bot do it"),
-            ("queue".into(), "do it")
-        );
-        assert_eq!(split_command("ESC"), ("esc".into(), ""));
     }
 }

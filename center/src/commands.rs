@@ -13,58 +13,39 @@ use crate::{
     telegram::{
         api::{MediaKind, Upload},
         callback::{Callback, PromptKey},
+        command::Command,
         outbox::{Class, Edit, EditMedia, MediaSend, Send},
         render::escape_html,
     },
 };
-
-/// The command menu (setMyCommands) and /help.
-pub const COMMANDS: &[(&str, &str)] = &[
-    ("start", "What this bot does"),
-    ("help", "List the commands"),
-    ("bind", "Bind this topic to a Codex session (pick a folder)"),
-    ("resume", "Bind this topic to an earlier Codex session"),
-    ("status", "Binding, machine, window and Codex state"),
-    ("screenshot", "Show Codex's screen"),
-    ("history", "Recent messages of this session"),
-    ("esc", "Press Escape (interrupt the turn, cancel a prompt)"),
-    ("interrupt", "Press Ctrl-C in Codex"),
-    ("queue", "Queue a message for after the current turn"),
-    ("steer", "Send a message now (steers a running turn)"),
-    ("switch", "Toggle this topic's default: steer or queue"),
-    ("nodes", "The machines of this fleet and their state"),
-    ("node", "add <name> <host:port> <code> | remove <name>"),
-    ("unbind", "Unbind this topic (the window keeps running)"),
-    ("kill", "Close the Codex window and unbind"),
-];
 
 const HELP: &str = "Each topic is the remote control of one live Codex session running in tmux.\n\
 Send a message in an unbound topic (or /bind) to pick a folder and start or resume Codex there; \
 after that, every message is typed into Codex and its answers come back here.\n\n";
 
 impl App {
-    /// Runs a command; false if it is not one of ours (the caller forwards it to Codex).
-    /// `lease` keeps the update unfinished in the inbox while input it carries waits.
+    /// Runs one of the bot's commands. `lease` keeps the update unfinished in the inbox while
+    /// input it carries waits.
     pub(crate) async fn command(
         self: &Arc<Self>,
         surface: Surface,
-        cmd: &str,
+        cmd: Command,
         args: &str,
         msg_id: i32,
         lease: UpdateLease,
-    ) -> bool {
+    ) {
         let binding = self.binding(surface);
         let unbound =
             "This topic is not bound to a Codex session. Send a message or /bind to start one.";
         match cmd {
-            "start" | "help" => {
+            Command::Start | Command::Help => {
                 let mut text = escape_html(HELP);
-                for (c, d) in COMMANDS {
-                    text += &format!("/{c} — {}\n", escape_html(d));
+                for c in Command::ALL {
+                    text += &format!("/{} — {}\n", c.name(), escape_html(c.description()));
                 }
                 self.say(surface, text, Some(msg_id));
             }
-            "bind" | "resume" => match binding {
+            Command::Bind | Command::Resume => match binding {
                 Some(b) => self.notice(
                     surface,
                     &format!(
@@ -75,14 +56,18 @@ impl App {
                 ),
                 None => self.start_bind(surface, None).await,
             },
-            "queue" | "steer" => {
-                let mode = if cmd == "queue" {
+            Command::Queue | Command::Steer => {
+                let mode = if cmd == Command::Queue {
                     InputMode::Queue
                 } else {
                     InputMode::Steer
                 };
                 if args.is_empty() {
-                    self.notice(surface, &format!("Usage: /{cmd} <text>"), Some(msg_id));
+                    self.notice(
+                        surface,
+                        &format!("Usage: /{} <text>", cmd.name()),
+                        Some(msg_id),
+                    );
                 } else {
                     self.input_or_bind(
                         surface,
@@ -96,7 +81,7 @@ impl App {
                     .await;
                 }
             }
-            "switch" => match binding {
+            Command::Switch => match binding {
                 None => self.notice(surface, unbound, Some(msg_id)),
                 Some(b) => {
                     let mode = match b.mode {
@@ -113,18 +98,18 @@ impl App {
                     self.notice(surface, text, Some(msg_id));
                 }
             },
-            "status" => self.status(surface, binding, msg_id).await,
-            "nodes" => self.nodes_overview(surface, msg_id),
-            "node" => self.node_command(surface, args, msg_id).await,
-            "screenshot" => match binding {
+            Command::Status => self.status(surface, binding, msg_id).await,
+            Command::Nodes => self.nodes_overview(surface, msg_id),
+            Command::Node => self.node_command(surface, args, msg_id).await,
+            Command::Screenshot => match binding {
                 None => self.notice(surface, unbound, Some(msg_id)),
                 Some(b) => self.screenshot(&b, msg_id).await,
             },
-            "history" => self.history(surface, 0, Some(msg_id), None).await,
-            "esc" | "interrupt" => match binding {
+            Command::History => self.history(surface, 0, Some(msg_id), None).await,
+            Command::Esc | Command::Interrupt => match binding {
                 None => self.notice(surface, unbound, Some(msg_id)),
                 Some(b) => {
-                    let key = if cmd == "esc" {
+                    let key = if cmd == Command::Esc {
                         v1::NamedKey::Escape
                     } else {
                         v1::NamedKey::CtrlC
@@ -135,14 +120,14 @@ impl App {
                         expect_prompt: String::new(),
                     });
                     let text = match self.call(&b, op).await {
-                        Ok(_) if cmd == "esc" => "⎋ Escape sent.".to_owned(),
+                        Ok(_) if cmd == Command::Esc => "⎋ Escape sent.".to_owned(),
                         Ok(_) => "Ctrl-C sent.".to_owned(),
                         Err(err) => format!("Not sent: {err}"),
                     };
                     self.notice(surface, &text, Some(msg_id));
                 }
             },
-            "unbind" => match self.store.remove_binding(surface) {
+            Command::Unbind => match self.store.remove_binding(surface) {
                 Ok(Some(b)) => {
                     let _ = self.store.clear_status(surface);
                     self.notice(
@@ -153,7 +138,7 @@ impl App {
                 }
                 _ => self.notice(surface, unbound, Some(msg_id)),
             },
-            "kill" => {
+            Command::Kill => {
                 match binding {
                     None => self.notice(surface, unbound, Some(msg_id)),
                     Some(b) => {
@@ -179,9 +164,7 @@ impl App {
                     }
                 }
             }
-            _ => return false,
         }
-        true
     }
 
     /// A node request for a bound topic.
@@ -647,14 +630,5 @@ mod tests {
     fn clock_formats_utc() {
         assert_eq!(super::clock(0), "");
         assert_eq!(super::clock(1_795_278_712_123), "2026-11-21 16:31 UTC");
-    }
-
-    #[test]
-    fn command_menu_is_valid_for_telegram() {
-        assert!(super::COMMANDS.len() <= 100);
-        for (c, d) in super::COMMANDS {
-            assert!(c.len() <= 32 && c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'));
-            assert!(!d.is_empty() && d.len() <= 256);
-        }
     }
 }

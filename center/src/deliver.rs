@@ -288,7 +288,9 @@ impl SessionDelivery {
         match sent {
             Ok(Ok(_)) => Settled::Yes,
             Ok(Err(TgError::ThreadNotFound)) => {
-                self.app.on_topic_gone(s, "the topic was deleted").await;
+                self.app
+                    .on_topic_gone(s, crate::app::TopicGone::Deleted)
+                    .await;
                 Settled::Yes
             }
             Ok(Err(err)) => {
@@ -305,7 +307,9 @@ impl SessionDelivery {
             match w.await {
                 Ok(Ok(_)) => {}
                 Ok(Err(TgError::ThreadNotFound)) => {
-                    self.app.on_topic_gone(s, "the topic was deleted").await;
+                    self.app
+                        .on_topic_gone(s, crate::app::TopicGone::Deleted)
+                        .await;
                     return Settled::Yes;
                 }
                 Ok(Err(err)) => {
@@ -368,7 +372,9 @@ impl SessionDelivery {
                     .update_status(s, |_| StatusChange::Set(id, line.clone()));
             }
             Ok(Err(TgError::ThreadNotFound)) => {
-                self.app.on_topic_gone(s, "the topic was deleted").await
+                self.app
+                    .on_topic_gone(s, crate::app::TopicGone::Deleted)
+                    .await
             }
             _ => {}
         }
@@ -624,7 +630,7 @@ async fn photo_from_node(app: &Arc<App>, node_name: &str, s: Surface, path: &str
         match sent {
             Ok(Ok(_)) => return,
             Ok(Err(TgError::ThreadNotFound)) => {
-                app.on_topic_gone(s, "the topic was deleted").await;
+                app.on_topic_gone(s, crate::app::TopicGone::Deleted).await;
                 return;
             }
             // Telegram refuses photos of odd sizes or formats; a document always works.

@@ -3,6 +3,7 @@
 //! `m|<token>|<op>|<arg>` (well under Telegram's 64-byte limit) and is checked against the
 //! menu's topic, so stale or forged buttons get a clear answer and change nothing.
 
+use shared::sync::LockExt;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -50,6 +51,19 @@ struct Menu {
     message_id: Option<i32>,
     kind: Kind,
     pending: Option<PendingInput>,
+}
+
+/// Why a folder could not be shown (each reads as a short message in the topic).
+#[derive(Debug, thiserror::Error)]
+enum BrowseError {
+    #[error("{0} is offline.")]
+    Offline(String),
+    #[error("Cannot browse folders: {0}")]
+    Roots(#[source] crate::nodes::CallError),
+    #[error("{0}")]
+    Listing(#[source] crate::nodes::CallError),
+    #[error("Unexpected answer from the machine.")]
+    Unexpected,
 }
 
 /// Open menus by token.
@@ -104,7 +118,7 @@ impl App {
             [(only, true)] => {
                 menu.node = only.clone();
                 if let Err(err) = self.open_roots(&mut menu).await {
-                    self.notice(surface, &err, None);
+                    self.notice(surface, &err.to_string(), None);
                     return;
                 }
             }
@@ -124,11 +138,7 @@ impl App {
             .await;
         if let Ok(Ok(id)) = sent {
             menu.message_id = Some(id);
-            self.menus
-                .open
-                .lock()
-                .expect("menus lock")
-                .insert(token, menu);
+            self.menus.open.locked().insert(token, menu);
         }
     }
 
@@ -151,9 +161,9 @@ impl App {
     }
 
     /// Shows the roots of `menu.node` (or the only root's folder).
-    async fn open_roots(&self, menu: &mut Menu) -> Result<(), String> {
+    async fn open_roots(&self, menu: &mut Menu) -> Result<(), BrowseError> {
         let Some(node) = self.node(&menu.node) else {
-            return Err(format!("{} is offline.", menu.node));
+            return Err(BrowseError::Offline(menu.node.clone()));
         };
         let roots = match node
             .call(Op::ListRoots(v1::ListRoots {}), CALL_TIMEOUT)
@@ -161,7 +171,7 @@ impl App {
         {
             Ok(R::Roots(r)) => r.roots,
             Ok(_) => Vec::new(),
-            Err(err) => return Err(format!("Cannot browse folders: {err}")),
+            Err(err) => return Err(BrowseError::Roots(err)),
         };
         menu.kind = match roots.as_slice() {
             [only] => Kind::Dir {
@@ -173,9 +183,9 @@ impl App {
         Ok(())
     }
 
-    async fn list_dir(&self, node: &str, path: &str) -> Result<v1::DirListing, String> {
+    async fn list_dir(&self, node: &str, path: &str) -> Result<v1::DirListing, BrowseError> {
         let Some(conn) = self.node(node) else {
-            return Err("That machine is offline.".into());
+            return Err(BrowseError::Offline(node.to_owned()));
         };
         match conn
             .call(
@@ -188,8 +198,8 @@ impl App {
             .await
         {
             Ok(R::Dir(d)) => Ok(d),
-            Ok(_) => Err("Unexpected answer from the machine.".into()),
-            Err(err) => Err(err.to_string()),
+            Ok(_) => Err(BrowseError::Unexpected),
+            Err(err) => Err(BrowseError::Listing(err)),
         }
     }
 
@@ -197,10 +207,10 @@ impl App {
     pub(crate) async fn on_callback(
         self: &Arc<Self>,
         surface: Surface,
-        data: &str,
+        callback: Option<Callback>,
         message_id: Option<i32>,
     ) -> Option<String> {
-        let Some(callback) = Callback::decode(data) else {
+        let Some(callback) = callback else {
             return Some(EXPIRED.into());
         };
         match callback {
@@ -234,13 +244,7 @@ impl App {
         op: MenuOp,
         index: Option<usize>,
     ) -> Option<String> {
-        let menu = self
-            .menus
-            .open
-            .lock()
-            .expect("menus lock")
-            .get(token)
-            .cloned();
+        let menu = self.menus.open.locked().get(token).cloned();
         let Some(mut menu) = menu else {
             return Some("This menu has expired. Send /bind to start again.".into());
         };
@@ -266,7 +270,7 @@ impl App {
                 }
                 menu.node = name;
                 if let Err(err) = self.open_roots(&mut menu).await {
-                    return Some(err);
+                    return Some(err.to_string());
                 }
             }
             (MenuOp::Open, Kind::Roots { roots }) => {
@@ -275,7 +279,7 @@ impl App {
                 };
                 match self.list_dir(&menu.node, &root.path).await {
                     Ok(listing) => menu.kind = Kind::Dir { listing, page: 0 },
-                    Err(err) => return Some(err),
+                    Err(err) => return Some(err.to_string()),
                 }
             }
             (MenuOp::Open, Kind::Dir { listing, .. }) => {
@@ -285,14 +289,14 @@ impl App {
                 let path = format!("{}/{name}", listing.path.trim_end_matches('/'));
                 match self.list_dir(&menu.node, &path).await {
                     Ok(listing) => menu.kind = Kind::Dir { listing, page: 0 },
-                    Err(err) => return Some(err),
+                    Err(err) => return Some(err.to_string()),
                 }
             }
             (MenuOp::Up, Kind::Dir { listing, .. }) if !listing.parent.is_empty() => {
                 let parent = listing.parent.clone();
                 match self.list_dir(&menu.node, &parent).await {
                     Ok(listing) => menu.kind = Kind::Dir { listing, page: 0 },
-                    Err(err) => return Some(err),
+                    Err(err) => return Some(err.to_string()),
                 }
             }
             (MenuOp::Page, Kind::Dir { listing, .. }) => {
@@ -348,8 +352,7 @@ impl App {
         }
         self.menus
             .open
-            .lock()
-            .expect("menus lock")
+            .locked()
             .insert(token.to_owned(), menu.clone());
     }
 
@@ -377,7 +380,7 @@ impl App {
     }
 
     fn close_menu(&self, token: &str, menu: &Menu, text: &str) {
-        self.menus.open.lock().expect("menus lock").remove(token);
+        self.menus.open.locked().remove(token);
         if let Some(id) = menu.message_id {
             drop(self.outbox.edit(Edit {
                 chat_id: menu.surface.chat_id,

@@ -60,7 +60,7 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
     // (or the grace period ended).
     let outbox_token = CancellationToken::new();
     let outbox = Outbox::new(tg.clone(), outbox_token.clone());
-    if let Err(err) = tg.set_commands(commands::COMMANDS).await {
+    if let Err(err) = tg.set_commands(&telegram::command::Command::menu()).await {
         tracing::warn!(error = %err, "setting the command menu failed");
     }
     let username = match tg.username().await {

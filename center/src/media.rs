@@ -6,8 +6,6 @@
 
 use std::{path::Path, sync::Arc};
 
-use teloxide::types::{Message, StickerFormat};
-
 use crate::{
     app::{App, PendingInput},
     inbox::UpdateLease,
@@ -72,100 +70,6 @@ pub struct Attachment {
     pub caption: Option<String>,
     /// The album it belongs to.
     pub media_group: Option<String>,
-}
-
-fn size_of(size: u32) -> Option<u64> {
-    (size != u32::MAX).then_some(u64::from(size))
-}
-
-fn ext_of_mime(mime: Option<&str>, fallback: &str) -> String {
-    let sub = mime.and_then(|m| m.split('/').nth(1)).unwrap_or(fallback);
-    match sub {
-        "mpeg" => "mp3".into(),
-        "quicktime" => "mov".into(),
-        "x-matroska" => "mkv".into(),
-        s if s.chars().all(|c| c.is_ascii_alphanumeric()) && s.len() <= 5 => s.into(),
-        _ => fallback.into(),
-    }
-}
-
-/// The attachment `m` carries, if any (voice messages are handled apart).
-pub fn attachment_of(m: &Message) -> Option<Attachment> {
-    let id = m.id.0;
-    let (kind, file, name) = if let Some(sizes) = m.photo() {
-        let best = sizes
-            .iter()
-            .max_by_key(|p| (p.width * p.height, p.file.size))?;
-        (AttachmentKind::Photo, &best.file, format!("photo-{id}.jpg"))
-    } else if let Some(d) = m.animation() {
-        let ext = ext_of_mime(d.mime_type.as_ref().map(|m| m.essence_str()), "mp4");
-        let name = d
-            .file_name
-            .clone()
-            .unwrap_or_else(|| format!("animation-{id}.{ext}"));
-        (AttachmentKind::Animation, &d.file, name)
-    } else if let Some(d) = m.document() {
-        let name = d
-            .file_name
-            .clone()
-            .unwrap_or_else(|| format!("document-{id}"));
-        (AttachmentKind::Document, &d.file, name)
-    } else if let Some(a) = m.audio() {
-        let ext = ext_of_mime(a.mime_type.as_ref().map(|m| m.essence_str()), "mp3");
-        let name = a
-            .file_name
-            .clone()
-            .unwrap_or_else(|| format!("audio-{id}.{ext}"));
-        (AttachmentKind::Audio, &a.file, name)
-    } else if let Some(v) = m.video() {
-        let ext = ext_of_mime(v.mime_type.as_ref().map(|m| m.essence_str()), "mp4");
-        let name = v
-            .file_name
-            .clone()
-            .unwrap_or_else(|| format!("video-{id}.{ext}"));
-        (AttachmentKind::Video, &v.file, name)
-    } else if let Some(v) = m.video_note() {
-        (
-            AttachmentKind::VideoNote,
-            &v.file,
-            format!("video-note-{id}.mp4"),
-        )
-    } else if let Some(s) = m.sticker() {
-        match s.format() {
-            StickerFormat::Static => (
-                AttachmentKind::Sticker,
-                &s.file,
-                format!("sticker-{id}.png"),
-            ),
-            StickerFormat::Animated | StickerFormat::Video => {
-                let thumb = s.thumbnail.as_ref()?;
-                (
-                    AttachmentKind::StickerThumbnail,
-                    &thumb.file,
-                    format!("sticker-{id}.png"),
-                )
-            }
-        }
-    } else {
-        return None;
-    };
-    Some(Attachment {
-        kind,
-        file_id: file.id.0.clone(),
-        size: size_of(file.size),
-        file_name: name,
-        message_id: id,
-        caption: m.caption().map(str::to_owned),
-        media_group: m.media_group_id().map(|g| g.0.clone()),
-    })
-}
-
-/// Whether `m` carries media the center does not pass on (and should say so).
-pub fn unsupported_media(m: &Message) -> bool {
-    m.sticker().is_some() // an animated sticker without a thumbnail
-        || m.contact().is_some()
-        || m.location().is_some()
-        || m.poll().is_some()
 }
 
 /// A stored attachment, for the input text.

@@ -6,6 +6,7 @@
 //! WAL mode, `synchronous=NORMAL`: a crash of the process loses nothing committed; a power loss
 //! may roll back the newest acks, which only means a resend. Schema version in `user_version`.
 
+use shared::sync::LockExt;
 use std::{path::Path, sync::Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -48,7 +49,7 @@ pub struct Binding {
     pub mode: InputMode,
 }
 
-const SCHEMA_VERSION: i32 = 7;
+const SCHEMA_VERSION: i32 = 8;
 
 /// The database.
 #[derive(Debug)]
@@ -144,6 +145,15 @@ impl Store {
                     SELECT cert_serial, name, 0 FROM nodes WHERE revoked = 1 AND cert_serial != '';",
             )?;
         }
+        if version < 8 {
+            // Groups the bot serves when `allowed_chats` is not set: those an allowed user added
+            // it to. (Groups with bound topics count as owned too, see `owned_chat`.)
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS owned_chats (
+                    chat_id INTEGER PRIMARY KEY, added_by INTEGER NOT NULL,
+                    added_unix_ms INTEGER NOT NULL);",
+            )?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self {
             conn: Mutex::new(conn),
@@ -151,7 +161,7 @@ impl Store {
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().expect("store lock poisoned")
+        self.conn.locked()
     }
 
     /// Accepts an update into the inbox (`body`: its JSON, kept until it is finished); false if
@@ -552,6 +562,40 @@ impl Store {
         )?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(n == 1)
+    }
+
+    /// Records that allowed user `by` added the bot to group `chat_id` (see [`Store::owned_chat`]).
+    pub fn own_chat(&self, chat_id: i64, by: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO owned_chats (chat_id, added_by, added_unix_ms)
+             VALUES (?1, ?2, ?3)",
+            params![chat_id, by as i64, shared::clock::now_unix_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a group the bot was removed from.
+    pub fn disown_chat(&self, chat_id: i64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "DELETE FROM owned_chats WHERE chat_id = ?1",
+            params![chat_id],
+        )?;
+        Ok(())
+    }
+
+    /// Whether group `chat_id` is owned: an allowed user added the bot to it (and it was not
+    /// removed since), or it has bound topics (only an allowed user can bind one).
+    pub fn owned_chat(&self, chat_id: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM owned_chats WHERE chat_id = ?1
+                 UNION ALL SELECT 1 FROM bindings WHERE chat_id = ?1 LIMIT 1",
+                params![chat_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     /// Whether a certificate serial (lowercase hex) was revoked.

@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
-use teloxide::types::Voice;
-
 use crate::{
     app::{App, PendingInput},
     inbox::UpdateLease,
     store::Surface,
+    telegram::inbound::VoiceNote,
 };
 
 impl App {
@@ -19,26 +18,21 @@ impl App {
     pub(crate) fn take_voice(
         self: &Arc<Self>,
         surface: Surface,
-        message_id: i32,
-        voice: Voice,
+        voice: VoiceNote,
         lease: UpdateLease,
     ) {
         let app = self.clone();
         self.enqueue_input(
             surface,
             Box::pin(async move {
-                app.transcribe_and_type(surface, message_id, &voice).await;
+                app.transcribe_and_type(surface, &voice).await;
                 drop(lease);
             }),
         );
     }
 
-    async fn transcribe_and_type(
-        self: &Arc<Self>,
-        surface: Surface,
-        message_id: i32,
-        voice: &Voice,
-    ) {
+    async fn transcribe_and_type(self: &Arc<Self>, surface: Surface, voice: &VoiceNote) {
+        let message_id = voice.message_id;
         let Some(binding) = self.binding(surface) else {
             return;
         };
@@ -50,9 +44,8 @@ impl App {
             );
             return;
         };
-        let size = (voice.file.size != u32::MAX).then_some(u64::from(voice.file.size));
         let bytes = match self
-            .download(&voice.file.id.0, "the voice message", size)
+            .download(&voice.file_id, "the voice message", voice.size)
             .await
         {
             Ok(b) => b,

@@ -77,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
     let tmux = TmuxSandbox::new("brisk");
     let alice = tg.create_user("Alice");
     let chat = tg.create_forum("Brisk");
+    tg.add_bot(&alice, chat)?;
     let opts = CenterOptions {
         token: TOKEN.into(),
         allowed_users: vec![alice.id],

@@ -21,6 +21,7 @@
 //! answer is there), and a receipt queued with a [`LiveText`] goes out with the newest text it
 //! was given, so an outcome (and status lines) known before Telegram's turn cost no edit.
 
+use shared::sync::LockExt;
 use std::{
     collections::{HashMap, VecDeque},
     future::Future,
@@ -608,11 +609,11 @@ impl Outbox {
 
     /// Per chat: (chat id, queued sends, queued edits and deletes), for `center status`.
     pub fn queue_lengths(&self) -> Vec<(i64, usize, usize)> {
-        let queues = self.shared.queues.lock().expect("outbox lock");
+        let queues = self.shared.queues.locked();
         let mut out: Vec<(i64, usize, usize)> = queues
             .iter()
             .map(|(chat, (q, _))| {
-                let q = q.lock().expect("queue lock");
+                let q = q.locked();
                 (*chat, q.sends.len(), q.changes.len())
             })
             .collect();

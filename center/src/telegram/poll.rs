@@ -49,7 +49,7 @@ pub async fn run(app: Arc<App>, token: CancellationToken) {
                 last_ok.store(started.elapsed().as_millis() as i64, Ordering::Relaxed);
                 for update in updates {
                     offset = offset.max(update.id.0 as i32 + 1);
-                    app.dispatch(update);
+                    app.dispatch(&update);
                 }
             }
             Ok(Err(TgError::RetryAfter(d))) => tokio::time::sleep(d).await,

@@ -240,6 +240,67 @@ impl FakeTelegram {
         self.add_chat(user.id, kind, "", Some(user.clone()))
     }
 
+    /// `user` adds the bot to group `chat_id` as an administrator: the bot gets `my_chat_member`
+    /// with `user` as the one who did it. (Chats made by `create_forum`/`create_group` already
+    /// have the bot, as if it had been added before the center ever ran.) Returns the update id.
+    pub fn add_bot(&self, user: &User, chat_id: i64) -> anyhow::Result<i64> {
+        self.bot_membership(user, chat_id, "left", "administrator")
+    }
+
+    /// `user` removes the bot from group `chat_id`: `my_chat_member` with status `left`.
+    pub fn remove_bot(&self, user: &User, chat_id: i64) -> anyhow::Result<i64> {
+        self.bot_membership(user, chat_id, "administrator", "left")
+    }
+
+    fn bot_membership(
+        &self,
+        user: &User,
+        chat_id: i64,
+        old: &str,
+        new: &str,
+    ) -> anyhow::Result<i64> {
+        let mut st = self.shared.lock();
+        let chat = st.chat(chat_id).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        ensure!(chat.id < 0, "the bot is always in its private chats");
+        let chat = chat.to_json();
+        let bot = st.bot_json();
+        let member = |status: &str| {
+            let mut m = json!({ "user": bot, "status": status });
+            if status == "administrator" {
+                for right in [
+                    "can_be_edited",
+                    "is_anonymous",
+                    "can_manage_chat",
+                    "can_delete_messages",
+                    "can_manage_video_chats",
+                    "can_restrict_members",
+                    "can_promote_members",
+                    "can_change_info",
+                    "can_invite_users",
+                    "can_post_stories",
+                    "can_edit_stories",
+                    "can_delete_stories",
+                ] {
+                    m[right] = json!(right != "can_be_edited" && right != "is_anonymous");
+                }
+                m["can_pin_messages"] = json!(true);
+                m["can_manage_topics"] = json!(true);
+            }
+            m
+        };
+        let body = json!({
+            "chat": chat,
+            "from": user.to_json(),
+            "date": unix_now(),
+            "old_chat_member": member(old),
+            "new_chat_member": member(new),
+        });
+        let id = st.push_update("my_chat_member", body);
+        drop(st);
+        self.changed();
+        Ok(id)
+    }
+
     /// Queues any update (escape hatch for shapes this module does not build). Returns its id.
     pub fn inject_update(&self, kind: &'static str, body: Value) -> i64 {
         let id = self.shared.lock().push_update(kind, body);

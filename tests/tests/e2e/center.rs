@@ -49,6 +49,8 @@ impl CenterEnv {
         let tmux = TmuxSandbox::new(label);
         let alice = tg.create_user("Alice");
         let chat = tg.create_forum("Fleet");
+        // An allowed user adds the bot: the group is owned (served without ALLOWED_CHATS).
+        tg.add_bot(&alice, chat).unwrap();
         let opts = CenterOptions {
             token: TOKEN.into(),
             allowed_users: vec![alice.id],

@@ -226,6 +226,7 @@ async fn telegram_failing_with_502s_delays_the_answer_but_loses_nothing() {
 async fn a_chat_out_of_budget_holds_up_no_other_chat() {
     let env = CenterEnv::start("d-hol").await;
     let other = env.tg.create_forum("Other team");
+    env.tg.add_bot(&env.alice, other).unwrap();
     let busy = env.bound_topic("busy", "echo: ready").await;
     env.message(busy, "first answer", |m| m.text() == "ready")
         .await;

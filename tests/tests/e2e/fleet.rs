@@ -219,6 +219,7 @@ async fn three_nodes_two_topics_and_a_node_that_drops_mid_turn_and_returns() {
 
     // Two groups, so each has its own Telegram budget (20 messages a minute per group).
     let home = env.tg.create_forum("Home");
+    env.tg.add_bot(&env.alice, home).unwrap();
     let remote = bind_on(
         &env,
         env.chat,

@@ -10,6 +10,7 @@ mod fleet;
 mod input_safety;
 mod media;
 mod node;
+mod owned;
 mod rollout_switch;
 mod slash;
 mod support;

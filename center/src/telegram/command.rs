@@ -1,0 +1,155 @@
+//! The bot's own slash commands, in one enum. The command menu (`setMyCommands`), `/help` and
+//! the parser are all made from [`Command::ALL`], so a command cannot be listed and not handled,
+//! or handled and not listed. Anything else that starts with `/` is Codex's (`/model`,
+//! `/compact`, …) and is typed into the session as text.
+
+/// A command the center handles itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// What this bot does (Telegram sends it when a chat starts).
+    Start,
+    /// The commands, explained.
+    Help,
+    /// Bind the topic: pick a machine and a folder.
+    Bind,
+    /// Bind the topic to an earlier Codex session.
+    Resume,
+    /// The topic's binding, machine, window and Codex state.
+    Status,
+    /// Codex's screen as a picture.
+    Screenshot,
+    /// Recent messages of the session.
+    History,
+    /// Press Escape.
+    Esc,
+    /// Press Ctrl-C.
+    Interrupt,
+    /// Queue a message for after the current turn.
+    Queue,
+    /// Send a message now.
+    Steer,
+    /// Toggle the topic's default input mode.
+    Switch,
+    /// The fleet's machines.
+    Nodes,
+    /// Enrol or revoke a machine.
+    Node,
+    /// Unbind the topic, keeping the window.
+    Unbind,
+    /// Close the window and unbind.
+    Kill,
+}
+
+impl Command {
+    /// Every command, in menu order.
+    pub const ALL: [Command; 16] = [
+        Command::Start,
+        Command::Help,
+        Command::Bind,
+        Command::Resume,
+        Command::Status,
+        Command::Screenshot,
+        Command::History,
+        Command::Esc,
+        Command::Interrupt,
+        Command::Queue,
+        Command::Steer,
+        Command::Switch,
+        Command::Nodes,
+        Command::Node,
+        Command::Unbind,
+        Command::Kill,
+    ];
+
+    /// The name after the slash.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Start => "start",
+            Command::Help => "help",
+            Command::Bind => "bind",
+            Command::Resume => "resume",
+            Command::Status => "status",
+            Command::Screenshot => "screenshot",
+            Command::History => "history",
+            Command::Esc => "esc",
+            Command::Interrupt => "interrupt",
+            Command::Queue => "queue",
+            Command::Steer => "steer",
+            Command::Switch => "switch",
+            Command::Nodes => "nodes",
+            Command::Node => "node",
+            Command::Unbind => "unbind",
+            Command::Kill => "kill",
+        }
+    }
+
+    /// One line for the command menu and `/help`.
+    pub fn description(self) -> &'static str {
+        match self {
+            Command::Start => "What this bot does",
+            Command::Help => "List the commands",
+            Command::Bind => "Bind this topic to a Codex session (pick a folder)",
+            Command::Resume => "Bind this topic to an earlier Codex session",
+            Command::Status => "Binding, machine, window and Codex state",
+            Command::Screenshot => "Show Codex's screen",
+            Command::History => "Recent messages of this session",
+            Command::Esc => "Press Escape (interrupt the turn, cancel a prompt)",
+            Command::Interrupt => "Press Ctrl-C in Codex",
+            Command::Queue => "Queue a message for after the current turn",
+            Command::Steer => "Send a message now (steers a running turn)",
+            Command::Switch => "Toggle this topic's default: steer or queue",
+            Command::Nodes => "The machines of this fleet and their state",
+            Command::Node => "add <name> <host:port> <code> | remove <name>",
+            Command::Unbind => "Unbind this topic (the window keeps running)",
+            Command::Kill => "Close the Codex window and unbind",
+        }
+    }
+
+    /// The command called `name` (any case), if it is one of ours.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The command menu as `setMyCommands` takes it.
+    pub fn menu() -> Vec<(&'static str, &'static str)> {
+        Self::ALL
+            .into_iter()
+            .map(|c| (c.name(), c.description()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Command;
+
+    #[test]
+    fn every_command_parses_back_from_its_name() {
+        for c in Command::ALL {
+            assert_eq!(Command::parse(c.name()), Some(c));
+            assert_eq!(Command::parse(&c.name().to_uppercase()), Some(c));
+        }
+        assert_eq!(
+            Command::parse("model"),
+            None,
+            "Codex's own commands are not ours"
+        );
+        assert_eq!(Command::parse(""), None);
+    }
+
+    #[test]
+    fn the_menu_is_valid_for_telegram() {
+        let menu = Command::menu();
+        assert!(menu.len() <= 100);
+        let mut names: Vec<&str> = menu.iter().map(|(c, _)| *c).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), menu.len(), "command names are unique");
+        for (c, d) in menu {
+            assert!(c.len() <= 32 && c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'));
+            assert!(!d.is_empty() && d.len() <= 256);
+        }
+    }
+}
