@@ -20,6 +20,7 @@ use crate::{
     flows::Menus,
     inbox::UpdateLease,
     nodes::{CallError, NodeConn},
+    router::held::Admit,
     store::{Binding, InputMode, StatusChange, Store, Surface},
     telegram::{
         inbound::{self, Inbound, TopicEvent, What},
@@ -738,7 +739,13 @@ impl App {
             }
         };
         if !held.is_empty() {
-            // Nothing is typed while earlier inputs wait; holding is about the receipt anyway.
+            // Nothing is typed while earlier inputs wait. A full queue refuses at once (the
+            // receipt says so whenever it goes out); holding needs the receipt's id.
+            if let Admit::Full { waiting } = crate::router::held::admit(&held, self.cfg.held_max) {
+                let text = crate::router::held::full_text(waiting);
+                self.finish_receipt_later(surface, receipt, &live, text.clone(), false);
+                return text;
+            }
             let receipt = receipt.await.ok().and_then(Result::ok);
             return self.hold(binding, input, receipt).await;
         }

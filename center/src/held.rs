@@ -1,7 +1,8 @@
 //! Inputs held while Codex shows a blocking prompt (an approval, a question): typing them would
 //! answer the prompt by accident, so they wait — listed in one editable message per topic, kept
 //! in SQLite so a restart loses none — and are typed in order once Codex is ready again.
-//! The queue is bounded and each input expires (both configurable).
+//! The queue is bounded and each input expires (both configurable). What happens is decided by
+//! [`crate::router::held`]; this is its runtime (the store, the node, the outbox).
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,15 +11,13 @@ use proto::v1;
 use crate::{
     app::{App, PendingInput},
     nodes::CallError,
+    router::held::{self as decide, Admit, Release, Step, Typed},
     store::{Binding, HeldInput, Surface},
     telegram::{
         outbox::{Class, Edit, Send},
         render::escape_html,
     },
 };
-
-/// Characters of each held input shown in the list.
-const PREVIEW_CHARS: usize = 60;
 
 impl App {
     /// Holds an input the session cannot take now (the caller holds the topic's input lock).
@@ -36,11 +35,8 @@ impl App {
                 crate::deliver::edit_receipt(self, surface, id, text.to_owned());
             }
         };
-        if held.len() >= self.cfg.held_max {
-            let text = format!(
-                "✗ Not delivered: {} messages already wait for Codex's question to be answered.",
-                held.len()
-            );
+        if let Admit::Full { waiting } = decide::admit(&held, self.cfg.held_max) {
+            let text = decide::full_text(waiting);
             edit_receipt(&text);
             return text;
         }
@@ -78,35 +74,46 @@ impl App {
         self.enqueue_input(
             surface,
             Box::pin(async move {
-                let held = app.store.held_inputs(surface).unwrap_or_default();
-                if held.is_empty() {
-                    return;
-                }
-                let binding = app.binding(surface);
-                for h in held {
-                    let Some(binding) = binding.as_ref().filter(|b| b.session_id == h.session_id)
-                    else {
-                        app.unhold(
-                            &h,
-                            "✗ Dropped: this topic is no longer bound to that session.",
-                        );
-                        continue;
-                    };
-                    let result = app.type_input(binding, &h.text, h.mode).await;
-                    if let Err(
-                        CallError::Failed {
-                            code: v1::ErrorCode::Blocked,
-                            ..
-                        }
-                        | CallError::Offline,
-                    ) = result
-                    {
-                        break;
+                let held = match app.store.held_inputs(surface) {
+                    Ok(held) if held.is_empty() => return,
+                    Ok(held) => held,
+                    Err(err) => {
+                        // They stay held (and expire) rather than being typed out of order.
+                        tracing::error!(error = %err, "reading held inputs failed");
+                        return;
                     }
-                    let _ = app.store.remove_held_input(h.id);
-                    if let Some(receipt) = h.receipt {
-                        let (text, delivered) = crate::app::receipt_text(&result);
-                        app.finish_receipt(surface, receipt, &text, delivered, false);
+                };
+                let binding = app.binding(surface);
+                let mut release =
+                    Release::new(held, binding.as_ref().map(|b| b.session_id.clone()));
+                loop {
+                    match release.next() {
+                        Step::Done => break,
+                        Step::Drop(h, why) => app.unhold(&h, why),
+                        Step::Type(h) => {
+                            let Some(binding) = binding.as_ref() else {
+                                release.typed(Typed::Blocked);
+                                continue;
+                            };
+                            let result = app.type_input(binding, &h.text, h.mode).await;
+                            if let Err(
+                                CallError::Failed {
+                                    code: v1::ErrorCode::Blocked,
+                                    ..
+                                }
+                                | CallError::Offline,
+                            ) = result
+                            {
+                                release.typed(Typed::Blocked);
+                                continue;
+                            }
+                            release.typed(Typed::Settled);
+                            let _ = app.store.remove_held_input(h.id);
+                            if let Some(receipt) = h.receipt {
+                                let (text, delivered) = crate::app::receipt_text(&result);
+                                app.finish_receipt(surface, receipt, &text, delivered, false);
+                            }
+                        }
                     }
                 }
                 app.show_held(surface).await;
@@ -148,28 +155,40 @@ impl App {
     fn expire_later(self: &Arc<Self>, h: &HeldInput, ttl: Duration) {
         let app = self.clone();
         let h = h.clone();
-        let age = Duration::from_millis(
-            shared::clock::now_unix_ms()
-                .saturating_sub(h.held_unix_ms)
-                .max(0) as u64,
-        );
-        let wait = ttl.saturating_sub(age);
+        let wait = Duration::from_millis(decide::expires_in_ms(
+            &h,
+            shared::clock::now_unix_ms(),
+            ttl.as_millis() as i64,
+        ));
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
             let job = app.clone();
             app.enqueue_input(
                 h.surface,
                 Box::pin(async move {
-                    if job.store.held_inputs(h.surface).unwrap_or_default().iter().any(|x| x.id == h.id) {
-                        job.unhold(
-                            &h,
-                            &format!(
-                                "✗ Not delivered: Codex's question stayed unanswered for {} min; dropped.",
-                                ttl.as_secs() / 60
-                            ),
-                        );
-                        job.show_held(h.surface).await;
+                    let still_held = job
+                        .store
+                        .held_inputs(h.surface)
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|x| x.id == h.id);
+                    let now = shared::clock::now_unix_ms();
+                    if !still_held {
+                        return;
                     }
+                    if !decide::expired(&h, now, ttl.as_millis() as i64) {
+                        // The wall clock lags the timer (or was set back): wait the rest.
+                        job.expire_later(&h, ttl);
+                        return;
+                    }
+                    job.unhold(
+                        &h,
+                        &format!(
+                            "✗ Not delivered: Codex's question stayed unanswered for {} min; dropped.",
+                            ttl.as_secs() / 60
+                        ),
+                    );
+                    job.show_held(h.surface).await;
                 }),
             );
         });
@@ -186,24 +205,13 @@ impl App {
     async fn show_held(&self, surface: Surface) {
         let held = self.store.held_inputs(surface).unwrap_or_default();
         let existing = self.store.held_preview(surface).ok().flatten();
-        if held.is_empty() {
+        let Some(plain) = decide::list_text(&held) else {
             if let Some(id) = existing {
                 let _ = self.store.set_held_preview(surface, None);
                 drop(self.outbox.delete(surface.chat_id, id));
             }
             return;
-        }
-        let mut plain = format!(
-            "⏸ {} message(s) wait until Codex's question is answered:",
-            held.len()
-        );
-        for (i, h) in held.iter().enumerate() {
-            let mut line: String = h.text.chars().take(PREVIEW_CHARS).collect();
-            if h.text.chars().count() > PREVIEW_CHARS {
-                line.push('…');
-            }
-            plain.push_str(&format!("\n{}. {}", i + 1, line.replace('\n', " ")));
-        }
+        };
         let keyboard = Some(vec![vec![(
             "✗ Drop held messages".to_owned(),
             crate::telegram::callback::Callback::DropHeld.encode(),

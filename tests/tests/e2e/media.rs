@@ -10,6 +10,8 @@ use e2e::{fake_stt::FakeStt, fake_telegram::sample_png};
 
 use crate::center::CenterEnv;
 
+const WAIT: Duration = Duration::from_secs(60);
+
 /// The paths an answer lists after "Attached file(s) (saved on this machine):".
 fn attached_paths(answer: &str) -> Vec<String> {
     answer
@@ -523,6 +525,59 @@ async fn inputs_wait_while_codex_asks_and_survive_a_restart() {
         })
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_held_queue_is_capped_and_its_drop_button_drops_them_all() {
+    let env = CenterEnv::start("c-held-cap").await;
+    let thread = env.bound_topic("cap", "approve: touch never.txt").await;
+    env.message(thread, "the approval prompt", |m| {
+        m.text().contains("Codex is asking")
+    })
+    .await;
+    // Five wait (the default cap); the sixth is refused and says why.
+    for i in 1..=5 {
+        env.say(thread, &format!("echo: held {i}"));
+    }
+    let list = env
+        .message(thread, "five held", |m| {
+            m.text().contains("5 message(s) wait")
+        })
+        .await;
+    env.say(thread, "echo: one too many");
+    env.message(thread, "the sixth refused", |m| {
+        m.text().contains("Not delivered: 5 messages already wait")
+    })
+    .await;
+    // The list's button drops them all: each receipt says so, the list goes away, and
+    // nothing was typed (the question is still on screen).
+    let list = env.tg.bot_message(list.chat_id, list.message_id).unwrap();
+    env.press(&list, "✗ Drop held messages");
+    env.tg
+        .wait_for("five dropped receipts", WAIT, |v| {
+            let dropped = v
+                .messages_in(env.chat, Some(thread))
+                .iter()
+                .filter(|m| m.text() == "✗ Dropped.")
+                .count();
+            (dropped == 5).then_some(())
+        })
+        .await
+        .unwrap();
+    env.tg
+        .wait_for("the held list removed", WAIT, |v| {
+            v.bot_message(list.chat_id, list.message_id)
+                .is_none_or(|m| m.deleted)
+                .then_some(())
+        })
+        .await
+        .unwrap();
+    let texts = env.texts_in(thread);
+    assert!(
+        !texts.iter().any(|t| t.starts_with("held ")),
+        "a dropped input reached Codex: {texts:?}"
+    );
+    assert!(!env.project.join("never.txt").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
