@@ -155,7 +155,10 @@ pub fn spawn(
                     if welcomed.is_ok() && conn.online() {
                         attempt = 0;
                         last_error.clear();
-                        app.add_node(conn.clone());
+                        // Revoked while dialling or during the handshake: never attached.
+                        if !nodes::attach_unless_revoked(&app, &conn, None) {
+                            return;
+                        }
                         app.node_changed(&name, true, was_online).await;
                         if matches!(security, Security::Mtls(_)) {
                             app.keep_certificate_fresh(name.clone(), conn.clone());
