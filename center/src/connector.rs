@@ -34,7 +34,8 @@ pub enum Security {
     /// user (and uids it lists). The name is kept for `App::dial`, which picks it for nodes
     /// without a certificate.
     Plaintext,
-    /// Mutual TLS with the fleet CA.
+    /// Mutual TLS with the fleet CA. The connector does the handshake itself (`CheckedTls`, to
+    /// refuse revoked node certificates) from the center's PKI; these settings only say "TLS".
     Mtls(ClientTlsConfig),
 }
 
