@@ -169,6 +169,16 @@ impl CenterPki {
             .sign_csr(csr_pem, &Role::node(name)?, NODE_CERT_VALIDITY)
     }
 
+    /// What dialling a node with our own TLS handshake needs: the center's certificate (PEM),
+    /// its key (PEM) and the fleet CA (PEM). See `connector::CheckedTls`.
+    pub(crate) fn identity_pems(&self) -> (String, String, String) {
+        (
+            self.cert_pem.clone(),
+            self.key.pem(),
+            self.ca.cert_pem().to_owned(),
+        )
+    }
+
     /// TLS settings for dialling node `name` (only a certificate for that node is accepted).
     pub fn client_tls(&self, name: &str) -> Result<ClientTlsConfig, pki::Error> {
         Ok(shared::tls::client_config(

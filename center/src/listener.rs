@@ -53,7 +53,8 @@ impl center_link_server::CenterLink for LinkService {
                 return Err(Status::unauthenticated("a fleet certificate is required"));
             }
         };
-        // A revoked certificate stays refused, whatever the name's state.
+        // A revoked certificate stays refused, whatever the name's state (checked again right
+        // before the link is attached).
         let serial = shared::tls::peer_serial(&request).unwrap_or_default();
         if self.app.store.serial_revoked(&serial).unwrap_or(true) {
             tracing::warn!(node = %name, serial = %serial, "refused a dial-in: its certificate is revoked");
@@ -85,7 +86,10 @@ impl center_link_server::CenterLink for LinkService {
                 return;
             }
             let seen = app.seen_before(&name);
-            app.add_node(conn.clone());
+            // `/node remove` during the handshake must not be undone by its end.
+            if !nodes::attach_unless_revoked(&app, &conn, Some(&serial)) {
+                return;
+            }
             app.node_changed(&name, true, seen).await;
             app.keep_certificate_fresh(name.clone(), conn.clone());
             conn.closed().await;
@@ -272,6 +276,42 @@ mod tests {
         // Never called: nothing here talks to Telegram.
         let tg = Tg::new(TOKEN, "http://127.0.0.1:9").unwrap();
         App::new(cfg, store, Outbox::new(tg, CancellationToken::new())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_link_to_a_node_revoked_during_its_handshake_is_never_attached() {
+        let state = tempfile::tempdir().unwrap();
+        let app = app(state.path());
+        let (inbound, _inbound_rx) = mpsc::channel(16);
+        let link = |name: &'static str| {
+            let (center_side, _node_side) = proto::link::pair(16);
+            nodes::attach(name, center_side, Vec::new(), inbound.clone())
+        };
+        app.store.put_node("vps1", "", "aa01").unwrap();
+        app.store.put_node("vps2", "", "bb02").unwrap();
+
+        // Authenticated, then `/node remove vps1` while the handshake runs.
+        let conn = link("vps1").await;
+        app.store.revoke_node("vps1").unwrap();
+        assert!(!nodes::attach_unless_revoked(&app, &conn, Some("aa01")));
+        assert!(app.node_names().is_empty());
+        tokio::time::timeout(Duration::from_secs(1), conn.closed())
+            .await
+            .expect("the refused link is closed");
+
+        // Re-enrolled with a new certificate: the old one stays refused, the new one attaches.
+        app.store.put_node("vps1", "", "cc03").unwrap();
+        let old = link("vps1").await;
+        assert!(!nodes::attach_unless_revoked(&app, &old, Some("aa01")));
+        let new = link("vps1").await;
+        assert!(nodes::attach_unless_revoked(&app, &new, Some("cc03")));
+
+        // Unknown names never attach; a link without a certificate is judged by its name.
+        let stranger = link("vps9").await;
+        assert!(!nodes::attach_unless_revoked(&app, &stranger, None));
+        let unix = link("vps2").await;
+        assert!(nodes::attach_unless_revoked(&app, &unix, None));
+        assert_eq!(app.node_names(), vec!["vps1".to_owned(), "vps2".to_owned()]);
     }
 
     #[tokio::test]

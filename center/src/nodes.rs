@@ -198,6 +198,44 @@ pub async fn start_embedded(
     Ok(attach(LOCAL, center_side, cursors, inbound).await)
 }
 
+/// Whether a link to node `name` must not be attached: the node is revoked or unknown, or the
+/// certificate it presented (`serial`, lowercase hex; `None` for a Unix-socket link, which has
+/// none) is revoked. A store that cannot be read counts as revoked (fail closed).
+///
+/// Checked when the peer is authenticated and again right before the link is attached (and just
+/// after, see [`attach_unless_revoked`]): a handshake takes up to 10 s, and `/node remove` in that
+/// window must not be undone by the link finishing it.
+pub(crate) fn link_revoked(store: &crate::store::Store, name: &str, serial: Option<&str>) -> bool {
+    if let Some(serial) = serial
+        && store.serial_revoked(serial).unwrap_or(true)
+    {
+        return true;
+    }
+    !matches!(store.node(name), Ok(Some(n)) if !n.revoked)
+}
+
+/// Registers `conn` with `app` unless its node or certificate is revoked; false if it was not
+/// attached (the link is closed). Checks before registering and once more after, so a revocation
+/// that races with this (it writes the store, then drops the registered link) closes the link
+/// either way.
+pub(crate) fn attach_unless_revoked(
+    app: &crate::app::App,
+    conn: &Arc<NodeConn>,
+    serial: Option<&str>,
+) -> bool {
+    let name = conn.name().to_owned();
+    if !link_revoked(&app.store, &name, serial) {
+        app.add_node(conn.clone());
+        if !link_revoked(&app.store, &name, serial) {
+            return true;
+        }
+        app.remove_node(&name, conn);
+    }
+    tracing::warn!(node = %name, "refused to attach a link: the node or its certificate is revoked");
+    conn.close();
+    false
+}
+
 /// Runs the center's side of a link: Hello, then replies to waiters and the rest to `inbound`.
 pub async fn attach(
     name: &str,
