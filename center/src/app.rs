@@ -159,9 +159,10 @@ impl App {
     }
 
     fn dial(self: &Arc<Self>, fleet: &Fleet, name: String, endpoint: String, cert_serial: &str) {
-        // Nodes enrolled by this center speak mutual TLS; others only plaintext on loopback.
+        // Nodes enrolled by this center speak mutual TLS; others are reached only on their Unix
+        // socket (the connector refuses a TCP endpoint without TLS).
         let security = if cert_serial.is_empty() {
-            crate::connector::Security::Plaintext
+            crate::connector::Security::LocalSocket
         } else {
             match fleet.pki.client_tls(&name) {
                 Ok(tls) => crate::connector::Security::Mtls(tls),

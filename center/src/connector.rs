@@ -31,9 +31,8 @@ use crate::{
 #[derive(Clone, Debug)]
 pub enum Security {
     /// No TLS: only to a node's Unix socket (`unix:/path`), where the node admits only its own
-    /// user (and uids it lists). The name is kept for `App::dial`, which picks it for nodes
-    /// without a certificate.
-    Plaintext,
+    /// user (and uids it lists). `App::dial` picks it for nodes without a certificate.
+    LocalSocket,
     /// Mutual TLS with the fleet CA. The connector does the handshake itself (`CheckedTls`, to
     /// refuse revoked node certificates) from the center's PKI; these settings only say "TLS".
     Mtls(ClientTlsConfig),
@@ -232,7 +231,7 @@ pub fn spawn(
 ) {
     tokio::spawn(async move {
         let route = match &security {
-            Security::Plaintext => Route::Unix,
+            Security::LocalSocket => Route::Unix,
             // The TLS settings App::dial made are replaced by the same ones plus the serial check.
             Security::Mtls(_) => {
                 let store = app.store.clone();
