@@ -56,6 +56,8 @@ pub struct App {
     unserved_told: Mutex<std::collections::HashSet<i64>>,
     /// Nodes whose topics were told they are offline.
     warned: Mutex<std::collections::HashSet<String>>,
+    /// Units of work of topics (updates, inputs), guarded and waited for at shutdown.
+    pub(crate) tasks: shared::shutdown::Tasks,
     /// Voice transcription, when configured.
     pub(crate) transcriber: Option<crate::transcribe::Transcriber>,
 }
@@ -115,6 +117,7 @@ impl App {
         let transcriber = crate::transcribe::Transcriber::from_config(&cfg.voice)?;
         Ok(Arc::new(Self {
             transcriber,
+            tasks: shared::shutdown::Tasks::new(tokio_util::sync::CancellationToken::new()),
             cfg,
             store: Arc::new(store),
             outbox,
@@ -586,7 +589,18 @@ impl App {
             if !batch.is_empty() {
                 self.take_attachments(surface, std::mem::take(&mut batch));
             }
-            self.handle(surface, event, lease).await;
+            // A bug in one update must not end the topic (the updates queued behind it
+            // would be dropped with it).
+            let app = self.clone();
+            let handled = self
+                .tasks
+                .run_guarded("topic update", async move {
+                    app.handle(surface, event, lease).await;
+                })
+                .await;
+            if handled.is_err() {
+                self.notice(surface, FAILED_HERE, None);
+            }
         }
         if !batch.is_empty() {
             self.take_attachments(surface, batch);
@@ -688,9 +702,22 @@ impl App {
         let mut queues = self.input_queues.locked();
         let tx = queues.entry(surface).or_insert_with(|| {
             let (tx, mut rx) = mpsc::unbounded_channel::<InputJob>();
+            let tasks = self.tasks.clone();
+            let outbox = self.outbox.clone();
             tokio::spawn(async move {
+                // Each job is guarded: one that panics is reported and the queue goes on, so
+                // the inputs behind it are still typed. Shutdown waits for the job in flight.
                 while let Some(job) = rx.recv().await {
-                    job.await;
+                    if tasks.run_guarded("topic input", job).await.is_err() {
+                        drop(outbox.send(Send {
+                            surface,
+                            html: render::escape_html(FAILED_HERE),
+                            plain: FAILED_HERE.to_owned(),
+                            keyboard: None,
+                            reply_to: None,
+                            class: Class::Message,
+                        }));
+                    }
                 }
             });
             tx
@@ -971,6 +998,9 @@ pub(crate) enum TopicGone {
     /// The topic no longer exists (Telegram says so when the center posts in it).
     Deleted,
 }
+
+/// Said in a topic when handling one of its updates or inputs failed on a bug (the log has it).
+const FAILED_HERE: &str = "⚠️ Something went wrong with your last message here (the center's log has the details); this topic goes on.";
 
 /// A receipt before the outcome is known.
 const SENDING: &str = "⏳ Sending to Codex…";

@@ -124,7 +124,12 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
     tracing::info!("center started");
     println!("center: polling Telegram");
     telegram::poll::run(Arc::clone(&app), token.clone()).await;
-    // Stopping: no new updates; answers already on their way still go out.
+    // Stopping: no new updates. Input being typed into Codex now is finished (a kill would leave
+    // its update unfinished, to be typed again at the next start); answers already on their way
+    // still go out.
+    if !app.tasks.drain(SHUTDOWN_GRACE).await {
+        tracing::warn!("input still being typed at shutdown; it is replayed at the next start");
+    }
     if tokio::time::timeout(SHUTDOWN_GRACE, app.outbox.sent_all())
         .await
         .is_err()

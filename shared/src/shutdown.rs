@@ -55,6 +55,45 @@ impl Tasks {
         });
     }
 
+    /// Runs `fut` as a tracked task of its own and waits for it. A panic in it is logged once
+    /// with `name` and comes back as [`Panicked`] instead of ending the caller: a loop that runs
+    /// one unit of work after another (a topic's updates, its inputs) survives a bug in one of
+    /// them, and shutdown waits for the unit in flight (see [`Tasks::drain`]).
+    pub async fn run_guarded<F>(&self, name: &'static str, fut: F) -> Result<F::Output, Panicked>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let span = tracing::info_span!("task", task.name = name);
+        match self.tracker.spawn(fut.instrument(span)).await {
+            Ok(out) => Ok(out),
+            Err(err) => {
+                let why = if err.is_panic() {
+                    "panicked"
+                } else {
+                    "was cancelled"
+                };
+                tracing::error!(
+                    task.name = name,
+                    "a task {why}; its work is abandoned, the rest goes on"
+                );
+                Err(Panicked)
+            }
+        }
+    }
+
+    /// Waits up to `grace` for the tracked tasks running now, without cancelling anything (new
+    /// ones may still start; long-lived loops should not be tracked this way). True if they all
+    /// finished.
+    pub async fn drain(&self, grace: Duration) -> bool {
+        self.tracker.close();
+        let done = tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok();
+        self.tracker.reopen();
+        done
+    }
+
     /// Stops accepting tasks and waits up to `grace` for the running ones.
     pub async fn shutdown(&self, grace: Duration) {
         self.token.cancel();
@@ -70,6 +109,10 @@ impl Tasks {
         }
     }
 }
+
+/// A guarded task panicked (or was cancelled); it was logged where it happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Panicked;
 
 /// Cancels `token` on SIGINT or SIGTERM.
 pub fn cancel_on_signal(token: CancellationToken) {
@@ -95,4 +138,41 @@ pub fn cancel_on_signal(token: CancellationToken) {
         tracing::info!("signal received, shutting down");
         token.cancel();
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_guarded_panic_is_returned_not_propagated() {
+        let tasks = Tasks::new(CancellationToken::new());
+        assert_eq!(tasks.run_guarded("ok", async { 7 }).await, Ok(7));
+        let failed = tasks
+            .run_guarded("boom", async {
+                panic!("a bug in one unit of work");
+            })
+            .await;
+        assert_eq!(failed, Err::<(), _>(Panicked));
+        // The caller goes on.
+        assert_eq!(tasks.run_guarded("after", async { 8 }).await, Ok(8));
+    }
+
+    #[tokio::test]
+    async fn drain_waits_for_the_work_in_flight() {
+        let tasks = Tasks::new(CancellationToken::new());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let runner = tasks.clone();
+        tokio::spawn(async move {
+            let _ = runner
+                .run_guarded("slow", async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let _ = tx.send(());
+                })
+                .await;
+        });
+        tokio::task::yield_now().await;
+        assert!(tasks.drain(Duration::from_secs(5)).await);
+        assert!(rx.await.is_ok(), "drained only after the work finished");
+    }
 }
