@@ -9,11 +9,11 @@ fn main() {
         .map(|i| format!("\x1b[3{}m{}", i % 8, char::from(b'!' + (i % 90) as u8)))
         .collect();
     let capture = vec![line; 50].join("\n");
-    let png = center::pane_image::render_png(&capture).expect("renders");
+    let png = center::media::pane_image::render_png(&capture).expect("renders");
     let mut times: Vec<f64> = (0..50)
         .map(|_| {
             let start = Instant::now();
-            let _ = center::pane_image::render_png(&capture);
+            let _ = center::media::pane_image::render_png(&capture);
             start.elapsed().as_secs_f64() * 1000.0
         })
         .collect();

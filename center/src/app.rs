@@ -59,7 +59,7 @@ pub struct App {
     /// Units of work of topics (updates, inputs), guarded and waited for at shutdown.
     pub(crate) tasks: shared::shutdown::Tasks,
     /// Voice transcription, when configured.
-    pub(crate) transcriber: Option<crate::transcribe::Transcriber>,
+    pub(crate) transcriber: Option<crate::media::transcribe::Transcriber>,
 }
 
 /// Attachments that follow each other within this time become one input.
@@ -76,13 +76,13 @@ pub enum FleetError {
     NotRunning,
     /// The invitation or enrollment itself failed.
     #[error(transparent)]
-    Enroll(#[from] crate::fleet::EnrollError),
+    Enroll(#[from] crate::nodes::pki::EnrollError),
 }
 
 /// What adding nodes at run time needs.
 pub struct Fleet {
     /// The CA and the center's identity.
-    pub pki: crate::fleet::CenterPki,
+    pub pki: crate::nodes::pki::CenterPki,
     /// Where node links deliver.
     pub inbound: mpsc::Sender<crate::nodes::Inbound>,
     /// Stops connectors.
@@ -113,8 +113,8 @@ impl App {
         cfg: CenterConfig,
         store: Store,
         outbox: Outbox,
-    ) -> Result<Arc<Self>, crate::transcribe::TranscribeError> {
-        let transcriber = crate::transcribe::Transcriber::from_config(&cfg.voice)?;
+    ) -> Result<Arc<Self>, crate::media::transcribe::TranscribeError> {
+        let transcriber = crate::media::transcribe::Transcriber::from_config(&cfg.voice)?;
         Ok(Arc::new(Self {
             transcriber,
             tasks: shared::shutdown::Tasks::new(tokio_util::sync::CancellationToken::new()),
@@ -135,7 +135,7 @@ impl App {
     }
 
     /// The fleet's PKI, once fleet support runs.
-    pub fn pki(&self) -> Option<&crate::fleet::CenterPki> {
+    pub fn pki(&self) -> Option<&crate::nodes::pki::CenterPki> {
         self.fleet.get().map(|f| &f.pki)
     }
 
@@ -165,17 +165,17 @@ impl App {
         // Nodes enrolled by this center speak mutual TLS; others are reached only on their Unix
         // socket (the connector refuses a TCP endpoint without TLS).
         let security = if cert_serial.is_empty() {
-            crate::connector::Security::LocalSocket
+            crate::nodes::connector::Security::LocalSocket
         } else {
             match fleet.pki.client_tls(&name) {
-                Ok(tls) => crate::connector::Security::Mtls(tls),
+                Ok(tls) => crate::nodes::connector::Security::Mtls(tls),
                 Err(err) => {
                     tracing::error!(node = %name, error = %err, "cannot set up TLS for the node");
                     return;
                 }
             }
         };
-        crate::connector::spawn(
+        crate::nodes::connector::spawn(
             self.clone(),
             name,
             endpoint,

@@ -395,7 +395,7 @@ impl App {
             // An older node sends no colours: show the text.
             return Ok(Shot::Text(screen_text(&c.text)));
         }
-        match crate::pane_image::render_png(&c.ansi) {
+        match crate::media::pane_image::render_png(&c.ansi) {
             Ok(png) => Ok(Shot::Image(
                 Upload {
                     kind: MediaKind::Photo,

@@ -107,7 +107,7 @@ pub struct CenterConfig {
     /// the hardened layout, where an `agent-node` of another OS user serves this machine.
     pub embedded_node: bool,
     /// How voice messages are transcribed (off when no provider is set).
-    pub voice: crate::transcribe::TranscribeConfig,
+    pub voice: crate::media::transcribe::TranscribeConfig,
 }
 
 /// A remote node in the file.
@@ -154,7 +154,7 @@ pub struct FileConfig {
     pub embedded_node: Option<bool>,
     /// `[voice]`: transcription of voice messages.
     #[serde(default)]
-    pub voice: crate::transcribe::TranscribeConfig,
+    pub voice: crate::media::transcribe::TranscribeConfig,
 }
 
 /// `[held_inputs]`: messages that arrive while Codex waits for an answer to a prompt.
@@ -275,8 +275,8 @@ fn voice_key(secrets: &SecretEnv) -> Result<Option<String>, ConfigError> {
 fn voice_config(
     args: &RunArgs,
     secrets: &SecretEnv,
-    mut voice: crate::transcribe::TranscribeConfig,
-) -> Result<crate::transcribe::TranscribeConfig, ConfigError> {
+    mut voice: crate::media::transcribe::TranscribeConfig,
+) -> Result<crate::media::transcribe::TranscribeConfig, ConfigError> {
     if args.removed_voice_key.is_some() {
         return Err(ConfigError::Invalid {
             setting: "--voice-key",
@@ -300,7 +300,7 @@ fn voice_config(
     if let Some(model) = &args.voice_model {
         voice.model = Some(model.clone());
     }
-    crate::transcribe::Transcriber::from_config(&voice).map_err(|e| ConfigError::Invalid {
+    crate::media::transcribe::Transcriber::from_config(&voice).map_err(|e| ConfigError::Invalid {
         setting: "voice",
         message: e.to_string(),
     })?;
@@ -424,7 +424,7 @@ impl CenterConfig {
             let tcp = endpoint
                 .rsplit_once(':')
                 .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
-            if !tcp && crate::connector::unix_socket(endpoint).is_none() {
+            if !tcp && crate::nodes::connector::unix_socket(endpoint).is_none() {
                 return Err(invalid(
                     "nodes",
                     format!("{endpoint:?} is not host:port or unix:/path"),

@@ -591,7 +591,7 @@ async fn photo_from_node(app: &Arc<App>, node_name: &str, s: Surface, path: &str
         return;
     };
     let (name, bytes) =
-        match crate::transfer::read_file(&node, path, crate::telegram::api::MAX_UPLOAD).await {
+        match crate::nodes::transfer::read_file(&node, path, crate::telegram::api::MAX_UPLOAD).await {
             Ok(f) => f,
             Err(err) => {
                 tracing::info!(path, error = %err, "an image Codex viewed cannot be sent");

@@ -7,24 +7,17 @@
 pub mod app;
 pub mod commands;
 pub mod config;
-pub mod connector;
 pub mod control;
 pub mod deliver;
-pub mod fleet;
 pub mod flows;
 pub mod held;
 mod inbox;
-pub mod listener;
 pub mod media;
 pub mod nodes;
 pub mod operator;
-pub mod pane_image;
 mod router;
 pub mod store;
 pub mod telegram;
-pub mod transcribe;
-pub mod transfer;
-pub mod voice;
 
 use std::sync::Arc;
 
@@ -101,20 +94,20 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
             .context("saving a node")?;
     }
     let pki =
-        fleet::CenterPki::load_or_create(&app.cfg.state_dir).context("setting up the fleet CA")?;
+        nodes::pki::CenterPki::load_or_create(&app.cfg.state_dir).context("setting up the fleet CA")?;
     app.start_fleet(app::Fleet {
         pki,
         inbound: inbound_tx.clone(),
         token: token.clone(),
     });
     if let Some(addr) = app.cfg.listen {
-        let bound = listener::serve_links(app.clone(), addr, inbound_tx.clone(), token.clone())
+        let bound = nodes::listener::serve_links(app.clone(), addr, inbound_tx.clone(), token.clone())
             .await
             .context("listening for nodes")?;
         println!("center: nodes dial in at {bound}");
     }
     if let Some(addr) = app.cfg.enroll_listen {
-        let bound = listener::serve_enrollment(app.clone(), addr, token.clone())
+        let bound = nodes::listener::serve_enrollment(app.clone(), addr, token.clone())
             .await
             .context("listening for node enrollment")?;
         println!("center: enrollment at {bound}");

@@ -291,7 +291,7 @@ async fn nodes(state_dir: Option<PathBuf>, action: NodesAction) -> anyhow::Resul
         } => {
             let code =
                 agent_node::code_input::read_join_code(code.as_deref(), code_file.as_deref())?;
-            let pki = center::fleet::CenterPki::load_or_create(&state_dir)?;
+            let pki = center::nodes::pki::CenterPki::load_or_create(&state_dir)?;
             pki.enroll(&store, &name, &endpoint, &code).await?;
             println!(
                 "{name} enrolled; restart the center to connect to it (or use /node add in Telegram next time)."
@@ -302,7 +302,7 @@ async fn nodes(state_dir: Option<PathBuf>, action: NodesAction) -> anyhow::Resul
             csr,
             endpoint,
         } => {
-            let pki = center::fleet::CenterPki::load_or_create(&state_dir)?;
+            let pki = center::nodes::pki::CenterPki::load_or_create(&state_dir)?;
             let csr = std::fs::read_to_string(&csr)
                 .with_context(|| format!("reading {}", csr.display()))?;
             let cert = pki.sign_renewal(&name, &csr)?;

@@ -450,7 +450,7 @@ impl App {
             None
         } else {
             Some(
-                crate::transfer::read_file(node, &o.file_path, api::MAX_UPLOAD)
+                crate::nodes::transfer::read_file(node, &o.file_path, api::MAX_UPLOAD)
                     .await
                     .map_err(|e| e.to_string())?,
             )

@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use ab_glyph::{Font, FontRef, GlyphId, PxScale, ScaleFont, point};
 
 /// The bundled regular face.
-const FONT_REGULAR: &[u8] = include_bytes!("../assets/fonts/DejaVuSansMono.ttf");
+const FONT_REGULAR: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
 /// The bundled bold face.
-const FONT_BOLD: &[u8] = include_bytes!("../assets/fonts/DejaVuSansMono-Bold.ttf");
+const FONT_BOLD: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono-Bold.ttf");
 
 /// Font size in pixels per em.
 pub const FONT_EM_PX: f32 = 14.0;

@@ -1,6 +1,6 @@
 //! Nodes that dial the center (behind NAT): a mutual-TLS `CenterLink` service whose calls become
 //! the same links the connector makes, and a plaintext `CenterEnrollment` service for
-//! `agent-node join` (its messages are authenticated by the join code; see `crate::fleet`).
+//! `agent-node join` (its messages are authenticated by the join code; see `crate::nodes::pki`).
 //!
 //! The enrollment port answers anyone who can reach it, so every call is first counted against
 //! a per-address and a global quota ([`shared::rate_limit`]); past them the caller gets
