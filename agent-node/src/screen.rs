@@ -129,15 +129,21 @@ const BOTTOM_LINES: usize = 12;
 /// with one to three footer lines under its text. History cells also start with `›`, so a `›`
 /// line with nothing drawn below it (a screen mid-redraw) or with an answer below it (answer
 /// cells start at the left edge, `• …`; the composer's lines and its footer are all indented)
-/// is not the composer.
+/// is not the composer — except a fresh session's composer at the bottom, under nothing but
+/// Codex's header, before Codex draws its footer (see [`startup_composer`]).
 fn composer_line(lines: &[&str]) -> Option<usize> {
     composer_span(lines).map(|(start, _)| start)
 }
 
 /// The composer's `›` line and where its footer begins. The text may hold blank lines (a
 /// message of several paragraphs, e.g. a caption and the files attached to it); the footer is
-/// the last block of lines, after the last blank line.
+/// the last block of lines, after the last blank line. A fresh session's screen may show the
+/// composer before any footer (see [`startup_composer`]).
 fn composer_span(lines: &[&str]) -> Option<(usize, usize)> {
+    composer_with_footer(lines).or_else(|| startup_composer(lines))
+}
+
+fn composer_with_footer(lines: &[&str]) -> Option<(usize, usize)> {
     let start = lines
         .iter()
         .rposition(|l| l.trim_start().starts_with('›') && !is_choice_line(l))?;
@@ -160,6 +166,52 @@ fn composer_span(lines: &[&str]) -> Option<(usize, usize)> {
     (1..=3)
         .contains(&(last + 1 - footer_from))
         .then_some((start, start + 1 + footer_from))
+}
+
+/// The composer of a fresh session drawn before its footer: while Codex loads (`loading` in its
+/// header) and for a while after, text typed into it shows on the screen's last lines with no
+/// footer under it, and right above it only Codex's header (`>_ OpenAI Codex (v…)` and the
+/// folder). Enter there submits the text (0.169.0 and 0.171.0, `record_startup.sh`; on a loaded
+/// machine the footer took more than 3 s). A `›` history cell never sits alone at the bottom
+/// under the header: the first message's cell is drawn right under the header, with the
+/// composer and its footer below it.
+fn startup_composer(lines: &[&str]) -> Option<(usize, usize)> {
+    let last = lines.iter().rposition(|l| !l.trim().is_empty())?;
+    if lines.len() - 1 - last > STARTUP_TRAILING_BLANKS {
+        return None;
+    }
+    let start = lines[..=last]
+        .iter()
+        .rposition(|l| l.trim_start().starts_with('›'))?;
+    if is_choice_line(lines[start])
+        || lines[start + 1..=last]
+            .iter()
+            .any(|l| !l.trim().is_empty() && !l.starts_with("  "))
+    {
+        return None;
+    }
+    // Right above it (blank rows and the first launch's logo aside): the header's line, or the
+    // header's line and the folder (or `loading`) under it, indented.
+    let mut above = lines[..start]
+        .iter()
+        .rev()
+        .filter(|l| !l.trim().is_empty() && !is_logo_line(l));
+    let is_header = |l: &&&str| l.contains(">_ OpenAI Codex");
+    let nearest = above.next()?;
+    let under_header = is_header(&nearest)
+        || (nearest.starts_with("  ") && above.next().is_some_and(|l| is_header(&l)));
+    under_header.then_some((start, last + 1))
+}
+
+/// Blank rows a capture may hold under a footerless startup composer (Codex keeps the screen's
+/// last row for its footer).
+const STARTUP_TRAILING_BLANKS: usize = 2;
+
+/// A row of the first launch's logo (braille art).
+fn is_logo_line(line: &str) -> bool {
+    line.trim()
+        .chars()
+        .all(|c| c.is_whitespace() || ('\u{2800}'..='\u{28ff}').contains(&c))
 }
 
 /// Codex's status line above the composer at `at` (`◦ Working (2s • esc to interrupt)`), if a
@@ -461,6 +513,27 @@ mod tests {
         // A history cell with a whole answer under it is not the composer.
         assert_eq!(composer("› hi\n\n• a\n• b\n• c\n• d\n"), None);
         assert_eq!(composer("› mid-redraw\n"), None);
+        // A fresh session's composer before its footer: the header above, the text at the
+        // bottom. A history cell under the header (far from the bottom) or a `›` line at the
+        // bottom under a transcript is not it.
+        let header = "\n  >_ OpenAI Codex (v0.171.0)\n     ~/p\n";
+        let gap = "\n".repeat(40);
+        let startup = format!("{header}{gap}› echo: far\n\n");
+        let c = composer(&startup).unwrap();
+        assert_eq!(c.text, "echo: far");
+        assert!(!c.empty && c.holds("echo: far"));
+        assert_eq!(classify(&startup, LIVE), Screen::Ready);
+        let cell = format!("{header}\n› echo: far\n{gap}");
+        assert_eq!(composer(&cell), None);
+        assert_eq!(classify(&cell, LIVE), Screen::Starting);
+        let redraw = format!("{header}\n› old\n\n• answer{gap}› echo: far\n");
+        assert_eq!(composer(&redraw), None);
+        let no_header = format!("something else{gap}› echo: far\n");
+        assert_eq!(composer(&no_header), None);
+        let under_answer = format!("{header}\n• an answer\n{gap}› echo: far\n");
+        assert_eq!(composer(&under_answer), None);
+        let choice = format!("{header}{gap}› 1. Trust and continue\n");
+        assert_eq!(composer(&choice), None);
         let pasted = "› [Pasted Content 2000 chars]\n\n  model · ~/p\n";
         assert!(composer(pasted).unwrap().holds(&"x".repeat(2000)));
     }
@@ -612,6 +685,26 @@ mod fixture_tests {
                 matches!(trust, Screen::Prompt { ref choices, .. } if choices.len() >= 2),
                 "{v} {trust:?}"
             );
+        }
+    }
+
+    /// `record_startup.sh`: text pasted into a fresh session's first composer shows before
+    /// Codex draws the footer under it (while `loading` and after), and Enter there submits it.
+    #[test]
+    fn the_first_composer_holds_text_before_its_footer_is_drawn() {
+        for version in VERSIONS {
+            let v = version.0;
+            for name in ["startup_typed", "startup_typed_loading"] {
+                let text = fixture_of(version, name);
+                assert!(!text.contains("for shortcuts"), "{v} {name}");
+                let c = composer(&text).unwrap_or_else(|| panic!("{v} {name}: no composer"));
+                assert!(c.holds("echo: far") && !c.empty, "{v} {name}: {c:?}");
+                assert_eq!(
+                    classify_fixture_of(version, name, false),
+                    Screen::Ready,
+                    "{v} {name}"
+                );
+            }
         }
     }
 
