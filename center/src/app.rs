@@ -777,7 +777,21 @@ impl App {
             let receipt = receipt.await.ok().and_then(Result::ok);
             return self.hold(binding, input, receipt).await;
         }
-        let result = self.type_input(binding, &input.text, input.mode).await;
+        let mut result = self.type_input(binding, &input.text, input.mode).await;
+        if let Err(err) = &result
+            && crate::heal::window_gone(err)
+        {
+            // Codex exited or the window vanished: bring it back and type there.
+            match self.heal_window(binding).await {
+                Ok((healed, notice)) => {
+                    self.notice(surface, &notice, None);
+                    result = self.type_input(&healed, &input.text, input.mode).await;
+                }
+                Err(heal) => {
+                    tracing::warn!(error = %heal, "could not bring a topic's window back");
+                }
+            }
+        }
         if let Err(CallError::Failed {
             code: v1::ErrorCode::Blocked,
             ..

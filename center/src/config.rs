@@ -300,9 +300,11 @@ fn voice_config(
     if let Some(model) = &args.voice_model {
         voice.model = Some(model.clone());
     }
-    crate::media::transcribe::Transcriber::from_config(&voice).map_err(|e| ConfigError::Invalid {
-        setting: "voice",
-        message: e.to_string(),
+    crate::media::transcribe::Transcriber::from_config(&voice).map_err(|e| {
+        ConfigError::Invalid {
+            setting: "voice",
+            message: e.to_string(),
+        }
     })?;
     Ok(voice)
 }

@@ -478,7 +478,7 @@ impl SessionDelivery {
             for b in self.bindings() {
                 self.app.notice(
                     b.surface,
-                    "⚠️ Codex exited in this window. /kill closes it; /resume starts it again.",
+                    "⚠️ Codex exited in this window. Your next message here starts it again (resuming this conversation); /kill closes the window.",
                     None,
                 );
             }
@@ -590,14 +590,19 @@ async fn photo_from_node(app: &Arc<App>, node_name: &str, s: Surface, path: &str
     let Some(node) = app.node(node_name) else {
         return;
     };
-    let (name, bytes) =
-        match crate::nodes::transfer::read_file(&node, path, crate::telegram::api::MAX_UPLOAD).await {
-            Ok(f) => f,
-            Err(err) => {
-                tracing::info!(path, error = %err, "an image Codex viewed cannot be sent");
-                return;
-            }
-        };
+    let (name, bytes) = match crate::nodes::transfer::read_file(
+        &node,
+        path,
+        crate::telegram::api::MAX_UPLOAD,
+    )
+    .await
+    {
+        Ok(f) => f,
+        Err(err) => {
+            tracing::info!(path, error = %err, "an image Codex viewed cannot be sent");
+            return;
+        }
+    };
     // Only real images leave the machine this way, whatever path a tool call named.
     if !agent_node::files::is_image(&bytes) {
         tracing::info!(path, "not an image; not sent");

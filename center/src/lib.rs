@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod deliver;
 pub mod flows;
+mod heal;
 pub mod held;
 mod inbox;
 pub mod media;
@@ -93,17 +94,18 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
             .put_node(name, endpoint, "")
             .context("saving a node")?;
     }
-    let pki =
-        nodes::pki::CenterPki::load_or_create(&app.cfg.state_dir).context("setting up the fleet CA")?;
+    let pki = nodes::pki::CenterPki::load_or_create(&app.cfg.state_dir)
+        .context("setting up the fleet CA")?;
     app.start_fleet(app::Fleet {
         pki,
         inbound: inbound_tx.clone(),
         token: token.clone(),
     });
     if let Some(addr) = app.cfg.listen {
-        let bound = nodes::listener::serve_links(app.clone(), addr, inbound_tx.clone(), token.clone())
-            .await
-            .context("listening for nodes")?;
+        let bound =
+            nodes::listener::serve_links(app.clone(), addr, inbound_tx.clone(), token.clone())
+                .await
+                .context("listening for nodes")?;
         println!("center: nodes dial in at {bound}");
     }
     if let Some(addr) = app.cfg.enroll_listen {

@@ -9,5 +9,5 @@ pub mod listener;
 pub mod pki;
 pub mod transfer;
 
-pub use conn::{CallError, Inbound, LOCAL, NodeConn, attach, start_embedded};
 pub(crate) use conn::attach_unless_revoked;
+pub use conn::{CallError, Inbound, LOCAL, NodeConn, attach, start_embedded};

@@ -7,6 +7,7 @@
 mod center;
 mod durable;
 mod fleet;
+mod heal;
 mod input_safety;
 mod media;
 mod node;
