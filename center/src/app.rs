@@ -581,7 +581,9 @@ impl App {
             };
             let Some((event, lease)) = next else { break };
             if let TopicEvent::Attachment(a) = event {
-                if self.binding(surface).is_some() {
+                // Media to a topic that is not bound is ignored; when the binding cannot be
+                // read, the batch's own check tells the user.
+                if !matches!(self.binding(surface), Ok(None)) {
                     batch.push((a, lease));
                 }
                 continue;
@@ -633,12 +635,12 @@ impl App {
                     .await
             }
             TopicEvent::Voice(voice) => {
-                if self.binding(surface).is_some() {
+                if !matches!(self.binding(surface), Ok(None)) {
                     self.take_voice(surface, voice, lease);
                 }
             }
             TopicEvent::Unsupported { message_id } => {
-                if self.binding(surface).is_some() {
+                if matches!(self.binding(surface), Ok(Some(_))) {
                     self.notice(
                         surface,
                         "This kind of message cannot be passed to Codex; send text or a file.",
@@ -687,14 +689,13 @@ impl App {
         }
     }
 
-    pub(crate) fn binding(&self, surface: Surface) -> Option<Binding> {
-        match self.store.binding(surface) {
-            Ok(b) => b,
-            Err(err) => {
-                tracing::error!(error = %err, "reading a binding failed");
-                None
-            }
-        }
+    /// The topic's binding. A store failure is an error (logged here), never "not bound": that
+    /// would open a bind menu in a bound topic or drop its held inputs.
+    pub(crate) fn binding(&self, surface: Surface) -> Result<Option<Binding>, StateUnreadable> {
+        self.store.binding(surface).map_err(|err| {
+            tracing::error!(error = %err, "reading a binding failed");
+            StateUnreadable
+        })
     }
 
     /// Queues `job` on the topic's input queue; it runs after everything queued before it.
@@ -1001,6 +1002,15 @@ impl App {
         }
     }
 }
+
+/// The center's state could not be read (SQLite failed); logged where it happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the center cannot read its state right now; try again")]
+pub(crate) struct StateUnreadable;
+
+/// What the topic is told when its state cannot be read.
+pub(crate) const STATE_UNREADABLE: &str =
+    "✗ The center cannot read its state right now; try again.";
 
 /// Why a topic's binding ended without `/unbind` or `/kill`.
 #[derive(Debug, Clone, Copy)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use proto::v1::{self, reply::Result as R, request::Op};
 
 use crate::{
-    app::{App, CALL_TIMEOUT, PendingInput},
+    app::{App, CALL_TIMEOUT, PendingInput, STATE_UNREADABLE},
     inbox::UpdateLease,
     nodes::CallError,
     store::{Binding, InputMode, Surface},
@@ -34,7 +34,10 @@ impl App {
         msg_id: i32,
         lease: UpdateLease,
     ) {
-        let binding = self.binding(surface);
+        let Ok(binding) = self.binding(surface) else {
+            self.notice(surface, STATE_UNREADABLE, Some(msg_id));
+            return;
+        };
         let unbound =
             "This topic is not bound to a Codex session. Send a message or /bind to start one.";
         match cmd {
@@ -349,7 +352,10 @@ impl App {
         session: &str,
         message_id: Option<i32>,
     ) -> String {
-        let Some(b) = self.binding(surface).filter(|b| b.session_id == session) else {
+        let Ok(b) = self.binding(surface) else {
+            return STATE_UNREADABLE.into();
+        };
+        let Some(b) = b.filter(|b| b.session_id == session) else {
             return "This topic is no longer bound to that window.".into();
         };
         let Some(message_id) = message_id else {
@@ -421,13 +427,20 @@ impl App {
         page_of: Option<i32>,
     ) {
         const PER_PAGE: u32 = 5;
-        let Some(b) = self.binding(surface) else {
-            self.notice(
-                surface,
-                "This topic is not bound to a Codex session.",
-                msg_id,
-            );
-            return;
+        let b = match self.binding(surface) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                self.notice(
+                    surface,
+                    "This topic is not bound to a Codex session.",
+                    msg_id,
+                );
+                return;
+            }
+            Err(_) => {
+                self.notice(surface, STATE_UNREADABLE, msg_id);
+                return;
+            }
         };
         let op = Op::GetHistory(v1::GetHistory {
             session_id: b.session_id.clone(),
@@ -509,7 +522,10 @@ impl App {
         prompt: Option<String>,
         message_id: Option<i32>,
     ) -> String {
-        let Some(b) = self.binding(surface).filter(|b| b.session_id == session) else {
+        let Ok(b) = self.binding(surface) else {
+            return STATE_UNREADABLE.into();
+        };
+        let Some(b) = b.filter(|b| b.session_id == session) else {
             return "This prompt belongs to a session that is no longer bound here.".into();
         };
         let k = match key {

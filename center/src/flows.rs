@@ -402,9 +402,16 @@ impl App {
         cwd: String,
         resume: String,
     ) {
-        if self.binding(menu.surface).is_some() {
-            self.close_menu(token, &menu, "This topic is already bound.");
-            return;
+        match self.binding(menu.surface) {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                self.close_menu(token, &menu, "This topic is already bound.");
+                return;
+            }
+            Err(_) => {
+                self.close_menu(token, &menu, crate::app::STATE_UNREADABLE);
+                return;
+            }
         }
         let Some(node) = self.node(&menu.node) else {
             self.close_menu(token, &menu, "That machine is offline.");

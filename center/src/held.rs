@@ -83,7 +83,11 @@ impl App {
                         return;
                     }
                 };
-                let binding = app.binding(surface);
+                // Held inputs stay held when the binding cannot be read (never "unbound", which
+                // would drop them).
+                let Ok(binding) = app.binding(surface) else {
+                    return;
+                };
                 let mut release =
                     Release::new(held, binding.as_ref().map(|b| b.session_id.clone()));
                 loop {
@@ -203,8 +207,14 @@ impl App {
 
     /// Shows (creates, edits or removes) the message listing a topic's held inputs.
     async fn show_held(&self, surface: Surface) {
-        let held = self.store.held_inputs(surface).unwrap_or_default();
-        let existing = self.store.held_preview(surface).ok().flatten();
+        // Unreadable state changes nothing on screen (an empty list would delete the message).
+        let (Ok(held), Ok(existing)) = (
+            self.store.held_inputs(surface),
+            self.store.held_preview(surface),
+        ) else {
+            tracing::error!("reading held inputs failed; their list is left as it is");
+            return;
+        };
         let Some(plain) = decide::list_text(&held) else {
             if let Some(id) = existing {
                 let _ = self.store.set_held_preview(surface, None);

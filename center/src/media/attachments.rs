@@ -263,8 +263,13 @@ impl App {
     async fn fetch_attachments(self: &Arc<Self>, surface: Surface, batch: Vec<Attachment>) {
         let Some(first) = batch.first() else { return };
         let reply_to = first.message_id;
-        let Some(binding) = self.binding(surface) else {
-            return;
+        let binding = match self.binding(surface) {
+            Ok(Some(b)) => b,
+            Ok(None) => return,
+            Err(_) => {
+                self.notice(surface, crate::app::STATE_UNREADABLE, Some(reply_to));
+                return;
+            }
         };
         let Some(node) = self.node(&binding.node).filter(|n| n.online()) else {
             self.notice(

@@ -33,8 +33,13 @@ impl App {
 
     async fn transcribe_and_type(self: &Arc<Self>, surface: Surface, voice: &VoiceNote) {
         let message_id = voice.message_id;
-        let Some(binding) = self.binding(surface) else {
-            return;
+        let binding = match self.binding(surface) {
+            Ok(Some(b)) => b,
+            Ok(None) => return,
+            Err(_) => {
+                self.notice(surface, crate::app::STATE_UNREADABLE, Some(message_id));
+                return;
+            }
         };
         let Some(transcriber) = self.transcriber.as_ref() else {
             self.notice(
