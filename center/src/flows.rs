@@ -38,9 +38,11 @@ enum Kind {
         listing: v1::DirListing,
         page: usize,
     },
+    /// Sessions to resume in a folder, and windows already open there that no topic holds.
     Resume {
         cwd: String,
         sessions: Vec<v1::ResumableSession>,
+        windows: Vec<v1::SessionInfo>,
     },
 }
 
@@ -312,18 +314,30 @@ impl App {
             (MenuOp::Select, Kind::Dir { listing, .. }) => {
                 let cwd = listing.path.clone();
                 let sessions = self.resumable(&menu.node, &cwd).await;
-                if sessions.is_empty() {
+                let windows = self.open_windows(&menu.node, &cwd).await;
+                if sessions.is_empty() && windows.is_empty() {
                     self.create_and_bind(token, menu, cwd, String::new()).await;
                     return Some("Starting Codex…".into());
                 }
-                menu.kind = Kind::Resume { cwd, sessions };
+                menu.kind = Kind::Resume {
+                    cwd,
+                    sessions,
+                    windows,
+                };
             }
             (MenuOp::New, Kind::Resume { cwd, .. }) => {
                 let cwd = cwd.clone();
                 self.create_and_bind(token, menu, cwd, String::new()).await;
                 return Some("Starting Codex…".into());
             }
-            (MenuOp::Resume, Kind::Resume { cwd, sessions }) => {
+            (MenuOp::Attach, Kind::Resume { windows, .. }) => {
+                let Some(w) = index.and_then(|i| windows.get(i)).cloned() else {
+                    return Some("This button is not valid.".into());
+                };
+                self.attach_and_bind(token, menu, w).await;
+                return None;
+            }
+            (MenuOp::Resume, Kind::Resume { cwd, sessions, .. }) => {
                 let Some(s) = index.and_then(|i| sessions.get(i)) else {
                     return Some("This button is not valid.".into());
                 };
@@ -376,6 +390,83 @@ impl App {
                 .filter(|s| s.open_in_session.is_empty())
                 .collect(),
             _ => Vec::new(),
+        }
+    }
+
+    /// Live windows in `cwd` on `node` that no topic is bound to (left after `/unbind`, or
+    /// whose topic went away): they can be attached instead of starting another Codex.
+    async fn open_windows(&self, node: &str, cwd: &str) -> Vec<v1::SessionInfo> {
+        let Some(conn) = self.node(node) else {
+            return Vec::new();
+        };
+        let Ok(R::Windows(w)) = conn
+            .call(Op::ListWindows(v1::ListWindows {}), CALL_TIMEOUT)
+            .await
+        else {
+            return Vec::new();
+        };
+        let Ok(bindings) = self.store.bindings() else {
+            return Vec::new();
+        };
+        w.sessions
+            .into_iter()
+            .filter(|s| s.alive && s.cwd == cwd)
+            .filter(|s| {
+                !bindings
+                    .iter()
+                    .any(|b| b.node == node && b.session_id == s.session_id)
+            })
+            .collect()
+    }
+
+    /// Binds the topic to a window that is already open, and delivers the message that opened
+    /// the flow. Refused if another topic took the window meanwhile.
+    async fn attach_and_bind(self: &Arc<Self>, token: &str, menu: Menu, window: v1::SessionInfo) {
+        match self.store.bindings() {
+            Ok(all) => {
+                if all.iter().any(|b| b.surface == menu.surface) {
+                    self.close_menu(token, &menu, "This topic is already bound.");
+                    return;
+                }
+                if all
+                    .iter()
+                    .any(|b| b.node == menu.node && b.session_id == window.session_id)
+                {
+                    self.close_menu(
+                        token,
+                        &menu,
+                        "Another topic attached that window meanwhile.",
+                    );
+                    return;
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "reading bindings failed");
+                self.close_menu(token, &menu, crate::app::STATE_UNREADABLE);
+                return;
+            }
+        }
+        let binding = Binding {
+            surface: menu.surface,
+            node: menu.node.clone(),
+            session_id: window.session_id.clone(),
+            cwd: window.cwd.clone(),
+            mode: InputMode::Steer,
+        };
+        if let Err(err) = self.store.put_binding(&binding) {
+            tracing::error!(error = %err, "saving a binding failed");
+            self.close_menu(token, &menu, "Could not save the binding.");
+            return;
+        }
+        let text = format!(
+            "✅ Attached to the open Codex window {} in <code>{}</code> on {}.",
+            escape_html(&window.window_name),
+            escape_html(&window.cwd),
+            escape_html(&menu.node)
+        );
+        self.close_menu(token, &menu, &text);
+        if let Some(pending) = menu.pending {
+            drop(self.send_input(binding, pending));
         }
     }
 
@@ -554,7 +645,24 @@ fn render_menu(token: &str, menu: &Menu) -> (String, Keyboard) {
                 escape_html(&listing.path)
             )
         }
-        Kind::Resume { cwd, sessions } => {
+        Kind::Resume {
+            cwd,
+            sessions,
+            windows,
+        } => {
+            for (i, w) in windows.iter().enumerate() {
+                let thread = if w.thread_id.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · {}", short(&w.thread_id, 13))
+                };
+                kb.push(vec![btn(
+                    format!("🪟 Open window {}{thread}", short(&w.window_name, 24)),
+                    token,
+                    MenuOp::Attach,
+                    Some(i),
+                )]);
+            }
             for (i, s) in sessions.iter().enumerate() {
                 kb.push(vec![btn(
                     format!("🕘 {} · {}", short(&s.summary, 36), age(s.updated_unix_ms)),
@@ -567,8 +675,13 @@ fn render_menu(token: &str, menu: &Menu) -> (String, Keyboard) {
                 btn("🆕 New session", token, MenuOp::New, None),
                 btn("✖ Cancel", token, MenuOp::Cancel, None),
             ]);
+            let open = if windows.is_empty() {
+                ""
+            } else {
+                " Attach to an open window (🪟),"
+            };
             format!(
-                "Codex sessions in <code>{}</code> (newest first). Resume one, or start a new one:",
+                "Codex sessions in <code>{}</code> (newest first).{open} Resume one, or start a new one:",
                 escape_html(cwd)
             )
         }

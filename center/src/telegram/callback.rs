@@ -13,7 +13,7 @@ pub(crate) const MAX_DATA: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Callback {
     /// A step in a bind menu: the menu's token, the step (`c`ancel, `o`pen, `p`age, `u`p,
-    /// `s`elect, `n`ew, `r`esume) and its index.
+    /// `s`elect, `n`ew, `r`esume, `a`ttach) and its index.
     Menu {
         token: String,
         op: MenuOp,
@@ -45,6 +45,8 @@ pub(crate) enum MenuOp {
     Select,
     New,
     Resume,
+    /// Bind to a window that is already open (no topic holds it).
+    Attach,
 }
 
 /// A key that answers Codex's question.
@@ -65,6 +67,7 @@ impl MenuOp {
             Self::Select => 's',
             Self::New => 'n',
             Self::Resume => 'r',
+            Self::Attach => 'a',
         }
     }
 
@@ -77,6 +80,7 @@ impl MenuOp {
             "s" => Self::Select,
             "n" => Self::New,
             "r" => Self::Resume,
+            "a" => Self::Attach,
             _ => return None,
         })
     }
@@ -202,6 +206,7 @@ mod tests {
             Just(MenuOp::Select),
             Just(MenuOp::New),
             Just(MenuOp::Resume),
+            Just(MenuOp::Attach),
         ];
         let key = prop_oneof![
             Just(PromptKey::Escape),
