@@ -971,6 +971,18 @@ impl App {
             "topic gone; closing its window"
         );
         if let Some(node) = self.node(&binding.node) {
+            // Its conversation leaves the resume picker (unless asked for): the topic is gone.
+            if let Ok(R::Windows(w)) = node
+                .call(Op::ListWindows(v1::ListWindows {}), CALL_TIMEOUT)
+                .await
+                && let Some(s) = w
+                    .sessions
+                    .iter()
+                    .find(|s| s.session_id == binding.session_id && !s.thread_id.is_empty())
+                && let Err(err) = self.store.hide_thread(&binding.node, &s.thread_id)
+            {
+                tracing::error!(error = %err, "hiding a closed topic's session failed");
+            }
             let _ = node
                 .call(
                     Op::KillWindow(v1::KillWindow {

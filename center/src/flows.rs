@@ -43,6 +43,8 @@ enum Kind {
         cwd: String,
         sessions: Vec<v1::ResumableSession>,
         windows: Vec<v1::SessionInfo>,
+        /// Sessions left out because their topic was closed or deleted.
+        hidden: usize,
     },
 }
 
@@ -53,6 +55,8 @@ struct Menu {
     message_id: Option<i32>,
     kind: Kind,
     pending: Option<PendingInput>,
+    /// Show dot-folders, and sessions whose topic was closed or deleted.
+    show_hidden: bool,
 }
 
 /// Why a folder could not be shown (each reads as a short message in the topic).
@@ -111,6 +115,7 @@ impl App {
                 nodes: nodes.clone(),
             },
             pending,
+            show_hidden: false,
         };
         match nodes.as_slice() {
             [] => {
@@ -177,7 +182,7 @@ impl App {
         };
         menu.kind = match roots.as_slice() {
             [only] => Kind::Dir {
-                listing: self.list_dir(&menu.node, &only.path).await?,
+                listing: self.list_dir(&menu.node, &only.path, false).await?,
                 page: 0,
             },
             _ => Kind::Roots { roots },
@@ -185,7 +190,12 @@ impl App {
         Ok(())
     }
 
-    async fn list_dir(&self, node: &str, path: &str) -> Result<v1::DirListing, BrowseError> {
+    async fn list_dir(
+        &self,
+        node: &str,
+        path: &str,
+        show_hidden: bool,
+    ) -> Result<v1::DirListing, BrowseError> {
         let Some(conn) = self.node(node) else {
             return Err(BrowseError::Offline(node.to_owned()));
         };
@@ -193,7 +203,7 @@ impl App {
             .call(
                 Op::ListDir(v1::ListDir {
                     path: path.to_owned(),
-                    show_hidden: false,
+                    show_hidden,
                 }),
                 CALL_TIMEOUT,
             )
@@ -279,7 +289,10 @@ impl App {
                 let Some(root) = index.and_then(|i| roots.get(i)) else {
                     return Some("This button is not valid.".into());
                 };
-                match self.list_dir(&menu.node, &root.path).await {
+                match self
+                    .list_dir(&menu.node, &root.path, menu.show_hidden)
+                    .await
+                {
                     Ok(listing) => menu.kind = Kind::Dir { listing, page: 0 },
                     Err(err) => return Some(err.to_string()),
                 }
@@ -289,14 +302,14 @@ impl App {
                     return Some("This button is not valid.".into());
                 };
                 let path = format!("{}/{name}", listing.path.trim_end_matches('/'));
-                match self.list_dir(&menu.node, &path).await {
+                match self.list_dir(&menu.node, &path, menu.show_hidden).await {
                     Ok(listing) => menu.kind = Kind::Dir { listing, page: 0 },
                     Err(err) => return Some(err.to_string()),
                 }
             }
             (MenuOp::Up, Kind::Dir { listing, .. }) if !listing.parent.is_empty() => {
                 let parent = listing.parent.clone();
-                match self.list_dir(&menu.node, &parent).await {
+                match self.list_dir(&menu.node, &parent, menu.show_hidden).await {
                     Ok(listing) => menu.kind = Kind::Dir { listing, page: 0 },
                     Err(err) => return Some(err.to_string()),
                 }
@@ -313,9 +326,11 @@ impl App {
             }
             (MenuOp::Select, Kind::Dir { listing, .. }) => {
                 let cwd = listing.path.clone();
-                let sessions = self.resumable(&menu.node, &cwd).await;
+                // The toggle starts over for sessions: dot-folders shown say nothing about them.
+                menu.show_hidden = false;
+                let (sessions, hidden) = self.resumable(&menu.node, &cwd, false).await;
                 let windows = self.open_windows(&menu.node, &cwd).await;
-                if sessions.is_empty() && windows.is_empty() {
+                if sessions.is_empty() && windows.is_empty() && hidden == 0 {
                     self.create_and_bind(token, menu, cwd, String::new()).await;
                     return Some("Starting Codex…".into());
                 }
@@ -323,6 +338,26 @@ impl App {
                     cwd,
                     sessions,
                     windows,
+                    hidden,
+                };
+            }
+            (MenuOp::Hidden, Kind::Dir { listing, .. }) => {
+                let path = listing.path.clone();
+                menu.show_hidden = !menu.show_hidden;
+                match self.list_dir(&menu.node, &path, menu.show_hidden).await {
+                    Ok(listing) => menu.kind = Kind::Dir { listing, page: 0 },
+                    Err(err) => return Some(err.to_string()),
+                }
+            }
+            (MenuOp::Hidden, Kind::Resume { cwd, windows, .. }) => {
+                let (cwd, windows) = (cwd.clone(), windows.clone());
+                menu.show_hidden = !menu.show_hidden;
+                let (sessions, hidden) = self.resumable(&menu.node, &cwd, menu.show_hidden).await;
+                menu.kind = Kind::Resume {
+                    cwd,
+                    sessions,
+                    windows,
+                    hidden,
                 };
             }
             (MenuOp::New, Kind::Resume { cwd, .. }) => {
@@ -370,9 +405,24 @@ impl App {
             .insert(token.to_owned(), menu.clone());
     }
 
-    async fn resumable(&self, node: &str, cwd: &str) -> Vec<v1::ResumableSession> {
+    /// Sessions to offer for resuming in `cwd`, and how many were left out because their topic
+    /// was closed or deleted (shown with `show_hidden`).
+    async fn resumable(
+        &self,
+        node: &str,
+        cwd: &str,
+        show_hidden: bool,
+    ) -> (Vec<v1::ResumableSession>, usize) {
         let Some(conn) = self.node(node) else {
-            return Vec::new();
+            return (Vec::new(), 0);
+        };
+        let closed = if show_hidden {
+            Default::default()
+        } else {
+            self.store.hidden_threads(node).unwrap_or_else(|err| {
+                tracing::error!(error = %err, "reading hidden sessions failed");
+                Default::default()
+            })
         };
         match conn
             .call(
@@ -384,12 +434,15 @@ impl App {
             )
             .await
         {
-            Ok(R::Resumable(r)) => r
-                .sessions
-                .into_iter()
-                .filter(|s| s.open_in_session.is_empty())
-                .collect(),
-            _ => Vec::new(),
+            Ok(R::Resumable(r)) => {
+                let (hidden, shown): (Vec<_>, Vec<_>) = r
+                    .sessions
+                    .into_iter()
+                    .filter(|s| s.open_in_session.is_empty())
+                    .partition(|s| closed.contains(&s.thread_id));
+                (shown, hidden.len())
+            }
+            _ => (Vec::new(), 0),
         }
     }
 
@@ -634,6 +687,12 @@ fn render_menu(token: &str, menu: &Menu) -> (String, Keyboard) {
             row.push(btn("✅ Use this folder", token, MenuOp::Select, None));
             row.push(btn("✖ Cancel", token, MenuOp::Cancel, None));
             kb.push(row);
+            let toggle = if menu.show_hidden {
+                "🙈 Hide .folders"
+            } else {
+                "👁 Show .folders"
+            };
+            kb.push(vec![btn(toggle, token, MenuOp::Hidden, None)]);
             let empty = if listing.dirs.is_empty() {
                 "\n(no subfolders)"
             } else {
@@ -649,6 +708,7 @@ fn render_menu(token: &str, menu: &Menu) -> (String, Keyboard) {
             cwd,
             sessions,
             windows,
+            hidden,
         } => {
             for (i, w) in windows.iter().enumerate() {
                 let thread = if w.thread_id.is_empty() {
@@ -669,6 +729,21 @@ fn render_menu(token: &str, menu: &Menu) -> (String, Keyboard) {
                     token,
                     MenuOp::Resume,
                     Some(i),
+                )]);
+            }
+            if menu.show_hidden {
+                kb.push(vec![btn(
+                    "🙈 Hide sessions of closed topics",
+                    token,
+                    MenuOp::Hidden,
+                    None,
+                )]);
+            } else if *hidden > 0 {
+                kb.push(vec![btn(
+                    format!("👁 Show {hidden} session(s) of closed topics"),
+                    token,
+                    MenuOp::Hidden,
+                    None,
                 )]);
             }
             kb.push(vec![
@@ -724,6 +799,7 @@ mod tests {
             },
             node: "local".into(),
             message_id: None,
+            show_hidden: false,
             kind: Kind::Dir {
                 listing: v1::DirListing {
                     path: "/x".into(),

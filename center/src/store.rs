@@ -49,7 +49,7 @@ pub struct Binding {
     pub mode: InputMode,
 }
 
-const SCHEMA_VERSION: i32 = 8;
+const SCHEMA_VERSION: i32 = 9;
 
 /// The database.
 #[derive(Debug)]
@@ -152,6 +152,15 @@ impl Store {
                 "CREATE TABLE IF NOT EXISTS owned_chats (
                     chat_id INTEGER PRIMARY KEY, added_by INTEGER NOT NULL,
                     added_unix_ms INTEGER NOT NULL);",
+            )?;
+        }
+        if version < 9 {
+            // Codex threads whose topic was closed or deleted: hidden from the resume picker
+            // unless asked for.
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS hidden_threads (
+                    node TEXT NOT NULL, thread_id TEXT NOT NULL, hidden_unix_ms INTEGER NOT NULL,
+                    PRIMARY KEY (node, thread_id));",
             )?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -596,6 +605,27 @@ impl Store {
             )
             .optional()?
             .is_some())
+    }
+
+    /// Hides a Codex thread of `node` from the resume picker (its topic was closed or deleted).
+    pub fn hide_thread(&self, node: &str, thread_id: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO hidden_threads (node, thread_id, hidden_unix_ms)
+             VALUES (?1, ?2, ?3)",
+            params![node, thread_id, shared::clock::now_unix_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// The hidden Codex threads of `node`.
+    pub fn hidden_threads(
+        &self,
+        node: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT thread_id FROM hidden_threads WHERE node = ?1")?;
+        let rows = stmt.query_map(params![node], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Whether a certificate serial (lowercase hex) was revoked.

@@ -13,7 +13,7 @@ pub(crate) const MAX_DATA: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Callback {
     /// A step in a bind menu: the menu's token, the step (`c`ancel, `o`pen, `p`age, `u`p,
-    /// `s`elect, `n`ew, `r`esume, `a`ttach) and its index.
+    /// `s`elect, `n`ew, `r`esume, `a`ttach, `h`idden) and its index.
     Menu {
         token: String,
         op: MenuOp,
@@ -47,6 +47,8 @@ pub(crate) enum MenuOp {
     Resume,
     /// Bind to a window that is already open (no topic holds it).
     Attach,
+    /// Show or hide hidden folders / sessions of closed topics.
+    Hidden,
 }
 
 /// A key that answers Codex's question.
@@ -68,6 +70,7 @@ impl MenuOp {
             Self::New => 'n',
             Self::Resume => 'r',
             Self::Attach => 'a',
+            Self::Hidden => 'h',
         }
     }
 
@@ -81,6 +84,7 @@ impl MenuOp {
             "n" => Self::New,
             "r" => Self::Resume,
             "a" => Self::Attach,
+            "h" => Self::Hidden,
             _ => return None,
         })
     }
@@ -207,6 +211,7 @@ mod tests {
             Just(MenuOp::New),
             Just(MenuOp::Resume),
             Just(MenuOp::Attach),
+            Just(MenuOp::Hidden),
         ];
         let key = prop_oneof![
             Just(PromptKey::Escape),

@@ -12,6 +12,7 @@ mod input_safety;
 mod media;
 mod node;
 mod owned;
+mod picker;
 mod rollout_switch;
 mod slash;
 mod support;
