@@ -11,6 +11,7 @@ mod input_safety;
 mod media;
 mod node;
 mod owned;
+mod preflight;
 mod rollout_switch;
 mod slash;
 mod support;
