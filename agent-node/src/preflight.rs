@@ -75,13 +75,18 @@ pub async fn run(cfg: &NodeConfig, opts: Options) -> Vec<Check> {
         }
     }
     checks.extend(cfg.roots.iter().map(root_check));
-    checks.push(private_dir_check(
-        "state dir",
-        &cfg.state_dir,
-        dir_owner_mode(&cfg.state_dir),
-        rustix::process::getuid().as_raw(),
-    ));
+    checks.push(private_dir("state dir", &cfg.state_dir));
     checks
+}
+
+/// [`private_dir_check`] of `dir` as it is on disk, for the user running this.
+pub fn private_dir(name: &str, dir: &Path) -> Check {
+    private_dir_check(
+        name,
+        dir,
+        dir_owner_mode(dir),
+        rustix::process::getuid().as_raw(),
+    )
 }
 
 /// What a program run gave: whether it exited 0, and its stdout and stderr together.

@@ -8,6 +8,7 @@ use std::path::Path;
 use e2e::{
     codex::{CodexHome, FAKE_API_KEY, codex_bin, codex_bin_version},
     fake_model::FakeModel,
+    fake_telegram::FakeTelegram,
     node_proc::{TmuxSandbox, workspace_bin},
 };
 
@@ -94,13 +95,8 @@ async fn agent_node_preflight_passes_on_a_good_machine_and_its_scratch_run_is_al
     let model = FakeModel::start().await.unwrap();
     let codex = CodexHome::builder(&model.base_url()).build().unwrap();
     log_in(&codex).await;
-    let state = tempfile::tempdir().unwrap();
     // As `agent-node serve` leaves it.
-    std::fs::set_permissions(
-        state.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
+    let state = private_tempdir();
     let root = tempfile::tempdir().unwrap();
     let tmux = TmuxSandbox::new("preflight");
     let command = codex_bin().unwrap().display().to_string();
@@ -173,4 +169,154 @@ async fn agent_node_preflight_fails_with_a_fix_when_codex_is_missing() {
         "{}",
         out.stdout
     );
+}
+
+const TOKEN: &str = "123456:AAfleet-preflight-secret";
+
+/// A center's environment for preflight against `tg`: one allowed user, `chats` allowed, the
+/// embedded node on the pinned Codex (or off), and the nodes given.
+fn center_env(
+    tg: &FakeTelegram,
+    token: &str,
+    state: &Path,
+    chats: &[i64],
+    nodes: &str,
+    embedded: Option<(&CodexHome, &str, &str)>,
+) -> Vec<(String, String)> {
+    let chats: Vec<String> = chats.iter().map(i64::to_string).collect();
+    let mut env = vec![
+        ("TELEGRAM_BOT_TOKEN", token.to_owned()),
+        ("ALLOWED_USERS", "1000".to_owned()),
+        ("ALLOWED_CHATS", chats.join(",")),
+        ("TELEGRAM_API_URL", tg.api_url()),
+        ("CODEX_FLEET_STATE_DIR", state.display().to_string()),
+    ];
+    if !nodes.is_empty() {
+        env.push(("CODEX_FLEET_NODES", nodes.to_owned()));
+    }
+    match embedded {
+        Some((codex, root, tmux)) => {
+            env.push((
+                "CODEX_FLEET_CODEX_COMMAND",
+                codex_bin().unwrap().display().to_string(),
+            ));
+            env.push(("CODEX_FLEET_ROOTS", root.to_owned()));
+            env.push(("CODEX_FLEET_TMUX_SOCKET", tmux.to_owned()));
+            let mut env: Vec<(String, String)> =
+                env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            env.extend(codex.env());
+            env
+        }
+        None => {
+            env.push(("CODEX_FLEET_EMBEDDED_NODE", "false".to_owned()));
+            env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+        }
+    }
+}
+
+fn private_tempdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    dir
+}
+
+fn has_line(out: &Report, start: &str) {
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with(start)),
+        "no line {start:?} in:\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn center_preflight_passes_with_a_good_token_rights_node_and_embedded_node() {
+    let tg = FakeTelegram::start(TOKEN).await.unwrap();
+    let allowed = tg.create_forum("Fleet");
+    let owned = tg.create_forum("Added by Alice");
+    let state = private_tempdir();
+    // A group an allowed user added the bot to, as the running center records it.
+    center::store::Store::open(&state.path().join("center.db"))
+        .unwrap()
+        .own_chat(owned, 1000)
+        .unwrap();
+    let node = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node_addr = node.local_addr().unwrap();
+    let model = FakeModel::start().await.unwrap();
+    let codex = CodexHome::builder(&model.base_url()).build().unwrap();
+    log_in(&codex).await;
+    let root = tempfile::tempdir().unwrap();
+    let tmux = TmuxSandbox::new("preflight-center");
+    let root_spec = format!("test={}", root.path().display());
+    let env = center_env(
+        &tg,
+        TOKEN,
+        state.path(),
+        &[allowed],
+        &format!("vps1={node_addr}"),
+        Some((&codex, &root_spec, &tmux.socket)),
+    );
+    let out = run("center", &["preflight"], &env).await;
+    for line in [
+        "✓ config ".to_owned(),
+        "✓ state dir ".to_owned(),
+        "✓ Telegram token valid (@codex_fleet_fake_bot, id 123456)".to_owned(),
+        "✓ Telegram privacy mode on (fine: the bot is an admin".to_owned(),
+        format!("✓ chat {allowed} administrator: "),
+        format!("✓ chat {owned} administrator: "),
+        "✓ embedded node: tmux ".to_owned(),
+        "✓ embedded node: Codex login logged in".to_owned(),
+        format!("✓ node vps1 {node_addr} accepts connections"),
+    ] {
+        has_line(&out, &line);
+    }
+    assert!(!out.stdout.contains('✗'), "{}", out.stdout);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(tg.calls_to("getChatMember").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn center_preflight_fails_on_a_refused_token_and_missing_rights_without_printing_the_token() {
+    let tg = FakeTelegram::start(TOKEN).await.unwrap();
+    let forum = tg.create_forum("Fleet");
+    let state = private_tempdir();
+    let wrong = "123456:AAwrong-secret-never-printed";
+    let env = center_env(&tg, wrong, state.path(), &[forum], "", None);
+    let out = run("center", &["preflight"], &env).await;
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    has_line(
+        &out,
+        "✗ Telegram token the token is refused (401) — fix: copy the token from @BotFather",
+    );
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains("AAwrong-secret"), "token printed:\n{text}");
+    }
+
+    // The right token, but the bot may not manage topics there; a node that is down.
+    tg.set_bot_can_manage_topics(forum, false).unwrap();
+    let down = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let down_addr = down.local_addr().unwrap();
+    drop(down);
+    let env = center_env(
+        &tg,
+        TOKEN,
+        state.path(),
+        &[forum],
+        &format!("vps2={down_addr}"),
+        None,
+    );
+    let out = run("center", &["preflight"], &env).await;
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    has_line(&out, "✓ Telegram token valid");
+    has_line(
+        &out,
+        &format!("✗ chat {forum} the bot cannot create or close topics — fix: "),
+    );
+    has_line(&out, &format!("✗ node vps2 {down_addr} is unreachable"));
+    has_line(&out, "✓ embedded node off");
+    assert!(!out.stdout.contains("AAfleet-preflight-secret"));
 }
