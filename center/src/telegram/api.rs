@@ -26,10 +26,7 @@ use teloxide::{
     },
 };
 
-use super::{
-    audit::{Audit, Digest, Entry, Hasher},
-    outbox::Class,
-};
+use super::audit::{Audit, Digest, Entry, Hasher};
 use crate::store::Surface;
 
 /// Rows of `(label, callback data)` buttons.
@@ -153,7 +150,9 @@ pub struct Upload {
 /// Who made a call, for the audit: the outbox (with a send's class) or a caller directly.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Origin {
-    pub(super) class: Option<Class>,
+    /// The outbox's priority class of a send, as the audit names it (`final`, `message`,
+    /// `status`); `None` for everything else.
+    pub(super) class: Option<&'static str>,
     pub(super) paced: bool,
 }
 
@@ -296,7 +295,7 @@ impl Tg {
             chat_id: call.chat_id,
             thread_id: call.thread_id,
             message_id: call.message_id,
-            class: origin.class.map(class_name),
+            class: origin.class,
             paced: origin.paced,
             outcome,
             error,
@@ -723,15 +722,6 @@ fn sort(text: String, network: bool) -> TgError {
         TgError::Server(text)
     } else {
         TgError::Other(text)
-    }
-}
-
-/// The audit's name of a send's class.
-fn class_name(c: Class) -> &'static str {
-    match c {
-        Class::Final => "final",
-        Class::Message => "message",
-        Class::Status => "status",
     }
 }
 
