@@ -14,6 +14,5 @@ mod owned;
 mod preflight;
 mod rollout_switch;
 mod slash;
-mod status;
 mod support;
 mod surfaces;
