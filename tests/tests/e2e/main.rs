@@ -14,5 +14,6 @@ mod owned;
 mod preflight;
 mod rollout_switch;
 mod slash;
+mod status;
 mod support;
 mod surfaces;
