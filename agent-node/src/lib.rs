@@ -15,6 +15,7 @@ pub mod files;
 mod hub;
 mod input;
 pub mod node;
+pub mod preflight;
 pub mod registry;
 mod requests;
 mod rollout_match;

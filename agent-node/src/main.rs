@@ -94,6 +94,17 @@ enum Command {
         /// The message (the caption, with a file).
         text: Option<String>,
     },
+    /// Check that this machine can run Codex windows: tmux, the Codex command, its version and
+    /// login, CODEX_HOME, the roots and the state directory. One line per check (✓/⚠/✗, with a
+    /// fix); exit status 1 if any check failed. Takes the same settings as `serve`.
+    Preflight {
+        #[command(flatten)]
+        args: Box<ServeArgs>,
+        /// Also run one short `codex exec` turn with the configured model (it leaves one session
+        /// in CODEX_HOME) and check that this node knows every record type of its rollout.
+        #[arg(long)]
+        scratch: bool,
+    },
     /// Serve the node protocol: over mutual TLS once enrolled, else on a Unix socket only this
     /// user may use.
     Serve {
@@ -202,6 +213,19 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::bail!("{}", answer.message);
             }
             println!("{}", answer.message);
+            Ok(())
+        }
+        Command::Preflight { args, scratch } => {
+            let config = NodeConfig::resolve(&args, file)?;
+            let checks =
+                agent_node::preflight::run(&config, agent_node::preflight::Options { scratch })
+                    .await;
+            print!("{}", shared::preflight::render(&checks));
+            if shared::preflight::any_failed(&checks) {
+                use std::io::Write as _;
+                let _ = std::io::stdout().flush();
+                std::process::exit(1);
+            }
             Ok(())
         }
         Command::Serve { args, dump_config } => {

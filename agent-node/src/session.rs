@@ -22,6 +22,7 @@ use std::{
 };
 
 use proto::v1::{self, node_msg, session_event::Kind};
+use shared::sync::LockExt;
 use tokio::{
     io::{AsyncReadExt, AsyncSeekExt},
     sync::{Notify, broadcast, mpsc, watch},
@@ -35,6 +36,7 @@ use crate::{
     transcript::{
         chain::{Chain, Segment},
         parse::{Record, parse_line},
+        status::StatusTracker,
         tail::{Line, Tailer},
     },
 };
@@ -86,6 +88,8 @@ pub(crate) struct SessionRt {
     /// Text the node pasted that a question then covered (see `requests::typing`): it waits in
     /// Codex's composer and is taken out before anything else is typed.
     pub(crate) leftover: std::sync::Mutex<Option<String>>,
+    /// The model and token use the rollouts read so far report (for `/status`).
+    pub(crate) codex: std::sync::Mutex<StatusTracker>,
 }
 
 impl SessionRt {
@@ -102,6 +106,11 @@ impl SessionRt {
     /// Current screen state.
     pub(crate) fn screen_state(&self) -> v1::TerminalState {
         self.screen.borrow().clone()
+    }
+
+    /// The model and token use, once the rollout said.
+    pub(crate) fn codex_status(&self) -> Option<v1::CodexStatus> {
+        self.codex.locked().get()
     }
 }
 
@@ -149,6 +158,7 @@ pub(crate) fn spawn(
         alive: AtomicBool::new(alive),
         token: parent.child_token(),
         leftover: std::sync::Mutex::new(None),
+        codex: std::sync::Mutex::new(StatusTracker::default()),
     });
     let tail = TailTask {
         rt: rt.clone(),
@@ -356,7 +366,11 @@ impl TailTask {
         if line.text.trim().is_empty() {
             return;
         }
-        let (timestamp_ms, kind) = match parse_line(&line.text) {
+        let record = parse_line(&line.text);
+        if let Ok(record) = &record {
+            self.rt.codex.locked().observe(base + line.end, record);
+        }
+        let (timestamp_ms, kind) = match record {
             Ok(Record::Event { timestamp_ms, kind }) => (timestamp_ms, kind),
             Ok(Record::Meta { thread_id, .. }) => {
                 if self.thread_id.is_empty() {
@@ -364,7 +378,7 @@ impl TailTask {
                 }
                 return;
             }
-            Ok(Record::Ignored) => return,
+            Ok(Record::Ignored | Record::TurnSettings { .. } | Record::TurnTokens(_)) => return,
             Ok(Record::Unknown(kind)) => {
                 self.deps.unknown_records.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(session.id = %self.rt.id, offset = line.start, record = %kind, "unknown rollout record");

@@ -226,6 +226,7 @@ impl Windows {
             created_unix_ms: r.created_unix_ms,
             alive,
             window_name: r.window_name.clone(),
+            codex: self.runtime(&r.session_id).and_then(|rt| rt.codex_status()),
         }
     }
 

@@ -1,6 +1,8 @@
 //! Slash commands in a topic. Commands the center does not know go to Codex as text, so Codex's
 //! own slash commands (`/model`, `/compact`, …) work from Telegram too.
 
+mod codex_status;
+
 use std::sync::Arc;
 
 use proto::v1::{self, reply::Result as R, request::Op};
@@ -102,6 +104,28 @@ impl App {
                 }
             },
             Command::Status => self.status(surface, binding, msg_id).await,
+            // Codex's own `/status`, which ours would otherwise hide. Its answer is drawn on
+            // Codex's screen (never in the transcript), so a screenshot follows the receipt.
+            Command::CodexStatus => match binding {
+                None => self.notice(surface, unbound, Some(msg_id)),
+                Some(b) => {
+                    let input = PendingInput {
+                        text: "/status".to_owned(),
+                        reply_to: msg_id,
+                        mode: b.mode,
+                        leases: vec![lease],
+                    };
+                    let typed = self.send_input(b.clone(), input);
+                    let app = self.clone();
+                    tokio::spawn(async move {
+                        if typed.await.is_ok() {
+                            // Let Codex finish drawing its status card.
+                            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                            app.screenshot(&b, msg_id).await;
+                        }
+                    });
+                }
+            },
             Command::Nodes => self.nodes_overview(surface, msg_id),
             Command::Node => self.node_command(surface, args, msg_id).await,
             Command::Screenshot => match binding {
@@ -223,6 +247,13 @@ impl App {
                     "\n<b>Codex session</b> <code>{}</code>",
                     escape_html(&s.thread_id)
                 );
+            }
+            // Older nodes, and windows before their first turn, have nothing to say here.
+            if let Some(c) = &s.codex {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                text += &codex_status::lines(c, now);
             }
         }
         let op = Op::CapturePane(v1::CapturePane {

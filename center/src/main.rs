@@ -6,6 +6,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+mod preflight;
+
 use center::{
     config::{CenterConfig, FileConfig, RunArgs},
     operator::ControlRequest,
@@ -35,6 +37,18 @@ enum Command {
     Run {
         #[command(flatten)]
         args: RunArgs,
+    },
+    /// Check what the center needs before running it: the config, the Telegram token (getMe),
+    /// the bot's rights and privacy mode in its chats (getChatMember), the embedded node's
+    /// machine (as `agent-node preflight`) and whether the nodes accept connections. One line
+    /// per check (✓/⚠/✗, with a fix); exit status 1 if any check failed.
+    Preflight {
+        #[command(flatten)]
+        args: RunArgs,
+        /// Also run one short `codex exec` turn on the embedded node (it leaves one session in
+        /// CODEX_HOME) and check that every record type of its rollout is known.
+        #[arg(long)]
+        scratch: bool,
     },
     /// Manage the fleet's remote nodes (the same as /node and /nodes in Telegram).
     Nodes {
@@ -149,6 +163,7 @@ async fn real_main() -> anyhow::Result<()> {
     shared::telemetry::init(&log, false);
     let args = match cli.command {
         Some(Command::Run { args }) => args,
+        Some(Command::Preflight { args, scratch }) => return preflight(&args, file, scratch).await,
         Some(Command::Nodes { state_dir, action }) => return nodes(state_dir, action).await,
         Some(Command::Status { json, state_dir }) => {
             let answer = control(state_dir, &ControlRequest::Status).await?;
@@ -205,6 +220,26 @@ async fn real_main() -> anyhow::Result<()> {
     let token = CancellationToken::new();
     shared::shutdown::cancel_on_signal(token.clone());
     center::run(cfg, token).await.context("center stopped")
+}
+
+/// `center preflight`: prints the checks; an error (exit status 1) if any failed.
+async fn preflight(args: &RunArgs, file: Option<FileConfig>, scratch: bool) -> anyhow::Result<()> {
+    let secrets = center::config::SecretEnv::from_process();
+    let checks = match CenterConfig::resolve_with(args, file, &secrets) {
+        Ok(cfg) => {
+            shared::tls::install_crypto_provider();
+            preflight::run(&cfg, scratch).await
+        }
+        Err(err) => vec![shared::preflight::Check::fail(
+            "config",
+            err.to_string(),
+            "set what it names (README: Configuration)",
+        )],
+    };
+    print!("{}", shared::preflight::render(&checks));
+    let failed = checks.iter().filter(|c| c.failed()).count();
+    anyhow::ensure!(failed == 0, "preflight: {failed} check(s) failed");
+    Ok(())
 }
 
 fn state_dir_or_default(state_dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {

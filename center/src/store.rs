@@ -640,6 +640,17 @@ impl Store {
             .optional()?
             .is_some())
     }
+
+    /// Every chat [`Store::owned_chat`] counts as owned (read-only; for `center preflight`):
+    /// groups an allowed user added the bot to and chats with bound topics, ascending.
+    pub fn owned_chats(&self) -> Result<Vec<i64>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT chat_id FROM owned_chats UNION SELECT chat_id FROM bindings ORDER BY 1",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
 
 fn mode_str(mode: InputMode) -> &'static str {

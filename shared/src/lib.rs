@@ -9,6 +9,7 @@ pub mod config;
 pub mod hardening;
 pub mod line_socket;
 pub mod pki;
+pub mod preflight;
 pub mod prompt;
 pub mod random;
 pub mod rate_limit;

@@ -34,6 +34,15 @@ pub enum Record {
         /// The normalized event.
         kind: Kind,
     },
+    /// The settings of a turn (`turn_context`): kept by the node for `/status`, not an event.
+    TurnSettings {
+        /// The model (empty if not recorded).
+        model: String,
+        /// The reasoning effort (empty if not recorded or the model's default).
+        effort: String,
+    },
+    /// Tokens of one turn so far, all its model calls (`token_usage_record`).
+    TurnTokens(u64),
     /// A known record that is not surfaced (settings, duplicates of other records).
     Ignored,
     /// A record type (or event type) this parser does not know.
@@ -69,9 +78,22 @@ pub fn parse_line(line: &str) -> Result<Record, ParseError> {
                     .map(str::to_owned),
             });
         }
-        "event_msg" => event_msg(&payload),
+        "event_msg" => event_msg(&payload, timestamp_ms),
         "response_item" => response_item(&payload),
-        "turn_context" | "world_state" | "token_usage_record" | "compacted" => Ok(None),
+        "turn_context" => return Ok(turn_settings(&payload)),
+        "token_usage_record" => {
+            return Ok(
+                match payload
+                    .get("turn_token_usage")
+                    .and_then(|u| u.get("total_tokens"))
+                    .and_then(Value::as_u64)
+                {
+                    Some(n) => Record::TurnTokens(n),
+                    None => Record::Ignored,
+                },
+            );
+        }
+        "world_state" | "compacted" => Ok(None),
         other => Err(other.to_owned()),
     };
     Ok(match kind {
@@ -97,8 +119,69 @@ fn u64_of(v: &Value, key: &str) -> u64 {
     v.get(key).and_then(Value::as_u64).unwrap_or_default()
 }
 
+/// `turn_context`: the model and reasoning effort the turn runs with. Codex records the effort
+/// as `effort` (left out when it is the model's default) and, on 0.169+, in the collaboration
+/// mode's settings too.
+fn turn_settings(p: &Value) -> Record {
+    let settings = p
+        .get("collaboration_mode")
+        .and_then(|m| m.get("settings"))
+        .unwrap_or(&Value::Null);
+    let model = match str_of(p, "model") {
+        "" => str_of(settings, "model"),
+        m => m,
+    };
+    let effort = match str_of(p, "effort") {
+        "" => str_of(settings, "reasoning_effort"),
+        e => e,
+    };
+    Record::TurnSettings {
+        model: model.to_owned(),
+        effort: effort.to_owned(),
+    }
+}
+
+/// `event_msg` `token_count`: the session's token use so far and the context window. Its
+/// `info` is null until a model call finished (it may carry only rate limits then).
+fn token_count(p: &Value, timestamp_ms: i64) -> Option<Kind> {
+    let info = p.get("info").filter(|i| !i.is_null())?;
+    let total = info.get("total_token_usage").unwrap_or(&Value::Null);
+    let last = info.get("last_token_usage").unwrap_or(&Value::Null);
+    let limits = p.get("rate_limits").unwrap_or(&Value::Null);
+    Some(Kind::TokenUsage(v1::TokenUsage {
+        input_tokens: u64_of(total, "input_tokens"),
+        output_tokens: u64_of(total, "output_tokens"),
+        total_tokens: u64_of(total, "total_tokens"),
+        context_window: u64_of(info, "model_context_window"),
+        cached_input_tokens: u64_of(total, "cached_input_tokens"),
+        last_total_tokens: u64_of(last, "total_tokens"),
+        primary_limit: rate_limit(limits.get("primary"), timestamp_ms),
+        secondary_limit: rate_limit(limits.get("secondary"), timestamp_ms),
+    }))
+}
+
+/// One usage-limit window (`used_percent`, `window_minutes`, and `resets_at` in Unix seconds,
+/// or the older `resets_in_seconds` counted from the record's time).
+fn rate_limit(v: Option<&Value>, timestamp_ms: i64) -> Option<v1::RateLimitWindow> {
+    let v = v.filter(|v| v.is_object())?;
+    let used_percent = v.get("used_percent").and_then(Value::as_f64)?;
+    let resets_at_unix_s = match v.get("resets_at").and_then(Value::as_i64) {
+        Some(at) => at,
+        None => v
+            .get("resets_in_seconds")
+            .and_then(Value::as_i64)
+            .filter(|_| timestamp_ms > 0)
+            .map_or(0, |s| (timestamp_ms / 1000).saturating_add(s)),
+    };
+    Some(v1::RateLimitWindow {
+        used_percent,
+        window_minutes: u64_of(v, "window_minutes"),
+        resets_at_unix_s,
+    })
+}
+
 /// `event_msg` records: the TUI's view of the turn.
-fn event_msg(p: &Value) -> Result<Option<Kind>, String> {
+fn event_msg(p: &Value, timestamp_ms: i64) -> Result<Option<Kind>, String> {
     let kind = match str_of(p, "type") {
         "task_started" | "turn_started" => Kind::TurnStarted(v1::TurnStarted {
             turn_id: str_of(p, "turn_id").to_owned(),
@@ -122,18 +205,7 @@ fn event_msg(p: &Value) -> Result<Option<Kind>, String> {
             reason: str_of(p, "reason").to_owned(),
         }),
         "error" | "stream_error" => Kind::Error(codex_error(str_of(p, "message"))),
-        "token_count" => {
-            let Some(info) = p.get("info").filter(|i| !i.is_null()) else {
-                return Ok(None);
-            };
-            let total = info.get("total_token_usage").unwrap_or(&Value::Null);
-            Kind::TokenUsage(v1::TokenUsage {
-                input_tokens: u64_of(total, "input_tokens"),
-                output_tokens: u64_of(total, "output_tokens"),
-                total_tokens: u64_of(total, "total_tokens"),
-                context_window: u64_of(info, "model_context_window"),
-            })
-        }
+        "token_count" => return Ok(token_count(p, timestamp_ms)),
         "item_completed" => return Ok(item_completed(p.get("item").unwrap_or(&Value::Null))),
         // Older rollouts: the same facts as separate event types.
         "user_message" => Kind::UserMessage(v1::UserMessage {
@@ -481,6 +553,82 @@ mod tests {
         assert!(parse_line("[1,2]").is_err());
     }
 
+    /// Lines as Codex 0.169.0 and 0.171.0 recorded them (`testdata/*rollouts/tool_call.jsonl`;
+    /// the long `turn_context` fields cut).
+    const TOKEN_COUNT_0169: &str = r#"{"timestamp":"2026-11-21T16:59:29.317Z","ordinal":17,"type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":200,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":13,"reasoning_output_tokens":0,"total_tokens":213},"last_token_usage":{"input_tokens":100,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":3,"reasoning_output_tokens":0,"total_tokens":103},"last_usage_includes_reasoning":false,"model_context_window":258400},"rate_limits":{"limit_id":"codex","limit_name":null,"primary":null,"secondary":null,"credits":null,"individual_limit":null,"spend_control_reached":null,"plan_type":null,"rate_limit_reached_type":null}}}"#;
+    const TOKEN_USAGE_RECORD_0171: &str = r#"{"timestamp":"2026-12-03T10:15:42.629Z","ordinal":11,"type":"token_usage_record","payload":{"thread_id":"01a23b67-1882-7332-9496-d509f23f5ba0","turn_id":"01a23b67-1aa2-71c2-9001-9699d7dc1438","session_id":"01a23b67-1882-7332-9496-d509f23f5ba0","root_turn_id":"01a23b67-1aa2-71c2-9001-9699d7dc1438","response_id":"resp_fake_1","usage":{"input_tokens":100,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":6,"reasoning_output_tokens":0,"total_tokens":106},"turn_token_usage":{"input_tokens":100,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":6,"reasoning_output_tokens":0,"total_tokens":106},"thread_token_usage":{"input_tokens":100,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":6,"reasoning_output_tokens":0,"total_tokens":106}}}"#;
+    const TURN_CONTEXT_0171: &str = r#"{"timestamp":"2026-12-03T10:15:42.580Z","ordinal":5,"type":"turn_context","payload":{"turn_id":"01a23b67-1aa2-71c2-9001-9699d7dc1438","cwd":"/home/user/project","approval_policy":"on-request","model":"fake-model","collaboration_mode":{"mode":"default","settings":{"model":"fake-model","reasoning_effort":null}},"summary":"none"}}"#;
+
+    #[test]
+    fn token_count_carries_the_session_total_the_context_and_the_window() {
+        let Record::Event {
+            kind: Kind::TokenUsage(t),
+            ..
+        } = parse_line(TOKEN_COUNT_0169).unwrap()
+        else {
+            panic!("not token usage");
+        };
+        assert_eq!(
+            t,
+            v1::TokenUsage {
+                input_tokens: 200,
+                output_tokens: 13,
+                total_tokens: 213,
+                context_window: 258_400,
+                cached_input_tokens: 0,
+                last_total_tokens: 103,
+                primary_limit: None,
+                secondary_limit: None,
+            }
+        );
+        // Before the first model call Codex writes `info: null` (rate limits only).
+        let early = r#"{"timestamp":"2026-11-21T16:59:29.420Z","type":"event_msg","payload":{"type":"token_count","info":null,"rate_limits":null}}"#;
+        assert_eq!(parse_line(early).unwrap(), Record::Ignored);
+    }
+
+    #[test]
+    fn rate_limits_are_read_when_the_provider_sends_them() {
+        // The fake model sends none; this is the shape Codex writes for a ChatGPT account.
+        let line = r#"{"timestamp":"1970-01-01T00:00:10Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"total_tokens":5},"last_token_usage":{"total_tokens":5},"model_context_window":272000},"rate_limits":{"primary":{"used_percent":23.5,"window_minutes":300,"resets_at":1800},"secondary":{"used_percent":40.0,"window_minutes":10080,"resets_in_seconds":90}}}}"#;
+        let Record::Event {
+            kind: Kind::TokenUsage(t),
+            ..
+        } = parse_line(line).unwrap()
+        else {
+            panic!("not token usage");
+        };
+        let w = |used_percent, window_minutes, resets_at_unix_s| v1::RateLimitWindow {
+            used_percent,
+            window_minutes,
+            resets_at_unix_s,
+        };
+        assert_eq!(t.primary_limit, Some(w(23.5, 300, 1800)));
+        assert_eq!(t.secondary_limit, Some(w(40.0, 10080, 100)));
+    }
+
+    #[test]
+    fn turn_context_and_token_usage_record_feed_the_status() {
+        assert_eq!(
+            parse_line(TURN_CONTEXT_0171).unwrap(),
+            Record::TurnSettings {
+                model: "fake-model".into(),
+                effort: String::new()
+            }
+        );
+        let with_effort = TURN_CONTEXT_0171.replace(r#""summary""#, r#""effort":"high","summary""#);
+        assert_eq!(
+            parse_line(&with_effort).unwrap(),
+            Record::TurnSettings {
+                model: "fake-model".into(),
+                effort: "high".into()
+            }
+        );
+        assert_eq!(
+            parse_line(TOKEN_USAGE_RECORD_0171).unwrap(),
+            Record::TurnTokens(106)
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics_on_arbitrary_text(s in "\\PC*") {
@@ -526,7 +674,7 @@ mod fixture_tests {
             match parse_line(line).unwrap_or_else(|e| panic!("{name}:{i}: {e}")) {
                 Record::Unknown(kind) => panic!("{name}:{i}: unknown record {kind}"),
                 Record::Meta { .. } => out.push("meta".to_owned()),
-                Record::Ignored => {}
+                Record::Ignored | Record::TurnSettings { .. } | Record::TurnTokens(_) => {}
                 Record::Event { kind, .. } => out.push(match kind {
                     Kind::UserMessage(m) => format!("user:{}", m.text),
                     Kind::AssistantMessage(m) => format!(

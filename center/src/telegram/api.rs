@@ -26,10 +26,7 @@ use teloxide::{
     },
 };
 
-use super::{
-    audit::{Audit, Digest, Entry, Hasher},
-    outbox::Class,
-};
+use super::audit::{Audit, Digest, Entry, Hasher};
 use crate::store::Surface;
 
 /// Rows of `(label, callback data)` buttons.
@@ -153,7 +150,9 @@ pub struct Upload {
 /// Who made a call, for the audit: the outbox (with a send's class) or a caller directly.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Origin {
-    pub(super) class: Option<Class>,
+    /// The outbox's priority class of a send, as the audit names it (`final`, `message`,
+    /// `status`); `None` for everything else.
+    pub(super) class: Option<&'static str>,
     pub(super) paced: bool,
 }
 
@@ -296,7 +295,7 @@ impl Tg {
             chat_id: call.chat_id,
             thread_id: call.thread_id,
             message_id: call.message_id,
-            class: origin.class.map(class_name),
+            class: origin.class,
             paced: origin.paced,
             outcome,
             error,
@@ -726,15 +725,6 @@ fn sort(text: String, network: bool) -> TgError {
     }
 }
 
-/// The audit's name of a send's class.
-fn class_name(c: Class) -> &'static str {
-    match c {
-        Class::Final => "final",
-        Class::Message => "message",
-        Class::Status => "status",
-    }
-}
-
 /// The `message_thread_id` to send: a topic, never General (1) or "no topic" (0).
 fn topic(surface: Surface) -> Option<i32> {
     (surface.thread_id > 1).then_some(surface.thread_id)
@@ -754,6 +744,95 @@ fn markup(k: &Keyboard) -> InlineKeyboardMarkup {
 
 fn reqwest_url(api_url: &str) -> Result<reqwest::Url, TgError> {
     reqwest::Url::parse(api_url).map_err(|e| TgError::Other(format!("bad Bot API URL: {e}")))
+}
+
+/// What getMe says about the bot (for `center preflight`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotInfo {
+    /// The bot's user id.
+    pub id: u64,
+    /// Its username, without `@`.
+    pub username: String,
+    /// Privacy mode is off: the bot receives every message in groups, not only commands,
+    /// replies to it and messages in groups where it is an admin.
+    pub can_read_all_group_messages: bool,
+}
+
+/// The bot's own membership in a chat, reduced to what the center needs there (for
+/// `center preflight`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotRights {
+    /// Telegram's status: `creator`, `administrator`, `member`, `restricted`, `left` or `kicked`.
+    pub status: &'static str,
+    /// Creator or administrator (such a bot also receives every message, privacy mode or not).
+    pub admin: bool,
+    /// May post messages (a bot may always edit and delete its own).
+    pub can_send: bool,
+    /// May delete other users' messages.
+    pub can_delete_others: bool,
+    /// May create, rename, close and reopen forum topics.
+    pub can_manage_topics: bool,
+}
+
+// Preflight calls: read-only, audited like the rest.
+impl Tg {
+    /// getMe.
+    pub async fn me(&self) -> Result<BotInfo, TgError> {
+        let result = self
+            .bot
+            .get_me()
+            .await
+            .map(|me| BotInfo {
+                id: me.user.id.0,
+                username: me.user.username.clone().unwrap_or_default(),
+                can_read_all_group_messages: me.can_read_all_group_messages,
+            })
+            .map_err(|e| self.classify(&e));
+        self.record(Call::new("getMe", None), &result);
+        result
+    }
+
+    /// getChatMember of the bot itself (`bot_id` from [`Tg::me`]) in `chat_id`.
+    pub async fn bot_rights(&self, chat_id: i64, bot_id: u64) -> Result<BotRights, TgError> {
+        use teloxide::types::{ChatMemberKind as K, UserId};
+        let result = self
+            .bot
+            .get_chat_member(ChatId(chat_id), UserId(bot_id))
+            .await
+            .map(|member| {
+                let (status, admin, can_send, can_delete_others, can_manage_topics) =
+                    match &member.kind {
+                        K::Owner(_) => ("creator", true, true, true, true),
+                        K::Administrator(a) => (
+                            "administrator",
+                            true,
+                            true,
+                            a.can_delete_messages,
+                            a.can_manage_topics,
+                        ),
+                        K::Member(_) => ("member", false, true, false, false),
+                        K::Restricted(r) => (
+                            "restricted",
+                            false,
+                            r.is_member && r.can_send_messages,
+                            false,
+                            r.can_manage_topics,
+                        ),
+                        K::Left => ("left", false, false, false, false),
+                        K::Banned(_) => ("kicked", false, false, false, false),
+                    };
+                BotRights {
+                    status,
+                    admin,
+                    can_send,
+                    can_delete_others,
+                    can_manage_topics,
+                }
+            })
+            .map_err(|e| self.classify(&e));
+        self.record(Call::new("getChatMember", Some(chat_id)), &result);
+        result
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ pub enum Command {
     Resume,
     /// The topic's binding, machine, window and Codex state.
     Status,
+    /// Codex's own `/status` (ours has the name).
+    CodexStatus,
     /// Codex's screen as a picture.
     Screenshot,
     /// Recent messages of the session.
@@ -42,12 +44,13 @@ pub enum Command {
 
 impl Command {
     /// Every command, in menu order.
-    pub const ALL: [Command; 16] = [
+    pub const ALL: [Command; 17] = [
         Command::Start,
         Command::Help,
         Command::Bind,
         Command::Resume,
         Command::Status,
+        Command::CodexStatus,
         Command::Screenshot,
         Command::History,
         Command::Esc,
@@ -69,6 +72,7 @@ impl Command {
             Command::Bind => "bind",
             Command::Resume => "resume",
             Command::Status => "status",
+            Command::CodexStatus => "codex_status",
             Command::Screenshot => "screenshot",
             Command::History => "history",
             Command::Esc => "esc",
@@ -90,7 +94,8 @@ impl Command {
             Command::Help => "List the commands",
             Command::Bind => "Bind this topic to a Codex session (pick a folder)",
             Command::Resume => "Bind this topic to an earlier Codex session",
-            Command::Status => "Binding, machine, window and Codex state",
+            Command::Status => "Binding, machine, model, tokens, context left, Codex state",
+            Command::CodexStatus => "Codex's own /status, typed into Codex",
             Command::Screenshot => "Show Codex's screen",
             Command::History => "Recent messages of this session",
             Command::Esc => "Press Escape (interrupt the turn, cancel a prompt)",

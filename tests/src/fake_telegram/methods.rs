@@ -26,6 +26,7 @@ pub(super) fn call(st: &mut State, method: &str, p: &Params) -> Option<Res<Value
     let m = method.to_ascii_lowercase();
     Some(match m.as_str() {
         "getme" => get_me(st, p),
+        "getchatmember" => get_chat_member(st, p),
         "deletewebhook" => delete_webhook(st, p),
         "getwebhookinfo" => p
             .check_known("getWebhookInfo", &[])
@@ -130,6 +131,48 @@ fn get_me(st: &State, p: &Params) -> Res<Value> {
     me["has_main_web_app"] = json!(false);
     me["has_topics_enabled"] = json!(topics);
     Ok(me)
+}
+
+/// getChatMember, for the bot itself only (the fake keeps no member lists): an administrator
+/// in groups and forums (the rights `add_bot` grants, Manage topics as set with
+/// `set_bot_can_manage_topics`), a member of its private chats. The real server reads
+/// `user_id` before it looks the chat up, so a bad `user_id` is reported first.
+fn get_chat_member(st: &State, p: &Params) -> Res<Value> {
+    p.check_known("getChatMember", &["chat_id", "user_id"])?;
+    let user_id = match p.int("user_id")? {
+        Some(id) if id > 0 => id,
+        _ => return Err(ApiError::bad("invalid user_id specified")),
+    };
+    let chat = st.chat(p.chat_id()?)?;
+    if user_id != st.bot_id {
+        return Err(ApiError::bad(
+            "fake_telegram: getChatMember is modelled for the bot itself only",
+        ));
+    }
+    let user = st.bot_json();
+    if !matches!(chat.kind, ChatKind::Forum | ChatKind::Group) {
+        return Ok(json!({ "user": user, "status": "member" }));
+    }
+    let mut member = json!({ "user": user, "status": "administrator" });
+    for right in [
+        "can_be_edited",
+        "is_anonymous",
+        "can_manage_chat",
+        "can_delete_messages",
+        "can_manage_video_chats",
+        "can_restrict_members",
+        "can_promote_members",
+        "can_change_info",
+        "can_invite_users",
+        "can_post_stories",
+        "can_edit_stories",
+        "can_delete_stories",
+        "can_pin_messages",
+    ] {
+        member[right] = json!(right != "can_be_edited" && right != "is_anonymous");
+    }
+    member["can_manage_topics"] = json!(chat.bot_can_manage_topics);
+    Ok(member)
 }
 
 fn delete_webhook(st: &mut State, p: &Params) -> Res<Value> {

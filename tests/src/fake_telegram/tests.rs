@@ -71,6 +71,44 @@ async fn auth_routing_and_get_me() {
             .contains("fake_telegram")
     );
 
+    // getChatMember: the bot's own rights, in Telegram's shapes and error order.
+    let bot = api.fake.bot_id();
+    let rights = api.fake.create_forum("Rights");
+    let m = api
+        .ok(
+            "getChatMember",
+            json!({ "chat_id": rights, "user_id": bot }),
+        )
+        .await;
+    assert_eq!(m["status"], "administrator");
+    assert_eq!(m["user"]["id"], bot);
+    assert_eq!(
+        (m["can_manage_topics"].clone(), m["can_be_edited"].clone()),
+        (json!(true), json!(false))
+    );
+    api.fake.set_bot_can_manage_topics(rights, false).unwrap();
+    let m = api
+        .ok(
+            "getChatMember",
+            json!({ "chat_id": rights, "user_id": bot }),
+        )
+        .await;
+    assert_eq!(m["can_manage_topics"], false);
+    let err = |body| api.err("getChatMember", body);
+    assert_eq!(
+        err(json!({ "chat_id": 1, "user_id": "x" })).await,
+        "Bad Request: invalid user_id specified"
+    );
+    assert_eq!(
+        err(json!({ "chat_id": -5, "user_id": bot })).await,
+        "Bad Request: chat not found"
+    );
+    assert!(
+        err(json!({ "chat_id": rights, "user_id": 42 }))
+            .await
+            .contains("fake_telegram")
+    );
+
     // GET with query parameters works like POST.
     let forum = api.fake.create_forum("Fleet");
     let url = format!("{}/sendMessage?chat_id={forum}&text=hi", api.fake.bot_url());
