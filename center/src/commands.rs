@@ -344,6 +344,14 @@ impl App {
                     duration(h.uptime_secs),
                     clock(h.unix_ms)
                 );
+                // Rollout records this node's parser did not know (a newer Codex): counted and
+                // skipped, never fatal — worth knowing before anything goes missing.
+                if h.unknown_records > 0 {
+                    text += &format!(
+                        ", {} transcript record(s) of unknown kinds skipped",
+                        h.unknown_records
+                    );
+                }
             }
         }
         self.say(surface, text, Some(msg_id));

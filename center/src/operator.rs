@@ -190,6 +190,7 @@ impl App {
                     "load1": hb.as_ref().map(|h| h.load1),
                     "disk_free_bytes": hb.as_ref().map(|h| h.disk_free_bytes),
                     "uptime_secs": hb.as_ref().map(|h| h.uptime_secs),
+                    "unknown_records": hb.as_ref().map(|h| h.unknown_records),
                 })
             })
             .collect();
