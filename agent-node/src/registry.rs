@@ -114,16 +114,24 @@ impl Registry {
             path: state_dir.to_owned(),
             source,
         })?;
-        let file = match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice::<FileFormat>(&bytes).map_err(|e| Error::Corrupt {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?
+        let file = match read_file(&path) {
+            Ok(Some(file)) => Some(file),
+            // Missing next to a backup is damage too (a fresh node has neither).
+            Ok(None) => read_file(&path.with_extension("json.bak")).unwrap_or(None),
+            Err(err) => {
+                // The copy kept by the last save: a registry damaged on disk (or lost between
+                // the save's two steps) costs at most the last change, not every window.
+                let backup = path.with_extension("json.bak");
+                match read_file(&backup) {
+                    Ok(Some(file)) => {
+                        tracing::warn!(path = %path.display(), error = %err, "the window registry is unreadable; using its backup");
+                        Some(file)
+                    }
+                    _ => return Err(err),
+                }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileFormat::default(),
-            Err(source) => return Err(Error::Io { path, source }),
-        };
+        }
+        .unwrap_or_default();
         Ok(Self {
             path,
             sessions: file.sessions,
@@ -263,7 +271,36 @@ impl Registry {
             f.write_all(&bytes).map_err(io)?;
             f.sync_all().map_err(io)?;
         }
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        // The file being replaced stays as the backup `load` falls back to.
+        let backup = self.path.with_extension("json.bak");
+        let _ = std::fs::remove_file(&backup);
+        let _ = std::fs::hard_link(&self.path, &backup);
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        // The rename itself is on disk only once the directory is.
+        if let Some(dir) = self.path.parent()
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// The registry file at `path`: `None` when there is none, an error when it cannot be read or
+/// parsed.
+fn read_file(path: &Path) -> Result<Option<FileFormat>, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice::<FileFormat>(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Corrupt {
+                path: path.to_owned(),
+                message: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -302,6 +339,23 @@ mod tests {
             Registry::load(dir.path()),
             Err(Error::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn a_damaged_registry_falls_back_to_the_copy_the_last_save_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reg = Registry::load(dir.path()).unwrap();
+        reg.put(record("s1"));
+        reg.save().unwrap();
+        reg.put(record("s2"));
+        reg.save().unwrap();
+        // Torn on disk: the previous save's state comes back, not an empty node.
+        std::fs::write(dir.path().join("windows.json"), "{\"vers").unwrap();
+        let again = Registry::load(dir.path()).unwrap();
+        assert!(again.get("s1").is_some());
+        // Gone, next to its backup: the same.
+        std::fs::remove_file(dir.path().join("windows.json")).unwrap();
+        assert!(Registry::load(dir.path()).unwrap().get("s1").is_some());
     }
 
     #[test]
