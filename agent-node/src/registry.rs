@@ -119,8 +119,8 @@ impl Registry {
             // Missing next to a backup is damage too (a fresh node has neither).
             Ok(None) => read_file(&path.with_extension("json.bak")).unwrap_or(None),
             Err(err) => {
-                // The copy kept by the last save: a registry damaged on disk (or lost between
-                // the save's two steps) costs at most the last change, not every window.
+                // The copy kept by the last save: a registry damaged on disk costs at most the
+                // last change, not every window.
                 let backup = path.with_extension("json.bak");
                 match read_file(&backup) {
                     Ok(Some(file)) => {
