@@ -69,6 +69,8 @@ const TAIL_QUEUE: usize = 64;
 const EVENT_FANOUT: usize = 256;
 /// Read at most this much of a rollout per step, so one huge append cannot stall the task.
 const READ_CHUNK: usize = 1 << 20;
+/// When the tail starts mid-file, at most this much before it is read back for `/status`.
+const PRIME_MAX: u64 = 16 << 20;
 
 /// Shared state of one window's runtime.
 #[derive(Debug)]
@@ -171,6 +173,7 @@ pub(crate) fn spawn(
         inode: 0,
         sink: None,
         thread_id: String::new(),
+        prime: None,
     };
     tokio::spawn(tail.run());
     if alive {
@@ -194,6 +197,8 @@ struct TailTask {
     inode: u64,
     sink: Option<mpsc::Sender<v1::NodeMsg>>,
     thread_id: String,
+    /// The tail entered segment `.0` at offset `.1`: what `/status` needs may lie before it.
+    prime: Option<(usize, u64)>,
 }
 
 /// How one pass over a segment's file ended.
@@ -218,6 +223,11 @@ impl TailTask {
             // Fold queued commands into this read.
             while let Ok(cmd) = self.rx.try_recv() {
                 self.handle(cmd);
+            }
+            if let Some((index, offset)) = self.prime.take()
+                && let Err(err) = self.prime_status(index, offset).await
+            {
+                tracing::debug!(session.id = %self.rt.id, error = %err, "reading the rollout for /status failed");
             }
             if let Err(err) = self.read_new().await {
                 tracing::debug!(session.id = %self.rt.id, error = %err, "rollout read failed");
@@ -268,11 +278,37 @@ impl TailTask {
         self.index = index;
         self.tailer.reset(offset);
         self.inode = 0;
+        if offset > 0 {
+            self.prime = Some((index, offset));
+        }
         if let Some(segment) = self.chain.get(index)
             && !segment.thread_id.is_empty()
         {
             self.thread_id = segment.thread_id.clone();
         }
+    }
+
+    /// Reads the model and token counts in the `PRIME_MAX` bytes before `offset` of segment
+    /// `index`, unless they are known: a tail that starts there (a restarted node resumes
+    /// where the center's acknowledgements are) would otherwise know them only after the next
+    /// model call.
+    async fn prime_status(&mut self, index: usize, offset: u64) -> std::io::Result<()> {
+        if self.rt.codex_status().is_some() {
+            return Ok(());
+        }
+        let Some(segment) = self.chain.get(index).cloned() else {
+            return Ok(());
+        };
+        let from = offset.saturating_sub(PRIME_MAX);
+        let mut file = tokio::fs::File::open(&segment.path).await?;
+        file.seek(std::io::SeekFrom::Start(from)).await?;
+        let mut bytes = Vec::new();
+        file.take(offset - from).read_to_end(&mut bytes).await?;
+        self.rt
+            .codex
+            .locked()
+            .prime(&bytes, segment.base + from, from > 0);
+        Ok(())
     }
 
     /// The current file ends at `base`; the window goes on in `path`. The tail keeps its place:

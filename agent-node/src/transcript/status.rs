@@ -3,7 +3,15 @@
 
 use proto::v1::{self, session_event::Kind};
 
-use super::parse::Record;
+use super::parse::{Record, parse_line};
+
+/// The record types [`StatusTracker::prime`] looks at (a cheap test before parsing).
+const STATUS_RECORDS: [&str; 4] = [
+    "\"session_meta\"",
+    "\"turn_context\"",
+    "\"token_count\"",
+    "\"token_usage_record\"",
+];
 
 /// Folds rollout records into a [`v1::CodexStatus`].
 #[derive(Debug, Default)]
@@ -46,6 +54,28 @@ impl StatusTracker {
         self.seq = seq;
     }
 
+    /// Takes the status records among `bytes`, a stretch of a rollout whose byte 0 has
+    /// sequence `base`: the part a tail that starts mid-file does not read (after a node
+    /// restart it starts where the center's acknowledgements are). `mid_line`: `bytes` starts
+    /// inside a line, which is skipped; so is an unfinished last line.
+    pub fn prime(&mut self, bytes: &[u8], base: u64, mid_line: bool) {
+        let mut end = base;
+        for (i, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+            end += line.len() as u64;
+            if (i == 0 && mid_line) || !line.ends_with(b"\n") {
+                continue;
+            }
+            let Ok(text) = std::str::from_utf8(line) else {
+                continue;
+            };
+            if STATUS_RECORDS.iter().any(|r| text.contains(r))
+                && let Ok(record) = parse_line(text.trim_end())
+            {
+                self.observe(end, &record);
+            }
+        }
+    }
+
     /// What is known, or `None` before a model or a token count was seen.
     pub fn get(&self) -> Option<v1::CodexStatus> {
         (!self.status.model.is_empty() || self.status.tokens.is_some()).then(|| self.status.clone())
@@ -55,7 +85,6 @@ impl StatusTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transcript::parse::parse_line;
 
     /// Feeds a recorded rollout, as the tail reads it (sequence = end of each line).
     fn fold(tracker: &mut StatusTracker, text: &str, base: u64) {
@@ -114,6 +143,34 @@ mod tests {
             assert!(s.turn_tokens < tokens.total_tokens, "{dir}");
             assert_eq!(s.turn_tokens, tokens.last_total_tokens, "{dir}");
         }
+    }
+
+    #[test]
+    fn priming_with_the_part_before_the_tail_gives_what_reading_it_would() {
+        for name in ["tool_call.jsonl", "resumed.jsonl", "interrupted.jsonl"] {
+            let text = fixture("0.171.0/", name);
+            let mut read = StatusTracker::default();
+            fold(&mut read, &text, 7);
+            let mut primed = StatusTracker::default();
+            primed.prime(text.as_bytes(), 7, false);
+            assert_eq!(primed.get(), read.get(), "{name}");
+            // Only the end of a long file: a cut first line is skipped, the rest is read.
+            let cut = text.len() / 2;
+            let mut tail = StatusTracker::default();
+            tail.prime(&text.as_bytes()[cut..], 7 + cut as u64, true);
+            assert_eq!(tail.get(), read.get(), "{name}");
+        }
+        // An unfinished last line is not taken.
+        let line = fixture("", "echo.jsonl")
+            .lines()
+            .find(|l| l.contains("token_count"))
+            .unwrap()
+            .to_owned();
+        let mut t = StatusTracker::default();
+        t.prime(line.as_bytes(), 0, false);
+        assert_eq!(t.get(), None);
+        t.prime(format!("{line}\n").as_bytes(), 0, false);
+        assert!(t.get().is_some());
     }
 
     #[test]

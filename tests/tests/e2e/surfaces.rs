@@ -98,6 +98,40 @@ fn codex_window(env: &CenterEnv) -> String {
     found[0].to_owned()
 }
 
+/// Waits (polling tmux, which has no events) until Codex's screen in `window` shows `text` as a
+/// queued follow-up input, and checks that by then the turn was not answered (`turn_answered`):
+/// the text reached Codex while the turn ran, and waits there for the turn to end.
+async fn shown_during_the_turn(
+    env: &CenterEnv,
+    turn_answered: impl Fn() -> bool,
+    window: &str,
+    text: &str,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let screen = env
+            .tmux
+            .tmux(&["capture-pane", "-p", "-t", window])
+            .unwrap_or_default();
+        // Pasted, the text shows in the composer first; after Tab, Codex lists it under its
+        // queued follow-up inputs.
+        if screen.contains(text) && screen.contains("Queued follow-up") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{text:?} never showed as queued on Codex's screen:\n{screen}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!turn_answered(), "the turn ended before {text:?} was typed");
+    assert_eq!(
+        env.model.times_typed(text),
+        0,
+        "{text:?} did not wait for the turn"
+    );
+}
+
 /// Index of the first live bot message in `thread` whose text is `text`.
 fn position(env: &CenterEnv, thread: i64, text: &str) -> Option<usize> {
     env.texts_in(thread).iter().position(|t| t == text)
@@ -231,7 +265,7 @@ async fn switch_makes_messages_queue_idle_or_during_a_turn() {
         m.text().contains("Input queue (Tab)")
     })
     .await;
-    // Idle: Tab submits at once.
+    // Idle: Tab submits at once (Codex 0.169 and 0.171 alike).
     let slow = send(&env, env.chat, Some(thread), "slow: 8");
     env.message(thread, "slow delivered", |m| {
         m.reply_to == slow && m.text().starts_with("✓ Delivered")
@@ -239,6 +273,14 @@ async fn switch_makes_messages_queue_idle_or_during_a_turn() {
     .await;
     // During the turn: queued, and answered after it.
     let queued = send(&env, env.chat, Some(thread), "echo: queued after");
+    let window = codex_window(&env);
+    shown_during_the_turn(
+        &env,
+        || position(&env, thread, "Done after 8 seconds.").is_some(),
+        &window,
+        "echo: queued after",
+    )
+    .await;
     env.message(thread, "slow answer", |m| {
         m.text() == "Done after 8 seconds."
     })
@@ -269,39 +311,71 @@ async fn switch_makes_messages_queue_idle_or_during_a_turn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_and_steer_send_one_message_in_their_mode() {
     let env = CenterEnv::start("s-queue").await;
-    let thread = env.bound_topic("queue", "echo: warm up").await;
-    env.message(thread, "warm-up answer", |m| m.text() == "warm up")
-        .await;
-    env.say(thread, "/queue");
-    env.message(thread, "usage", |m| m.text() == "Usage: /queue <text>")
-        .await;
-    let slow = send(&env, env.chat, Some(thread), "slow: 8");
-    env.message(thread, "slow delivered", |m| {
+    // A private chat with topics: a group's budget of 19 messages a minute would delay the
+    // receipts this test waits for.
+    let chat = env.tg.create_private_chat(&env.alice, true);
+    let thread = env.bound_topic_in(chat, "queue", "echo: warm up").await;
+    let t = Some(thread);
+    let texts = || -> Vec<String> {
+        env.tg
+            .messages_in(chat, t)
+            .into_iter()
+            .map(|m| m.text().to_owned())
+            .collect()
+    };
+    let at = |text: &str| texts().iter().position(|t| t == text);
+    msg(&env, chat, t, "warm-up answer", |m| m.text() == "warm up").await;
+    send(&env, chat, t, "/queue");
+    msg(&env, chat, t, "usage", |m| {
+        m.text() == "Usage: /queue <text>"
+    })
+    .await;
+    let slow = send(&env, chat, t, "slow: 8");
+    msg(&env, chat, t, "slow delivered", |m| {
         m.reply_to == slow && m.text().starts_with("✓ Delivered")
     })
     .await;
-    let queued = send(&env, env.chat, Some(thread), "/queue echo: via queue");
-    env.message(thread, "queued answer", |m| m.text() == "via queue")
-        .await;
-    env.message(thread, "queued delivered", |m| {
+    let window = codex_window(&env);
+    let queued = send(&env, chat, t, "/queue echo: via queue");
+    shown_during_the_turn(
+        &env,
+        || at("Done after 8 seconds.").is_some(),
+        &window,
+        "echo: via queue",
+    )
+    .await;
+    msg(&env, chat, t, "queued answer", |m| m.text() == "via queue").await;
+    msg(&env, chat, t, "queued delivered", |m| {
         m.reply_to == queued && m.text().starts_with("✓ Delivered")
     })
     .await;
     assert!(
-        position(&env, thread, "Done after 8 seconds.") < position(&env, thread, "via queue"),
+        at("Done after 8 seconds.").is_some() && at("Done after 8 seconds.") < at("via queue"),
         "{:?}",
-        env.texts_in(thread)
+        texts()
     );
     // The topic's default did not change.
-    env.say(thread, "/status");
-    env.message(thread, "status still steer", |m| {
-        m.text().contains("Input steer (Enter)")
+    let asked = send(&env, chat, t, "/status");
+    msg(&env, chat, t, "status still steer", |m| {
+        m.reply_to == asked && m.text().contains("Input steer (Enter)")
     })
     .await;
-    let steered = send(&env, env.chat, Some(thread), "/steer echo: via steer");
-    env.message(thread, "steered answer", |m| m.text() == "via steer")
-        .await;
-    env.message(thread, "steered delivered", |m| {
+    // Steering goes into the running turn at once: Codex answers it without waiting for the
+    // turn (whose own answer is superseded), unlike a queued message.
+    let slow = send(&env, chat, t, "slow: 9");
+    msg(&env, chat, t, "second slow delivered", |m| {
+        m.reply_to == slow && m.text().starts_with("✓ Delivered")
+    })
+    .await;
+    let steered = send(&env, chat, t, "/steer echo: via steer");
+    msg(&env, chat, t, "steered answer", |m| m.text() == "via steer").await;
+    assert_eq!(
+        at("Done after 9 seconds."),
+        None,
+        "the steered message waited for the turn: {:?}",
+        texts()
+    );
+    msg(&env, chat, t, "steered delivered", |m| {
         m.reply_to == steered && m.text().starts_with("✓ Delivered")
     })
     .await;
