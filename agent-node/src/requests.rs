@@ -478,6 +478,9 @@ impl Node {
         }
         self.inner.tmux.send_key(&rt.pane_id, key).await?;
         rt.kick_screen();
+        if !req.expect_prompt.is_empty() {
+            self.until_answered(&rt, &req.expect_prompt).await;
+        }
         Ok(R::Done(v1::Done {}))
     }
 

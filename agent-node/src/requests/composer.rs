@@ -87,7 +87,7 @@ impl Node {
         token: &str,
         text: &str,
     ) -> Result<v1::InputResult, NodeError> {
-        self.before_paste(rt, text).await?;
+        self.before_paste(rt).await?;
         let (_, before) = self.inner.tmux.snapshot(&rt.pane_id).await?;
         let refused_before = screen::command_refusals(&before, token).len();
         self.paste(rt, text).await?;

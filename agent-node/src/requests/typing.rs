@@ -15,6 +15,11 @@
 //! no key can reach it safely (keys go to the question). It is remembered
 //! ([`crate::session::SessionRt::leftover`]) and taken out as soon as the composer is back,
 //! before anything else is typed, so it is neither glued to the next message nor typed twice.
+//! While it is remembered nothing is pasted until one capture shows the composer without it:
+//! right after the question is answered Codex redraws, and a capture may show the question, then
+//! no composer, then the composer (the decision is [`leftover_step`], on one capture). A key
+//! for a question returns once that question has left the screen ([`Node::until_answered`]),
+//! so the next send is judged on the screen the answer led to, not on the question's last frame.
 //!
 //! Speed. Codex's paste-burst detection (`tui.disable_paste_burst = false`, the default) takes
 //! an Enter that arrives inside a burst of typed characters for a newline. A bracketed paste,
@@ -71,7 +76,7 @@ impl Node {
         text: &str,
         mode: v1::InputMode,
     ) -> Result<(), NodeError> {
-        self.before_paste(rt, text).await?;
+        self.before_paste(rt).await?;
         self.paste(rt, text).await?;
         let pasted_at = Instant::now();
         let key = match mode {
@@ -98,14 +103,73 @@ impl Node {
         Ok(())
     }
 
-    /// Before pasting: takes out text an earlier send left under a question, then refuses if a
-    /// fresh capture shows a question.
-    pub(super) async fn before_paste(&self, rt: &SessionRt, text: &str) -> Result<(), NodeError> {
-        self.clear_leftover(rt).await;
-        match self.look(rt, text).await? {
-            Look::Question(question) => Err(blocked(&question, false)),
-            Look::Holds | Look::NotYet => Ok(()),
+    /// Before pasting: refuses if a fresh capture shows a question, and takes out text an
+    /// earlier send left under a question. Nothing is pasted while such text may still be in
+    /// the composer: each decision is made on one capture (a question answered a moment ago
+    /// may still be drawn on one capture and gone on the next), and a composer that is not
+    /// drawn yet is waited for; see [`leftover_step`].
+    pub(super) async fn before_paste(&self, rt: &SessionRt) -> Result<(), NodeError> {
+        let deadline = Instant::now() + SHOW_DEADLINE;
+        loop {
+            let (pane, capture) = self.inner.tmux.snapshot(&rt.pane_id).await?;
+            let facts = PaneFacts {
+                dead: pane.dead,
+                current_command: &pane.current_command,
+            };
+            let screen = screen::classify(&capture, facts);
+            let left = rt.leftover.locked().clone();
+            match leftover_step(&screen, &capture, left.as_deref()) {
+                Step::Question(question) => return Err(blocked(&question, false)),
+                Step::Dead => {
+                    return Err(NodeError::WindowDead(
+                        "Codex has exited in that window".into(),
+                    ));
+                }
+                Step::Shell => {
+                    return Err(NodeError::WindowDead(
+                        "a shell, not Codex, runs in that window; input was not sent".into(),
+                    ));
+                }
+                Step::Paste => return Ok(()),
+                Step::Forget => {
+                    rt.leftover.locked().take();
+                    return Ok(());
+                }
+                Step::Clear(_) | Step::Wait if Instant::now() >= deadline => {
+                    tracing::warn!(session.id = %rt.id, "text typed under an earlier question may still be in the composer; nothing was typed");
+                    return Err(NodeError::Internal(
+                        "Codex's input box is not shown, and text typed under an earlier \
+                         question may still be in it; nothing was typed"
+                            .into(),
+                    ));
+                }
+                Step::Wait => tokio::time::sleep(SLOW_STEP).await,
+                // Cleared, then checked again on a fresh capture on the next round.
+                Step::Clear(left) => self.clear_composer(rt, &left).await,
+            }
         }
+    }
+
+    /// After a key for the question `expect_prompt` was pressed: waits until a capture no
+    /// longer shows that question, so that whatever is sent next is judged on the screen the
+    /// answer led to (the question stays drawn for a frame or more after the key). Gives up
+    /// quietly after [`SHOW_DEADLINE`]: the key was pressed either way.
+    pub(super) async fn until_answered(&self, rt: &SessionRt, expect_prompt: &str) {
+        let deadline = Instant::now() + SHOW_DEADLINE;
+        while Instant::now() < deadline {
+            tokio::time::sleep(FAST_STEP).await;
+            let Ok((pane, capture)) = self.inner.tmux.snapshot(&rt.pane_id).await else {
+                return;
+            };
+            let facts = PaneFacts {
+                dead: pane.dead,
+                current_command: &pane.current_command,
+            };
+            if !question_still_shown(&screen::classify(&capture, facts), expect_prompt) {
+                return;
+            }
+        }
+        tracing::debug!(session.id = %rt.id, "the answered question is still on screen");
     }
 
     /// Waits until a capture taken at least `paste_delay` after `pasted_at` shows `text` in the
@@ -190,25 +254,43 @@ impl Node {
             }
         }
     }
+}
 
-    /// Takes out text a question covered when it was typed, once the composer is back.
-    async fn clear_leftover(&self, rt: &SessionRt) {
-        let left = rt.leftover.locked().clone();
-        let Some(left) = left else {
-            return;
-        };
-        match self.composer_holds(rt, &left).await {
-            Ok(Some(true)) => {
-                self.clear_composer(rt, &left).await;
-                rt.leftover.locked().take();
-            }
-            // The composer is back without it (taken out by hand, or the window moved on).
-            Ok(Some(false)) => {
-                rt.leftover.locked().take();
-            }
-            // Still covered (or unreadable): keep it for the next time.
-            Ok(None) | Err(_) => {}
-        }
+/// What [`Node::before_paste`] does on one capture.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// A question is up (its text): nothing is typed.
+    Question(String),
+    Dead,
+    Shell,
+    /// Nothing is left over: paste.
+    Paste,
+    /// The composer is drawn and does not hold the leftover (taken out by hand, or the window
+    /// moved on): forget it, then paste.
+    Forget,
+    /// The composer holds the leftover: take it out, then look again.
+    Clear(String),
+    /// A leftover is remembered but the composer is not drawn (Codex redraws after a question
+    /// was answered): look again.
+    Wait,
+}
+
+/// Decides, on one capture, whether text may be pasted and what happens to text an earlier
+/// send left under a question (`leftover`).
+fn leftover_step(screen: &Screen, capture: &str, leftover: Option<&str>) -> Step {
+    match screen {
+        Screen::Prompt { text, .. } => return Step::Question(text.clone()),
+        Screen::Dead => return Step::Dead,
+        Screen::Shell => return Step::Shell,
+        Screen::Starting | Screen::Ready | Screen::Busy(_) => {}
+    }
+    let Some(left) = leftover else {
+        return Step::Paste;
+    };
+    match screen::composer(capture) {
+        Some(c) if c.holds(left) => Step::Clear(left.to_owned()),
+        Some(_) => Step::Forget,
+        None => Step::Wait,
     }
 }
 
@@ -288,6 +370,60 @@ mod tests {
         assert_eq!(state.prompt_id.len(), 8);
         let ready = crate::session::to_wire("s1", &classify("ready"));
         assert!(ready.prompt_id.is_empty());
+    }
+
+    /// Text left under a question is never pasted after: on each version's screens it is
+    /// cleared when the composer shows it, waited for while no composer is drawn (Codex
+    /// redrawing after the answer), and nothing is typed while the question is up.
+    #[test]
+    fn nothing_is_pasted_while_text_left_under_a_question_may_be_in_the_composer() {
+        let facts = PaneFacts {
+            dead: false,
+            current_command: "codex",
+        };
+        for dir in ["panes", "0.171.0/panes"] {
+            let step = |name: &str, left: Option<&str>| {
+                let capture = fixture(&format!("../{dir}/{name}"));
+                leftover_step(&screen::classify(&capture, facts), &capture, left)
+            };
+            let left = Some("echo: hello from the fixture");
+            assert!(
+                matches!(step("approval", left), Step::Question(q) if q.contains("Would you like to run")),
+                "{dir}"
+            );
+            assert!(matches!(step("approval", None), Step::Question(_)), "{dir}");
+            assert_eq!(
+                step("composer_typed", left),
+                Step::Clear("echo: hello from the fixture".into()),
+                "{dir}"
+            );
+            assert_eq!(step("composer_typed", None), Step::Paste, "{dir}");
+            assert_eq!(step("ready", left), Step::Forget, "{dir}");
+            assert_eq!(step("approval_denied", left), Step::Forget, "{dir}");
+            assert_eq!(step("ready", None), Step::Paste, "{dir}");
+            // Recorded by `record_leftover.sh`: text pasted during a turn, then the question.
+            let typed = Some("echo: typed while the question came up");
+            assert!(
+                matches!(step("leftover_under_question", typed), Step::Question(_)),
+                "{dir}"
+            );
+            // Answered `3`: the text is back in the composer and is taken out first.
+            assert_eq!(
+                step("leftover_after_denied", typed),
+                Step::Clear("echo: typed while the question came up".into()),
+                "{dir}"
+            );
+            assert_eq!(step("leftover_after_denied", left), Step::Forget, "{dir}");
+        }
+        // Mid-redraw (a history cell, no composer under it): wait, never paste.
+        let redraw = "header\n› echo: hello from the fixture\n\n\n";
+        let screen = screen::classify(redraw, facts);
+        assert_eq!(screen, Screen::Starting);
+        assert_eq!(
+            leftover_step(&screen, redraw, Some("echo: hello from the fixture")),
+            Step::Wait
+        );
+        assert_eq!(leftover_step(&screen, redraw, None), Step::Paste);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!   id works.
 //! - A question that comes up between the paste and the Enter gets no Enter: the send is
 //!   Blocked, the command is not approved, and the typed text does not reach Codex then or
-//!   later (glued to the next message).
+//!   later (glued to the next message), and once the question is answered the next message
+//!   goes through.
 //! - Ordinary messages, multi-line and long ones too, are still confirmed.
 
 use std::path::PathBuf;
@@ -211,6 +212,9 @@ async fn a_question_that_comes_up_while_typing_gets_no_enter() {
     // question was taken out of the composer, not glued to it or sent later).
     let reply = key_for(&env.client, &sid, "3", &shown.prompt_id).await;
     assert!(matches!(reply, R::Done(_)), "{reply:?}");
+    // Done means the answer was taken: the question is off the screen already.
+    let screen = capture(&env.client, &sid).await;
+    assert!(!screen.contains("Would you like to run"), "{screen}");
     let after = "echo: after the question";
     // The aborted turn may still be closing; Busy is fine (it steers), a question is not.
     assert_confirmed(&env.send(&sid, after).await);
