@@ -152,13 +152,18 @@ impl App {
 
     /// Sets up fleet support and starts dialling the known remote nodes.
     pub fn start_fleet(self: &Arc<Self>, fleet: Fleet) {
+        // The PKI is in place before any connector starts: a connector that ran first found
+        // "fleet support is not running" and gave up on its node until the next restart.
+        let _ = self.fleet.set(fleet);
+        let Some(fleet) = self.fleet.get() else {
+            return;
+        };
         for node in self.store.nodes().unwrap_or_default() {
             // Nodes without an endpoint dial in themselves.
             if !node.revoked && !node.endpoint.is_empty() {
-                self.dial(&fleet, node.name, node.endpoint, &node.cert_serial);
+                self.dial(fleet, node.name, node.endpoint, &node.cert_serial);
             }
         }
-        let _ = self.fleet.set(fleet);
     }
 
     fn dial(self: &Arc<Self>, fleet: &Fleet, name: String, endpoint: String, cert_serial: &str) {

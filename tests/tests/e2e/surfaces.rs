@@ -589,10 +589,6 @@ async fn center_nodes_cli_adds_lists_and_removes_a_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: App::start_fleet spawns the connectors of stored nodes before it sets \
-            App::fleet, so a connector that runs first finds no PKI, logs 'cannot dial the \
-            node … fleet support is not running' and gives up: after a restart an enrolled \
-            node is, at random, never dialled"]
 async fn a_node_added_with_the_cli_is_dialled_after_a_restart_and_remove_drops_its_link() {
     let mut env = CenterEnv::start_with(
         "s-nodes-restart",
