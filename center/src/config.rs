@@ -74,8 +74,8 @@ pub struct CenterConfig {
     pub token: Secret,
     /// Telegram user ids allowed to use the bot.
     pub allowed_users: Vec<u64>,
-    /// Group chats the bot serves (empty: any chat an allowed user writes in). Private chats of
-    /// allowed users are always served.
+    /// Group chats the bot serves (empty: the groups an allowed user added the bot to, and
+    /// groups with bound topics). Private chats of allowed users are always served.
     pub allowed_chats: Vec<i64>,
     /// State directory (SQLite file, embedded node state).
     pub state_dir: PathBuf,
@@ -127,7 +127,8 @@ pub struct RemoteNodeConfig {
 pub struct FileConfig {
     /// Allowed Telegram user ids.
     pub allowed_users: Option<Vec<u64>>,
-    /// Group chats the bot serves (ids, e.g. -1001234567890); unset: any.
+    /// Group chats the bot serves (ids, e.g. -1001234567890); unset: those an allowed user added
+    /// the bot to.
     pub allowed_chats: Option<Vec<i64>>,
     /// State directory.
     pub state_dir: Option<PathBuf>,
@@ -173,8 +174,8 @@ pub struct RunArgs {
     /// Comma-separated Telegram user ids allowed to use the bot.
     #[arg(long, env = "ALLOWED_USERS")]
     pub allowed_users: Option<String>,
-    /// Comma-separated group chat ids the bot serves (unset: any chat an allowed user writes
-    /// in; private chats of allowed users always).
+    /// Comma-separated group chat ids the bot serves (unset: the groups an allowed user added
+    /// the bot to; private chats of allowed users always).
     #[arg(long, env = "ALLOWED_CHATS")]
     pub allowed_chats: Option<String>,
     /// State directory (default ~/.codex-fleet).
