@@ -12,16 +12,15 @@
 
 use shared::sync::LockExt;
 use std::{
-    net::{IpAddr, Ipv4Addr},
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, SystemTime},
 };
 
 use proto::v1::{self, node_enrollment_server::NodeEnrollment};
 use shared::{
+    enroll_gate::EnrollGate,
     pki::{self, JoinCode, JoinKind, PrivateKey, Role},
-    rate_limit::{Quota, RateLimiter, Scope},
 };
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
@@ -157,26 +156,11 @@ pub fn init(state_dir: &Path, name: &str, ttl: Duration) -> Result<String, Error
     Ok(encoded)
 }
 
-/// Enrollment calls one address may make a minute: an enrollment is two calls (`begin`,
-/// `finish`), so this allows a couple of honest retries and nothing like a loop.
-const ENROLL_PER_ADDRESS: u32 = 5;
-/// Enrollment calls all addresses together may make a minute (a flood from many addresses).
-const ENROLL_GLOBAL: u32 = 60;
-
-/// The quotas of the enrollment port (see the constants).
-fn enrollment_limiter() -> RateLimiter {
-    let minute = Duration::from_secs(60);
-    RateLimiter::new(
-        Quota::per(ENROLL_PER_ADDRESS, minute),
-        Quota::per(ENROLL_GLOBAL, minute),
-    )
-}
-
 /// The enrollment service; `done` is notified once the node holds its certificate.
 pub struct EnrollService {
     pending: Pending,
     finished: Mutex<bool>,
-    limiter: Mutex<RateLimiter>,
+    gate: EnrollGate,
     /// Notified when enrollment completed.
     pub done: Arc<Notify>,
 }
@@ -187,35 +171,9 @@ impl EnrollService {
         Self {
             pending,
             finished: Mutex::new(false),
-            limiter: Mutex::new(enrollment_limiter()),
+            gate: EnrollGate::default(),
             done: Arc::new(Notify::new()),
         }
-    }
-
-    /// Counts the call against the quotas; past them, a refusal that says how long to wait.
-    /// Nothing from the request but its address is looked at or logged.
-    fn admit<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        let ip = request
-            .remote_addr()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-        let verdict = self.limiter.locked().check(ip, Instant::now());
-        verdict.map_err(|refusal| {
-            if refusal.first_in_window {
-                let scope = match refusal.scope {
-                    Scope::Source => "this address",
-                    Scope::Everyone => "all addresses",
-                };
-                tracing::warn!(
-                    peer = %shared::rate_limit::Source::of(ip),
-                    retry_after_s = refusal.retry_after_secs(),
-                    "refusing enrollment attempts: too many from {scope} (logged once a minute)"
-                );
-            }
-            Status::resource_exhausted(format!(
-                "too many enrollment attempts; try again in {} s",
-                refusal.retry_after_secs()
-            ))
-        })
     }
 
     fn check_code(&self) -> Result<(), Status> {
@@ -239,7 +197,7 @@ impl NodeEnrollment for EnrollService {
         &self,
         request: Request<v1::EnrollBegin>,
     ) -> Result<Response<v1::EnrollOffer>, Status> {
-        self.admit(&request)?;
+        self.gate.admit(&request)?;
         self.check_code()?;
         let role = Role::node(&self.pending.name).map_err(|e| Status::internal(e.to_string()))?;
         let csr = self
@@ -258,7 +216,7 @@ impl NodeEnrollment for EnrollService {
         &self,
         request: Request<v1::EnrollFinish>,
     ) -> Result<Response<v1::EnrollDone>, Status> {
-        self.admit(&request)?;
+        self.gate.admit(&request)?;
         self.check_code()?;
         let f = request.into_inner();
         let signed: [&[u8]; 2] = [f.cert_pem.as_bytes(), f.ca_pem.as_bytes()];
@@ -456,7 +414,7 @@ mod tests {
             .unwrap();
         // begin is answered (the offer is public); finish without the secret's proof is refused
         // on its merits. Either way five calls from one address are admitted.
-        for call in 0..ENROLL_PER_ADDRESS {
+        for call in 0..shared::enroll_gate::PER_ADDRESS {
             if call % 2 == 0 {
                 client.begin(v1::EnrollBegin::default()).await.unwrap();
             } else {

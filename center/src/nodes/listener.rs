@@ -6,21 +6,14 @@
 //! a per-address and a global quota ([`shared::rate_limit`]); past them the caller gets
 //! `RESOURCE_EXHAUSTED` with the wait, and the log gets one line per address per window.
 
-use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
-    sync::{Arc, Mutex, PoisonError},
-    time::{Duration, Instant},
-};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use proto::{
     link::Link,
     v1::{self, center_enrollment_server, center_link_server},
 };
-use shared::{
-    pki::Role,
-    rate_limit::{Quota, RateLimiter, Scope},
-};
+use shared::{enroll_gate::EnrollGate, pki::Role};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
@@ -108,56 +101,9 @@ impl center_link_server::CenterLink for LinkService {
     }
 }
 
-/// Enrollment calls one address may make: a join is two calls (`begin`, `finish`), so this
-/// allows a couple of honest retries a minute and nothing like a loop.
-const ENROLL_PER_ADDRESS: u32 = 5;
-/// Enrollment calls all addresses together may make per minute (a flood from many addresses).
-const ENROLL_GLOBAL: u32 = 60;
-
-/// The quotas of the enrollment port (see the constants).
-fn enrollment_limiter() -> RateLimiter {
-    let minute = Duration::from_secs(60);
-    RateLimiter::new(
-        Quota::per(ENROLL_PER_ADDRESS, minute),
-        Quota::per(ENROLL_GLOBAL, minute),
-    )
-}
-
 struct EnrollService {
     app: Arc<App>,
-    limiter: Mutex<RateLimiter>,
-}
-
-impl EnrollService {
-    /// Counts the call against the quotas; past them, a refusal that says how long to wait.
-    /// Nothing from the request but its address is looked at or logged.
-    fn admit<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        let ip = request
-            .remote_addr()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-        let verdict = self
-            .limiter
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .check(ip, Instant::now());
-        verdict.map_err(|refusal| {
-            if refusal.first_in_window {
-                let scope = match refusal.scope {
-                    Scope::Source => "this address",
-                    Scope::Everyone => "all addresses",
-                };
-                tracing::warn!(
-                    peer = %shared::rate_limit::Source::of(ip),
-                    retry_after_s = refusal.retry_after_secs(),
-                    "refusing enrollment attempts: too many from {scope} (logged once a minute)"
-                );
-            }
-            Status::resource_exhausted(format!(
-                "too many enrollment attempts; try again in {} s",
-                refusal.retry_after_secs()
-            ))
-        })
-    }
+    gate: EnrollGate,
 }
 
 #[tonic::async_trait]
@@ -166,7 +112,7 @@ impl center_enrollment_server::CenterEnrollment for EnrollService {
         &self,
         request: Request<v1::JoinBegin>,
     ) -> Result<Response<v1::JoinOffer>, Status> {
-        self.admit(&request)?;
+        self.gate.admit(&request)?;
         let pki = self
             .app
             .pki()
@@ -180,7 +126,7 @@ impl center_enrollment_server::CenterEnrollment for EnrollService {
         &self,
         request: Request<v1::JoinFinish>,
     ) -> Result<Response<v1::JoinDone>, Status> {
-        self.admit(&request)?;
+        self.gate.admit(&request)?;
         let f = request.into_inner();
         let pki = self
             .app
@@ -233,7 +179,7 @@ pub async fn serve_enrollment(
     let bound = listener.local_addr()?;
     let service = EnrollService {
         app,
-        limiter: Mutex::new(enrollment_limiter()),
+        gate: EnrollGate::default(),
     };
     // A peer that never finishes its request must not hold a connection open for ever.
     let server = tonic::transport::Server::builder()
@@ -329,7 +275,7 @@ mod tests {
             .await
             .unwrap();
         // A join is begin + finish; five calls from one address are admitted, whichever they are.
-        for call in 0..ENROLL_PER_ADDRESS {
+        for call in 0..shared::enroll_gate::PER_ADDRESS {
             let status = if call % 2 == 0 {
                 client.begin(v1::JoinBegin::default()).await.unwrap_err()
             } else {
