@@ -85,6 +85,26 @@ impl CenterEnv {
         self.center = CenterProcess::start(&self.opts).await.unwrap();
     }
 
+    /// Waits (up to `within`) until tmux lists no window of the project (tmux tells nobody
+    /// when a window goes, so this looks every 200 ms).
+    pub(crate) async fn project_window_closes(&self, within: Duration) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let windows = self
+                .tmux
+                .tmux(&["list-windows", "-a", "-F", "#{window_name}"])
+                .unwrap_or_default();
+            if !windows.contains("codex-project") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "window still open: {windows}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub(crate) fn say(&self, thread: i64, text: &str) -> i64 {
         self.tg
             .send_text(&self.alice, self.chat, Some(thread), text)
@@ -383,21 +403,7 @@ async fn closing_the_topic_kills_its_window() {
         .unwrap();
     assert!(before.contains("codex-project"), "{before}");
     env.tg.close_topic(&env.alice, env.chat, thread).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let windows = env
-            .tmux
-            .tmux(&["list-windows", "-a", "-F", "#{window_name}"])
-            .unwrap_or_default();
-        if !windows.contains("codex-project") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "window still open: {windows}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    env.project_window_closes(Duration::from_secs(15)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,25 +8,6 @@ use crate::center::CenterEnv;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// Waits until tmux lists no window named like the project's.
-async fn window_closes(env: &CenterEnv) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let windows = env
-            .tmux
-            .tmux(&["list-windows", "-a", "-F", "#{window_name}"])
-            .unwrap_or_default();
-        if !windows.contains("codex-project") {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "window still open: {windows}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_is_served_only_when_an_allowed_user_added_the_bot() {
     let env = CenterEnv::start("o-owned").await;
@@ -116,7 +97,7 @@ async fn a_topic_deleted_by_an_admin_is_reported_to_the_owner_in_private() {
         "{}",
         told.text()
     );
-    window_closes(&env).await;
+    env.project_window_closes(Duration::from_secs(20)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,7 +120,7 @@ async fn a_topic_closed_by_an_admin_who_is_not_allowed_ends_its_binding_and_the_
         "{}",
         told.text()
     );
-    window_closes(&env).await;
+    env.project_window_closes(Duration::from_secs(20)).await;
     // Nothing was said in the group itself.
     assert!(
         env.texts_in(thread)

@@ -14,16 +14,7 @@ async fn a_closed_topics_session_is_hidden_until_shown_and_can_still_be_resumed(
         .await;
     env.tg.close_topic(&env.alice, env.chat, first).unwrap();
     // The window closes with the topic.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while env
-        .tmux
-        .tmux(&["list-windows", "-a", "-F", "#{window_name}"])
-        .unwrap_or_default()
-        .contains("codex-project")
-    {
-        assert!(std::time::Instant::now() < deadline, "window still open");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    env.project_window_closes(Duration::from_secs(20)).await;
     let second = env
         .tg
         .create_topic(&env.alice, env.chat, "second")
