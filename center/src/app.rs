@@ -413,22 +413,25 @@ impl App {
         self.notice(private, &text, None);
     }
 
-    /// A topic closed by anyone (an admin who is not an allowed user, too) still ends its
-    /// binding: the center must not keep a window for a topic nobody can write in.
+    /// The topic and event of an update the center acts on: an allowed user's, in a chat it
+    /// serves (an allowed user in a chat it does not serve is told why, once). A topic closed by
+    /// anyone (an admin who is not an allowed user, too) still ends its binding: the center must
+    /// not keep a window for a topic nobody can write in. The chat is looked up once.
     fn served(&self, inbound: Inbound) -> Option<(Surface, TopicEvent)> {
-        match inbound.what {
-            What::InTopic(surface, event @ TopicEvent::TopicClosed { .. })
-                if self.serves_chat(surface.chat_id) =>
-            {
-                Some((surface, event))
-            }
-            What::InTopic(surface, event)
-                if self.allowed(inbound.user) && self.serves_chat(surface.chat_id) =>
-            {
-                Some((surface, event))
-            }
-            _ => None,
+        let What::InTopic(surface, event) = inbound.what else {
+            return None;
+        };
+        let allowed = self.allowed(inbound.user);
+        if !allowed && !matches!(event, TopicEvent::TopicClosed { .. }) {
+            return None;
         }
+        if !self.serves_chat(surface.chat_id) {
+            if allowed {
+                self.explain_unserved(inbound.user, surface.chat_id);
+            }
+            return None;
+        }
+        Some((surface, event))
     }
 
     /// The bot was added to a group or removed from it: a group an allowed user added it to is
@@ -486,12 +489,6 @@ impl App {
         {
             self.expire_button(query_id.clone());
             return;
-        }
-        if let What::InTopic(surface, _) = &inbound.what
-            && self.allowed(inbound.user)
-            && !self.serves_chat(surface.chat_id)
-        {
-            self.explain_unserved(inbound.user, surface.chat_id);
         }
         // Strangers get nothing: no reply, no typing, no state.
         let Some((surface, event)) = self.served(inbound) else {
