@@ -18,6 +18,7 @@ use proto::{
     link::CenterLink,
     v1::{self, center_msg, node_msg, reply::Result as R, request::Op},
 };
+use shared::sync::LockExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -90,12 +91,12 @@ impl NodeConn {
 
     /// The node's software version (from its Welcome).
     pub fn version(&self) -> String {
-        self.version.lock().expect("version lock").clone()
+        self.version.locked().clone()
     }
 
     /// The node's last heartbeat.
     pub fn last_heartbeat(&self) -> Option<v1::Heartbeat> {
-        self.heartbeat.lock().expect("heartbeat lock").clone()
+        self.heartbeat.locked().clone()
     }
 
     /// Resolves when the link has ended (or [`NodeConn::close`] was called).
@@ -112,19 +113,19 @@ impl NodeConn {
     pub async fn call(&self, op: Op, timeout: Duration) -> Result<R, CallError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (done, wait) = oneshot::channel();
-        self.pending.lock().expect("pending lock").insert(id, done);
+        self.pending.locked().insert(id, done);
         let msg = v1::CenterMsg {
             kind: Some(center_msg::Kind::Request(v1::Request { id, op: Some(op) })),
         };
         if self.tx.send(msg).await.is_err() {
-            self.pending.lock().expect("pending lock").remove(&id);
+            self.pending.locked().remove(&id);
             return Err(CallError::Offline);
         }
         let reply = match tokio::time::timeout(timeout, wait).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => return Err(CallError::Offline),
             Err(_) => {
-                self.pending.lock().expect("pending lock").remove(&id);
+                self.pending.locked().remove(&id);
                 return Err(CallError::Timeout);
             }
         };
@@ -292,22 +293,18 @@ pub async fn attach(
             };
             match msg.kind {
                 Some(node_msg::Kind::Reply(reply)) => {
-                    if let Some(waiter) = pending
-                        .lock()
-                        .expect("pending lock")
-                        .remove(&reply.reply_to)
-                    {
+                    if let Some(waiter) = pending.locked().remove(&reply.reply_to) {
                         let _ = waiter.send(reply);
                     }
                 }
                 Some(node_msg::Kind::Welcome(w)) => {
                     online.store(true, Ordering::Relaxed);
-                    *version.lock().expect("version lock") = w.node_version.clone();
+                    *version.locked() = w.node_version.clone();
                     welcomed.notify_one();
                     tracing::info!(node = %name, node.version = %w.node_version, "node connected");
                 }
                 Some(node_msg::Kind::Heartbeat(h)) => {
-                    *heartbeat.lock().expect("heartbeat lock") = Some(h);
+                    *heartbeat.locked() = Some(h);
                 }
                 Some(node_msg::Kind::Refused(r)) => {
                     tracing::error!(node = %name, reason = %r.reason, "node refused the link");
@@ -328,7 +325,7 @@ pub async fn attach(
             }
         }
         online.store(false, Ordering::Relaxed);
-        pending.lock().expect("pending lock").clear();
+        pending.locked().clear();
         closed.cancel();
     });
     conn
