@@ -26,6 +26,9 @@ pub(crate) enum NodeError {
     /// The screen changed: the question a key was meant for is no longer shown.
     #[error("{0}")]
     Stale(String),
+    /// The node cannot do this (now, or in this build).
+    #[error("{0}")]
+    Unavailable(String),
     /// Something this node depends on failed.
     #[error("{0}")]
     Internal(String),
@@ -42,6 +45,7 @@ impl NodeError {
             Self::Blocked(_) => v1::ErrorCode::Blocked,
             Self::AlreadyExists(_) => v1::ErrorCode::AlreadyExists,
             Self::Stale(_) => v1::ErrorCode::Stale,
+            Self::Unavailable(_) => v1::ErrorCode::Unavailable,
             Self::Internal(_) => v1::ErrorCode::Internal,
         }
     }

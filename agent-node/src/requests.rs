@@ -64,6 +64,9 @@ impl Node {
                 let outbox = &self.inner.outbox;
                 files::read_file(req, |path| outbox.is_offered(path)).await
             }
+            Op::StartJob(_) | Op::CancelJob(_) | Op::ListJobs(_) | Op::GitDiff(_) => Err(
+                NodeError::Unavailable("this node does not run jobs yet".into()),
+            ),
         }
     }
 

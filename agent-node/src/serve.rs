@@ -110,6 +110,7 @@ impl Node {
                 }
                 center_msg::Kind::Ack(ack) => self.inner.windows.ack(&ack.session_id, ack.seq),
                 center_msg::Kind::OutgoingResult(result) => self.inner.outbox.resolve(result),
+                center_msg::Kind::JobAck(_) => {}
                 center_msg::Kind::Hello(_) => {
                     tracing::debug!("ignoring a second Hello on one link");
                 }
@@ -240,7 +241,10 @@ mod tests {
     fn versions_negotiate_or_explain() {
         assert_eq!(negotiate(1, 1), Ok(1));
         assert_eq!(negotiate(1, 9), Ok(PROTOCOL_VERSION));
-        let err = negotiate(2, 3).unwrap_err().to_string();
+        assert_eq!(negotiate(1, 2), Ok(2));
+        let err = negotiate(PROTOCOL_VERSION + 1, PROTOCOL_VERSION + 2)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("incompatible protocol"), "{err}");
         assert!(negotiate(3, 2).is_err());
     }

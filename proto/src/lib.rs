@@ -12,7 +12,8 @@ pub mod v1 {
 }
 pub mod link;
 
-/// Bump on every incompatible change; negotiated in `Hello`/`Welcome`.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Bump on every incompatible change; negotiated in `Hello`/`Welcome`. Version 2 adds jobs
+/// (`StartJob`, `JobEvent`, ...); the center asks a version-1 node for none of them.
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The oldest protocol version this build still speaks.
 pub const MIN_PROTOCOL_VERSION: u32 = 1;

@@ -71,6 +71,7 @@ impl NodeClient {
                         acked_seq: *a,
                     })
                     .collect(),
+                job_cursors: Vec::new(),
             })),
         })
         .await?;
@@ -99,6 +100,7 @@ impl NodeClient {
                 max_version: proto::PROTOCOL_VERSION,
                 center_version: "test".into(),
                 cursors: Vec::new(),
+                job_cursors: Vec::new(),
             })),
         })
         .await?;
