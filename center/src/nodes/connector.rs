@@ -138,16 +138,13 @@ impl CheckedTls {
 /// Capacity of a link's outgoing queue.
 const LINK_CAPACITY: usize = 1024;
 
-/// Delay before reconnect attempt `n`: 0.5 s doubling to `max`, plus up to 25 % jitter.
-pub fn backoff(attempt: u32, max: Duration) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let base = Duration::from_millis(500)
-        .saturating_mul(1 << attempt.min(6))
-        .min(max);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(attempt);
-    let jitter = (h.finish() % 1000) as f64 / 1000.0 * 0.25;
-    base.mul_f64(1.0 + jitter)
+/// Share of a reconnect wait that is random: links that drop together (a network blip, a node
+/// host rebooting several nodes) must not all be redialled at the same instant.
+const RECONNECT_JITTER_PERCENT: u8 = 25;
+
+/// The reconnect schedule: 0.5 s doubling to `max`, each wait shortened by up to 25 % at random.
+fn reconnect_backoff(max: Duration) -> shared::backoff::Backoff {
+    shared::backoff::Backoff::capped(max).jittered(RECONNECT_JITTER_PERCENT)
 }
 
 /// The path of a `unix:/path` endpoint (an absolute path).
@@ -250,6 +247,7 @@ pub fn spawn(
                 }
             }
         };
+        let backoff = reconnect_backoff(app.cfg.reconnect_max);
         let mut attempt = 0u32;
         let mut was_online = false;
         let mut last_error = String::new();
@@ -320,7 +318,7 @@ pub fn spawn(
             attempt += 1;
             tokio::select! {
                 () = token.cancelled() => return,
-                () = tokio::time::sleep(backoff(attempt, app.cfg.reconnect_max)) => {}
+                () = tokio::time::sleep(backoff.delay(attempt)) => {}
             }
         }
     });
@@ -331,14 +329,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_caps_and_jitters() {
-        let max = Duration::from_secs(30);
-        assert!(
-            backoff(0, max) >= Duration::from_millis(500)
-                && backoff(0, max) <= Duration::from_millis(625)
-        );
-        assert!(backoff(3, max) >= Duration::from_secs(4));
-        assert!(backoff(40, max) <= Duration::from_millis(37_500));
+    fn reconnects_back_off_within_the_configured_cap_with_jitter() {
+        let b = reconnect_backoff(Duration::from_secs(120));
+        assert_eq!(b.spread(1, 0.0), Duration::from_millis(500));
+        assert_eq!(b.spread(1, 1.0), Duration::from_millis(375));
+        assert_eq!(b.spread(40, 0.0), Duration::from_secs(120));
+        assert_eq!(b.spread(40, 1.0), Duration::from_secs(90));
+        for attempt in 1..40 {
+            assert!(b.delay(attempt) <= Duration::from_secs(120));
+        }
     }
 
     /// A TLS server on loopback presenting `cert_pem`/`key` (the handshake is all that matters).
