@@ -5,8 +5,11 @@
 //! * [`turn`]: one session's turn as its events arrive — what each event posts to Telegram,
 //!   once per session whatever the number of topics showing it, and the fallback final answer
 //!   that a replay starting mid-turn must not send twice.
+//! * [`jobs`]: the fleet's job queue — approval, limits per node and fleet, chats taking turns,
+//!   cancel, expiry.
 //! * [`held`]: a topic's held inputs — which may wait, in which order they go to Codex once its
 //!   question is answered and where that stops, which are dropped or expire, and their list.
 
 pub(crate) mod held;
+pub(crate) mod jobs;
 pub(crate) mod turn;
