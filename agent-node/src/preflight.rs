@@ -58,8 +58,7 @@ pub struct Options {
 
 /// Runs every check for `cfg`, in the order they are printed.
 pub async fn run(cfg: &NodeConfig, opts: Options) -> Vec<Check> {
-    let tmux = run_tmux_version().await;
-    let mut checks = vec![tmux_check(tmux.as_deref().map_err(String::as_str))];
+    let mut checks = vec![tmux_check(&run_tmux_version().await)];
     let program = codex_program(&cfg.codex_command);
     let found = resolve(&program, std::env::var_os("PATH").as_deref());
     checks.push(codex_found_check(&program, found.as_deref()));
@@ -98,31 +97,45 @@ pub struct Ran {
     pub output: String,
 }
 
+/// Why a program gave no answer to judge (one that ran and failed is a [`Ran`] that did not
+/// succeed). The message is what a check shows after the program's name.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// It could not be started (not found, not executable, ...).
+    #[error("cannot start it: {0}")]
+    Start(std::io::Error),
+    /// It did not finish in time (it was killed).
+    #[error("no answer within {} s", .0.as_secs())]
+    Timeout(Duration),
+    /// Its output could not be read.
+    #[error("cannot read its output: {0}")]
+    Read(std::io::Error),
+}
+
 // === tmux ===
 
-async fn run_tmux_version() -> Result<String, String> {
+async fn run_tmux_version() -> Result<Ran, RunError> {
     let mut cmd = Command::new("tmux");
     // `-V` starts no server; still, tmux gets only what it needs, never the fleet's secrets.
     cmd.env_clear();
     for (key, value) in shared::child_env::minimal() {
         cmd.env(key, value);
     }
-    let ran = output(cmd.arg("-V"), QUICK).await?;
-    if ran.success {
-        Ok(ran.output)
-    } else {
-        Err(last_line(&ran.output))
-    }
+    output(cmd.arg("-V"), QUICK).await
 }
 
-/// `tmux -V` output (or why it could not run) → the tmux check.
-pub fn tmux_check(version: Result<&str, &str>) -> Check {
+/// `tmux -V` (or why it could not run) → the tmux check.
+pub fn tmux_check(ran: &Result<Ran, RunError>) -> Check {
     let fix = format!(
         "install tmux {}.{} or newer (e.g. apt install tmux)",
         MIN_TMUX.0, MIN_TMUX.1
     );
-    let text = match version {
-        Ok(text) => text.trim(),
+    let text = match ran {
+        Ok(ran) if ran.success => ran.output.trim(),
+        Ok(ran) => {
+            let why = last_line(&ran.output);
+            return Check::fail("tmux", format!("cannot run tmux: {why}"), fix);
+        }
         Err(why) => return Check::fail("tmux", format!("cannot run tmux: {why}"), fix),
     };
     let shown = text.strip_prefix("tmux ").unwrap_or(text);
@@ -192,7 +205,7 @@ fn codex_found_check(program: &str, found: Option<&Path>) -> Check {
 }
 
 /// `codex --version` → the version check (supported releases pass, others warn).
-pub fn version_check(ran: &Result<Ran, String>) -> Check {
+pub fn version_check(ran: &Result<Ran, RunError>) -> Check {
     let supported = SUPPORTED_CODEX.join(", ");
     let ran = match ran {
         Ok(ran) if ran.success => ran,
@@ -203,7 +216,7 @@ pub fn version_check(ran: &Result<Ran, String>) -> Check {
                 "reinstall Codex (npm install -g @openai/codex)",
             );
         }
-        Err(why) => return Check::fail("Codex version", why.clone(), "reinstall Codex"),
+        Err(why) => return Check::fail("Codex version", why.to_string(), "reinstall Codex"),
     };
     let Some(version) = ran
         .output
@@ -236,7 +249,7 @@ pub fn version_check(ran: &Result<Ran, String>) -> Check {
 
 /// `codex login status` → the login check. Says only how Codex is logged in, never what it
 /// printed about the credential (it shows parts of API keys).
-pub fn login_check(ran: &Result<Ran, String>) -> Check {
+pub fn login_check(ran: &Result<Ran, RunError>) -> Check {
     let fix = "run `codex login` as this user (`codex login --device-auth` on a machine without a browser), with the same CODEX_HOME";
     match ran {
         Ok(ran) if ran.success => {
@@ -257,7 +270,7 @@ pub fn login_check(ran: &Result<Ran, String>) -> Check {
             format!("`codex login status` failed: {}", last_line(&ran.output)),
             fix,
         ),
-        Err(why) => Check::fail("Codex login", why.clone(), fix),
+        Err(why) => Check::fail("Codex login", why.to_string(), fix),
     }
 }
 
@@ -313,7 +326,7 @@ async fn run_codex(
     env: &[(String, String)],
     cwd: Option<&Path>,
     timeout: Duration,
-) -> Result<Ran, String> {
+) -> Result<Ran, RunError> {
     let mut cmd = Command::new(program);
     for (key, _) in std::env::vars_os() {
         if withheld(&key.to_string_lossy()) {
@@ -327,16 +340,16 @@ async fn run_codex(
     output(&mut cmd, timeout).await
 }
 
-async fn output(cmd: &mut Command, timeout: Duration) -> Result<Ran, String> {
+async fn output(cmd: &mut Command, timeout: Duration) -> Result<Ran, RunError> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let child = cmd.spawn().map_err(|e| format!("cannot start it: {e}"))?;
+    let child = cmd.spawn().map_err(RunError::Start)?;
     let out = tokio::time::timeout(timeout, child.wait_with_output())
         .await
-        .map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
-        .map_err(|e| format!("cannot read its output: {e}"))?;
+        .map_err(|_| RunError::Timeout(timeout))?
+        .map_err(RunError::Read)?;
     Ok(Ran {
         success: out.status.success(),
         output: format!(
@@ -542,7 +555,7 @@ mod tests {
 
     use super::*;
 
-    fn ran(success: bool, output: &str) -> Result<Ran, String> {
+    fn ran(success: bool, output: &str) -> Result<Ran, RunError> {
         Ok(Ran {
             success,
             output: output.to_owned(),
@@ -551,17 +564,28 @@ mod tests {
 
     #[test]
     fn tmux_versions() {
-        assert_eq!(tmux_check(Ok("tmux 3.3a\n")).line(), "✓ tmux 3.3a");
-        assert!(!tmux_check(Ok("tmux 3.2")).failed());
-        assert!(!tmux_check(Ok("tmux next-3.5")).failed());
-        assert!(!tmux_check(Ok("tmux 10.0")).failed());
-        let old = tmux_check(Ok("tmux 3.1c"));
+        assert_eq!(tmux_check(&ran(true, "tmux 3.3a\n")).line(), "✓ tmux 3.3a");
+        assert!(!tmux_check(&ran(true, "tmux 3.2")).failed());
+        assert!(!tmux_check(&ran(true, "tmux next-3.5")).failed());
+        assert!(!tmux_check(&ran(true, "tmux 10.0")).failed());
+        let old = tmux_check(&ran(true, "tmux 3.1c"));
         assert!(old.failed() && old.line().contains("too old"), "{old:?}");
-        assert!(tmux_check(Ok("tmux 2.9")).failed());
-        let odd = tmux_check(Ok("tmux master"));
+        assert!(tmux_check(&ran(true, "tmux 2.9")).failed());
+        let odd = tmux_check(&ran(true, "tmux master"));
         assert!(matches!(odd.outcome, Outcome::Warn { .. }), "{odd:?}");
-        let missing = tmux_check(Err("cannot start it: No such file or directory"));
+        let missing = tmux_check(&Err(RunError::Start(std::io::ErrorKind::NotFound.into())));
         assert!(missing.failed() && missing.line().contains("install tmux 3.2"));
+        assert!(
+            missing
+                .line()
+                .contains("cannot run tmux: cannot start it: ")
+        );
+        let broken = tmux_check(&ran(false, "WARNING: a\nopen terminal failed\n"));
+        assert!(
+            broken
+                .line()
+                .contains("cannot run tmux: open terminal failed")
+        );
     }
 
     #[test]
@@ -603,7 +627,8 @@ mod tests {
         assert!(other.line().contains("0.169.0, 0.171.0"), "{other:?}");
         assert!(version_check(&ran(false, "boom")).failed());
         assert!(version_check(&ran(true, "hello")).failed());
-        assert!(version_check(&Err("no answer within 30 s".into())).failed());
+        let slow = version_check(&Err(RunError::Timeout(Duration::from_secs(30))));
+        assert!(slow.failed() && slow.line().contains("no answer within 30 s"));
     }
 
     #[test]

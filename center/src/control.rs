@@ -2,7 +2,10 @@
 //! line, one JSON answer line. `center status`, `center input` and `center send` use it, so
 //! operator actions take the same paths (and the same Telegram budget) as the bot itself.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use tokio_util::sync::CancellationToken;
 
@@ -34,16 +37,34 @@ pub fn serve(app: Arc<App>, token: CancellationToken) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Why a `center` subcommand could not get an answer from the running center.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Nothing listens on the center's control socket.
+    #[error(
+        "cannot reach the running center at {} (is `center` running with this state directory?)",
+        path.display()
+    )]
+    Unreachable {
+        /// The control socket.
+        path: PathBuf,
+        /// Why it could not be reached.
+        source: std::io::Error,
+    },
+    /// The exchange with the center broke off or made no sense.
+    #[error(transparent)]
+    Exchange(shared::line_socket::LineError),
+}
+
 /// The CLI side: sends `req` to the center whose state directory is `state_dir`.
-pub async fn request(state_dir: &Path, req: &ControlRequest) -> Result<ControlAnswer, String> {
+pub async fn request(state_dir: &Path, req: &ControlRequest) -> Result<ControlAnswer, Error> {
     let path = state_dir.join(SOCKET_NAME);
     shared::line_socket::request(&path, req)
         .await
         .map_err(|e| match e {
-            shared::line_socket::LineError::Unreachable { source, .. } => format!(
-                "cannot reach the running center at {}: {source} (is `center` running with this state directory?)",
-                path.display()
-            ),
-            other => other.to_string(),
+            shared::line_socket::LineError::Unreachable { source, .. } => {
+                Error::Unreachable { path, source }
+            }
+            other => Error::Exchange(other),
         })
 }

@@ -255,9 +255,7 @@ async fn control(
     req: &ControlRequest,
 ) -> anyhow::Result<center::operator::ControlAnswer> {
     let dir = state_dir_or_default(state_dir)?;
-    let answer = center::control::request(&dir, req)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let answer = center::control::request(&dir, req).await?;
     anyhow::ensure!(answer.ok, "{}", answer.message);
     Ok(answer)
 }

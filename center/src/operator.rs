@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     app::{App, PendingInput},
-    store::{Binding, InputMode, Surface},
+    nodes::CallError,
+    store::{Binding, InputMode, StoreError, Surface},
     telegram::{
         api::{self, MediaKind, TgError, Upload},
         outbox::{Class, MediaSend, Send},
@@ -85,6 +86,97 @@ impl ControlAnswer {
     }
 }
 
+/// Why an operator request, or a node's relayed `agent-node send`, was refused. The message is
+/// the whole answer the operator sees (it travels as text in [`ControlAnswer`] or to the node).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The state database failed (never read as "nothing is bound").
+    #[error(transparent)]
+    Store(StoreError),
+    /// No topic is bound at all.
+    #[error("no topic is bound to a Codex session yet")]
+    NothingBound,
+    /// No binding matches the named topic.
+    #[error("no bound topic matches {topic:?}; bound topics:\n{}", bound.join("\n"))]
+    NoTopicMatches {
+        /// What the operator asked for.
+        topic: String,
+        /// Every binding, described.
+        bound: Vec<String>,
+    },
+    /// Several bindings match: the operator must name one.
+    #[error(
+        "{} bound topics match; name one with --topic (chat:thread, thread id, session id or folder):\n{}",
+        matching.len(),
+        matching.join("\n")
+    )]
+    AmbiguousTopic {
+        /// The matching bindings, described.
+        matching: Vec<String>,
+    },
+    /// A node relayed a send, but none of its sessions is bound to a topic.
+    #[error("no topic is bound to a session on {node}")]
+    NodeUnbound {
+        /// The node.
+        node: String,
+    },
+    /// A node relayed a send for a session no topic is bound to.
+    #[error("session {0} is not bound to a topic")]
+    SessionUnbound(String),
+    /// A node relayed a send without a session, and several of its sessions are bound.
+    #[error(
+        "{} topics are bound to sessions on {node}; pass --session (one of: {})",
+        sessions.len(),
+        sessions.join(", ")
+    )]
+    AmbiguousSession {
+        /// The node.
+        node: String,
+        /// Its bound sessions.
+        sessions: Vec<String>,
+    },
+    /// Pulling the file from the node failed.
+    #[error(transparent)]
+    Node(CallError),
+    /// Neither text nor a file.
+    #[error("nothing to send: give a text, a file or both")]
+    NothingToSend,
+    /// A media type Telegram has no method for.
+    #[error("unknown type {0:?}; use photo, document, video, animation or audio")]
+    UnknownMediaType(String),
+    /// An empty file.
+    #[error("{0} is empty; Telegram does not take empty files")]
+    EmptyFile(String),
+    /// A file over Telegram's limit for its kind.
+    #[error(
+        "{name} is too large to send as a {} ({:.1} MB; at most {} MB)",
+        kind.as_str(),
+        megabytes(*size),
+        limit / 1_048_576
+    )]
+    TooLarge {
+        /// The file's name.
+        name: String,
+        /// What it was to be sent as.
+        kind: MediaKind,
+        /// Its size in bytes.
+        size: u64,
+        /// The limit for `kind`, in bytes.
+        limit: u64,
+    },
+    /// Telegram refused the message or file.
+    #[error("Telegram refused it: {0}")]
+    Refused(TgError),
+    /// The center is shutting down.
+    #[error("the center is stopping")]
+    Stopping,
+}
+
+/// Bytes as (binary) megabytes, for messages.
+fn megabytes(bytes: u64) -> f64 {
+    bytes as f64 / 1_048_576.0
+}
+
 /// The media kind for a file, from its name (photos only in formats Telegram takes as photos).
 pub fn media_kind_for(name: &str) -> MediaKind {
     let ext = name
@@ -111,8 +203,8 @@ impl App {
     /// Finds the binding `topic` names: `chat:thread`, a thread id, a session id, or a working
     /// directory (full path or last component) — or, when `topic` is empty, the only binding.
     /// Anything ambiguous or unknown is refused with the candidates listed.
-    pub fn resolve_topic(&self, topic: &str) -> Result<Binding, String> {
-        let bindings = self.store.bindings().map_err(|e| e.to_string())?;
+    pub fn resolve_topic(&self, topic: &str) -> Result<Binding, Error> {
+        let bindings = self.store.bindings().map_err(Error::Store)?;
         let topic = topic.trim();
         let matches: Vec<&Binding> = if topic.is_empty() {
             bindings.iter().collect()
@@ -131,19 +223,14 @@ impl App {
         };
         match matches.as_slice() {
             [one] => Ok((*one).clone()),
-            [] if bindings.is_empty() => Err("no topic is bound to a Codex session yet".into()),
-            [] => Err(format!(
-                "no bound topic matches {topic:?}; bound topics:\n{}",
-                bindings.iter().map(describe).collect::<Vec<_>>().join("\n")
-            )),
-            many => Err(format!(
-                "{} bound topics match; name one with --topic (chat:thread, thread id, session id or folder):\n{}",
-                many.len(),
-                many.iter()
-                    .map(|b| describe(b))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )),
+            [] if bindings.is_empty() => Err(Error::NothingBound),
+            [] => Err(Error::NoTopicMatches {
+                topic: topic.to_owned(),
+                bound: bindings.iter().map(describe).collect(),
+            }),
+            many => Err(Error::AmbiguousTopic {
+                matching: many.iter().map(|b| describe(b)).collect(),
+            }),
         }
     }
 
@@ -236,7 +323,7 @@ impl App {
             } => {
                 let binding = match self.resolve_topic(&topic) {
                     Ok(b) => b,
-                    Err(e) => return ControlAnswer::fail(e),
+                    Err(e) => return ControlAnswer::fail(e.to_string()),
                 };
                 let file = if file.is_empty() {
                     None
@@ -270,7 +357,7 @@ impl App {
                     .await
                 {
                     Ok(m) => ControlAnswer::ok(m),
-                    Err(e) => ControlAnswer::fail(e),
+                    Err(e) => ControlAnswer::fail(e.to_string()),
                 }
             }
         }
@@ -284,7 +371,7 @@ impl App {
         }
         let binding = match self.resolve_topic(topic) {
             Ok(b) => b,
-            Err(e) => return ControlAnswer::fail(e),
+            Err(e) => return ControlAnswer::fail(e.to_string()),
         };
         let shown = format!("⌨️ From the operator: {text}");
         let shown =
@@ -332,19 +419,18 @@ impl App {
         text: &str,
         file: Option<(String, Vec<u8>)>,
         media_type: &str,
-    ) -> Result<String, String> {
-        let refused = |e: TgError| format!("Telegram refused it: {e}");
+    ) -> Result<String, Error> {
         let Some((name, bytes)) = file else {
             if text.trim().is_empty() {
-                return Err("nothing to send: give a text, a file or both".into());
+                return Err(Error::NothingToSend);
             }
             let parts = crate::deliver::markdown_parts(text);
             let mut ids = Vec::new();
             for sent in crate::deliver::queue_parts(&self.outbox, surface, parts, Class::Message) {
                 let id = sent
                     .await
-                    .map_err(|_| "the center is stopping".to_owned())?
-                    .map_err(refused)?;
+                    .map_err(|_| Error::Stopping)?
+                    .map_err(Error::Refused)?;
                 ids.push(id.to_string());
             }
             return Ok(format!("sent (message {})", ids.join(", ")));
@@ -352,29 +438,25 @@ impl App {
         let kind = if media_type.is_empty() {
             media_kind_for(&name)
         } else {
-            MediaKind::parse(media_type).ok_or_else(|| {
-                format!(
-                    "unknown type {media_type:?}; use photo, document, video, animation or audio"
-                )
-            })?
+            MediaKind::parse(media_type)
+                .ok_or_else(|| Error::UnknownMediaType(media_type.to_owned()))?
         };
         if bytes.is_empty() {
-            return Err(format!(
-                "{name} is empty; Telegram does not take empty files"
-            ));
+            return Err(Error::EmptyFile(name));
         }
         let limit = if kind == MediaKind::Photo {
             api::MAX_PHOTO_UPLOAD
         } else {
             api::MAX_UPLOAD
         };
-        if bytes.len() as u64 > limit {
-            return Err(format!(
-                "{name} is too large to send as a {} ({:.1} MB; at most {} MB)",
-                kind.as_str(),
-                bytes.len() as f64 / 1_048_576.0,
-                limit / 1_048_576
-            ));
+        let size = bytes.len() as u64;
+        if size > limit {
+            return Err(Error::TooLarge {
+                name,
+                kind,
+                size,
+                limit,
+            });
         }
         // A caption past Telegram's limit goes as a message of its own after the file.
         let long = crate::telegram::render::utf16_len(text) > api::MAX_CAPTION;
@@ -395,8 +477,8 @@ impl App {
                 class: Class::Message,
             })
             .await
-            .map_err(|_| "the center is stopping".to_owned())?
-            .map_err(refused)?;
+            .map_err(|_| Error::Stopping)?
+            .map_err(Error::Refused)?;
         if long {
             Box::pin(self.deliver_outgoing(surface, text, None, "")).await?;
         }
@@ -412,7 +494,8 @@ impl App {
                 return;
             };
             let result = app.relay(&node_name, &node, &o).await;
-            node.answer_outgoing(&o.relay_id, result).await;
+            node.answer_outgoing(&o.relay_id, result.map_err(|e| e.to_string()))
+                .await;
         });
     }
 
@@ -421,11 +504,11 @@ impl App {
         node_name: &str,
         node: &crate::nodes::NodeConn,
         o: &v1::Outgoing,
-    ) -> Result<String, String> {
+    ) -> Result<String, Error> {
         let bindings: Vec<Binding> = self
             .store
             .bindings()
-            .map_err(|e| e.to_string())?
+            .map_err(Error::Store)?
             .into_iter()
             .filter(|b| b.node == node_name)
             .filter(|b| o.session_id.is_empty() || b.session_id == o.session_id)
@@ -433,18 +516,16 @@ impl App {
         let binding = match bindings.as_slice() {
             [one] => one.clone(),
             [] if o.session_id.is_empty() => {
-                return Err(format!("no topic is bound to a session on {node_name}"));
+                return Err(Error::NodeUnbound {
+                    node: node_name.to_owned(),
+                });
             }
-            [] => return Err(format!("session {} is not bound to a topic", o.session_id)),
+            [] => return Err(Error::SessionUnbound(o.session_id.clone())),
             many => {
-                return Err(format!(
-                    "{} topics are bound to sessions on {node_name}; pass --session (one of: {})",
-                    many.len(),
-                    many.iter()
-                        .map(|b| b.session_id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
+                return Err(Error::AmbiguousSession {
+                    node: node_name.to_owned(),
+                    sessions: many.iter().map(|b| b.session_id.clone()).collect(),
+                });
             }
         };
         let file = if o.file_path.is_empty() {
@@ -453,7 +534,7 @@ impl App {
             Some(
                 crate::nodes::transfer::read_file(node, &o.file_path, api::MAX_UPLOAD)
                     .await
-                    .map_err(|e| e.to_string())?,
+                    .map_err(Error::Node)?,
             )
         };
         self.deliver_outgoing(binding.surface, &o.text, file, &o.media_type)
@@ -473,6 +554,42 @@ mod tests {
         assert_eq!(media_kind_for("song.mp3"), MediaKind::Audio);
         assert_eq!(media_kind_for("src.tar.gz"), MediaKind::Document);
         assert_eq!(media_kind_for("webp.webp"), MediaKind::Document);
+    }
+
+    #[test]
+    fn refusals_read_as_before() {
+        let many = Error::AmbiguousTopic {
+            matching: vec![
+                "-1:7 (s1 on local, /a)".into(),
+                "-1:8 (s2 on local, /b)".into(),
+            ],
+        };
+        assert_eq!(
+            many.to_string(),
+            "2 bound topics match; name one with --topic (chat:thread, thread id, session id or folder):\n-1:7 (s1 on local, /a)\n-1:8 (s2 on local, /b)"
+        );
+        let big = Error::TooLarge {
+            name: "a.png".into(),
+            kind: MediaKind::Photo,
+            size: 11 * 1_048_576 + 104_858,
+            limit: 10 * 1_048_576,
+        };
+        assert_eq!(
+            big.to_string(),
+            "a.png is too large to send as a photo (11.1 MB; at most 10 MB)"
+        );
+        let sessions = Error::AmbiguousSession {
+            node: "vps1".into(),
+            sessions: vec!["s1".into(), "s2".into()],
+        };
+        assert_eq!(
+            sessions.to_string(),
+            "2 topics are bound to sessions on vps1; pass --session (one of: s1, s2)"
+        );
+        assert_eq!(
+            Error::UnknownMediaType("gif".into()).to_string(),
+            "unknown type \"gif\"; use photo, document, video, animation or audio"
+        );
     }
 
     #[test]

@@ -275,8 +275,19 @@ async fn nodes(cfg: &CenterConfig, store: Option<&Store>) -> Vec<Check> {
     checks
 }
 
+/// Why a node's endpoint could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReachError {
+    /// The connection was refused or failed.
+    #[error("{0}")]
+    Connect(std::io::Error),
+    /// Nothing answered in time.
+    #[error("no answer within {} s", REACH_TIMEOUT.as_secs())]
+    Timeout,
+}
+
 /// Opens (and at once closes) a connection to a node's endpoint.
-async fn reach(endpoint: &str) -> Result<(), String> {
+async fn reach(endpoint: &str) -> Result<(), ReachError> {
     let connect = async {
         match unix_socket(endpoint) {
             Some(path) => tokio::net::UnixStream::connect(path).await.map(drop),
@@ -285,13 +296,17 @@ async fn reach(endpoint: &str) -> Result<(), String> {
     };
     match tokio::time::timeout(REACH_TIMEOUT, connect).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(_) => Err(format!("no answer within {} s", REACH_TIMEOUT.as_secs())),
+        Ok(Err(err)) => Err(ReachError::Connect(err)),
+        Err(_) => Err(ReachError::Timeout),
     }
 }
 
 /// One node: `reached` is `None` for a node that dials in (it has no address to try).
-pub(crate) fn node_check(name: &str, endpoint: &str, reached: Option<Result<(), String>>) -> Check {
+pub(crate) fn node_check(
+    name: &str,
+    endpoint: &str,
+    reached: Option<Result<(), ReachError>>,
+) -> Check {
     let label = format!("node {name}");
     match reached {
         None => Check::ok(label, "dials in (nothing to try from here)"),
@@ -431,9 +446,17 @@ mod tests {
         let down = node_check(
             "vps2",
             "10.0.0.2:7443",
-            Some(Err("connection refused".into())),
+            Some(Err(ReachError::Connect(
+                std::io::ErrorKind::ConnectionRefused.into(),
+            ))),
         );
         assert!(down.failed() && down.line().contains("agent-node serve"));
+        let silent = node_check("vps3", "10.0.0.3:7443", Some(Err(ReachError::Timeout)));
+        assert!(
+            silent.line().contains("unreachable (no answer within 5 s)"),
+            "{}",
+            silent.line()
+        );
     }
 
     #[tokio::test]
