@@ -6,6 +6,9 @@
 //! WAL mode, `synchronous=NORMAL`: a crash of the process loses nothing committed; a power loss
 //! may roll back the newest acks, which only means a resend. Schema version in `user_version`.
 
+mod jobs;
+
+pub(crate) use jobs::{JobEnd, JobRecord, NewJob};
 use shared::sync::LockExt;
 use std::{path::Path, sync::Mutex};
 
@@ -49,7 +52,7 @@ pub struct Binding {
     pub mode: InputMode,
 }
 
-const SCHEMA_VERSION: i32 = 9;
+const SCHEMA_VERSION: i32 = 10;
 
 /// The database.
 #[derive(Debug)]
@@ -162,6 +165,10 @@ impl Store {
                     node TEXT NOT NULL, thread_id TEXT NOT NULL, hidden_unix_ms INTEGER NOT NULL,
                     PRIMARY KEY (node, thread_id));",
             )?;
+        }
+        if version < 10 {
+            // Jobs (headless `codex exec` runs) and each chat's job settings.
+            conn.execute_batch(jobs::SCHEMA)?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self {
