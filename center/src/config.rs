@@ -12,22 +12,8 @@ use agent_node::config::{FileConfig as NodeFileConfig, ServeArgs};
 use serde::Deserialize;
 use shared::config::{ConfigError, expand_tilde, home_dir, load_toml};
 
-/// The bot token; shown as `<redacted>`.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The token itself, for the Bot API client only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+/// The bot token: the workspace's one secret type (redacted in `Debug` and `Display`).
+pub use shared::secret::Secret;
 
 /// The variable holding the voice API key.
 pub const VOICE_KEY_ENV: &str = "CODEX_FLEET_VOICE_KEY";
@@ -438,7 +424,7 @@ impl CenterConfig {
         node_file.state_dir = None;
         let node = agent_node::NodeConfig::resolve(&serve, Some(node_file))?;
         Ok(Self {
-            token: Secret(token),
+            token: Secret::new(token),
             allowed_users,
             allowed_chats,
             state_dir,

@@ -14,6 +14,7 @@ pub mod preflight;
 pub mod prompt;
 pub mod random;
 pub mod rate_limit;
+pub mod secret;
 pub mod shutdown;
 pub mod sync;
 pub mod systemd;

@@ -16,7 +16,6 @@
 //! `Debug` output, logs or errors.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -45,40 +44,9 @@ const STDERR_TAIL: usize = 16 << 10;
 /// Longest detail (a server's error message, a command's last stderr line) put into an error.
 const MAX_DETAIL_CHARS: usize = 200;
 
-/// An API key; `Debug` shows `<redacted>`.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    /// Wraps a key.
-    pub fn new(key: impl Into<String>) -> Self {
-        Self(key.into())
-    }
-
-    /// The key itself, for the `Authorization` header only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl From<String> for ApiKey {
-    fn from(key: String) -> Self {
-        Self(key)
-    }
-}
-
-impl From<&str> for ApiKey {
-    fn from(key: &str) -> Self {
-        Self(key.to_owned())
-    }
-}
+/// An API key: [`shared::secret::Secret`] (redacted in `Debug` and `Display`), named for what
+/// it holds here.
+pub type ApiKey = shared::secret::Secret;
 
 /// How voice messages are transcribed (the `[transcribe]` settings). Every field is optional;
 /// without `provider` transcription is off.
