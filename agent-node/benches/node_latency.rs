@@ -87,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
             max_version: 1,
             center_version: "bench".into(),
             cursors: vec![],
+            job_cursors: vec![],
         })),
     })
     .await?;
