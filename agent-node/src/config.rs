@@ -61,6 +61,40 @@ pub struct NodeConfig {
     pub heartbeat_interval: Duration,
     /// Window size for the tmux session (columns, rows).
     pub window_size: (u16, u16),
+    /// Headless `codex exec` jobs (`[jobs]` in the file).
+    pub jobs: JobsConfig,
+}
+
+/// Settings of the jobs a node runs for the center (`codex exec`, see `crate::jobs`). Jobs use
+/// the Codex program of `codex_command` (its first word) and the environment windows get; their
+/// output is kept under `<state_dir>/jobs/<job id>/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobsConfig {
+    /// How long a cancelled job gets between SIGTERM and SIGKILL of its process group, unless
+    /// the center's `CancelJob` names its own.
+    pub cancel_grace: Duration,
+    /// How long a finished job's folder (output, events, artifacts list) is kept; older ones are
+    /// deleted when the node starts.
+    pub retention: Duration,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            cancel_grace: Duration::from_secs(5),
+            retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// `[jobs]` in the file: see [`JobsConfig`].
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsFileConfig {
+    /// Milliseconds between SIGTERM and SIGKILL when a job is cancelled (default 5000).
+    pub cancel_grace_ms: Option<u64>,
+    /// Days a finished job's folder is kept (default 7).
+    pub retention_days: Option<u64>,
 }
 
 impl NodeConfig {
@@ -91,6 +125,7 @@ impl NodeConfig {
             liveness_interval: Duration::from_secs(2),
             heartbeat_interval: Duration::from_secs(15),
             window_size: (160, 48),
+            jobs: JobsConfig::default(),
         }
     }
 
@@ -147,6 +182,14 @@ impl NodeConfig {
         if let Some(ms) = file.confirm_timeout_ms {
             cfg.confirm_timeout = Duration::from_millis(ms);
         }
+        if let Some(jobs) = file.jobs {
+            if let Some(ms) = jobs.cancel_grace_ms {
+                cfg.jobs.cancel_grace = Duration::from_millis(ms);
+            }
+            if let Some(days) = jobs.retention_days {
+                cfg.jobs.retention = Duration::from_secs(days.saturating_mul(24 * 3600));
+            }
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -181,6 +224,18 @@ impl NodeConfig {
         }
         if self.send_roots.iter().any(|d| !d.is_absolute()) {
             return invalid("send_roots", "send_roots paths must be absolute");
+        }
+        if self.jobs.cancel_grace > Duration::from_secs(600) {
+            return invalid(
+                "jobs.cancel_grace_ms",
+                "must be at most 600000 ms (a cancelled job is killed after it)",
+            );
+        }
+        if self.jobs.retention < Duration::from_secs(3600) {
+            return invalid(
+                "jobs.retention_days",
+                "must be at least 1 (finished jobs are kept until the center has them)",
+            );
         }
         if self.paste_delay > Duration::from_secs(10) {
             return invalid(
@@ -247,6 +302,8 @@ pub struct FileConfig {
     pub paste_delay_ms: Option<u64>,
     /// See [`NodeConfig::confirm_timeout`].
     pub confirm_timeout_ms: Option<u64>,
+    /// See [`NodeConfig::jobs`].
+    pub jobs: Option<JobsFileConfig>,
     /// Address for `agent-node serve` once enrolled (mutual TLS) or while enrolling.
     pub listen: Option<SocketAddr>,
     /// Unix socket an unenrolled node serves on (default `<state_dir>/node.sock`).
@@ -335,6 +392,9 @@ mod tests {
             codex_command = "codex --no-daemon"
             roots = [{ name = "work", path = "/srv/work" }]
             send_roots = ["/srv/exports"]
+            [jobs]
+            cancel_grace_ms = 2000
+            retention_days = 3
             "#,
         )
         .unwrap();
@@ -350,6 +410,8 @@ mod tests {
         assert_eq!(cfg.codex_command, "codex --no-daemon");
         assert_eq!(cfg.roots[0].path, PathBuf::from("/srv/work"));
         assert_eq!(cfg.send_roots, vec![PathBuf::from("/srv/exports")]);
+        assert_eq!(cfg.jobs.cancel_grace, Duration::from_secs(2));
+        assert_eq!(cfg.jobs.retention, Duration::from_secs(3 * 24 * 3600));
     }
 
     #[test]

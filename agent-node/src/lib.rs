@@ -14,6 +14,7 @@ mod error;
 pub mod files;
 mod hub;
 mod input;
+mod jobs;
 pub mod node;
 pub mod preflight;
 pub mod registry;

@@ -9,7 +9,9 @@
 //! - [`Matcher`] (`crate::rollout_match`): which rollout is whose, the claims (text being typed,
 //!   the proof for a new rollout) and the per-folder first-submission locks;
 //! - [`Outbox`] (`crate::control`): `agent-node send` relays and the files they offer;
-//! - `Hub` (`crate::hub`): the attached link.
+//! - `Hub` (`crate::hub`): the attached link;
+//! - [`Jobs`] (`crate::jobs`): headless `codex exec` jobs, their folders and event logs, and
+//!   the delivery of their events to the attached link.
 //!
 //! This module only builds them and wires them together; they get what they need from each
 //! other as values (an `Arc<Windows>`, a `Hub`), never by reaching back into `Node`.
@@ -20,9 +22,12 @@
 //! 2. a first-submission lock of the `Matcher` (tokio, one per folder; held while a first
 //!    message is typed and confirmed, which may rescan rollouts and so take 3);
 //! 3. `Matcher::deciding` (tokio; held across one decision, its captures and its binding);
-//! 4. the `std` mutexes: the registry and the runtimes of `Windows`, the `Matcher`'s maps and
+//! 4. `Jobs::creating` (tokio; held across spawning one job's process), then a job's
+//!    `delivery` (tokio; held across appending one event to its log and sending it to the link,
+//!    or across one replay); neither is taken with 1–3 held;
+//! 5. the `std` mutexes: the registry and the runtimes of `Windows`, the `Matcher`'s maps and
 //!    claims, the `Outbox`'s relays and offered files, the `Hub`'s state, a `SessionRt`'s
-//!    leftover. These are leaves: each is held for one operation inside its owner's method,
+//!    leftover, the job table and each job's state in `Jobs`. These are leaves: each is held for one operation inside its owner's method,
 //!    never two at once, never across an `.await` and never while calling another owner (no
 //!    owner hands out a guard of one). All of them are locked with
 //!    [`shared::sync::LockExt::locked`], so a panic elsewhere does not poison them for good.
@@ -47,6 +52,7 @@ use crate::{
     control::{self, Outbox},
     files,
     hub::Hub,
+    jobs::Jobs,
     registry::{self, SessionRecord},
     rollout_match::{self, Matcher},
     session::{self, SessionDeps, SessionRt, TailCmd},
@@ -100,6 +106,7 @@ pub(crate) struct Inner {
     pub(crate) windows: Arc<Windows>,
     pub(crate) matcher: Arc<Matcher>,
     pub(crate) outbox: Arc<Outbox>,
+    pub(crate) jobs: Arc<Jobs>,
     pub(crate) unknown_records: Arc<AtomicU64>,
     pub(crate) started: Instant,
     pub(crate) token: CancellationToken,
@@ -130,6 +137,13 @@ impl Node {
             .chain(cfg.send_roots.iter().cloned())
             .collect();
         let outbox = Arc::new(Outbox::new(hub.clone(), sendable));
+        let jobs = Arc::new(Jobs::load(
+            &cfg.state_dir,
+            &cfg.codex_home,
+            cfg.jobs.clone(),
+            hub.clone(),
+            token.clone(),
+        ));
         let inner = Arc::new(Inner {
             roots: Roots::new(&cfg.roots),
             tmux,
@@ -137,6 +151,7 @@ impl Node {
             windows,
             matcher,
             outbox,
+            jobs,
             unknown_records: Arc::new(AtomicU64::new(0)),
             started: Instant::now(),
             token,
@@ -149,6 +164,7 @@ impl Node {
         node.spawn_registry_flusher();
         rollout_match::start_watching(node.inner.matcher.clone(), node.inner.token.clone())?;
         node.spawn_liveness();
+        node.inner.jobs.recover();
         tracing::info!(
             node.name = %node.inner.cfg.name,
             tmux.socket = %node.inner.cfg.tmux_socket,

@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 
 use crate::{
     error::NodeError,
-    files, input,
+    files, input, jobs,
     node::Node,
     registry::SessionRecord,
     session::{SessionRt, TailCmd},
@@ -62,12 +62,59 @@ impl Node {
             }
             Op::ReadFile(req) => {
                 let outbox = &self.inner.outbox;
-                files::read_file(req, |path| outbox.is_offered(path)).await
+                let jobs = &self.inner.jobs;
+                // Artifacts of this node's finished jobs are offered to the center as well.
+                files::read_file(req, |path| {
+                    outbox.is_offered(path) || jobs.is_artifact(path)
+                })
+                .await
             }
-            Op::StartJob(_) | Op::CancelJob(_) | Op::ListJobs(_) | Op::GitDiff(_) => Err(
-                NodeError::Unavailable("this node does not run jobs yet".into()),
-            ),
+            Op::StartJob(req) => self.start_job(req).await,
+            Op::CancelJob(req) => {
+                self.inner.jobs.cancel(&req.job_id, req.grace_ms)?;
+                Ok(R::Done(v1::Done {}))
+            }
+            Op::ListJobs(_) => Ok(R::Jobs(self.inner.jobs.list())),
+            Op::GitDiff(req) => self.git_diff(&req).await,
         }
+    }
+
+    async fn start_job(&self, req: v1::StartJob) -> Result<R, NodeError> {
+        if !jobs::valid_job_id(&req.job_id) {
+            return Err(NodeError::InvalidArgument(format!(
+                "{:?} is not a job id (1-64 of A-Z, a-z, 0-9, -)",
+                req.job_id
+            )));
+        }
+        let (cwd, _, _) = self.inner.roots.resolve(&req.cwd)?;
+        let launch = jobs::Launch {
+            cwd,
+            program: crate::preflight::codex_program(&self.inner.cfg.codex_command),
+            env: self.job_env(),
+        };
+        let started = self.inner.jobs.start(&req, launch).await?;
+        Ok(R::JobStarted(started))
+    }
+
+    async fn git_diff(&self, req: &v1::GitDiff) -> Result<R, NodeError> {
+        let (cwd, _, _) = self.inner.roots.resolve(&req.cwd)?;
+        let rel = jobs::diff::inside(&cwd, &req.path)
+            .map_err(|e| NodeError::InvalidArgument(e.to_string()))?;
+        let result = jobs::diff::diff("git", &cwd, rel.as_deref())
+            .await
+            .map_err(|e| match e {
+                jobs::diff::Error::BadPath(m) => NodeError::InvalidArgument(m),
+                other => NodeError::Internal(other.to_string()),
+            })?;
+        Ok(R::Diff(result))
+    }
+
+    /// Environment of a job's Codex: a window's, without what names a window.
+    fn job_env(&self) -> Vec<(String, String)> {
+        self.window_env("")
+            .into_iter()
+            .filter(|(k, _)| k != crate::control::SESSION_ENV && k != "AGENT_NODE_STATE_DIR")
+            .collect()
     }
 
     fn list_roots(&self) -> v1::Roots {

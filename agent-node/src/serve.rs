@@ -79,6 +79,7 @@ impl Node {
         let generation = self.inner.hub.attach(tx.clone(), link_token.clone());
         tracing::info!(center.version = %hello.center_version, version, "center attached");
         self.replay(&tx, &hello.cursors).await;
+        self.inner.jobs.replay(&tx, &hello.job_cursors).await;
         self.spawn_heartbeat(tx.clone(), link_token.clone());
 
         loop {
@@ -110,7 +111,7 @@ impl Node {
                 }
                 center_msg::Kind::Ack(ack) => self.inner.windows.ack(&ack.session_id, ack.seq),
                 center_msg::Kind::OutgoingResult(result) => self.inner.outbox.resolve(result),
-                center_msg::Kind::JobAck(_) => {}
+                center_msg::Kind::JobAck(ack) => self.inner.jobs.ack(&ack.job_id, ack.seq),
                 center_msg::Kind::Hello(_) => {
                     tracing::debug!("ignoring a second Hello on one link");
                 }
