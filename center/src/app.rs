@@ -39,7 +39,7 @@ pub struct App {
     pub(crate) cfg: CenterConfig,
     pub(crate) store: Arc<Store>,
     pub(crate) outbox: Outbox,
-    pub(crate) nodes: Mutex<HashMap<String, Arc<NodeConn>>>,
+    pub(crate) nodes: crate::nodes::NodeMap,
     pub(crate) menus: Menus,
     topics: Mutex<HashMap<Surface, mpsc::UnboundedSender<(TopicEvent, UpdateLease)>>>,
     /// Receipts queued and not yet sent, per topic: the turn's first status lines join them
@@ -60,6 +60,8 @@ pub struct App {
     pub(crate) tasks: shared::shutdown::Tasks,
     /// Voice transcription, when configured.
     pub(crate) transcriber: Option<crate::media::transcribe::Transcriber>,
+    /// The job runtime, once started ([`App::start_jobs`]).
+    jobs: std::sync::OnceLock<crate::jobs::Jobs>,
 }
 
 /// Attachments that follow each other within this time become one input.
@@ -123,7 +125,7 @@ impl App {
             outbox,
             username: std::sync::OnceLock::new(),
             pending_receipts: Mutex::new(HashMap::new()),
-            nodes: Mutex::new(HashMap::new()),
+            nodes: crate::nodes::NodeMap::default(),
             menus: Menus::default(),
             topics: Mutex::new(HashMap::new()),
             input_queues: Mutex::new(HashMap::new()),
@@ -131,7 +133,24 @@ impl App {
             seen: Mutex::new(std::collections::HashSet::new()),
             warned: Mutex::new(std::collections::HashSet::new()),
             unserved_told: Mutex::new(std::collections::HashSet::new()),
+            jobs: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Starts the job runtime (before nodes connect: it learns of them as they do).
+    pub fn start_jobs(&self) {
+        let env = crate::jobs::Env {
+            store: self.store.clone(),
+            outbox: self.outbox.clone(),
+            nodes: self.nodes.clone(),
+            cfg: self.cfg.jobs.clone(),
+        };
+        let _ = self.jobs.set(crate::jobs::Jobs::start(env));
+    }
+
+    /// The job runtime, if started.
+    pub(crate) fn jobs(&self) -> Option<&crate::jobs::Jobs> {
+        self.jobs.get()
     }
 
     /// The fleet's PKI, once fleet support runs.
@@ -289,8 +308,12 @@ impl App {
 
     /// Registers a node connection.
     pub fn add_node(&self, conn: Arc<NodeConn>) {
-        self.seen.locked().insert(conn.name().to_owned());
-        self.nodes.locked().insert(conn.name().to_owned(), conn);
+        let name = conn.name().to_owned();
+        self.seen.locked().insert(name.clone());
+        self.nodes.locked().insert(name.clone(), conn);
+        if let Some(jobs) = self.jobs() {
+            jobs.node_online(&name, true);
+        }
     }
 
     /// Forgets a node's connection if it is still `conn` (a newer one may have replaced it).
@@ -312,6 +335,9 @@ impl App {
     /// if the node is still away after [`OFFLINE_GRACE`] (brief blips stay quiet, and a fleet-wide
     /// blip does not spend the chat budget on notices); "back online" only follows a warning.
     pub async fn node_changed(self: &Arc<Self>, name: &str, online: bool, _was_online: bool) {
+        if let Some(jobs) = self.jobs() {
+            jobs.node_online(name, online);
+        }
         if online {
             let warned = self.warned.locked().remove(name);
             if warned {

@@ -126,6 +126,31 @@ impl App {
                     });
                 }
             },
+            Command::Run
+            | Command::Plan
+            | Command::Review
+            | Command::Diff
+            | Command::Jobs
+            | Command::Job
+            | Command::Info
+            | Command::Cancel
+            | Command::Approve
+            | Command::Reject
+            | Command::Workdir => match self.jobs() {
+                Some(jobs) => {
+                    let ctx = crate::jobs::commands::Context {
+                        surface,
+                        message_id: msg_id,
+                        binding,
+                    };
+                    jobs.command(ctx, cmd, args).await;
+                }
+                None => self.notice(
+                    surface,
+                    "Jobs are not running on this center.",
+                    Some(msg_id),
+                ),
+            },
             Command::Nodes => self.nodes_overview(surface, msg_id),
             Command::Node => self.node_command(surface, args, msg_id).await,
             Command::Screenshot => match binding {

@@ -94,6 +94,8 @@ pub struct CenterConfig {
     pub embedded_node: bool,
     /// How voice messages are transcribed (off when no provider is set).
     pub voice: crate::media::transcribe::TranscribeConfig,
+    /// `[jobs]`.
+    pub jobs: crate::jobs::JobsConfig,
 }
 
 /// A remote node in the file.
@@ -142,6 +144,9 @@ pub struct FileConfig {
     /// `[voice]`: transcription of voice messages.
     #[serde(default)]
     pub voice: crate::media::transcribe::TranscribeConfig,
+    /// `[jobs]`: headless Codex runs.
+    #[serde(default)]
+    pub jobs: crate::jobs::JobsFileConfig,
 }
 
 /// `[held_inputs]`: messages that arrive while Codex waits for an answer to a prompt.
@@ -454,6 +459,7 @@ impl CenterConfig {
             drafts: args.drafts.or(file.drafts).unwrap_or(false),
             embedded_node: args.embedded_node.or(file.embedded_node).unwrap_or(true),
             voice: voice_config(args, secrets, file.voice)?,
+            jobs: crate::jobs::JobsConfig::resolve(file.jobs)?,
         })
     }
 

@@ -54,6 +54,12 @@ pub async fn run(app: Arc<App>, mut inbound: mpsc::Receiver<Inbound>) {
                 app.relay_outgoing(node, o.clone());
                 continue;
             }
+            Some(node_msg::Kind::JobEvent(e)) => {
+                if let Some(jobs) = app.jobs() {
+                    jobs.event(node, e.clone());
+                }
+                continue;
+            }
             _ => continue,
         };
         let key = (node.clone(), session.clone());

@@ -246,6 +246,10 @@ impl App {
             Callback::Refresh { session } => {
                 Some(self.refresh_screenshot(surface, &session, message_id).await)
             }
+            Callback::Job { id, action } => Some(match self.jobs() {
+                Some(jobs) => jobs.button(surface, id, action, message_id).await,
+                None => EXPIRED.into(),
+            }),
         }
     }
 

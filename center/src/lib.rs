@@ -13,6 +13,7 @@ pub mod flows;
 mod heal;
 pub mod held;
 mod inbox;
+pub mod jobs;
 pub mod media;
 pub mod nodes;
 pub mod operator;
@@ -73,6 +74,7 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
     if let Some(name) = username {
         app.set_username(name);
     }
+    app.start_jobs();
     app.resume_held();
     if let Err(err) = control::serve(app.clone(), token.clone()) {
         tracing::warn!(error = %err, "no control socket; `center status/input/send` will not reach this center");

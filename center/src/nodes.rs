@@ -11,3 +11,8 @@ pub mod transfer;
 
 pub(crate) use conn::attach_unless_revoked;
 pub use conn::{CallError, Inbound, LOCAL, NodeConn, attach, start_embedded};
+
+/// The connected nodes by name, shared by the center's parts that call nodes (the topics, the
+/// job runtime).
+pub(crate) type NodeMap =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<NodeConn>>>>;

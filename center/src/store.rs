@@ -54,6 +54,15 @@ pub struct Binding {
 
 const SCHEMA_VERSION: i32 = 10;
 
+/// How far the center has handled a node's streams: (session id, seq) and (job id, seq).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursors {
+    /// Per session.
+    pub sessions: Vec<(String, u64)>,
+    /// Per job (its id on the node).
+    pub jobs: Vec<(String, u64)>,
+}
+
 /// The database.
 #[derive(Debug)]
 pub struct Store {
@@ -363,14 +372,20 @@ impl Store {
         Ok(seq.unwrap_or(0) as u64)
     }
 
-    /// Every acked sequence of a node, for its `Hello`.
-    pub fn cursors(&self, node: &str) -> Result<Vec<(String, u64)>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT session_id, seq FROM acks WHERE node = ?1")?;
-        let rows = stmt.query_map(params![node], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    /// Every acked sequence of a node (sessions and jobs), for its `Hello`.
+    pub fn cursors(&self, node: &str) -> Result<Cursors, StoreError> {
+        let sessions = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT session_id, seq FROM acks WHERE node = ?1")?;
+            let rows = stmt.query_map(params![node], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        Ok(Cursors {
+            sessions,
+            jobs: self.job_cursors(node)?,
+        })
     }
 
     /// A topic's live status message and its body.
@@ -858,7 +873,10 @@ mod tests {
         store.finish_update(11).unwrap();
         assert!(store.unfinished_updates().unwrap().is_empty());
         assert_eq!(store.acked("local", "s1").unwrap(), 50);
-        assert_eq!(store.cursors("local").unwrap(), vec![("s1".to_owned(), 50)]);
+        assert_eq!(
+            store.cursors("local").unwrap().sessions,
+            vec![("s1".to_owned(), 50)]
+        );
         let b = store.binding(s).unwrap().unwrap();
         assert_eq!(b.mode, InputMode::Queue);
         assert_eq!(store.bindings_of("local", "s1").unwrap(), vec![b]);

@@ -19,6 +19,8 @@ use proto::{
     v1::{self, center_msg, node_msg, reply::Result as R, request::Op},
 };
 use shared::sync::LockExt;
+
+use crate::store::Cursors;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -160,6 +162,20 @@ impl NodeConn {
             .await;
     }
 
+    /// Tells the node that everything of job `job_id` (its id on the node) up to `seq` is
+    /// handled.
+    pub async fn ack_job(&self, job_id: &str, seq: u64) {
+        let _ = self
+            .tx
+            .send(v1::CenterMsg {
+                kind: Some(center_msg::Kind::JobAck(v1::JobAck {
+                    job_id: job_id.to_owned(),
+                    seq,
+                })),
+            })
+            .await;
+    }
+
     /// Tells the node that everything of `session` up to `seq` is handled.
     pub async fn ack(&self, session: &str, seq: u64) {
         let _ = self
@@ -177,7 +193,7 @@ impl NodeConn {
 /// Starts the embedded node and connects to it, claiming `cursors` as acked.
 pub async fn start_embedded(
     config: agent_node::NodeConfig,
-    cursors: Vec<(String, u64)>,
+    cursors: Cursors,
     inbound: mpsc::Sender<Inbound>,
     token: CancellationToken,
 ) -> Result<Arc<NodeConn>, agent_node::node::StartError> {
@@ -241,7 +257,7 @@ pub(crate) fn attach_unless_revoked(
 pub async fn attach(
     name: &str,
     link: CenterLink,
-    cursors: Vec<(String, u64)>,
+    cursors: Cursors,
     inbound: mpsc::Sender<Inbound>,
 ) -> Arc<NodeConn> {
     let CenterLink { tx, mut rx } = link;
@@ -251,11 +267,17 @@ pub async fn attach(
             max_version: proto::PROTOCOL_VERSION,
             center_version: env!("CARGO_PKG_VERSION").to_owned(),
             cursors: cursors
+                .sessions
                 .into_iter()
                 .map(|(session_id, acked_seq)| v1::SessionCursor {
                     session_id,
                     acked_seq,
                 })
+                .collect(),
+            job_cursors: cursors
+                .jobs
+                .into_iter()
+                .map(|(job_id, acked_seq)| v1::JobCursor { job_id, acked_seq })
                 .collect(),
         })),
     };

@@ -231,7 +231,7 @@ mod tests {
         let (inbound, _inbound_rx) = mpsc::channel(16);
         let link = |name: &'static str| {
             let (center_side, _node_side) = proto::link::pair(16);
-            nodes::attach(name, center_side, Vec::new(), inbound.clone())
+            nodes::attach(name, center_side, Default::default(), inbound.clone())
         };
         app.store.put_node("vps1", "", "aa01").unwrap();
         app.store.put_node("vps2", "", "bb02").unwrap();

@@ -318,6 +318,7 @@ impl Queue {
     }
 
     /// The job's state, if it is unfinished.
+    #[cfg(test)]
     pub(crate) fn state(&self, id: JobId) -> Option<JobState> {
         self.jobs.get(&id).map(|e| e.state)
     }

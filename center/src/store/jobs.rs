@@ -449,7 +449,7 @@ mod tests {
         store.set_job_running(id, 0, "t-1", "").unwrap();
         assert_eq!(
             store.job_cursors("local").unwrap(),
-            [(job.wire_id.clone(), 0)]
+            [(job.wire_id, 0)]
         );
         store.ack_job(id, 70).unwrap();
         store.ack_job(id, 10).unwrap();

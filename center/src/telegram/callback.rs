@@ -33,6 +33,39 @@ pub(crate) enum Callback {
     DropHeld,
     /// Take the screenshot of `session` again.
     Refresh { session: String },
+    /// Approve, reject, cancel or run again job `id`.
+    Job { id: i64, action: JobAction },
+}
+
+/// What a job's button does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JobAction {
+    Approve,
+    Reject,
+    Cancel,
+    /// Submit the same job again.
+    Rerun,
+}
+
+impl JobAction {
+    fn letter(self) -> char {
+        match self {
+            Self::Approve => 'a',
+            Self::Reject => 'r',
+            Self::Cancel => 'c',
+            Self::Rerun => 'x',
+        }
+    }
+
+    fn from_letter(s: &str) -> Option<Self> {
+        Some(match s {
+            "a" => Self::Approve,
+            "r" => Self::Reject,
+            "c" => Self::Cancel,
+            "x" => Self::Rerun,
+            _ => return None,
+        })
+    }
 }
 
 /// A step in a bind menu.
@@ -115,6 +148,7 @@ impl Callback {
             Self::History { skip } => format!("h|{skip}"),
             Self::DropHeld => "q|drop".to_owned(),
             Self::Refresh { session } => format!("r|{session}"),
+            Self::Job { id, action } => format!("j|{id}|{}", action.letter()),
         }
     }
 
@@ -150,6 +184,10 @@ impl Callback {
             ["q", "drop"] => Self::DropHeld,
             ["r", session] if is_id(session) => Self::Refresh {
                 session: (*session).to_owned(),
+            },
+            ["j", id, action] => Self::Job {
+                id: i64::from(number(id)?),
+                action: JobAction::from_letter(action)?,
             },
             _ => return None,
         };
@@ -233,6 +271,16 @@ mod tests {
             (0u32..1_000_000).prop_map(|skip| Callback::History { skip }),
             Just(Callback::DropHeld),
             "[A-Za-z0-9_-]{1,36}".prop_map(|session| Callback::Refresh { session }),
+            (
+                0i64..=i64::from(u32::MAX),
+                prop_oneof![
+                    Just(JobAction::Approve),
+                    Just(JobAction::Reject),
+                    Just(JobAction::Cancel),
+                    Just(JobAction::Rerun)
+                ]
+            )
+                .prop_map(|(id, action)| Callback::Job { id, action }),
         ]
     }
 
@@ -270,6 +318,10 @@ mod tests {
             "q|dropall",
             "r|",
             "x|1",
+            "j|1|z",
+            "j|-1|a",
+            "j|01|a",
+            "j||c",
         ] {
             assert_eq!(Callback::decode(data), None, "{data:?}");
         }

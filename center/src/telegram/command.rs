@@ -40,11 +40,33 @@ pub enum Command {
     Unbind,
     /// Close the window and unbind.
     Kill,
+    /// Run a prompt as a headless job.
+    Run,
+    /// A read-only job that only plans.
+    Plan,
+    /// A review job.
+    Review,
+    /// The folder's git diff.
+    Diff,
+    /// The chat's jobs.
+    Jobs,
+    /// One job.
+    Job,
+    /// Everything about one job.
+    Info,
+    /// Cancel a job.
+    Cancel,
+    /// Approve a job that waits for approval.
+    Approve,
+    /// Refuse a job that waits for approval.
+    Reject,
+    /// Where jobs of the chat run.
+    Workdir,
 }
 
 impl Command {
     /// Every command, in menu order.
-    pub const ALL: [Command; 17] = [
+    pub const ALL: [Command; 28] = [
         Command::Start,
         Command::Help,
         Command::Bind,
@@ -62,6 +84,17 @@ impl Command {
         Command::Node,
         Command::Unbind,
         Command::Kill,
+        Command::Run,
+        Command::Plan,
+        Command::Review,
+        Command::Diff,
+        Command::Jobs,
+        Command::Job,
+        Command::Info,
+        Command::Cancel,
+        Command::Approve,
+        Command::Reject,
+        Command::Workdir,
     ];
 
     /// The name after the slash.
@@ -84,6 +117,17 @@ impl Command {
             Command::Node => "node",
             Command::Unbind => "unbind",
             Command::Kill => "kill",
+            Command::Run => "run",
+            Command::Plan => "plan",
+            Command::Review => "review",
+            Command::Diff => "diff",
+            Command::Jobs => "jobs",
+            Command::Job => "job",
+            Command::Info => "info",
+            Command::Cancel => "cancel",
+            Command::Approve => "approve",
+            Command::Reject => "reject",
+            Command::Workdir => "workdir",
         }
     }
 
@@ -107,6 +151,17 @@ impl Command {
             Command::Node => "add <name> <host:port> <code> | remove <name>",
             Command::Unbind => "Unbind this topic (the window keeps running)",
             Command::Kill => "Close the Codex window and unbind",
+            Command::Run => "Job: run a prompt headless (codex exec) here, answer comes back",
+            Command::Plan => "Job: plan a task read-only, changing nothing",
+            Command::Review => "Job: review changes [uncommitted | base <branch> | commit <sha>]",
+            Command::Diff => "The folder's git diff [path]: stat here, patch as a file",
+            Command::Jobs => "Recent and queued jobs of this chat",
+            Command::Job => "<n>: a job's state",
+            Command::Info => "<n>: everything about a job",
+            Command::Cancel => "<n>: cancel a job (stops it if it runs)",
+            Command::Approve => "<n>: approve a job that waits for approval",
+            Command::Reject => "<n>: refuse a job that waits for approval",
+            Command::Workdir => "Where jobs run: show | set [node:]<folder> | reset",
         }
     }
 

@@ -1,0 +1,413 @@
+//! The job commands (`/run`, `/plan`, `/review`, `/diff`, `/jobs`, `/job`, `/info`, `/cancel`,
+//! `/approve`, `/reject`, `/workdir`) and the job buttons. A job runs in the topic's folder on
+//! its node when the topic is bound; otherwise in the chat's `/workdir`, or `[jobs]
+//! default_node` and `default_workdir`.
+
+use proto::v1::{self, reply::Result as R, request::Op};
+
+use super::{Decision, JobSettings, Jobs, now_ms, view};
+use crate::{
+    router::jobs::{JobId, JobState, Refusal},
+    store::{Binding, NewJob, Surface},
+    telegram::{
+        api::{MediaKind, Upload},
+        callback::JobAction,
+        command::Command,
+        outbox::{Class, MediaSend, Send},
+        render::escape_html,
+    },
+};
+
+/// The chat setting holding `/workdir` ("node\tpath").
+const WORKDIR: &str = "workdir";
+/// How long a node may take for a diff.
+const DIFF_CALL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Where a command was given.
+pub(crate) struct Context {
+    pub(crate) surface: Surface,
+    pub(crate) message_id: i32,
+    pub(crate) binding: Option<Binding>,
+}
+
+impl Jobs {
+    fn reply(&self, ctx: &Context, text: &str) {
+        self.reply_html(ctx, escape_html(text), text.to_owned());
+    }
+
+    fn reply_html(&self, ctx: &Context, html: String, plain: String) {
+        drop(self.env.outbox.send(Send {
+            surface: ctx.surface,
+            html,
+            plain,
+            keyboard: None,
+            reply_to: Some(ctx.message_id),
+            class: Class::Message,
+        }));
+    }
+
+    /// Runs one job command.
+    pub(crate) async fn command(&self, ctx: Context, cmd: Command, args: &str) {
+        let args = args.trim();
+        match cmd {
+            Command::Run => {
+                if args.is_empty() {
+                    return self.reply(&ctx, "Usage: /run <prompt> — runs Codex headless on it and sends the answer here.");
+                }
+                self.submit_here(&ctx, "exec", args, "", JobSettings::default())
+                    .await;
+            }
+            Command::Plan => {
+                if args.is_empty() {
+                    return self.reply(
+                        &ctx,
+                        "Usage: /plan <task> — Codex plans it without changing anything.",
+                    );
+                }
+                let settings = JobSettings {
+                    sandbox: "read-only".into(),
+                    instructions: "Plan only: do not change any file. Answer with a short, \
+                                   numbered, step-by-step plan for the task."
+                        .into(),
+                    ..JobSettings::default()
+                };
+                self.submit_here(&ctx, "exec", args, "", settings).await;
+            }
+            Command::Review => match review_target(args) {
+                Ok(target) => {
+                    self.submit_here(&ctx, "review", "", &target, JobSettings::default())
+                        .await
+                }
+                Err(usage) => self.reply(&ctx, usage),
+            },
+            Command::Diff => self.diff(&ctx, args).await,
+            Command::Jobs => {
+                let text = match self.store().jobs_of_chat(ctx.surface.chat_id, 15) {
+                    Ok(jobs) => view::list(&jobs, now_ms()),
+                    Err(_) => crate::app::STATE_UNREADABLE.to_owned(),
+                };
+                self.reply(&ctx, &text);
+            }
+            Command::Job | Command::Info => {
+                let Some(id) = job_id(args) else {
+                    return self.reply(&ctx, &format!("Usage: /{} <job number>", cmd.name()));
+                };
+                match self.store().job(id) {
+                    Ok(Some(job)) if cmd == Command::Job => {
+                        let text = view::status_text(&job, 0, None);
+                        drop(self.env.outbox.send(Send {
+                            surface: ctx.surface,
+                            html: escape_html(&text),
+                            plain: text,
+                            keyboard: Some(view::status_keyboard(&job)),
+                            reply_to: Some(ctx.message_id),
+                            class: Class::Message,
+                        }));
+                    }
+                    Ok(Some(job)) => self.reply(&ctx, &view::info(&job)),
+                    Ok(None) => self.reply(&ctx, &format!("There is no job {id}.")),
+                    Err(_) => self.reply(&ctx, crate::app::STATE_UNREADABLE),
+                }
+            }
+            Command::Cancel | Command::Approve | Command::Reject => {
+                let Some(id) = job_id(args) else {
+                    return self.reply(&ctx, &format!("Usage: /{} <job number>", cmd.name()));
+                };
+                let decision = match cmd {
+                    Command::Approve => Decision::Approve,
+                    Command::Reject => Decision::Reject,
+                    _ => Decision::Cancel,
+                };
+                let text = self.decide_text(id, decision).await;
+                self.reply(&ctx, &text);
+            }
+            Command::Workdir => self.workdir(&ctx, args).await,
+            _ => {}
+        }
+    }
+
+    /// A job button; the answer shown to the presser.
+    pub(crate) async fn button(
+        &self,
+        surface: Surface,
+        id: i64,
+        action: JobAction,
+        message_id: Option<i32>,
+    ) -> String {
+        let id = JobId(id);
+        match action {
+            JobAction::Approve => self.decide_text(id, Decision::Approve).await,
+            JobAction::Reject => self.decide_text(id, Decision::Reject).await,
+            JobAction::Cancel => self.decide_text(id, Decision::Cancel).await,
+            JobAction::Rerun => {
+                let Ok(Some(old)) = self.store().job(id) else {
+                    return crate::telegram::callback::EXPIRED.to_owned();
+                };
+                let mut job = old.job;
+                job.surface = surface;
+                job.reply_to = message_id;
+                match self.submit(job).await {
+                    Ok(Ok(new)) => format!("Job {new} submitted."),
+                    Ok(Err(_)) => crate::app::STATE_UNREADABLE.to_owned(),
+                    Err(stopped) => stopped.to_string(),
+                }
+            }
+        }
+    }
+
+    async fn decide_text(&self, id: JobId, decision: Decision) -> String {
+        match self.decide(id, decision).await {
+            Ok(Ok(())) => match decision {
+                Decision::Approve => format!("Job {id} approved."),
+                Decision::Reject => format!("Job {id} rejected; it will not run."),
+                Decision::Cancel => match self.store().job(id) {
+                    Ok(Some(j)) if j.state == JobState::Running => {
+                        format!("Stopping job {id}…")
+                    }
+                    _ => format!("Job {id} cancelled."),
+                },
+            },
+            Ok(Err(Refusal::Unknown(_))) => match self.store().job(id) {
+                Ok(Some(j)) => format!("Job {id} is over ({}).", j.state.name()),
+                _ => format!("There is no job {id}."),
+            },
+            Ok(Err(refusal)) => {
+                let mut text = refusal.to_string();
+                if let Some(first) = text.get_mut(0..1) {
+                    first.make_ascii_uppercase();
+                }
+                format!("{text}.")
+            }
+            Err(stopped) => stopped.to_string(),
+        }
+    }
+
+    /// Where jobs of this topic run: (node, folder), or why there is no such place.
+    fn place(&self, ctx: &Context) -> Result<(String, String), String> {
+        if let Some(b) = &ctx.binding {
+            return Ok((b.node.clone(), b.cwd.clone()));
+        }
+        match self.store().chat_setting(ctx.surface.chat_id, WORKDIR) {
+            Ok(Some(v)) => {
+                if let Some((node, dir)) = v.split_once('\t') {
+                    return Ok((node.to_owned(), dir.to_owned()));
+                }
+            }
+            Ok(None) => {}
+            Err(_) => return Err(crate::app::STATE_UNREADABLE.to_owned()),
+        }
+        match &self.cfg().default_workdir {
+            Some(dir) => Ok((self.cfg().default_node.clone(), dir.clone())),
+            None => Err("No folder for jobs here: bind this topic to a session, or choose one with \
+                 /workdir set <node>:<folder> (or set [jobs] default_workdir in the center's config)."
+                .to_owned()),
+        }
+    }
+
+    async fn submit_here(
+        &self,
+        ctx: &Context,
+        kind: &str,
+        prompt: &str,
+        review_target: &str,
+        settings: JobSettings,
+    ) {
+        let (node, cwd) = match self.place(ctx) {
+            Ok(place) => place,
+            Err(why) => return self.reply(ctx, &why),
+        };
+        let job = NewJob {
+            surface: ctx.surface,
+            requested_by: 0,
+            node,
+            cwd,
+            kind: kind.to_owned(),
+            prompt: prompt.to_owned(),
+            resume_thread: String::new(),
+            review_target: review_target.to_owned(),
+            settings: settings.to_json(),
+            reply_to: Some(ctx.message_id),
+        };
+        match self.submit(job).await {
+            // The job's status message replies to the command: that is the answer.
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => self.reply(ctx, crate::app::STATE_UNREADABLE),
+            Err(stopped) => self.reply(ctx, &stopped.to_string()),
+        }
+    }
+
+    /// `/workdir show|set [node:]<folder>|reset`.
+    async fn workdir(&self, ctx: &Context, args: &str) {
+        let (verb, rest) = args.split_once(' ').unwrap_or((args, ""));
+        let chat = ctx.surface.chat_id;
+        match verb {
+            "" | "show" => {
+                let text = match self.place(ctx) {
+                    Ok((node, dir)) if ctx.binding.is_some() => format!(
+                        "Jobs here run in this topic's folder: {node}:{dir} (the topic is bound)."
+                    ),
+                    Ok((node, dir)) => format!("Jobs in this chat run in {node}:{dir}."),
+                    Err(why) => why,
+                };
+                self.reply(ctx, &text);
+            }
+            "reset" => {
+                let text = match self.store().set_chat_setting(chat, WORKDIR, None) {
+                    Ok(()) => "Job folder reset to the default.",
+                    Err(_) => crate::app::STATE_UNREADABLE,
+                };
+                self.reply(ctx, text);
+            }
+            "set" if !rest.trim().is_empty() => {
+                let spec = rest.trim();
+                let (node, dir) = match spec.split_once(':') {
+                    Some((node, dir)) if !node.contains('/') => (node.to_owned(), dir.to_owned()),
+                    _ => (self.cfg().default_node.clone(), spec.to_owned()),
+                };
+                let Some(conn) = self.env.node(&node) else {
+                    return self.reply(
+                        ctx,
+                        &format!("There is no connected machine called {node}."),
+                    );
+                };
+                // The node checks the folder is under its roots.
+                let checked = conn
+                    .call(
+                        Op::ListDir(v1::ListDir {
+                            path: dir.clone(),
+                            show_hidden: false,
+                        }),
+                        crate::app::CALL_TIMEOUT,
+                    )
+                    .await;
+                let text = match checked {
+                    Ok(R::Dir(d)) => {
+                        let value = format!("{node}\t{}", d.path);
+                        match self.store().set_chat_setting(chat, WORKDIR, Some(&value)) {
+                            Ok(()) => format!("Jobs in this chat now run in {node}:{}.", d.path),
+                            Err(_) => crate::app::STATE_UNREADABLE.to_owned(),
+                        }
+                    }
+                    Ok(_) => "Unexpected answer from the machine.".to_owned(),
+                    Err(err) => format!("Not set: {err}"),
+                };
+                self.reply(ctx, &text);
+            }
+            _ => self.reply(ctx, "Usage: /workdir show | set [node:]<folder> | reset"),
+        }
+    }
+
+    /// `/diff [path]`: the stat in a message, the patch as a document.
+    async fn diff(&self, ctx: &Context, path: &str) {
+        let (node, cwd) = match self.place(ctx) {
+            Ok(place) => place,
+            Err(why) => return self.reply(ctx, &why),
+        };
+        let Some(conn) = self.env.node(&node) else {
+            return self.reply(ctx, &format!("{node} is offline."));
+        };
+        let result = conn
+            .call(
+                Op::GitDiff(v1::GitDiff {
+                    cwd: cwd.clone(),
+                    path: path.to_owned(),
+                }),
+                DIFF_CALL,
+            )
+            .await;
+        let diff = match result {
+            Ok(R::Diff(d)) => d,
+            Ok(_) => return self.reply(ctx, "Unexpected answer from the machine."),
+            Err(err) => return self.reply(ctx, &format!("No diff: {err}")),
+        };
+        if !diff.is_repo {
+            return self.reply(ctx, &format!("Not a git repository: {node}:{cwd}."));
+        }
+        if diff.stat.trim().is_empty() && diff.patch.trim().is_empty() {
+            return self.reply(ctx, &format!("No changes in {node}:{cwd}."));
+        }
+        let stat: String = diff.stat.chars().take(3500).collect();
+        self.reply_html(
+            ctx,
+            format!(
+                "Changes in {}:\n<pre>{}</pre>",
+                escape_html(&format!("{node}:{cwd}")),
+                escape_html(&stat)
+            ),
+            format!("Changes in {node}:{cwd}:\n{stat}"),
+        );
+        if !diff.patch.is_empty() {
+            let caption = if diff.truncated {
+                "The patch (cut short: it is large)."
+            } else {
+                "The patch."
+            };
+            drop(self.env.outbox.send_media(MediaSend {
+                surface: ctx.surface,
+                upload: Upload {
+                    kind: MediaKind::Document,
+                    file_name: "diff.patch".into(),
+                    bytes: std::sync::Arc::new(diff.patch.into_bytes()),
+                },
+                caption_html: escape_html(caption),
+                caption_plain: caption.to_owned(),
+                keyboard: None,
+                reply_to: Some(ctx.message_id),
+                class: Class::Message,
+            }));
+        }
+    }
+}
+
+/// `/job 12` or `/job #12`.
+fn job_id(args: &str) -> Option<JobId> {
+    let n = args.trim().trim_start_matches('#');
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| n.parse().ok())
+        .flatten()
+        .map(JobId)
+}
+
+/// `/review` arguments: `uncommitted` (the default), `base <branch>` or `commit <sha>`.
+fn review_target(args: &str) -> Result<String, &'static str> {
+    const USAGE: &str = "Usage: /review [uncommitted | base <branch> | commit <sha>]";
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let safe = |w: &str| {
+        !w.is_empty()
+            && !w.starts_with('-')
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c))
+    };
+    match words.as_slice() {
+        [] | ["uncommitted"] => Ok("uncommitted".into()),
+        ["base", branch] if safe(branch) => Ok(format!("base {branch}")),
+        ["commit", sha] if sha.len() >= 4 && sha.chars().all(|c| c.is_ascii_hexdigit()) => {
+            Ok(format!("commit {sha}"))
+        }
+        _ => Err(USAGE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_numbers_parse() {
+        assert_eq!(job_id("12"), Some(JobId(12)));
+        assert_eq!(job_id(" #7 "), Some(JobId(7)));
+        assert_eq!(job_id(""), None);
+        assert_eq!(job_id("x"), None);
+        assert_eq!(job_id("-1"), None);
+    }
+
+    #[test]
+    fn review_targets_are_checked() {
+        assert_eq!(review_target("").unwrap(), "uncommitted");
+        assert_eq!(review_target("base main").unwrap(), "base main");
+        assert_eq!(review_target("commit abc123").unwrap(), "commit abc123");
+        assert!(review_target("base --exec=x").is_err());
+        assert!(review_target("commit xyz").is_err());
+        assert!(review_target("everything").is_err());
+    }
+}
