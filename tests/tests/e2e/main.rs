@@ -9,6 +9,8 @@ mod durable;
 mod fleet;
 mod heal;
 mod input_safety;
+mod jobs;
+mod jobs_node;
 mod media;
 mod node;
 mod owned;
