@@ -2,7 +2,9 @@
 //! the runtime, its only writer), the end goes out as the answer (a reply to the status message)
 //! and the job's artifacts. Each event is acked to the node only after Telegram accepted what it
 //! produced (or refused it for good), so a restart or a dropped link repeats and loses nothing;
-//! an answer already sent is never sent again.
+//! an answer already sent is never sent again. The status message shows the job's end only once
+//! its answer is recorded as sent; what remains is the moment between Telegram accepting the
+//! answer and that record (milliseconds), where a crash means the answer is sent again.
 
 use proto::v1::{self, job_event::Kind};
 use tokio::sync::{mpsc, oneshot};
@@ -87,6 +89,7 @@ async fn finish(jobs: &Jobs, job: &JobRecord, f: &v1::JobFinished) -> bool {
         v1::JobOutcome::Failed | v1::JobOutcome::Unspecified => JobState::Failed,
     };
     if job.final_sent {
+        jobs.redraw(job.id);
         return true;
     }
     let end = JobEnd {
@@ -132,6 +135,7 @@ async fn finish(jobs: &Jobs, job: &JobRecord, f: &v1::JobFinished) -> bool {
     if let Err(err) = jobs.env.store.set_job_final_sent(job.id) {
         tracing::error!(error = %err, "saving that a job's answer went out failed");
     }
+    jobs.redraw(job.id);
     true
 }
 

@@ -153,15 +153,16 @@ impl Runtime {
                 }
             }
             Msg::Finished(id, state, reason, saved) => {
+                // Its slot goes to the next job now; its own status message turns to the end
+                // only after its answer went out (the delivery task asks for that redraw), so
+                // a status that shows the end means the answer is recorded as sent.
                 let effects = self.queue.finished(id, state);
-                if effects.is_empty() {
-                    // Not in the queue (a replay, or a job that was never started by this
-                    // process): its state is saved all the same.
-                    self.save(id, state, &reason);
-                    self.redraw(id);
-                } else {
-                    self.apply(effects, &reason);
-                }
+                self.save(id, state, &reason);
+                let others = effects
+                    .into_iter()
+                    .filter(|e| !matches!(e, Effect::Became(job, _) if *job == id))
+                    .collect();
+                self.apply(others, "");
                 let _ = saved.send(());
             }
             Msg::Redraw(id) => self.redraw(id),

@@ -227,3 +227,37 @@ async fn risky_jobs_wait_for_approval_cancel_stops_and_diff_reads_git() {
         .await;
     assert_eq!(patch.caption(), Some("The patch."));
 }
+
+/// kill -9 of the center (and its embedded node) while a job runs: the job's process lives on
+/// in its own process group, the restarted node follows it, and its answer arrives exactly
+/// once; a second restart after the answer sends nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_survives_a_center_crash_and_answers_once() {
+    let mut env = CenterEnv::start("jobs-crash").await;
+    let thread = jobs_topic(&env, "Crash").await;
+    let asked = send(&env, thread, "/run slow: 8");
+    let status = status_of(&env, thread, asked, "").await;
+    env.model.wait_for_user_text("slow: 8", WAIT).await.unwrap();
+    env.restart_center().await;
+    env.message(thread, "the answer after the crash", |m| {
+        m.text() == "Done after 8 seconds."
+    })
+    .await;
+    // The status shows the end once the answer is recorded as sent.
+    edited_to(&env, &status, "succeeded").await;
+    env.restart_center().await;
+    // Anything the restart would repeat goes out right after it starts; give it that time.
+    send(&env, thread, "/jobs");
+    env.message(thread, "job list", |m| {
+        m.text().starts_with("Jobs (newest first)")
+    })
+    .await;
+    let answers = env
+        .tg
+        .messages_in(env.chat, Some(thread))
+        .into_iter()
+        .filter(|m| m.text() == "Done after 8 seconds.")
+        .count();
+    assert_eq!(answers, 1, "the answer was sent {answers} times");
+    assert_eq!(env.model.times_typed("slow: 8"), 1, "the job ran twice");
+}
