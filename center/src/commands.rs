@@ -136,7 +136,8 @@ impl App {
             | Command::Cancel
             | Command::Approve
             | Command::Reject
-            | Command::Workdir => match self.jobs() {
+            | Command::Workdir
+            | Command::Schedule => match self.jobs() {
                 Some(jobs) => {
                     let ctx = crate::jobs::commands::Context {
                         surface,

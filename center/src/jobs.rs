@@ -13,6 +13,7 @@ pub(crate) mod commands;
 pub mod config;
 mod delivery;
 mod runtime;
+mod schedule;
 mod view;
 
 use std::sync::Arc;

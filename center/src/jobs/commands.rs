@@ -35,6 +35,11 @@ impl Jobs {
         self.reply_html(ctx, escape_html(text), text.to_owned());
     }
 
+    /// A plain-text answer to the command.
+    pub(crate) fn reply_plain(&self, ctx: &Context, text: &str) {
+        self.reply(ctx, text);
+    }
+
     fn reply_html(&self, ctx: &Context, html: String, plain: String) {
         drop(self.env.outbox.send(Send {
             surface: ctx.surface,
@@ -122,6 +127,7 @@ impl Jobs {
                 self.reply(&ctx, &text);
             }
             Command::Workdir => self.workdir(&ctx, args).await,
+            Command::Schedule => self.schedule_command(&ctx, args).await,
             _ => {}
         }
     }
@@ -146,6 +152,7 @@ impl Jobs {
                 let mut job = old.job;
                 job.surface = surface;
                 job.reply_to = message_id;
+                job.source = String::new();
                 match self.submit(job).await {
                     Ok(Ok(new)) => format!("Job {new} submitted."),
                     Ok(Err(_)) => crate::app::STATE_UNREADABLE.to_owned(),
@@ -227,6 +234,7 @@ impl Jobs {
             review_target: review_target.to_owned(),
             settings: settings.to_json(),
             reply_to: Some(ctx.message_id),
+            source: String::new(),
         };
         match self.submit(job).await {
             // The job's status message replies to the command: that is the answer.

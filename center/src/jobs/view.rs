@@ -239,6 +239,7 @@ mod tests {
                 review_target: String::new(),
                 settings: "{}".into(),
                 reply_to: None,
+                source: String::new(),
             },
             state,
             reason: String::new(),

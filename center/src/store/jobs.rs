@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     rollout_path TEXT NOT NULL DEFAULT '',
     artifacts TEXT NOT NULL DEFAULT '',
     acked_seq INTEGER NOT NULL DEFAULT 0,
-    final_sent INTEGER NOT NULL DEFAULT 0
+    final_sent INTEGER NOT NULL DEFAULT 0,
+    source TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_by_chat ON jobs (chat_id, id);
 CREATE TABLE IF NOT EXISTS chat_settings (
@@ -66,6 +67,9 @@ pub(crate) struct NewJob {
     pub(crate) settings: String,
     /// The user's message the job's status message replies to.
     pub(crate) reply_to: Option<i32>,
+    /// What made the job when it was not a command in a chat (`schedule:3`,
+    /// `github:owner/repo#12`, `cli`); empty for a command.
+    pub(crate) source: String,
 }
 
 /// A job as stored.
@@ -117,7 +121,7 @@ pub(crate) struct JobEnd {
 const COLUMNS: &str = "id, wire_id, chat_id, thread_id, requested_by, node, cwd, kind, prompt, \
     resume_thread, review_target, settings, state, reason, created_ms, started_ms, finished_ms, \
     approval_until_ms, status_msg, reply_to, pid, codex_thread, command_line, activity, exit_code, \
-    tokens, final_message, error, stderr_tail, rollout_path, artifacts, acked_seq, final_sent";
+    tokens, final_message, error, stderr_tail, rollout_path, artifacts, acked_seq, final_sent, source";
 
 fn record(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
     let state: String = r.get(12)?;
@@ -138,6 +142,7 @@ fn record(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
             review_target: r.get(10)?,
             settings: r.get(11)?,
             reply_to: r.get(19)?,
+            source: r.get(33)?,
         },
         // An unknown name (a newer center wrote it) reads as lost: never as running.
         state: JobState::parse(&state).unwrap_or(JobState::Lost),
@@ -178,8 +183,8 @@ impl Store {
         tx.execute(
             "INSERT INTO jobs (wire_id, chat_id, thread_id, requested_by, node, cwd, kind, prompt,
                 resume_thread, review_target, settings, state, reason, created_ms,
-                approval_until_ms, reply_to)
-             VALUES ('', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                approval_until_ms, reply_to, source)
+             VALUES ('', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![
                 job.surface.chat_id,
                 job.surface.thread_id,
@@ -196,6 +201,7 @@ impl Store {
                 now_ms,
                 approval_until_ms,
                 job.reply_to,
+                job.source,
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -425,6 +431,7 @@ mod tests {
             review_target: String::new(),
             settings: "{}".into(),
             reply_to: Some(5),
+            source: String::new(),
         }
     }
 
@@ -447,10 +454,7 @@ mod tests {
         );
         store.set_job_running(id, 42, "", "codex exec").unwrap();
         store.set_job_running(id, 0, "t-1", "").unwrap();
-        assert_eq!(
-            store.job_cursors("local").unwrap(),
-            [(job.wire_id, 0)]
-        );
+        assert_eq!(store.job_cursors("local").unwrap(), [(job.wire_id, 0)]);
         store.ack_job(id, 70).unwrap();
         store.ack_job(id, 10).unwrap();
         let end = JobEnd {

@@ -62,11 +62,13 @@ pub enum Command {
     Reject,
     /// Where jobs of the chat run.
     Workdir,
+    /// Jobs on a schedule.
+    Schedule,
 }
 
 impl Command {
     /// Every command, in menu order.
-    pub const ALL: [Command; 28] = [
+    pub const ALL: [Command; 29] = [
         Command::Start,
         Command::Help,
         Command::Bind,
@@ -95,6 +97,7 @@ impl Command {
         Command::Approve,
         Command::Reject,
         Command::Workdir,
+        Command::Schedule,
     ];
 
     /// The name after the slash.
@@ -128,6 +131,7 @@ impl Command {
             Command::Approve => "approve",
             Command::Reject => "reject",
             Command::Workdir => "workdir",
+            Command::Schedule => "schedule",
         }
     }
 
@@ -162,6 +166,7 @@ impl Command {
             Command::Approve => "<n>: approve a job that waits for approval",
             Command::Reject => "<n>: refuse a job that waits for approval",
             Command::Workdir => "Where jobs run: show | set [node:]<folder> | reset",
+            Command::Schedule => "Jobs on a schedule: add \"<cron>\" <prompt> | list | remove <n>",
         }
     }
 
