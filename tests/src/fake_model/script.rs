@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `echo: X` | final message `X` |
 //! | `run: CMD` | `exec_command` call `{"cmd": CMD, "yield_time_ms": 1000}`, then `ran CMD` |
+//! | `plain: CMD` | `exec_command` call `{"cmd": CMD, "login": false, "yield_time_ms": 30000}` (no login shell, waits for the end), then `ran CMD` |
 //! | `approve: CMD` | same with `sandbox_permissions: "require_escalated"`, then `ran CMD` |
 //! | `slow: N` | `Done after N seconds.`, delivered after N seconds |
 //! | `long: N` | a markdown answer of exactly N characters |
@@ -53,6 +54,12 @@ pub enum Item {
         cmd: String,
         /// Ask for `require_escalated` sandbox permissions, which makes the TUI prompt.
         escalate: bool,
+    },
+    /// A `function_call` to Codex's `exec_command` tool without a login shell, waiting for the
+    /// command to end (`codex exec` ends with its turn and takes running commands with it).
+    PlainCommand {
+        /// Shell command line.
+        cmd: String,
     },
     /// A `function_call` to Codex's `view_image` tool.
     ViewImage {
@@ -122,6 +129,9 @@ fn first_reply(prompt: &str) -> Reply {
         "run" => Reply::items(vec![Item::ExecCommand {
             cmd: arg.to_owned(),
             escalate: false,
+        }]),
+        "plain" => Reply::items(vec![Item::PlainCommand {
+            cmd: arg.to_owned(),
         }]),
         "approve" => Reply::items(vec![Item::ExecCommand {
             cmd: arg.to_owned(),
@@ -320,6 +330,29 @@ mod tests {
         // A harness message after the prompt does not hide the prompt.
         assert_eq!(final_text(&reply_for(&body(&[user("echo: x"), env]))), "x");
         assert_eq!(final_text(&reply_for(&body(&[]))), "You said: ");
+    }
+
+    #[test]
+    fn plain_calls_exec_command_without_a_login_shell() {
+        let first = reply_for(&body(&[user("plain: echo a > b.csv")]));
+        assert_eq!(
+            first.items,
+            vec![Item::PlainCommand {
+                cmd: "echo a > b.csv".into()
+            }]
+        );
+        let steps = crate::fake_model::sse::steps(&first, 1);
+        let args = steps.iter().find_map(|s| match s {
+            crate::fake_model::sse::Step::Event(name, data)
+                if *name == "response.output_item.done" =>
+            {
+                data["item"]["arguments"].as_str().map(str::to_owned)
+            }
+            _ => None,
+        });
+        let args: Value = serde_json::from_str(&args.unwrap()).unwrap();
+        assert_eq!(args["login"], false);
+        assert_eq!(args["yield_time_ms"], 30_000);
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub fn steps(reply: &Reply, seq: u64) -> Vec<Step> {
                 }
                 output_chars += text.len();
             }
-            Item::ExecCommand { .. } | Item::ViewImage { .. } => {
+            Item::ExecCommand { .. } | Item::PlainCommand { .. } | Item::ViewImage { .. } => {
                 added["arguments"] = json!("");
                 steps.push(event(
                     "response.output_item.added",
@@ -111,6 +111,13 @@ fn item_json(item: &Item, seq: u64, index: usize) -> Value {
             json!({"type": "function_call", "id": format!("fc_fake_{seq}_{index}"),
                 "status": "completed", "call_id": format!("call_fake_{seq}_{index}"),
                 "name": "view_image", "arguments": json!({"path": path}).to_string()})
+        }
+        Item::PlainCommand { cmd } => {
+            // No login shell (its profile may be slow), and Codex waits for the whole command.
+            let arguments = json!({"cmd": cmd, "yield_time_ms": 30_000, "login": false});
+            json!({"type": "function_call", "id": format!("fc_fake_{seq}_{index}"),
+                "status": "completed", "call_id": format!("call_fake_{seq}_{index}"),
+                "name": "exec_command", "arguments": arguments.to_string()})
         }
         Item::ExecCommand { cmd, escalate } => {
             // Codex waits this long for the command before answering with partial output; a
