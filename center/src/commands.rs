@@ -23,7 +23,11 @@ use crate::{
 
 const HELP: &str = "Each topic is the remote control of one live Codex session running in tmux.\n\
 Send a message in an unbound topic (or /bind) to pick a folder and start or resume Codex there; \
-after that, every message is typed into Codex and its answers come back here.\n\n";
+after that, every message is typed into Codex and its answers come back here.\n\
+Jobs (/run, /plan, /review) run Codex headless in the topic's folder (or the chat's /workdir) \
+and send the answer back; /model, /permissions, /approvals, /search, /experimental and \
+/personality set what jobs use, except in a bound topic, where they are Codex's own commands \
+and are typed into it.\n\n";
 
 impl App {
     /// Runs one of the bot's commands. `lease` keeps the update unfinished in the inbox while
@@ -43,6 +47,24 @@ impl App {
         let unbound =
             "This topic is not bound to a Codex session. Send a message or /bind to start one.";
         match cmd {
+            // In a bound topic these are Codex's own TUI commands: typed into it as sent.
+            cmd if cmd.codex_in_bound_topics() && binding.is_some() => {
+                let text = if args.is_empty() {
+                    format!("/{}", cmd.name())
+                } else {
+                    format!("/{} {args}", cmd.name())
+                };
+                self.input_or_bind(
+                    surface,
+                    PendingInput {
+                        text,
+                        reply_to: msg_id,
+                        mode: binding.map_or(InputMode::Steer, |b| b.mode),
+                        leases: vec![lease],
+                    },
+                )
+                .await;
+            }
             Command::Start | Command::Help => {
                 let mut text = escape_html(HELP);
                 for c in Command::ALL {
@@ -137,7 +159,17 @@ impl App {
             | Command::Approve
             | Command::Reject
             | Command::Workdir
-            | Command::Schedule => match self.jobs() {
+            | Command::Schedule
+            | Command::RunSession
+            | Command::Session
+            | Command::Video
+            | Command::DebugConfig
+            | Command::Model
+            | Command::Permissions
+            | Command::Approvals
+            | Command::Search
+            | Command::Experimental
+            | Command::Personality => match self.jobs() {
                 Some(jobs) => {
                     let ctx = crate::jobs::commands::Context {
                         surface,
@@ -241,10 +273,16 @@ impl App {
     }
 
     async fn status(&self, surface: Surface, binding: Option<Binding>, msg_id: i32) {
+        let jobs_line = self
+            .jobs()
+            .map(|jobs| jobs.status_line(surface.chat_id, binding.as_ref()))
+            .unwrap_or_default();
         let Some(b) = binding else {
             self.notice(
                 surface,
-                "Not bound. Send a message or /bind to start a Codex session here.",
+                &format!(
+                    "Not bound. Send a message or /bind to start a Codex session here.\n{jobs_line}"
+                ),
                 Some(msg_id),
             );
             return;
@@ -298,6 +336,9 @@ impl App {
                 _ => "starting".to_owned(),
             };
             text += &format!("\n<b>Codex</b> {}", escape_html(&what));
+        }
+        if !jobs_line.is_empty() {
+            text += &format!("\n{}", escape_html(&jobs_line));
         }
         self.say(surface, text, Some(msg_id));
     }

@@ -12,8 +12,10 @@
 pub(crate) mod commands;
 pub mod config;
 mod delivery;
+pub mod github;
 mod runtime;
 mod schedule;
+pub(crate) mod settings;
 mod view;
 
 use std::sync::Arc;
@@ -40,6 +42,8 @@ pub(crate) struct JobSettings {
     pub(crate) sandbox: String,
     pub(crate) approvals: String,
     pub(crate) web_search: String,
+    pub(crate) enable_features: Vec<String>,
+    pub(crate) disable_features: Vec<String>,
     pub(crate) instructions: String,
 }
 
@@ -60,8 +64,8 @@ impl JobSettings {
             sandbox: self.sandbox.clone(),
             approvals: self.approvals.clone(),
             web_search: self.web_search.clone(),
-            enable_features: Vec::new(),
-            disable_features: Vec::new(),
+            enable_features: self.enable_features.clone(),
+            disable_features: self.disable_features.clone(),
             instructions: self.instructions.clone(),
             artifact_extensions: cfg.artifact_extensions.clone(),
             artifact_max_bytes: cfg.artifact_max_bytes,
@@ -111,6 +115,8 @@ enum Msg {
 pub(crate) struct Jobs {
     tx: mpsc::UnboundedSender<Msg>,
     env: Arc<Env>,
+    /// Wakes the scheduler ([`schedule`]) when schedules change.
+    schedules: Arc<tokio::sync::Notify>,
 }
 
 /// The runtime is not running any more (the center stops).
@@ -125,8 +131,10 @@ impl Jobs {
         let jobs = Self {
             tx,
             env: Arc::new(env),
+            schedules: Arc::default(),
         };
         tokio::spawn(runtime::run(jobs.clone(), rx));
+        tokio::spawn(schedule::run(jobs.clone()));
         jobs
     }
 

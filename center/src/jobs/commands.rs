@@ -5,7 +5,11 @@
 
 use proto::v1::{self, reply::Result as R, request::Op};
 
-use super::{Decision, JobSettings, Jobs, now_ms, view};
+use super::{
+    Decision, JobSettings, Jobs, now_ms,
+    settings::{self, Setting},
+    view,
+};
 use crate::{
     router::jobs::{JobId, JobState, Refusal},
     store::{Binding, NewJob, Surface},
@@ -127,6 +131,30 @@ impl Jobs {
                 self.reply(&ctx, &text);
             }
             Command::Workdir => self.workdir(&ctx, args).await,
+            Command::RunSession => self.run_session(&ctx, args).await,
+            Command::Session => self.session(&ctx, args),
+            Command::Video => self.video(&ctx, args).await,
+            Command::DebugConfig => {
+                let text = self.debug_config(&ctx);
+                self.reply(&ctx, &text);
+            }
+            Command::Model
+            | Command::Permissions
+            | Command::Approvals
+            | Command::Search
+            | Command::Experimental
+            | Command::Personality => {
+                let setting = match cmd {
+                    Command::Model => Setting::Model,
+                    Command::Permissions => Setting::Permissions,
+                    Command::Approvals => Setting::Approvals,
+                    Command::Search => Setting::Search,
+                    Command::Experimental => Setting::Experimental,
+                    _ => Setting::Personality,
+                };
+                let text = settings::command(self.store(), ctx.surface.chat_id, setting, args);
+                self.reply(&ctx, &text);
+            }
             Command::Schedule => self.schedule_command(&ctx, args).await,
             _ => {}
         }
@@ -190,7 +218,7 @@ impl Jobs {
     }
 
     /// Where jobs of this topic run: (node, folder), or why there is no such place.
-    fn place(&self, ctx: &Context) -> Result<(String, String), String> {
+    pub(super) fn place(&self, ctx: &Context) -> Result<(String, String), String> {
         if let Some(b) = &ctx.binding {
             return Ok((b.node.clone(), b.cwd.clone()));
         }
@@ -223,6 +251,58 @@ impl Jobs {
             Ok(place) => place,
             Err(why) => return self.reply(ctx, &why),
         };
+        self.submit_at(
+            ctx,
+            node,
+            cwd,
+            kind,
+            prompt,
+            review_target,
+            settings,
+            String::new(),
+            String::new(),
+        )
+        .await;
+    }
+
+    /// Submits a job in `node`:`cwd` with the chat's settings under `overrides` (a non-empty
+    /// field of `overrides` wins; instructions are joined).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site per kind of job; a struct would only rename them"
+    )]
+    async fn submit_at(
+        &self,
+        ctx: &Context,
+        node: String,
+        cwd: String,
+        kind: &str,
+        prompt: &str,
+        review_target: &str,
+        overrides: JobSettings,
+        resume_thread: String,
+        source: String,
+    ) {
+        let Ok(mut settings) = settings::effective(self.store(), ctx.surface.chat_id) else {
+            return self.reply(ctx, crate::app::STATE_UNREADABLE);
+        };
+        let pick = |mine: &mut String, theirs: String| {
+            if !theirs.is_empty() {
+                *mine = theirs;
+            }
+        };
+        pick(&mut settings.model, overrides.model);
+        pick(&mut settings.reasoning_effort, overrides.reasoning_effort);
+        pick(&mut settings.sandbox, overrides.sandbox);
+        pick(&mut settings.approvals, overrides.approvals);
+        pick(&mut settings.web_search, overrides.web_search);
+        if !overrides.instructions.is_empty() {
+            settings.instructions = if settings.instructions.is_empty() {
+                overrides.instructions
+            } else {
+                format!("{}\n\n{}", overrides.instructions, settings.instructions)
+            };
+        }
         let job = NewJob {
             surface: ctx.surface,
             requested_by: 0,
@@ -230,17 +310,229 @@ impl Jobs {
             cwd,
             kind: kind.to_owned(),
             prompt: prompt.to_owned(),
-            resume_thread: String::new(),
+            resume_thread,
             review_target: review_target.to_owned(),
             settings: settings.to_json(),
             reply_to: Some(ctx.message_id),
-            source: String::new(),
+            source,
         };
         match self.submit(job).await {
             // The job's status message replies to the command: that is the answer.
             Ok(Ok(_)) => {}
             Ok(Err(_)) => self.reply(ctx, crate::app::STATE_UNREADABLE),
             Err(stopped) => self.reply(ctx, &stopped.to_string()),
+        }
+    }
+
+    /// `/status`'s line about jobs here: where they run and with which settings.
+    pub(crate) fn status_line(&self, chat: i64, binding: Option<&Binding>) -> String {
+        let ctx = Context {
+            surface: Surface {
+                chat_id: chat,
+                thread_id: 0,
+            },
+            message_id: 0,
+            binding: binding.cloned(),
+        };
+        let place = match self.place(&ctx) {
+            Ok((node, dir)) => format!("run in {node}:{dir}"),
+            Err(_) => "have no folder (/workdir set)".to_owned(),
+        };
+        let settings = settings::effective(self.store(), chat)
+            .map(|s| settings::summary(&s))
+            .unwrap_or_else(|_| "unreadable".to_owned());
+        format!("Jobs here {place}; settings: {settings}.")
+    }
+
+    /// `/debug_config`: the job settings in effect (there are no secrets in them).
+    fn debug_config(&self, ctx: &Context) -> String {
+        let cfg = self.cfg();
+        let mut out = vec![self.status_line(ctx.surface.chat_id, ctx.binding.as_ref())];
+        out.push(format!(
+            "Limits: {} per machine, {} in the fleet.",
+            cfg.limits.per_node, cfg.limits.fleet
+        ));
+        out.push(format!(
+            "Default place: {}:{}.",
+            cfg.default_node,
+            cfg.default_workdir.as_deref().unwrap_or("(none)")
+        ));
+        out.push(format!(
+            "Approval: {} risky-prompt patterns and danger-full-access; a job waits {} min.",
+            cfg.risky.len(),
+            cfg.approval_ttl.as_secs() / 60
+        ));
+        out.push(format!(
+            "Artifacts: {} up to {} MB.",
+            cfg.artifact_extensions.join(" "),
+            cfg.artifact_max_bytes / (1024 * 1024)
+        ));
+        out.push(format!("Cancel grace: {} s.", cfg.cancel_grace.as_secs()));
+        out.join("\n")
+    }
+
+    /// `/session create <name> | stop <name> | list`: named Codex threads for `/run_session`,
+    /// each in the folder where it was created.
+    fn session(&self, ctx: &Context, args: &str) {
+        let words: Vec<&str> = args.split_whitespace().collect();
+        let chat = ctx.surface.chat_id;
+        let text = match words.as_slice() {
+            ["create", name] if is_session_name(name) => match self.place(ctx) {
+                Err(why) => why,
+                Ok((node, dir)) => {
+                    let key = format!("{SESSION}{name}");
+                    match self.store().chat_setting(chat, &key) {
+                        Ok(Some(_)) => format!("There is a session {name} already."),
+                        Ok(None) => match self.store().set_chat_setting(
+                            chat,
+                            &key,
+                            Some(&format!("{node}\t{dir}")),
+                        ) {
+                            Ok(()) => format!(
+                                "Session {name} created in {node}:{dir}. /run_session {name} <prompt> runs in it; each run continues the last."
+                            ),
+                            Err(_) => crate::app::STATE_UNREADABLE.to_owned(),
+                        },
+                        Err(_) => crate::app::STATE_UNREADABLE.to_owned(),
+                    }
+                }
+            },
+            ["stop", name] => {
+                let key = format!("{SESSION}{name}");
+                match self.store().chat_setting(chat, &key) {
+                    Ok(Some(_)) => match self.store().set_chat_setting(chat, &key, None) {
+                        Ok(()) => format!("Session {name} stopped (its Codex thread is kept)."),
+                        Err(_) => crate::app::STATE_UNREADABLE.to_owned(),
+                    },
+                    Ok(None) => format!("There is no session {name}."),
+                    Err(_) => crate::app::STATE_UNREADABLE.to_owned(),
+                }
+            }
+            [] | ["list"] => match self.store().chat_settings_with_prefix(chat, SESSION) {
+                Ok(list) if list.is_empty() => {
+                    "No sessions. /session create <name> makes one.".to_owned()
+                }
+                Ok(list) => {
+                    let mut out = vec!["Sessions:".to_owned()];
+                    for (key, value) in list {
+                        let name = &key[SESSION.len()..];
+                        let (place, _) = session_place(&value);
+                        let thread = self
+                            .store()
+                            .last_thread_of_source(&format!("session:{chat}:{name}"))
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default();
+                        out.push(format!(
+                            "{name} · {place}{}",
+                            if thread.is_empty() {
+                                " · not run yet".to_owned()
+                            } else {
+                                format!(" · thread {thread}")
+                            }
+                        ));
+                    }
+                    out.join("\n")
+                }
+                Err(_) => crate::app::STATE_UNREADABLE.to_owned(),
+            },
+            _ => "Usage: /session create <name> | stop <name> | list (names: a-z, 0-9, - and _)"
+                .to_owned(),
+        };
+        self.reply(ctx, &text);
+    }
+
+    /// `/run_session <thread id or session name> <prompt>`: `codex exec resume` on that thread
+    /// (a named session's first run starts its thread).
+    async fn run_session(&self, ctx: &Context, args: &str) {
+        let Some((target, prompt)) = args.split_once(char::is_whitespace) else {
+            return self.reply(
+                ctx,
+                "Usage: /run_session <thread id or session name> <prompt>",
+            );
+        };
+        let prompt = prompt.trim();
+        let key = format!("{SESSION}{target}");
+        match self.store().chat_setting(ctx.surface.chat_id, &key) {
+            Ok(Some(value)) => {
+                let (place, _) = session_place(&value);
+                let (node, dir) = place.split_once(':').unwrap_or(("", ""));
+                let source = format!("session:{}:{target}", ctx.surface.chat_id);
+                // The thread of the session's newest job that has one.
+                let thread = match self.store().last_thread_of_source(&source) {
+                    Ok(t) => t.unwrap_or_default(),
+                    Err(_) => return self.reply(ctx, crate::app::STATE_UNREADABLE),
+                };
+                let kind = if thread.is_empty() { "exec" } else { "resume" };
+                self.submit_at(
+                    ctx,
+                    node.to_owned(),
+                    dir.to_owned(),
+                    kind,
+                    prompt,
+                    "",
+                    JobSettings::default(),
+                    thread,
+                    source,
+                )
+                .await;
+            }
+            Ok(None) if is_thread_id(target) => {
+                let (node, cwd) = match self.place(ctx) {
+                    Ok(place) => place,
+                    Err(why) => return self.reply(ctx, &why),
+                };
+                self.submit_at(
+                    ctx,
+                    node,
+                    cwd,
+                    "resume",
+                    prompt,
+                    "",
+                    JobSettings::default(),
+                    target.to_owned(),
+                    String::new(),
+                )
+                .await;
+            }
+            Ok(None) => self.reply(
+                ctx,
+                &format!(
+                    "{target:?} is neither a session here (/session list) nor a Codex thread id."
+                ),
+            ),
+            Err(_) => self.reply(ctx, crate::app::STATE_UNREADABLE),
+        }
+    }
+
+    /// `/video <n>`: the job's video artifacts.
+    async fn video(&self, ctx: &Context, args: &str) {
+        let Some(id) = job_id(args) else {
+            return self.reply(ctx, "Usage: /video <job number>");
+        };
+        let job = match self.store().job(id) {
+            Ok(Some(job)) => job,
+            Ok(None) => return self.reply(ctx, &format!("There is no job {id}.")),
+            Err(_) => return self.reply(ctx, crate::app::STATE_UNREADABLE),
+        };
+        let videos: Vec<&str> = job
+            .artifacts
+            .lines()
+            .filter(|p| {
+                let ext = p.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+                matches!(ext.as_deref(), Some("mp4" | "mov" | "webm" | "mkv"))
+            })
+            .collect();
+        if videos.is_empty() {
+            return self.reply(ctx, &format!("Job {id} made no video."));
+        }
+        for path in videos {
+            let artifact = v1::JobArtifact {
+                path: path.to_owned(),
+                size: 0,
+                media_type: "video".into(),
+            };
+            super::delivery::send_artifact(self, &job, &artifact, Some(ctx.message_id)).await;
         }
     }
 
@@ -365,6 +657,32 @@ impl Jobs {
             }));
         }
     }
+}
+
+/// The prefix of chat settings naming a job session.
+const SESSION: &str = "session.";
+
+/// A session name: short, plain.
+fn is_session_name(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// A Codex thread id (a UUID).
+fn is_thread_id(s: &str) -> bool {
+    s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+/// A stored session: ("node:folder", anything after).
+fn session_place(value: &str) -> (String, String) {
+    let mut parts = value.split('\t');
+    let node = parts.next().unwrap_or("");
+    let dir = parts.next().unwrap_or("");
+    (
+        format!("{node}:{dir}"),
+        parts.next().unwrap_or("").to_owned(),
+    )
 }
 
 /// `/job 12` or `/job #12`.

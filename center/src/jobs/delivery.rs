@@ -169,7 +169,7 @@ async fn answer(jobs: &Jobs, job: &JobRecord, markdown: &str, reply_to: Option<i
 }
 
 /// One artifact, pulled from the node and sent as a photo, video or document.
-async fn send_artifact(
+pub(super) async fn send_artifact(
     jobs: &Jobs,
     job: &JobRecord,
     artifact: &v1::JobArtifact,

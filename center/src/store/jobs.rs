@@ -374,6 +374,36 @@ impl Store {
         Ok(())
     }
 
+    /// The Codex thread of the newest job from `source` that has one.
+    pub(crate) fn last_thread_of_source(&self, source: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT codex_thread FROM jobs WHERE source = ?1 AND codex_thread != ''
+                 ORDER BY id DESC LIMIT 1",
+                params![source],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// A chat's settings whose key starts with `prefix`, by key.
+    pub(crate) fn chat_settings_with_prefix(
+        &self,
+        chat_id: i64,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT key, value FROM chat_settings WHERE chat_id = ?1 AND substr(key, 1, ?3) = ?2
+             ORDER BY key",
+        )?;
+        let rows = stmt.query_map(params![chat_id, prefix, prefix.len() as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// A chat's setting.
     pub(crate) fn chat_setting(
         &self,

@@ -64,11 +64,31 @@ pub enum Command {
     Workdir,
     /// Jobs on a schedule.
     Schedule,
+    /// Continue a Codex thread (by id or session name) as a job.
+    RunSession,
+    /// Named job sessions.
+    Session,
+    /// A job's videos.
+    Video,
+    /// The job settings in effect.
+    DebugConfig,
+    /// Job setting: model and reasoning effort (Codex's own in a bound topic).
+    Model,
+    /// Job setting: sandbox.
+    Permissions,
+    /// Job setting: approval policy.
+    Approvals,
+    /// Job setting: web search.
+    Search,
+    /// Job setting: experimental features.
+    Experimental,
+    /// Job setting: personality.
+    Personality,
 }
 
 impl Command {
     /// Every command, in menu order.
-    pub const ALL: [Command; 29] = [
+    pub const ALL: [Command; 39] = [
         Command::Start,
         Command::Help,
         Command::Bind,
@@ -98,6 +118,16 @@ impl Command {
         Command::Reject,
         Command::Workdir,
         Command::Schedule,
+        Command::RunSession,
+        Command::Session,
+        Command::Video,
+        Command::DebugConfig,
+        Command::Model,
+        Command::Permissions,
+        Command::Approvals,
+        Command::Search,
+        Command::Experimental,
+        Command::Personality,
     ];
 
     /// The name after the slash.
@@ -132,6 +162,16 @@ impl Command {
             Command::Reject => "reject",
             Command::Workdir => "workdir",
             Command::Schedule => "schedule",
+            Command::RunSession => "run_session",
+            Command::Session => "session",
+            Command::Video => "video",
+            Command::DebugConfig => "debug_config",
+            Command::Model => "model",
+            Command::Permissions => "permissions",
+            Command::Approvals => "approvals",
+            Command::Search => "search",
+            Command::Experimental => "experimental",
+            Command::Personality => "personality",
         }
     }
 
@@ -167,7 +207,39 @@ impl Command {
             Command::Reject => "<n>: refuse a job that waits for approval",
             Command::Workdir => "Where jobs run: show | set [node:]<folder> | reset",
             Command::Schedule => "Jobs on a schedule: add \"<cron>\" <prompt> | list | remove <n>",
+            Command::RunSession => "<thread id or session name> <prompt>: continue it as a job",
+            Command::Session => "Named job sessions: create <name> | stop <name> | list",
+            Command::Video => "<n>: send a job's videos",
+            Command::DebugConfig => "The job settings in effect here (no secrets)",
+            Command::Model => {
+                "Jobs: [<name>] [minimal..xhigh] | reset (bound topic: Codex's /model)"
+            }
+            Command::Permissions => {
+                "Jobs: read-only | workspace-write | danger-full-access | reset (bound: Codex's)"
+            }
+            Command::Approvals => {
+                "Jobs: untrusted | on-failure | on-request | never | reset (bound: Codex's)"
+            }
+            Command::Search => "Jobs: live | cached | disabled | reset (bound: Codex's)",
+            Command::Experimental => "Jobs: list | on <f> | off <f> | reset (bound: Codex's)",
+            Command::Personality => {
+                "Jobs: friendly | pragmatic | none | custom <text> | reset (bound: Codex's)"
+            }
         }
+    }
+
+    /// Whether, in a topic bound to a live session, this name is Codex's own TUI command and
+    /// is typed into Codex (the job settings of the same names apply elsewhere).
+    pub fn codex_in_bound_topics(self) -> bool {
+        matches!(
+            self,
+            Command::Model
+                | Command::Permissions
+                | Command::Approvals
+                | Command::Search
+                | Command::Experimental
+                | Command::Personality
+        )
     }
 
     /// The command called `name` (any case), if it is one of ours.
@@ -197,10 +269,11 @@ mod tests {
             assert_eq!(Command::parse(&c.name().to_uppercase()), Some(c));
         }
         assert_eq!(
-            Command::parse("model"),
+            Command::parse("compact"),
             None,
             "Codex's own commands are not ours"
         );
+        assert!(Command::parse("model").unwrap().codex_in_bound_topics());
         assert_eq!(Command::parse(""), None);
     }
 

@@ -396,9 +396,9 @@ mod tests {
             event,
             TopicEvent::Command { command: Command::Queue, args, .. } if args == "run the tests"
         ));
-        let codexs = topic_message(&serde_json::json!({"text": "/model@fleet_bot gpt-5"}));
+        let codexs = topic_message(&serde_json::json!({"text": "/compact@fleet_bot now"}));
         let (_, _, event) = in_topic(read(&codexs, Some("fleet_bot")));
-        assert!(matches!(event, TopicEvent::Text { text, .. } if text == "/model gpt-5"));
+        assert!(matches!(event, TopicEvent::Text { text, .. } if text == "/compact now"));
         let foreign = topic_message(&serde_json::json!({"text": "/status@other_bot"}));
         assert!(read(&foreign, Some("fleet_bot")).is_none());
     }

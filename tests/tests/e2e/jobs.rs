@@ -261,3 +261,102 @@ async fn a_job_survives_a_center_crash_and_answers_once() {
     assert_eq!(answers, 1, "the answer was sent {answers} times");
     assert_eq!(env.model.times_typed("slow: 8"), 1, "the job ran twice");
 }
+
+/// A chat's job settings reach Codex (model and effort in the model request), full access
+/// waits for approval, and a named session continues its Codex thread on its second run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_reach_codex_and_a_named_session_continues_its_thread() {
+    let env = CenterEnv::start("jobs-settings").await;
+    let thread = jobs_topic(&env, "Settings").await;
+    send(&env, thread, "/model gpt-fleet-test high");
+    env.message(thread, "model set", |m| {
+        m.text() == "Jobs in this chat now use gpt-fleet-test with high reasoning."
+    })
+    .await;
+    send(&env, thread, "/model gpt-fleet-test enormous");
+    env.message(thread, "bad effort", |m| {
+        m.text().starts_with("Unknown value \"enormous\"")
+    })
+    .await;
+    send(&env, thread, "/status");
+    env.message(thread, "status", |m| {
+        m.text().contains("settings: model gpt-fleet-test high")
+    })
+    .await;
+    send(&env, thread, "/run echo: with my settings");
+    env.message(thread, "answer", |m| m.text() == "with my settings")
+        .await;
+    let request = env
+        .model
+        .responses_requests()
+        .into_iter()
+        .find(|r| {
+            r.user_texts()
+                .iter()
+                .any(|t| t.contains("echo: with my settings"))
+        })
+        .unwrap();
+    assert_eq!(request.body["model"], "gpt-fleet-test", "{}", request.body);
+    assert_eq!(
+        request.body["reasoning"]["effort"], "high",
+        "{}",
+        request.body
+    );
+
+    // Full access: every job waits for approval.
+    send(&env, thread, "/permissions danger-full-access");
+    env.message(thread, "permissions", |m| {
+        m.text().contains("Every job then waits for approval")
+    })
+    .await;
+    let asked = send(&env, thread, "/run echo: harmless");
+    let waiting = status_of(&env, thread, asked, "awaiting approval").await;
+    assert!(
+        waiting.text().contains("danger-full-access"),
+        "{}",
+        waiting.text()
+    );
+    env.press(&waiting, "🚫 Reject");
+    edited_to(&env, &waiting, "rejected").await;
+    send(&env, thread, "/permissions reset");
+    env.message(thread, "reset", |m| m.text().starts_with("Reset:"))
+        .await;
+
+    // A named session: the second run resumes the first run's thread.
+    send(&env, thread, "/session create notes");
+    env.message(thread, "session created", |m| {
+        m.text().starts_with("Session notes created")
+    })
+    .await;
+    send(&env, thread, "/run_session notes echo: first note");
+    env.message(thread, "first", |m| m.text() == "first note")
+        .await;
+    send(&env, thread, "/run_session notes echo: second note");
+    env.message(thread, "second", |m| m.text() == "second note")
+        .await;
+    let second = env
+        .model
+        .responses_requests()
+        .into_iter()
+        .find(|r| {
+            r.user_texts()
+                .iter()
+                .any(|t| t.contains("echo: second note"))
+        })
+        .unwrap();
+    assert!(
+        second
+            .user_texts()
+            .iter()
+            .any(|t| t.contains("echo: first note")),
+        "the second run did not continue the first: {:?}",
+        second.user_texts()
+    );
+    send(&env, thread, "/session list");
+    env.message(thread, "sessions", |m| {
+        m.text().starts_with("Sessions:")
+            && m.text().contains("notes")
+            && m.text().contains("thread")
+    })
+    .await;
+}
