@@ -184,6 +184,9 @@ impl App {
                     Some(msg_id),
                 ),
             },
+            Command::Health => crate::health::command(self, surface, args, msg_id).await,
+            Command::Toolbar => crate::toolbar::command(self, surface, binding, msg_id).await,
+            Command::Cleanup => crate::cleanup::command(self, surface, msg_id).await,
             Command::Nodes => self.nodes_overview(surface, msg_id),
             Command::Node => self.node_command(surface, args, msg_id).await,
             Command::Screenshot => match binding {

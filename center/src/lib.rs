@@ -5,12 +5,14 @@
 //! [`run`] starts everything: the state store, the embedded node, event delivery, and polling.
 
 pub mod app;
+mod cleanup;
 pub mod commands;
 pub mod config;
 pub mod control;
 pub mod deliver;
 pub mod flows;
 mod heal;
+mod health;
 pub mod held;
 mod inbox;
 pub mod jobs;
@@ -20,6 +22,7 @@ pub mod operator;
 mod router;
 pub mod store;
 pub mod telegram;
+mod toolbar;
 
 use std::sync::Arc;
 

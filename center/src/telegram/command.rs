@@ -84,11 +84,17 @@ pub enum Command {
     Experimental,
     /// Job setting: personality.
     Personality,
+    /// The fleet's health: memory, disk, load, windows, delivery lag, Codex.
+    Health,
+    /// A keyboard of the topic's common keys.
+    Toolbar,
+    /// Topics whose windows are gone and windows no topic holds.
+    Cleanup,
 }
 
 impl Command {
     /// Every command, in menu order.
-    pub const ALL: [Command; 39] = [
+    pub const ALL: [Command; 42] = [
         Command::Start,
         Command::Help,
         Command::Bind,
@@ -128,6 +134,9 @@ impl Command {
         Command::Search,
         Command::Experimental,
         Command::Personality,
+        Command::Health,
+        Command::Toolbar,
+        Command::Cleanup,
     ];
 
     /// The name after the slash.
@@ -172,6 +181,9 @@ impl Command {
             Command::Search => "search",
             Command::Experimental => "experimental",
             Command::Personality => "personality",
+            Command::Health => "health",
+            Command::Toolbar => "toolbar",
+            Command::Cleanup => "cleanup",
         }
     }
 
@@ -225,6 +237,11 @@ impl Command {
             Command::Personality => {
                 "Jobs: friendly | pragmatic | none | custom <text> | reset (bound: Codex's)"
             }
+            Command::Health => "Each machine's memory, disk, load, windows, lag and Codex",
+            Command::Toolbar => {
+                "Post this topic's toolbar: Esc, Interrupt, Screenshot, Status, mode"
+            }
+            Command::Cleanup => "Topics whose windows are gone, windows no topic holds",
         }
     }
 
