@@ -17,6 +17,10 @@ pub(crate) enum Setting {
     Personality,
 }
 
+/// The sandbox of jobs when the chat set none: `codex exec` alone runs read-only, and a job
+/// asked to change something in its folder must be able to.
+pub(crate) const DEFAULT_SANDBOX: &str = "workspace-write";
+
 const EFFORTS: &[&str] = &["minimal", "low", "medium", "high", "xhigh"];
 const SANDBOXES: &[&str] = &["read-only", "workspace-write", "danger-full-access"];
 const APPROVALS: &[&str] = &["untrusted", "on-failure", "on-request", "never"];
@@ -86,7 +90,7 @@ pub(crate) fn effective(store: &Store, chat: i64) -> Result<JobSettings, StoreEr
         out.model = name.to_owned();
         out.reasoning_effort = effort.to_owned();
     }
-    out.sandbox = get(Setting::Permissions)?.unwrap_or_default();
+    out.sandbox = get(Setting::Permissions)?.unwrap_or_else(|| DEFAULT_SANDBOX.to_owned());
     out.approvals = get(Setting::Approvals)?.unwrap_or_default();
     out.web_search = get(Setting::Search)?.unwrap_or_default();
     if let Some(features) = get(Setting::Experimental)? {
@@ -126,8 +130,13 @@ pub(crate) fn summary(s: &JobSettings) -> String {
             }
         ));
     }
+    let sandbox = if s.sandbox == DEFAULT_SANDBOX {
+        String::new()
+    } else {
+        s.sandbox.clone()
+    };
     for (name, value) in [
-        ("permissions", &s.sandbox),
+        ("permissions", &sandbox),
         ("approvals", &s.approvals),
         ("search", &s.web_search),
     ] {
@@ -145,7 +154,9 @@ pub(crate) fn summary(s: &JobSettings) -> String {
         parts.push("personality set".to_owned());
     }
     if parts.is_empty() {
-        "Codex's defaults".to_owned()
+        format!("Codex's defaults (sandbox {DEFAULT_SANDBOX})")
+    } else if sandbox.is_empty() {
+        format!("{} (sandbox {DEFAULT_SANDBOX})", parts.join(", "))
     } else {
         parts.join(", ")
     }
@@ -182,7 +193,7 @@ fn apply(store: &Store, chat: i64, setting: Setting, args: &str) -> Result<Strin
     let set = |value: &str| store.set_chat_setting(chat, key, Some(value));
     if words.as_slice() == ["reset"] {
         store.set_chat_setting(chat, key, None)?;
-        return Ok("Reset: jobs in this chat use Codex's default again.".to_owned());
+        return Ok("Reset: jobs in this chat use the default again.".to_owned());
     }
     if words.is_empty() || (setting == Setting::Experimental && words == ["list"]) {
         let now = effective(store, chat)?;
@@ -308,7 +319,10 @@ mod tests {
     #[test]
     fn settings_are_checked_kept_and_reset() {
         let (_d, s) = store();
-        assert_eq!(summary(&effective(&s, 1).unwrap()), "Codex's defaults");
+        assert_eq!(
+            summary(&effective(&s, 1).unwrap()),
+            "Codex's defaults (sandbox workspace-write)"
+        );
         assert!(command(&s, 1, Setting::Model, "gpt-5.1 high").contains("gpt-5.1 with high"));
         assert!(command(&s, 1, Setting::Model, "gpt-5.1 ultra").starts_with("Unknown value"));
         assert!(command(&s, 1, Setting::Model, "--oops").contains("not a model name"));
@@ -337,7 +351,12 @@ mod tests {
             "{line}"
         );
         // Other chats are untouched; reset goes back to the default.
-        assert_eq!(effective(&s, 2).unwrap(), JobSettings::default());
+        let other = effective(&s, 2).unwrap();
+        assert_eq!(other.sandbox, DEFAULT_SANDBOX);
+        assert_eq!(
+            summary(&other),
+            "Codex's defaults (sandbox workspace-write)"
+        );
         command(&s, 1, Setting::Model, "reset");
         assert_eq!(effective(&s, 1).unwrap().model, "");
         command(&s, 1, Setting::Personality, "custom talk like a pirate");

@@ -360,3 +360,49 @@ async fn settings_reach_codex_and_a_named_session_continues_its_thread() {
     })
     .await;
 }
+
+/// A picture the job's tool command writes in its folder comes back as a photo under the
+/// job's status; one written outside the folder never does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_picture_comes_back_as_a_photo() {
+    let env = CenterEnv::start("jobs-artifact").await;
+    let thread = jobs_topic(&env, "Artifacts").await;
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../center/testdata/pane_image/sample.png")
+        .canonicalize()
+        .unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let outside_png = outside.path().join("outside.png");
+    let asked = send(
+        &env,
+        thread,
+        &format!(
+            "/run plain: cp {} chart.png; cp {} {}",
+            sample.display(),
+            sample.display(),
+            outside_png.display()
+        ),
+    );
+    let status = status_of(&env, thread, asked, "").await;
+    let photo = env
+        .message(thread, "the chart as a photo", |m| {
+            m.media_kind().is_some() && m.caption().is_some_and(|c| c.contains("chart.png"))
+        })
+        .await;
+    assert_eq!(photo.reply_to, Some(status.message_id));
+    assert_eq!(
+        photo.media_kind(),
+        Some(e2e::fake_telegram::MediaKind::Photo)
+    );
+    edited_to(&env, &status, "succeeded").await;
+    let others: Vec<String> = env
+        .tg
+        .messages_in(env.chat, Some(thread))
+        .into_iter()
+        .filter(|m| m.media_kind().is_some())
+        .map(|m| m.text().to_owned())
+        .collect();
+    assert_eq!(others.len(), 1, "only the chart comes back: {others:?}");
+    // The job did write outside its folder (so "never sent" means something).
+    assert!(outside_png.exists());
+}
