@@ -12,6 +12,7 @@ pub mod control;
 pub mod enroll;
 mod error;
 pub mod files;
+mod health;
 mod hub;
 mod input;
 mod jobs;

@@ -304,7 +304,7 @@ pub fn codex_home_check(home: &Path) -> Check {
 
 /// The environment Codex runs with: the node's own minus the fleet's secrets and settings
 /// (as for a window), plus `CODEX_HOME` and the configured window extras.
-fn codex_env(cfg: &NodeConfig) -> Vec<(String, String)> {
+pub(crate) fn codex_env(cfg: &NodeConfig) -> Vec<(String, String)> {
     let mut env = vec![(
         "CODEX_HOME".to_owned(),
         cfg.codex_home.to_string_lossy().into_owned(),
@@ -320,7 +320,7 @@ fn withheld(key: &str) -> bool {
     EXACT.contains(&key) || PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
-async fn run_codex(
+pub(crate) async fn run_codex(
     program: &Path,
     args: &[&str],
     env: &[(String, String)],

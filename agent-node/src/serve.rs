@@ -11,7 +11,7 @@ use proto::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{node::Node, session::TailCmd};
+use crate::{health::LinkHealth, node::Node, session::TailCmd};
 
 /// How long the center has to say `Hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,9 +78,10 @@ impl Node {
         let link_token = token.child_token();
         let generation = self.inner.hub.attach(tx.clone(), link_token.clone());
         tracing::info!(center.version = %hello.center_version, version, "center attached");
+        // Before the replay: the heartbeat's lag watch must see the replayed events.
+        self.spawn_heartbeat(tx.clone(), link_token.clone(), &hello.cursors);
         self.replay(&tx, &hello.cursors).await;
         self.inner.jobs.replay(&tx, &hello.job_cursors).await;
-        self.spawn_heartbeat(tx.clone(), link_token.clone());
 
         loop {
             let msg = tokio::select! {
@@ -177,61 +178,32 @@ impl Node {
         }
     }
 
+    /// Beats every `heartbeat_interval`, and once more when Codex's state is first known.
     fn spawn_heartbeat(
         &self,
         tx: tokio::sync::mpsc::Sender<v1::NodeMsg>,
         token: CancellationToken,
+        cursors: &[v1::SessionCursor],
     ) {
         let node = self.clone();
+        let health = LinkHealth::start(self, cursors, &token);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(node.inner.cfg.heartbeat_interval);
             loop {
                 tokio::select! {
                     () = token.cancelled() => break,
                     _ = tick.tick() => {}
+                    () = health.codex.changed() => {}
                 }
-                if tx.send(node.heartbeat()).await.is_err() {
+                let beat = v1::NodeMsg {
+                    kind: Some(node_msg::Kind::Heartbeat(health.heartbeat(&node).await)),
+                };
+                if tx.send(beat).await.is_err() {
                     break;
                 }
             }
         });
     }
-
-    /// The node's health right now.
-    pub(crate) fn heartbeat(&self) -> v1::NodeMsg {
-        let sessions = self.inner.windows.runtimes();
-        let live = sessions
-            .iter()
-            .filter(|rt| rt.alive.load(Ordering::Relaxed))
-            .count();
-        v1::NodeMsg {
-            kind: Some(node_msg::Kind::Heartbeat(v1::Heartbeat {
-                node_version: env!("CARGO_PKG_VERSION").to_owned(),
-                uptime_secs: self.inner.started.elapsed().as_secs(),
-                sessions: sessions.len() as u32,
-                live_windows: live as u32,
-                healthy: true,
-                detail: String::new(),
-                unix_ms: shared::clock::now_unix_ms(),
-                unknown_records: self.inner.unknown_records.load(Ordering::Relaxed),
-                load1: load_average(),
-                disk_free_bytes: disk_free(&self.inner.cfg.state_dir),
-            })),
-        }
-    }
-}
-
-/// The 1-minute load average (0 if unknown).
-fn load_average() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// Free bytes on the filesystem holding `dir` (0 if unknown).
-fn disk_free(dir: &std::path::Path) -> u64 {
-    rustix::fs::statvfs(dir).map_or(0, |s| s.f_bavail.saturating_mul(s.f_frsize))
 }
 
 #[cfg(test)]
@@ -248,11 +220,5 @@ mod tests {
             .to_string();
         assert!(err.contains("incompatible protocol"), "{err}");
         assert!(negotiate(3, 2).is_err());
-    }
-
-    #[test]
-    fn machine_health_is_read() {
-        assert!(load_average() >= 0.0);
-        assert!(disk_free(std::path::Path::new("/")) > 0);
     }
 }
