@@ -2,6 +2,7 @@
 //! for the node's owners (windows, matcher, outbox, tmux) and a `v1::Reply`. It only uses
 //! `Node`; nothing that `Node` is built from uses it back.
 
+mod codex_info;
 mod composer;
 mod typing;
 
@@ -76,6 +77,12 @@ impl Node {
             }
             Op::ListJobs(_) => Ok(R::Jobs(self.inner.jobs.list())),
             Op::GitDiff(req) => self.git_diff(&req).await,
+            Op::CodexInfo(req) => {
+                let args = codex_info::args(&req)?;
+                let program = crate::preflight::codex_program(&self.inner.cfg.codex_command);
+                let env = self.job_env();
+                Ok(R::CodexInfo(codex_info::run(&program, &args, &env).await?))
+            }
         }
     }
 

@@ -169,7 +169,8 @@ impl App {
             | Command::Approvals
             | Command::Search
             | Command::Experimental
-            | Command::Personality => match self.jobs() {
+            | Command::Personality
+            | Command::Mcp => match self.jobs() {
                 Some(jobs) => {
                     let ctx = crate::jobs::commands::Context {
                         surface,

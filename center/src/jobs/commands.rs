@@ -152,9 +152,15 @@ impl Jobs {
                     Command::Experimental => Setting::Experimental,
                     _ => Setting::Personality,
                 };
+                if setting == Setting::Experimental
+                    && let Some(refusal) = self.unknown_feature(&ctx, args).await
+                {
+                    return self.reply(&ctx, &refusal);
+                }
                 let text = settings::command(self.store(), ctx.surface.chat_id, setting, args);
                 self.reply(&ctx, &text);
             }
+            Command::Mcp => self.mcp(&ctx, args).await,
             Command::Schedule => self.schedule_command(&ctx, args).await,
             _ => {}
         }
@@ -534,6 +540,83 @@ impl Jobs {
             };
             super::delivery::send_artifact(self, &job, &artifact, Some(ctx.message_id)).await;
         }
+    }
+
+    /// Runs a read-only Codex command on the jobs' machine.
+    async fn codex_info(
+        &self,
+        ctx: &Context,
+        kind: v1::CodexInfoKind,
+        name: &str,
+    ) -> Result<(String, v1::CodexInfoResult), String> {
+        let (node, _) = self.place(ctx)?;
+        let Some(conn) = self.env.node(&node) else {
+            return Err(format!("{node} is offline."));
+        };
+        let op = Op::CodexInfo(v1::CodexInfo {
+            kind: kind as i32,
+            name: name.to_owned(),
+        });
+        match conn.call(op, DIFF_CALL).await {
+            Ok(R::CodexInfo(r)) => Ok((node, r)),
+            Ok(_) => Err(format!(
+                "{node} does not answer this (upgrade its agent-node)."
+            )),
+            Err(err) => Err(format!("{node}: {err}")),
+        }
+    }
+
+    /// `/mcp [list | get <name>]`.
+    async fn mcp(&self, ctx: &Context, args: &str) {
+        let words: Vec<&str> = args.split_whitespace().collect();
+        let (kind, name) = match words.as_slice() {
+            [] | ["list"] => (v1::CodexInfoKind::McpList, ""),
+            ["get", name] => (v1::CodexInfoKind::McpGet, *name),
+            _ => return self.reply(ctx, "Usage: /mcp [list | get <name>]"),
+        };
+        match self.codex_info(ctx, kind, name).await {
+            Ok((node, r)) => {
+                let head = if r.ok {
+                    format!("Codex on {node}:")
+                } else {
+                    format!("Codex on {node} refused:")
+                };
+                let body: String = r.output.trim().chars().take(3500).collect();
+                self.reply_html(
+                    ctx,
+                    format!("{}\n<pre>{}</pre>", escape_html(&head), escape_html(&body)),
+                    format!("{head}\n{body}"),
+                );
+            }
+            Err(why) => self.reply(ctx, &why),
+        }
+    }
+
+    /// `/experimental on|off <feature>`: a feature Codex on the jobs' machine does not know is
+    /// refused now, not when a job fails on it. `None` when it is known (or cannot be checked:
+    /// the machine is away, or its Codex lists no features).
+    async fn unknown_feature(&self, ctx: &Context, args: &str) -> Option<String> {
+        let words: Vec<&str> = args.split_whitespace().collect();
+        let ["on" | "off", feature] = words.as_slice() else {
+            return None;
+        };
+        let Ok((node, r)) = self
+            .codex_info(ctx, v1::CodexInfoKind::FeaturesList, "")
+            .await
+        else {
+            return None;
+        };
+        let known: Vec<&str> = r
+            .output
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        if !r.ok || known.is_empty() || known.contains(feature) {
+            return None;
+        }
+        Some(format!(
+            "Codex on {node} has no feature {feature:?}. /experimental list shows the settings; `codex features list` on {node} shows the features."
+        ))
     }
 
     /// `/workdir show|set [node:]<folder>|reset`.

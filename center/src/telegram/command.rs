@@ -90,11 +90,13 @@ pub enum Command {
     Toolbar,
     /// Topics whose windows are gone and windows no topic holds.
     Cleanup,
+    /// The MCP servers Codex has on the jobs' machine.
+    Mcp,
 }
 
 impl Command {
     /// Every command, in menu order.
-    pub const ALL: [Command; 42] = [
+    pub const ALL: [Command; 43] = [
         Command::Start,
         Command::Help,
         Command::Bind,
@@ -137,6 +139,7 @@ impl Command {
         Command::Health,
         Command::Toolbar,
         Command::Cleanup,
+        Command::Mcp,
     ];
 
     /// The name after the slash.
@@ -184,6 +187,7 @@ impl Command {
             Command::Health => "health",
             Command::Toolbar => "toolbar",
             Command::Cleanup => "cleanup",
+            Command::Mcp => "mcp",
         }
     }
 
@@ -242,6 +246,7 @@ impl Command {
                 "Post this topic's toolbar: Esc, Interrupt, Screenshot, Status, mode"
             }
             Command::Cleanup => "Topics whose windows are gone, windows no topic holds",
+            Command::Mcp => "[list | get <name>]: Codex's MCP servers on the jobs' machine",
         }
     }
 

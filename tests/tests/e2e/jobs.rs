@@ -303,6 +303,18 @@ async fn settings_reach_codex_and_a_named_session_continues_its_thread() {
         request.body
     );
 
+    // Features are checked against the machine's Codex; /mcp asks it.
+    send(&env, thread, "/experimental on no_such_feature_here");
+    env.message(thread, "unknown feature", |m| {
+        m.text().contains("has no feature \"no_such_feature_here\"")
+    })
+    .await;
+    send(&env, thread, "/mcp");
+    env.message(thread, "mcp list", |m| {
+        m.text().starts_with("Codex on local") && m.text().contains("MCP")
+    })
+    .await;
+
     // Full access: every job waits for approval.
     send(&env, thread, "/permissions danger-full-access");
     env.message(thread, "permissions", |m| {
