@@ -96,6 +96,8 @@ pub struct CenterConfig {
     pub voice: crate::media::transcribe::TranscribeConfig,
     /// `[jobs]`.
     pub jobs: crate::jobs::JobsConfig,
+    /// `[alerts]`: when a machine's health is worth a message to the owners.
+    pub alerts: crate::health::AlertsConfig,
 }
 
 /// A remote node in the file.
@@ -147,6 +149,9 @@ pub struct FileConfig {
     /// `[jobs]`: headless Codex runs.
     #[serde(default)]
     pub jobs: crate::jobs::JobsFileConfig,
+    /// `[alerts]`: health thresholds (0 turns one off).
+    #[serde(default)]
+    pub alerts: crate::health::AlertsConfig,
 }
 
 /// `[held_inputs]`: messages that arrive while Codex waits for an answer to a prompt.
@@ -459,6 +464,7 @@ impl CenterConfig {
             drafts: args.drafts.or(file.drafts).unwrap_or(false),
             embedded_node: args.embedded_node.or(file.embedded_node).unwrap_or(true),
             voice: voice_config(args, secrets, file.voice)?,
+            alerts: file.alerts.validated()?,
             jobs: crate::jobs::JobsConfig::resolve(file.jobs)?,
         })
     }

@@ -12,7 +12,7 @@ pub mod control;
 pub mod deliver;
 pub mod flows;
 mod heal;
-mod health;
+pub mod health;
 pub mod held;
 mod inbox;
 pub mod jobs;
@@ -79,6 +79,7 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
     }
     app.start_jobs();
     app.resume_held();
+    health::spawn(app.clone(), token.clone());
     if let Err(err) = control::serve(app.clone(), token.clone()) {
         tracing::warn!(error = %err, "no control socket; `center status/input/send` will not reach this center");
     }

@@ -278,6 +278,8 @@ impl App {
                     "disk_free_bytes": hb.as_ref().map(|h| h.disk_free_bytes),
                     "uptime_secs": hb.as_ref().map(|h| h.uptime_secs),
                     "unknown_records": hb.as_ref().map(|h| h.unknown_records),
+                    // RAM, swap, disks, load, windows, lag, Codex (null before a heartbeat).
+                    "health": crate::health::status_json(self, name),
                 })
             })
             .collect();

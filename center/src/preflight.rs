@@ -20,9 +20,12 @@ use center::{
     config::CenterConfig,
     nodes::connector::unix_socket,
     store::Store,
-    telegram::api::{BotInfo, BotRights, Tg, TgError},
+    telegram::api::{BotInfo, Tg, TgError},
 };
 use shared::preflight::Check;
+
+// The rights decision is the library's: the running center checks the same at start.
+pub(crate) use center::health::rights::chat_check;
 
 /// How long a node may take to accept a connection.
 const REACH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -173,76 +176,6 @@ pub(crate) fn privacy_check(reads_all: bool, admin_everywhere: bool) -> Check {
     }
 }
 
-/// getChatMember of the bot in `chat` → what the center can and cannot do there.
-pub(crate) fn chat_check(chat: i64, rights: &Result<BotRights, TgError>, reads_all: bool) -> Check {
-    let name = format!("chat {chat}");
-    let add = "add the bot to the group as an admin with the Manage topics right";
-    let r = match rights {
-        Ok(r) => r,
-        Err(err) => {
-            let text = err.to_string().to_lowercase();
-            return if text.contains("chat not found") || text.contains("kicked") {
-                Check::fail(
-                    name,
-                    "the bot is not in this chat (removed, or a wrong chat id)",
-                    format!("{add}, or take the chat out of allowed_chats"),
-                )
-            } else {
-                Check::fail(
-                    name,
-                    format!("getChatMember failed: {err}"),
-                    "run preflight again; check the chat id",
-                )
-            };
-        }
-    };
-    if matches!(r.status, "left" | "kicked") {
-        return Check::fail(
-            name,
-            format!("the bot is not in this chat ({})", r.status),
-            add,
-        );
-    }
-    if !r.can_send {
-        return Check::fail(
-            name,
-            "the bot may not post here (restricted)",
-            "lift the restriction, or make the bot an admin",
-        );
-    }
-    if !r.admin {
-        let reading = if reads_all {
-            ""
-        } else {
-            ", and with privacy mode on it sees only commands and replies to it"
-        };
-        return Check::fail(
-            name,
-            format!("the bot is not an admin: it cannot create topics{reading}"),
-            "make the bot an admin with the Manage topics right",
-        );
-    }
-    if !r.can_manage_topics {
-        return Check::fail(
-            name,
-            "the bot cannot create or close topics",
-            "give the bot the Manage topics admin right",
-        );
-    }
-    let others = if r.can_delete_others {
-        ""
-    } else {
-        " (not other users' messages)"
-    };
-    Check::ok(
-        name,
-        format!(
-            "{}: posts, edits and deletes its messages{others}, manages topics, reads every message",
-            r.status
-        ),
-    )
-}
-
 async fn nodes(cfg: &CenterConfig, store: Option<&Store>) -> Vec<Check> {
     let mut nodes: Vec<(String, String)> = cfg.remote_nodes.clone();
     if let Some(store) = store {
@@ -321,6 +254,7 @@ pub(crate) fn node_check(
 
 #[cfg(test)]
 mod tests {
+    use center::telegram::api::BotRights;
     use shared::preflight::Outcome;
 
     use super::*;

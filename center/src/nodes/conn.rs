@@ -10,7 +10,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures::StreamExt;
@@ -21,7 +21,7 @@ use proto::{
 use shared::sync::LockExt;
 
 use crate::store::Cursors;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// The embedded node's name.
@@ -69,7 +69,9 @@ pub struct NodeConn {
     closed: CancellationToken,
     welcomed: Arc<tokio::sync::Notify>,
     version: Arc<Mutex<String>>,
-    heartbeat: Arc<Mutex<Option<v1::Heartbeat>>>,
+    /// The last heartbeat and when it came; also touched when the link comes up or ends, so a
+    /// watcher (the health alerts) learns of every change of this node.
+    heartbeat: Arc<watch::Sender<Option<(Instant, v1::Heartbeat)>>>,
 }
 
 impl NodeConn {
@@ -98,7 +100,13 @@ impl NodeConn {
 
     /// The node's last heartbeat.
     pub fn last_heartbeat(&self) -> Option<v1::Heartbeat> {
-        self.heartbeat.locked().clone()
+        self.heartbeat.borrow().as_ref().map(|(_, h)| h.clone())
+    }
+
+    /// The last heartbeat with when it arrived; it changes with each heartbeat and when the
+    /// link comes up or ends.
+    pub fn heartbeats(&self) -> watch::Receiver<Option<(Instant, v1::Heartbeat)>> {
+        self.heartbeat.subscribe()
     }
 
     /// Resolves when the link has ended (or [`NodeConn::close`] was called).
@@ -287,7 +295,7 @@ pub async fn attach(
     let closed = CancellationToken::new();
     let welcomed = Arc::new(tokio::sync::Notify::new());
     let version = Arc::new(Mutex::new(String::new()));
-    let heartbeat = Arc::new(Mutex::new(None));
+    let heartbeat = Arc::new(watch::Sender::new(None));
     let conn = Arc::new(NodeConn {
         welcomed: welcomed.clone(),
         version: version.clone(),
@@ -323,10 +331,11 @@ pub async fn attach(
                     online.store(true, Ordering::Relaxed);
                     *version.locked() = w.node_version.clone();
                     welcomed.notify_one();
+                    heartbeat.send_modify(|_| {});
                     tracing::info!(node = %name, node.version = %w.node_version, "node connected");
                 }
                 Some(node_msg::Kind::Heartbeat(h)) => {
-                    *heartbeat.locked() = Some(h);
+                    heartbeat.send_replace(Some((Instant::now(), h)));
                 }
                 Some(node_msg::Kind::Refused(r)) => {
                     tracing::error!(node = %name, reason = %r.reason, "node refused the link");
@@ -349,6 +358,7 @@ pub async fn attach(
         online.store(false, Ordering::Relaxed);
         pending.locked().clear();
         closed.cancel();
+        heartbeat.send_modify(|_| {});
     });
     conn
 }
