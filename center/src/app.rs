@@ -62,6 +62,8 @@ pub struct App {
     pub(crate) transcriber: Option<crate::media::transcribe::Transcriber>,
     /// The job runtime, once started ([`App::start_jobs`]).
     jobs: std::sync::OnceLock<crate::jobs::Jobs>,
+    /// What was typed into each session lately (desk messages are the others).
+    pub(crate) typed: crate::typed::TypedRecently,
 }
 
 /// Attachments that follow each other within this time become one input.
@@ -134,6 +136,7 @@ impl App {
             warned: Mutex::new(std::collections::HashSet::new()),
             unserved_told: Mutex::new(std::collections::HashSet::new()),
             jobs: std::sync::OnceLock::new(),
+            typed: crate::typed::TypedRecently::default(),
         }))
     }
 
@@ -921,6 +924,8 @@ impl App {
         let Some(node) = self.node(&binding.node) else {
             return Err(CallError::Offline);
         };
+        // Before typing: the transcript may show it before the node answers.
+        self.typed.note(&binding.node, &binding.session_id, text);
         node.call(
             Op::SendInput(v1::SendInput {
                 session_id: binding.session_id.clone(),

@@ -188,6 +188,10 @@ impl App {
             Command::Health => crate::health::command(self, surface, args, msg_id).await,
             Command::Toolbar => crate::toolbar::command(self, surface, binding, msg_id).await,
             Command::Cleanup => crate::cleanup::command(self, surface, msg_id).await,
+            Command::Verbose => {
+                let text = crate::verbose::command(&self.store, surface, args);
+                self.notice(surface, &text, Some(msg_id));
+            }
             Command::Nodes => self.nodes_overview(surface, msg_id),
             Command::Node => self.node_command(surface, args, msg_id).await,
             Command::Screenshot => match binding {

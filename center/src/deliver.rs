@@ -35,6 +35,27 @@ const STATUS_LINES: usize = 12;
 /// Longest status line.
 const STATUS_LINE_CHARS: usize = 160;
 
+/// Characters of a shell command's output shown in a topic (its end).
+const SHELL_OUTPUT_CHARS: usize = 3000;
+
+/// The last `max` characters of `text` (with "…" before when cut).
+fn tail_chars(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_owned();
+    }
+    let tail: String = text.chars().skip(count - max).collect();
+    format!("…{tail}")
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_owned()
+}
+
 /// Routes everything nodes send to one task per session. Never waits on a session: each has an
 /// unbounded queue (what a node sends is bounded by what Codex writes; a session that cannot
 /// deliver keeps its backlog, unacked, in memory and the node keeps it on disk).
@@ -195,9 +216,31 @@ impl SessionDelivery {
                 images.extend(found.into_iter().filter(|p| self.turn.first_time_image(p)));
             }
         }
+        // A user message is ours (typed from Telegram) or typed at the desk: decided once.
+        let desk: Vec<&str> = posts
+            .iter()
+            .filter_map(|p| match p {
+                Post::UserText(text) if !self.app.typed.take(&self.node, &self.session, text) => {
+                    Some(text.as_str())
+                }
+                _ => None,
+            })
+            .collect();
         for b in &bindings {
+            let shows = crate::verbose::load(&self.app.store, b.surface);
             for post in &posts {
-                if self.post(b, post).await == Settled::No {
+                let shown = match post {
+                    Post::Markdown {
+                        final_answer: false,
+                        ..
+                    } => shows.commentary,
+                    Post::ReasoningLine(_) => shows.reasoning,
+                    Post::StatusLine(_) => shows.tools,
+                    Post::ShellOutput { .. } => shows.shell,
+                    Post::UserText(text) => shows.desk && desk.contains(&text.as_str()),
+                    _ => true,
+                };
+                if shown && self.post(b, post).await == Settled::No {
                     return Settled::No;
                 }
             }
@@ -244,9 +287,25 @@ impl SessionDelivery {
                 self.send_parts(s, vec![(escape_html(text), text.clone())], Class::Message)
                     .await
             }
-            Post::StatusLine(line) => {
+            Post::StatusLine(line) | Post::ReasoningLine(line) => {
                 self.status_line(s, line.clone()).await;
                 Settled::Yes
+            }
+            Post::ShellOutput { command, output } => {
+                let output = tail_chars(output.trim_end(), SHELL_OUTPUT_CHARS);
+                let html = format!(
+                    "<b>$ {}</b>\n<pre>{}</pre>",
+                    escape_html(&first_line(command)),
+                    escape_html(&output)
+                );
+                let plain = format!("$ {}\n{output}", first_line(command));
+                self.send_parts(s, vec![(html, plain)], Class::Message)
+                    .await
+            }
+            Post::UserText(text) => {
+                let text = format!("🖥 at the desk: {text}");
+                let parts = markdown_parts(&text);
+                self.send_parts(s, parts, Class::Message).await
             }
             Post::CloseStatus { outcome, answered } => {
                 self.close_status(s, outcome, *answered);

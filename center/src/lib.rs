@@ -23,6 +23,8 @@ mod router;
 pub mod store;
 pub mod telegram;
 mod toolbar;
+mod typed;
+mod verbose;
 
 use std::sync::Arc;
 

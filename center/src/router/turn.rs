@@ -18,8 +18,15 @@ pub(crate) enum Post {
     Markdown { text: String, final_answer: bool },
     /// A short plain notice (an interrupted or failed turn).
     Notice(String),
-    /// A line for the turn's status message.
+    /// A line for the turn's status message: a tool Codex runs, a file it edits, its plan.
     StatusLine(String),
+    /// A line for the status message about Codex's reasoning (its summary's first line).
+    ReasoningLine(String),
+    /// What a shell command printed (shown only where a topic asked for shell output).
+    ShellOutput { command: String, output: String },
+    /// A message of the user in the transcript: one typed from Telegram, or one typed at the
+    /// desk (the runtime tells them apart by what it typed itself).
+    UserText(String),
     /// The turn's outcome, closing its status message. `answered`: a final answer was posted in
     /// this turn, which closes the turn for the user already (a plain "Done" costs no edit then).
     CloseStatus { outcome: String, answered: bool },
@@ -146,7 +153,7 @@ impl Turn {
                     Post::Notice(format!("{what}: {}", err.message)),
                 ]
             }
-            Kind::Reasoning(r) => vec![Post::StatusLine(format!("💭 {}", first_line(&r.text)))],
+            Kind::Reasoning(r) => vec![Post::ReasoningLine(format!("💭 {}", first_line(&r.text)))],
             Kind::ToolCall(c) if c.name == "view_image" => {
                 let path = serde_json::from_str::<serde_json::Value>(&c.arguments)
                     .ok()
@@ -180,10 +187,17 @@ impl Turn {
                 } else {
                     String::new()
                 };
-                vec![Post::StatusLine(format!(
+                let mut posts = vec![Post::StatusLine(format!(
                     "{mark} {}{code}",
                     first_line(&r.command)
-                ))]
+                ))];
+                if !r.output.trim().is_empty() {
+                    posts.push(Post::ShellOutput {
+                        command: r.command.clone(),
+                        output: r.output.clone(),
+                    });
+                }
+                posts
             }
             Kind::Patch(p) => {
                 let files = p
@@ -200,6 +214,9 @@ impl Turn {
                     "📋 plan: {done}/{} done",
                     p.steps.len()
                 ))]
+            }
+            Kind::UserMessage(u) if !u.text.trim().is_empty() => {
+                vec![Post::UserText(u.text.clone())]
             }
             Kind::UserMessage(_) | Kind::TokenUsage(_) => Vec::new(),
         }

@@ -92,11 +92,13 @@ pub enum Command {
     Cleanup,
     /// The MCP servers Codex has on the jobs' machine.
     Mcp,
+    /// What this topic shows besides answers.
+    Verbose,
 }
 
 impl Command {
     /// Every command, in menu order.
-    pub const ALL: [Command; 43] = [
+    pub const ALL: [Command; 44] = [
         Command::Start,
         Command::Help,
         Command::Bind,
@@ -140,6 +142,7 @@ impl Command {
         Command::Toolbar,
         Command::Cleanup,
         Command::Mcp,
+        Command::Verbose,
     ];
 
     /// The name after the slash.
@@ -188,6 +191,7 @@ impl Command {
             Command::Toolbar => "toolbar",
             Command::Cleanup => "cleanup",
             Command::Mcp => "mcp",
+            Command::Verbose => "verbose",
         }
     }
 
@@ -247,6 +251,9 @@ impl Command {
             }
             Command::Cleanup => "Topics whose windows are gone, windows no topic holds",
             Command::Mcp => "[list | get <name>]: Codex's MCP servers on the jobs' machine",
+            Command::Verbose => {
+                "What this topic shows: commentary, reasoning, tools, shell output, desk messages"
+            }
         }
     }
 

@@ -19,5 +19,6 @@ mod preflight;
 mod rollout_switch;
 mod slash;
 mod status;
+mod verbose;
 mod support;
 mod surfaces;

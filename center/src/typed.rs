@@ -1,0 +1,78 @@
+//! What the center typed into each session lately, so a user message in the transcript can be
+//! told apart: one of ours (already in the topic as the user's own message) or one typed at the
+//! desk (shown in the topic, so its history is complete). Kept in memory only: after a restart,
+//! an input typed just before it and replayed may show once as typed at the desk.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use shared::sync::LockExt;
+
+/// How long a typed text is remembered (a queued input may wait for a long turn).
+const KEEP: Duration = Duration::from_secs(3600);
+/// At most this many per session.
+const MAX: usize = 64;
+
+/// Texts typed per (node, session).
+#[derive(Debug, Default)]
+pub(crate) struct TypedRecently(Mutex<HashMap<(String, String), VecDeque<(String, Instant)>>>);
+
+fn norm(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl TypedRecently {
+    /// The center is about to type `text` into the session.
+    pub(crate) fn note(&self, node: &str, session: &str, text: &str) {
+        let mut map = self.0.locked();
+        let list = map
+            .entry((node.to_owned(), session.to_owned()))
+            .or_default();
+        list.retain(|(_, at)| at.elapsed() < KEEP);
+        if list.len() >= MAX {
+            list.pop_front();
+        }
+        list.push_back((norm(text), Instant::now()));
+    }
+
+    /// Whether the transcript's user message `text` is one the center typed (forgetting it).
+    pub(crate) fn take(&self, node: &str, session: &str, text: &str) -> bool {
+        let mut map = self.0.locked();
+        let Some(list) = map.get_mut(&(node.to_owned(), session.to_owned())) else {
+            return false;
+        };
+        let seen = norm(text);
+        // Codex may add to what was typed (attachments' paths, pasted blocks): a transcript
+        // message that contains what we typed is ours.
+        match list
+            .iter()
+            .position(|(t, _)| *t == seen || (!t.is_empty() && seen.contains(t.as_str())))
+        {
+            Some(i) => {
+                list.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ours_are_recognised_once_and_others_are_not() {
+        let t = TypedRecently::default();
+        t.note("local", "s1", "fix  the\ntests");
+        assert!(!t.take("local", "s2", "fix the tests"), "another session");
+        assert!(t.take("local", "s1", "fix the tests"));
+        assert!(!t.take("local", "s1", "fix the tests"), "only once");
+        assert!(!t.take("local", "s1", "typed at the desk"));
+        t.note("local", "s1", "look at this");
+        assert!(t.take("local", "s1", "look at this /tmp/inbox/a.png"));
+    }
+}
