@@ -152,6 +152,9 @@ pub struct FileConfig {
     /// `[alerts]`: health thresholds (0 turns one off).
     #[serde(default)]
     pub alerts: crate::health::AlertsConfig,
+    /// `[[github]]`: repositories whose labelled issues become jobs.
+    #[serde(default)]
+    pub github: Vec<crate::jobs::github::GithubFileConfig>,
 }
 
 /// `[held_inputs]`: messages that arrive while Codex waits for an answer to a prompt.
@@ -465,7 +468,7 @@ impl CenterConfig {
             embedded_node: args.embedded_node.or(file.embedded_node).unwrap_or(true),
             voice: voice_config(args, secrets, file.voice)?,
             alerts: file.alerts.validated()?,
-            jobs: crate::jobs::JobsConfig::resolve(file.jobs)?,
+            jobs: crate::jobs::JobsConfig::resolve(file.jobs)?.with_github(file.github)?,
         })
     }
 

@@ -135,6 +135,7 @@ impl Jobs {
         };
         tokio::spawn(runtime::run(jobs.clone(), rx));
         tokio::spawn(schedule::run(jobs.clone()));
+        github::spawn(&jobs);
         jobs
     }
 

@@ -7,6 +7,7 @@
 //! may roll back the newest acks, which only means a resend. Schema version in `user_version`.
 
 mod jobs;
+pub(crate) mod sources;
 
 pub(crate) use jobs::{JobEnd, JobRecord, NewJob};
 use shared::sync::LockExt;
@@ -52,7 +53,7 @@ pub struct Binding {
     pub mode: InputMode,
 }
 
-const SCHEMA_VERSION: i32 = 10;
+const SCHEMA_VERSION: i32 = 11;
 
 /// How far the center has handled a node's streams: (session id, seq) and (job id, seq).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -178,6 +179,10 @@ impl Store {
         if version < 10 {
             // Jobs (headless `codex exec` runs) and each chat's job settings.
             conn.execute_batch(jobs::SCHEMA)?;
+        }
+        if version < 11 {
+            // Schedules and the GitHub issues that became jobs.
+            conn.execute_batch(sources::SCHEMA)?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self {

@@ -2,6 +2,7 @@
 
 pub mod center_proc;
 pub mod codex;
+pub mod fake_github;
 pub mod fake_model;
 pub mod fake_stt;
 pub mod fake_telegram;

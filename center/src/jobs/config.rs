@@ -34,6 +34,21 @@ pub struct JobsFileConfig {
     pub artifact_max_mb: Option<u64>,
     /// Seconds between SIGTERM and SIGKILL when a job is cancelled (default 5).
     pub cancel_grace_secs: Option<u64>,
+    /// Schedule runs (`/schedule`) that fell due while the center was down: `"once"` (default:
+    /// one run as soon as it starts, however many were missed) or `"skip"` (none; each schedule
+    /// waits for its next time).
+    pub missed_runs: Option<MissedRuns>,
+}
+
+/// `[jobs] missed_runs`: what happens to schedule runs that fell due while the center was down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissedRuns {
+    /// One run as soon as the center starts, however many were missed.
+    #[default]
+    Once,
+    /// None: the schedule waits for its next time.
+    Skip,
 }
 
 /// The job settings in effect.
@@ -47,6 +62,9 @@ pub struct JobsConfig {
     pub(crate) artifact_extensions: Vec<String>,
     pub(crate) artifact_max_bytes: u64,
     pub(crate) cancel_grace: Duration,
+    pub(crate) missed_runs: MissedRuns,
+    /// `[[github]]` entries (set by the center's config, not by `[jobs]`).
+    pub(crate) github: Vec<super::github::GithubConfig>,
 }
 
 impl Default for JobsConfig {
@@ -111,6 +129,8 @@ impl JobsConfig {
                 .collect(),
             artifact_max_bytes: file.artifact_max_mb.unwrap_or(50).clamp(1, 50) * 1024 * 1024,
             cancel_grace: Duration::from_secs(file.cancel_grace_secs.unwrap_or(5).clamp(1, 300)),
+            missed_runs: file.missed_runs.unwrap_or_default(),
+            github: Vec::new(),
         })
     }
 }

@@ -11,6 +11,7 @@ mod heal;
 mod input_safety;
 mod jobs;
 mod jobs_node;
+mod jobs_sources;
 mod media;
 mod node;
 mod owned;

@@ -1,0 +1,24 @@
+//! GitHub issues as a source of jobs: each `[[github]]` entry watches one repository's open
+//! issues with one label; each new one becomes exactly one ordinary job (source
+//! `github:<owner>/<repo>#<n>`) whose status and answer go to the entry's chat, and whose final
+//! message (or how it ended) is commented back on the issue exactly once.
+//!
+//! Settings are in [`config`]; the REST calls in [`api`]; prompt and comment texts in [`text`];
+//! the polling task, and how "exactly once" survives restarts, in [`poller`].
+
+mod api;
+pub mod config;
+mod poller;
+mod text;
+
+pub(crate) use config::GithubConfig;
+pub use config::GithubFileConfig;
+
+use super::Jobs;
+
+/// Starts one poller per `[[github]]` entry.
+pub(super) fn spawn(jobs: &Jobs) {
+    for cfg in jobs.cfg().github.clone() {
+        tokio::spawn(poller::run(jobs.clone(), cfg));
+    }
+}
