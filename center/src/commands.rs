@@ -207,16 +207,7 @@ impl App {
                     } else {
                         v1::NamedKey::CtrlC
                     };
-                    let op = Op::SendKey(v1::SendKey {
-                        session_id: b.session_id.clone(),
-                        key: Some(v1::send_key::Key::Named(key as i32)),
-                        expect_prompt: String::new(),
-                    });
-                    let text = match self.call(&b, op).await {
-                        Ok(_) if cmd == Command::Esc => "⎋ Escape sent.".to_owned(),
-                        Ok(_) => "Ctrl-C sent.".to_owned(),
-                        Err(err) => format!("Not sent: {err}"),
-                    };
+                    let text = self.press_named_key(&b, key).await;
                     self.notice(surface, &text, Some(msg_id));
                 }
             },
@@ -268,6 +259,21 @@ impl App {
         }
     }
 
+    /// Presses Esc or Ctrl-C in the binding's window (`/esc`, `/interrupt`, the toolbar);
+    /// returns what happened, for the user.
+    pub(crate) async fn press_named_key(&self, b: &Binding, key: v1::NamedKey) -> String {
+        let op = Op::SendKey(v1::SendKey {
+            session_id: b.session_id.clone(),
+            key: Some(v1::send_key::Key::Named(key as i32)),
+            expect_prompt: String::new(),
+        });
+        match self.call(b, op).await {
+            Ok(_) if key == v1::NamedKey::Escape => "⎋ Escape sent.".to_owned(),
+            Ok(_) => "Ctrl-C sent.".to_owned(),
+            Err(err) => format!("Not sent: {err}"),
+        }
+    }
+
     /// Sends HTML to a topic (not awaited).
     pub(crate) fn say(&self, surface: Surface, html: String, reply_to: Option<i32>) {
         drop(self.outbox.send(Send {
@@ -280,7 +286,7 @@ impl App {
         }));
     }
 
-    async fn status(&self, surface: Surface, binding: Option<Binding>, msg_id: i32) {
+    pub(crate) async fn status(&self, surface: Surface, binding: Option<Binding>, msg_id: i32) {
         let jobs_line = self
             .jobs()
             .map(|jobs| jobs.status_line(surface.chat_id, binding.as_ref()))
@@ -434,7 +440,7 @@ impl App {
 
     /// Codex's screen as a PNG with its colours (text in `<pre>` if it cannot be drawn), with a
     /// refresh button.
-    async fn screenshot(&self, b: &Binding, msg_id: i32) {
+    pub(crate) async fn screenshot(&self, b: &Binding, msg_id: i32) {
         match self.screen_png(b).await {
             Ok(Shot::Image(upload, caption)) => {
                 let sent = self.outbox.send_media(MediaSend {

@@ -250,6 +250,12 @@ impl App {
                 Some(jobs) => jobs.button(surface, id, action, message_id).await,
                 None => EXPIRED.into(),
             }),
+            Callback::Toolbar(key) => {
+                Some(crate::toolbar::press(self, surface, key, message_id).await)
+            }
+            Callback::Cleanup(fix) => {
+                Some(crate::cleanup::fix(self, surface, fix, message_id).await)
+            }
         }
     }
 

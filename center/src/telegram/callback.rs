@@ -35,6 +35,55 @@ pub(crate) enum Callback {
     Refresh { session: String },
     /// Approve, reject, cancel or run again job `id`.
     Job { id: i64, action: JobAction },
+    /// A key of the topic's `/toolbar`. It names no session: the toolbar belongs to the topic
+    /// and acts on whatever window the topic is bound to when pressed.
+    Toolbar(ToolbarKey),
+    /// A fix offered by `/cleanup` (checked again when pressed).
+    Cleanup(CleanupFix),
+}
+
+/// What a `/cleanup` button fixes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CleanupFix {
+    /// Unbind this topic, whose window is gone.
+    Unbind { chat_id: i64, thread_id: i32 },
+    /// Close the window of `session`, which no topic holds (looked up on every connected
+    /// machine: the data has no room for a node name next to a long session id).
+    Close { session: String },
+}
+
+/// A key of the `/toolbar`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ToolbarKey {
+    Esc,
+    Interrupt,
+    Screenshot,
+    Status,
+    /// Switch the topic's input mode between steer and queue.
+    Mode,
+}
+
+impl ToolbarKey {
+    fn letter(self) -> char {
+        match self {
+            Self::Esc => 'e',
+            Self::Interrupt => 'i',
+            Self::Screenshot => 's',
+            Self::Status => 't',
+            Self::Mode => 'm',
+        }
+    }
+
+    fn from_letter(s: &str) -> Option<Self> {
+        Some(match s {
+            "e" => Self::Esc,
+            "i" => Self::Interrupt,
+            "s" => Self::Screenshot,
+            "t" => Self::Status,
+            "m" => Self::Mode,
+            _ => return None,
+        })
+    }
 }
 
 /// What a job's button does.
@@ -149,6 +198,11 @@ impl Callback {
             Self::DropHeld => "q|drop".to_owned(),
             Self::Refresh { session } => format!("r|{session}"),
             Self::Job { id, action } => format!("j|{id}|{}", action.letter()),
+            Self::Toolbar(key) => format!("t|{}", key.letter()),
+            Self::Cleanup(CleanupFix::Unbind { chat_id, thread_id }) => {
+                format!("c|u|{chat_id}|{thread_id}")
+            }
+            Self::Cleanup(CleanupFix::Close { session }) => format!("c|k|{session}"),
         }
     }
 
@@ -189,6 +243,14 @@ impl Callback {
                 id: i64::from(number(id)?),
                 action: JobAction::from_letter(action)?,
             },
+            ["t", key] => Self::Toolbar(ToolbarKey::from_letter(key)?),
+            ["c", "u", chat_id, thread_id] => Self::Cleanup(CleanupFix::Unbind {
+                chat_id: signed(chat_id)?,
+                thread_id: i32::try_from(number(thread_id)?).ok()?,
+            }),
+            ["c", "k", session] if is_id(session) => Self::Cleanup(CleanupFix::Close {
+                session: (*session).to_owned(),
+            }),
             _ => return None,
         };
         // Only the canonical spelling (no leading zeros, no "+1"): one button, one data.
@@ -216,6 +278,15 @@ fn is_prompt_id(s: &str) -> bool {
 
 fn number(s: &str) -> Option<u32> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A chat id: an optional `-` and digits.
+fn signed(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok()
@@ -281,6 +352,19 @@ mod tests {
                 ]
             )
                 .prop_map(|(id, action)| Callback::Job { id, action }),
+            prop_oneof![
+                Just(ToolbarKey::Esc),
+                Just(ToolbarKey::Interrupt),
+                Just(ToolbarKey::Screenshot),
+                Just(ToolbarKey::Status),
+                Just(ToolbarKey::Mode),
+            ]
+            .prop_map(Callback::Toolbar),
+            (any::<i64>(), 0..=i32::MAX).prop_map(|(chat_id, thread_id)| {
+                Callback::Cleanup(CleanupFix::Unbind { chat_id, thread_id })
+            }),
+            "[A-Za-z0-9_-]{1,48}"
+                .prop_map(|session| Callback::Cleanup(CleanupFix::Close { session })),
         ]
     }
 
@@ -322,6 +406,20 @@ mod tests {
             "j|-1|a",
             "j|01|a",
             "j||c",
+            "t|",
+            "t|x",
+            "t|e|s1",
+            "c|u|-0|1",
+            "c|u|+5|1",
+            "c|u|-5|-1",
+            "c|u|-05|1",
+            "c|u|5|2147483648",
+            "c|u|--5|1",
+            "c|u|5",
+            "c|k|",
+            "c|k|../x",
+            "c|k|s1|extra",
+            "c|x|s1",
         ] {
             assert_eq!(Callback::decode(data), None, "{data:?}");
         }
@@ -340,6 +438,17 @@ mod tests {
                 key: PromptKey::Choice('1'),
                 prompt: Some("0a1b2c3d".into())
             })
+        );
+        assert_eq!(
+            Callback::decode("c|u|-1001234567890|42"),
+            Some(Callback::Cleanup(CleanupFix::Unbind {
+                chat_id: -1_001_234_567_890,
+                thread_id: 42
+            }))
+        );
+        assert_eq!(
+            Callback::decode("t|m"),
+            Some(Callback::Toolbar(ToolbarKey::Mode))
         );
     }
 }

@@ -23,3 +23,4 @@ mod status;
 mod verbose;
 mod support;
 mod surfaces;
+mod tools;
