@@ -8,6 +8,7 @@ mod center;
 mod durable;
 mod fleet;
 mod heal;
+mod health;
 mod input_safety;
 mod jobs;
 mod jobs_node;
