@@ -78,6 +78,11 @@ enum Command {
         /// The text.
         text: String,
     },
+    /// Jobs: headless Codex runs (the same as /run in Telegram).
+    Job {
+        #[command(subcommand)]
+        action: JobAction,
+    },
     /// Send text and/or a file to a topic.
     Send {
         /// The topic: chat:thread, thread id, session id or folder (default: the only one).
@@ -94,6 +99,32 @@ enum Command {
         state_dir: Option<PathBuf>,
         /// The message (the caption, with a file).
         text: Option<String>,
+    },
+}
+
+/// `center job …`.
+#[derive(Debug, Subcommand)]
+enum JobAction {
+    /// Submit a job to the running center; its status and answer go to Telegram.
+    Add {
+        /// The node (default: `[jobs] default_node`).
+        #[arg(long)]
+        node: Option<String>,
+        /// The folder on the node (absolute, under its roots).
+        #[arg(long)]
+        folder: String,
+        /// The chat that gets the job's status and answer (default: the first allowed user's
+        /// private chat).
+        #[arg(long)]
+        chat: Option<i64>,
+        /// The topic in that chat.
+        #[arg(long)]
+        thread: Option<i32>,
+        /// State directory of the running center (default ~/.codex-fleet).
+        #[arg(long, env = "CODEX_FLEET_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// The prompt.
+        prompt: String,
     },
 }
 
@@ -183,6 +214,28 @@ async fn real_main() -> anyhow::Result<()> {
             let req = ControlRequest::Input {
                 topic: topic.unwrap_or_default(),
                 text,
+            };
+            let answer = control(state_dir, &req).await?;
+            println!("{}", answer.message);
+            return Ok(());
+        }
+        Some(Command::Job {
+            action:
+                JobAction::Add {
+                    node,
+                    folder,
+                    chat,
+                    thread,
+                    state_dir,
+                    prompt,
+                },
+        }) => {
+            let req = ControlRequest::JobAdd {
+                node: node.unwrap_or_default(),
+                folder,
+                prompt,
+                chat,
+                thread: thread.unwrap_or(0),
             };
             let answer = control(state_dir, &req).await?;
             println!("{}", answer.message);

@@ -54,6 +54,23 @@ pub enum ControlRequest {
         /// The node's name.
         name: String,
     },
+    /// Submit a job (`center job add`), under the same rules as `/run`.
+    JobAdd {
+        /// The node (default: `[jobs] default_node`).
+        #[serde(default)]
+        node: String,
+        /// The folder on it (absolute, under its roots).
+        folder: String,
+        /// The prompt.
+        prompt: String,
+        /// The chat that gets the job's status and answer (default: the first allowed user's
+        /// private chat).
+        #[serde(default)]
+        chat: Option<i64>,
+        /// The topic in that chat (0: none).
+        #[serde(default)]
+        thread: i32,
+    },
 }
 
 /// The answer.
@@ -310,6 +327,28 @@ impl App {
                 status: Some(self.status_json()),
             },
             ControlRequest::Input { topic, text } => self.operator_input(&topic, &text).await,
+            ControlRequest::JobAdd {
+                node,
+                folder,
+                prompt,
+                chat,
+                thread,
+            } => {
+                let Some(jobs) = self.jobs() else {
+                    return ControlAnswer::fail("jobs are not running on this center".to_owned());
+                };
+                let Some(chat) = chat.or(self.cfg.allowed_users.first().map(|u| *u as i64)) else {
+                    return ControlAnswer::fail("no chat for the job: pass --chat".to_owned());
+                };
+                let surface = Surface {
+                    chat_id: chat,
+                    thread_id: thread,
+                };
+                match jobs.operator_add(&node, &folder, &prompt, surface).await {
+                    Ok(id) => ControlAnswer::ok(format!("job {id} submitted")),
+                    Err(why) => ControlAnswer::fail(why),
+                }
+            }
             ControlRequest::Revoke { name } => {
                 if self.revoke_node(&name) {
                     ControlAnswer::ok(format!("{name} revoked; its link is closed."))

@@ -16,9 +16,12 @@ const KEEP: Duration = Duration::from_secs(3600);
 /// At most this many per session.
 const MAX: usize = 64;
 
-/// Texts typed per (node, session).
+/// A session: (node, session id).
+type SessionKey = (String, String);
+
+/// Texts typed per session, oldest first, with when.
 #[derive(Debug, Default)]
-pub(crate) struct TypedRecently(Mutex<HashMap<(String, String), VecDeque<(String, Instant)>>>);
+pub(crate) struct TypedRecently(Mutex<HashMap<SessionKey, VecDeque<(String, Instant)>>>);
 
 fn norm(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")

@@ -619,6 +619,66 @@ impl Jobs {
         ))
     }
 
+    /// `center job add`: a job from the operator's command line, under the same rules as
+    /// `/run` (the folder checked against the node's roots when it is online, risky prompts
+    /// wait for approval); its status and answer go to `surface`.
+    pub(crate) async fn operator_add(
+        &self,
+        node: &str,
+        folder: &str,
+        prompt: &str,
+        surface: Surface,
+    ) -> Result<JobId, String> {
+        let node = if node.is_empty() {
+            self.cfg().default_node.clone()
+        } else {
+            node.to_owned()
+        };
+        if prompt.trim().is_empty() {
+            return Err("the prompt is empty".to_owned());
+        }
+        if !folder.starts_with('/') {
+            return Err(format!("{folder:?} is not an absolute path"));
+        }
+        let mut folder = folder.to_owned();
+        if let Some(conn) = self.env.node(&node).filter(|c| c.online()) {
+            let checked = conn
+                .call(
+                    Op::ListDir(v1::ListDir {
+                        path: folder.clone(),
+                        show_hidden: false,
+                    }),
+                    crate::app::CALL_TIMEOUT,
+                )
+                .await;
+            match checked {
+                Ok(R::Dir(d)) => folder = d.path,
+                Ok(_) => return Err(format!("{node} gave an unexpected answer")),
+                Err(err) => return Err(format!("{node}: {err}")),
+            }
+        }
+        let settings = settings::effective(self.store(), surface.chat_id)
+            .map_err(|_| crate::app::STATE_UNREADABLE.to_owned())?;
+        let job = NewJob {
+            surface,
+            requested_by: 0,
+            node,
+            cwd: folder,
+            kind: "exec".into(),
+            prompt: prompt.to_owned(),
+            resume_thread: String::new(),
+            review_target: String::new(),
+            settings: settings.to_json(),
+            reply_to: None,
+            source: "cli".into(),
+        };
+        match self.submit(job).await {
+            Ok(Ok(id)) => Ok(id),
+            Ok(Err(_)) => Err(crate::app::STATE_UNREADABLE.to_owned()),
+            Err(stopped) => Err(stopped.to_string()),
+        }
+    }
+
     /// `/workdir show|set [node:]<folder>|reset`.
     async fn workdir(&self, ctx: &Context, args: &str) {
         let (verb, rest) = args.split_once(' ').unwrap_or((args, ""));

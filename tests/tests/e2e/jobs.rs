@@ -226,6 +226,34 @@ async fn risky_jobs_wait_for_approval_cancel_stops_and_diff_reads_git() {
         })
         .await;
     assert_eq!(patch.caption(), Some("The patch."));
+
+    // The operator's CLI submits a job under the same rules; its answer comes to the topic.
+    #[allow(clippy::disallowed_methods, reason = "the operator CLI under test")]
+    let out = std::process::Command::new(e2e::node_proc::workspace_bin("center").unwrap())
+        .args(["job", "add", "--folder"])
+        .arg(&env.project)
+        .arg(format!("--chat={}", env.chat))
+        .arg(format!("--thread={thread}"))
+        .arg("echo: from the command line")
+        .env("CODEX_FLEET_STATE_DIR", &env.opts.state_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("submitted"),
+        "{out:?}"
+    );
+    env.message(thread, "the CLI job's answer", |m| {
+        m.text() == "from the command line"
+    })
+    .await;
+    #[allow(clippy::disallowed_methods, reason = "the operator CLI under test")]
+    let refused = std::process::Command::new(e2e::node_proc::workspace_bin("center").unwrap())
+        .args(["job", "add", "--folder", "/etc", "echo: x"])
+        .env("CODEX_FLEET_STATE_DIR", &env.opts.state_dir)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "{refused:?}");
 }
 
 /// kill -9 of the center (and its embedded node) while a job runs: the job's process lives on
