@@ -21,7 +21,7 @@ mod preflight;
 mod rollout_switch;
 mod slash;
 mod status;
-mod verbose;
 mod support;
 mod surfaces;
 mod tools;
+mod verbose;
