@@ -124,7 +124,9 @@ impl Runtime {
                     }
                 };
                 let _ = reply.send(Ok(id));
-                if self.env().node(&job.node).is_none_or(|n| !n.online()) {
+                // A node the center has no link to waits; one whose link is registered but
+                // has not said hello yet is taken as online (its requests wait on the link).
+                if self.env().node(&job.node).is_none() {
                     self.queue.node_online(&job.node, false);
                 }
                 let effects = self.queue.submit(id, job.surface.chat_id, &job.node, until);
