@@ -188,6 +188,9 @@ impl App {
             Command::Health => crate::health::command(self, surface, args, msg_id).await,
             Command::Toolbar => crate::toolbar::command(self, surface, binding, msg_id).await,
             Command::Cleanup => crate::cleanup::command(self, surface, msg_id).await,
+            Command::CodexLogin | Command::CodexAccount => {
+                crate::accounts::command(self, surface, cmd, args, msg_id).await
+            }
             Command::Verbose => {
                 let text = crate::verbose::command(&self.store, surface, args);
                 self.notice(surface, &text, Some(msg_id));

@@ -4,6 +4,7 @@
 //!
 //! [`run`] starts everything: the state store, the embedded node, event delivery, and polling.
 
+pub mod accounts;
 pub mod app;
 mod cleanup;
 pub mod commands;

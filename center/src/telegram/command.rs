@@ -94,11 +94,15 @@ pub enum Command {
     Mcp,
     /// What this topic shows besides answers.
     Verbose,
+    /// Log Codex in on a machine.
+    CodexLogin,
+    /// Codex accounts of a machine.
+    CodexAccount,
 }
 
 impl Command {
     /// Every command, in menu order.
-    pub const ALL: [Command; 44] = [
+    pub const ALL: [Command; 46] = [
         Command::Start,
         Command::Help,
         Command::Bind,
@@ -143,6 +147,8 @@ impl Command {
         Command::Cleanup,
         Command::Mcp,
         Command::Verbose,
+        Command::CodexLogin,
+        Command::CodexAccount,
     ];
 
     /// The name after the slash.
@@ -192,6 +198,8 @@ impl Command {
             Command::Cleanup => "cleanup",
             Command::Mcp => "mcp",
             Command::Verbose => "verbose",
+            Command::CodexLogin => "codexlogin",
+            Command::CodexAccount => "codexaccount",
         }
     }
 
@@ -254,6 +262,8 @@ impl Command {
             Command::Verbose => {
                 "What this topic shows: commentary, reasoning, tools, shell output, desk messages"
             }
+            Command::CodexLogin => "[name]: log Codex in on a machine (device code)",
+            Command::CodexAccount => "list | use <name> | clear: a machine's Codex accounts",
         }
     }
 
