@@ -64,6 +64,8 @@ pub struct App {
     jobs: std::sync::OnceLock<crate::jobs::Jobs>,
     /// What was typed into each session lately (desk messages are the others).
     pub(crate) typed: crate::typed::TypedRecently,
+    /// Each topic's latest `/toolbar` message (a new one replaces it); a restart forgets them.
+    pub(crate) toolbars: Mutex<HashMap<Surface, i32>>,
 }
 
 /// Attachments that follow each other within this time become one input.
@@ -137,6 +139,7 @@ impl App {
             unserved_told: Mutex::new(std::collections::HashSet::new()),
             jobs: std::sync::OnceLock::new(),
             typed: crate::typed::TypedRecently::default(),
+            toolbars: Mutex::new(HashMap::new()),
         }))
     }
 

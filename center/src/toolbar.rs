@@ -10,11 +10,6 @@
 //! `/toolbar` again posts a fresh one at the bottom and deletes the previous one. Which message
 //! that was is kept in memory only: after a restart the old toolbar stays, and still works.
 
-use std::{
-    collections::HashMap,
-    sync::{LazyLock, Mutex},
-};
-
 use proto::v1;
 use shared::sync::LockExt;
 
@@ -28,11 +23,6 @@ use crate::{
         render::escape_html,
     },
 };
-
-/// The latest toolbar of each topic (its message id), to delete when a new one is posted.
-/// Process-wide rather than a field of `App`: it is a cache a restart may lose, used by this
-/// module alone, and topics are unique per bot (one center per process).
-static LATEST: LazyLock<Mutex<HashMap<Surface, i32>>> = LazyLock::new(Default::default);
 
 const NOT_BOUND: &str = "This topic is not bound to a Codex session, so a toolbar has nothing to act on. Bind it first: send a message or /bind.";
 
@@ -58,7 +48,7 @@ pub(crate) async fn command(app: &App, surface: Surface, binding: Option<Binding
         // The outbox has logged why; the old toolbar (if any) stays usable.
         return;
     };
-    if let Some(old) = LATEST.locked().insert(surface, id) {
+    if let Some(old) = app.toolbars.locked().insert(surface, id) {
         drop(app.outbox.delete(surface.chat_id, old));
     }
 }
