@@ -226,6 +226,23 @@ async fn risky_jobs_wait_for_approval_cancel_stops_and_diff_reads_git() {
         })
         .await;
     assert_eq!(patch.caption(), Some("The patch."));
+    // A review job of the uncommitted change runs Codex's review and ends.
+    let asked = send(&env, thread, "/review");
+    let review = status_of(&env, thread, asked, "").await;
+    assert!(
+        review.text().contains("review (uncommitted)"),
+        "{}",
+        review.text()
+    );
+    let review = env
+        .tg
+        .wait_for_message("review over", WAIT, |m| {
+            m.message_id == review.message_id
+                && (m.text().contains("· succeeded") || m.text().contains("· failed"))
+        })
+        .await
+        .unwrap();
+    assert!(review.text().contains("· succeeded"), "{}", review.text());
 
     // The operator's CLI submits a job under the same rules; its answer comes to the topic.
     #[allow(clippy::disallowed_methods, reason = "the operator CLI under test")]
