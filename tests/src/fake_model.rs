@@ -5,6 +5,7 @@
 //! built by [`sse`], and recorded for assertions. Other paths are recorded and get `404`.
 //! Dropping the `FakeModel` stops the server and ends any stream still open.
 
+pub mod failure;
 pub mod script;
 pub mod sse;
 
@@ -270,6 +271,10 @@ async fn responses(
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "body is not JSON").into_response();
     };
+    if let Some(failure) = failure::failure_for(&request, shared::clock::now_unix_ms() / 1000) {
+        tracing::debug!(status = %failure.status, "fake model refuses the call");
+        return (failure.status, axum::Json(failure.body)).into_response();
+    }
     let seq = state.shared.seq.fetch_add(1, Ordering::SeqCst) + 1;
     let reply = script::reply_for(&request);
     tracing::debug!(seq, ?reply, "fake model reply");

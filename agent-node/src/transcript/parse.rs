@@ -187,13 +187,15 @@ fn event_msg(p: &Value, timestamp_ms: i64) -> Result<Option<Kind>, String> {
             turn_id: str_of(p, "turn_id").to_owned(),
         }),
         "task_complete" | "turn_complete" => {
-            let error = p.get("error").filter(|e| !e.is_null()).map(|e| match e {
+            let error = p.get("error").filter(|e| !e.is_null());
+            let message = error.map(|e| match e {
                 Value::String(s) => s.clone(),
                 other => str_of(other, "message").to_owned(),
             });
-            if let Some(message) = error.filter(|m| !m.is_empty()) {
+            if let Some(message) = message.filter(|m| !m.is_empty()) {
                 // A failed turn: report the error; the center closes the turn on it.
-                return Ok(Some(Kind::Error(codex_error(&message))));
+                let info = error.and_then(|e| e.get("codex_error_info"));
+                return Ok(Some(Kind::Error(classified_error(&message, info))));
             }
             Kind::TurnCompleted(v1::TurnCompleted {
                 turn_id: str_of(p, "turn_id").to_owned(),
@@ -425,6 +427,27 @@ fn phase(s: &str) -> v1::MessagePhase {
     }
 }
 
+/// A failed turn's error, classified by Codex's own `codex_error_info` when it wrote one (0.169+:
+/// `"usage_limit_exceeded"`, or `{"http_connection_failed": {"http_status_code": 401}}` for a
+/// rejected key or login), else by its message.
+fn classified_error(message: &str, info: Option<&Value>) -> v1::CodexError {
+    let status = info
+        .and_then(Value::as_object)
+        .and_then(|o| o.values().find_map(|v| v.get("http_status_code")))
+        .and_then(Value::as_u64);
+    let kind = match (info.and_then(Value::as_str), status) {
+        (Some("usage_limit_exceeded" | "usage_not_included"), _) | (_, Some(429)) => {
+            v1::CodexErrorKind::UsageLimit
+        }
+        (Some("unauthorized"), _) | (_, Some(401 | 403)) => v1::CodexErrorKind::Auth,
+        _ => return codex_error(message),
+    };
+    v1::CodexError {
+        kind: kind as i32,
+        message: message.to_owned(),
+    }
+}
+
 fn codex_error(message: &str) -> v1::CodexError {
     let lower = message.to_lowercase();
     let kind =
@@ -523,6 +546,40 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `task_complete` of a turn the fake model refused, as Codex 0.169.0 and 0.171.0 write it.
+    const LIMIT_0169: &str = r#"{"timestamp":"2026-12-03T14:13:27.400Z","type":"event_msg","payload":{"type":"task_complete","turn_id":"t1","last_agent_message":null,"error":{"message":"You\u2019ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/usage to purchase more credits or try again at 3:43 PM.","codex_error_info":"usage_limit_exceeded"}}}"#;
+    const UNAUTHORIZED_0171: &str = r#"{"timestamp":"2026-12-03T14:13:27.400Z","type":"event_msg","payload":{"type":"task_complete","turn_id":"t1","last_agent_message":null,"error":{"message":"unexpected status 401 Unauthorized: Incorrect API key provided, url: http://127.0.0.1:18904/v1/responses","codex_error_info":{"http_connection_failed":{"http_status_code":401}}}}}"#;
+
+    fn error_of(line: &str) -> v1::CodexError {
+        match parse_line(line).unwrap() {
+            Record::Event {
+                kind: Kind::Error(e),
+                ..
+            } => e,
+            other => panic!("not an error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn usage_limit_and_auth_failures_are_classified_by_codex_error_info() {
+        let limit = error_of(LIMIT_0169);
+        assert_eq!(limit.kind(), v1::CodexErrorKind::UsageLimit);
+        assert!(
+            limit.message.ends_with("try again at 3:43 PM."),
+            "{limit:?}"
+        );
+        let auth = error_of(UNAUTHORIZED_0171);
+        assert_eq!(auth.kind(), v1::CodexErrorKind::Auth);
+        // Without the structured info, the words still decide.
+        let plain = UNAUTHORIZED_0171.replace(
+            r#","codex_error_info":{"http_connection_failed":{"http_status_code":401}}"#,
+            "",
+        );
+        assert_eq!(error_of(&plain).kind(), v1::CodexErrorKind::Auth);
+        let other = r#"{"type":"event_msg","payload":{"type":"task_complete","error":{"message":"stream disconnected","codex_error_info":{"http_connection_failed":{"http_status_code":500}}}}}"#;
+        assert_eq!(error_of(other).kind(), v1::CodexErrorKind::Model);
+    }
 
     #[test]
     fn timestamps_parse() {

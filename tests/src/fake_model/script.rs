@@ -225,6 +225,11 @@ fn message_text(item: &Value) -> String {
         .join("\n")
 }
 
+/// Whether `body` asks for structured output (Codex's thread-title request).
+pub fn json_schema_requested(body: &Value) -> bool {
+    json_schema_format(body).is_some()
+}
+
 /// The JSON schema of `text.format` when the request asks for structured output.
 fn json_schema_format(body: &Value) -> Option<&Value> {
     let format = body.get("text")?.get("format")?;

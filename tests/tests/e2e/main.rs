@@ -4,6 +4,7 @@
 // Test helpers panic on failure by design.
 #![allow(clippy::unwrap_used)]
 
+mod accounts;
 mod center;
 mod durable;
 mod fleet;
