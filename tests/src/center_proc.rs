@@ -49,6 +49,14 @@ impl CenterProcess {
         )]
         let mut cmd = Command::new(bin);
         let users: Vec<String> = opts.allowed_users.iter().map(i64::to_string).collect();
+        // Health alerts (a busy test machine's load) would be messages no other test expects:
+        // off unless the test brings its own config.
+        if !opts.env.iter().any(|(k, _)| k == "CENTER_CONFIG") {
+            let config = opts.state_dir.join("test-center.toml");
+            std::fs::write(&config, "[alerts]\nenabled = false\n")
+                .context("writing the test config")?;
+            cmd.env("CENTER_CONFIG", &config);
+        }
         cmd.env("TELEGRAM_BOT_TOKEN", &opts.token)
             .env("ALLOWED_USERS", users.join(","))
             .env("TELEGRAM_API_URL", &opts.api_url)

@@ -122,13 +122,18 @@ fn item_json(item: &Item, seq: u64, index: usize) -> Value {
         Item::ExecCommand { cmd, escalate } => {
             // Codex waits this long for the command before answering with partial output; a
             // `sleep` waits until it is done, so the turn really lasts that long.
-            let yield_ms = if cmd.starts_with("sleep ") {
+            // An approved command too: a login shell here can take seconds under load, and a
+            // command still running when the turn ends dies with it.
+            let yield_ms = if cmd.starts_with("sleep ") || *escalate {
                 30_000
             } else {
                 1000
             };
             let mut arguments = json!({"cmd": cmd, "yield_time_ms": yield_ms});
             if *escalate {
+                // Without a login shell: this machine's profile (pyenv's rehash lock) can hold
+                // a login shell for a minute when several start at once.
+                arguments["login"] = json!(false);
                 arguments["sandbox_permissions"] = json!("require_escalated");
                 arguments["justification"] = json!(format!(
                     "The fake model wants to run `{cmd}` outside the sandbox."
