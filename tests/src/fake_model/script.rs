@@ -9,7 +9,7 @@
 //! | `echo: X` | final message `X` |
 //! | `run: CMD` | `exec_command` call `{"cmd": CMD, "yield_time_ms": 1000}`, then `ran CMD` |
 //! | `plain: CMD` | `exec_command` call `{"cmd": CMD, "login": false, "yield_time_ms": 30000}` (no login shell, waits for the end), then `ran CMD` |
-//! | `approve: CMD` | same with `sandbox_permissions: "require_escalated"` (no login shell, waits for the end), then `ran CMD` |
+//! | `approve: CMD` | `run:`'s call with `sandbox_permissions: "require_escalated"` (no login shell, waits for the end), then `ran CMD` |
 //! | `slow: N` | `Done after N seconds.`, delivered after N seconds |
 //! | `long: N` | a markdown answer of exactly N characters |
 //! | `commentary: X` | commentary message `X` + `exec_command` `echo X`, then `Done: X` |
