@@ -63,6 +63,29 @@ pub struct NodeConfig {
     pub window_size: (u16, u16),
     /// Headless `codex exec` jobs (`[jobs]` in the file).
     pub jobs: JobsConfig,
+    /// Saved Codex accounts (`[accounts]` in the file).
+    pub accounts: AccountsConfig,
+}
+
+/// Codex accounts of this node (see `crate::accounts`): each lives in its own `CODEX_HOME` under
+/// `<state_dir>/accounts/<name>/`; new windows and jobs use the selected one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountsConfig {
+    /// The program `/codexlogin` runs as `<program> login --device-auth` (no shell); empty: the
+    /// Codex program of `codex_command`.
+    pub login_command: String,
+    /// On a usage-limit failure, switch new windows and jobs to the next saved account.
+    pub rotate: bool,
+}
+
+/// `[accounts]` in the file: see [`AccountsConfig`].
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsFileConfig {
+    /// See [`AccountsConfig::login_command`].
+    pub login_command: Option<String>,
+    /// See [`AccountsConfig::rotate`] (default false).
+    pub rotate: Option<bool>,
 }
 
 /// Settings of the jobs a node runs for the center (`codex exec`, see `crate::jobs`). Jobs use
@@ -126,6 +149,7 @@ impl NodeConfig {
             heartbeat_interval: Duration::from_secs(15),
             window_size: (160, 48),
             jobs: JobsConfig::default(),
+            accounts: AccountsConfig::default(),
         }
     }
 
@@ -188,6 +212,14 @@ impl NodeConfig {
             }
             if let Some(days) = jobs.retention_days {
                 cfg.jobs.retention = Duration::from_secs(days.saturating_mul(24 * 3600));
+            }
+        }
+        if let Some(accounts) = file.accounts {
+            if let Some(v) = accounts.login_command {
+                cfg.accounts.login_command = v;
+            }
+            if let Some(v) = accounts.rotate {
+                cfg.accounts.rotate = v;
             }
         }
         cfg.validate()?;
@@ -304,6 +336,8 @@ pub struct FileConfig {
     pub confirm_timeout_ms: Option<u64>,
     /// See [`NodeConfig::jobs`].
     pub jobs: Option<JobsFileConfig>,
+    /// See [`NodeConfig::accounts`].
+    pub accounts: Option<AccountsFileConfig>,
     /// Address for `agent-node serve` once enrolled (mutual TLS) or while enrolling.
     pub listen: Option<SocketAddr>,
     /// Unix socket an unenrolled node serves on (default `<state_dir>/node.sock`).

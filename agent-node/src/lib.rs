@@ -5,6 +5,7 @@
 //! (an in-memory [`proto::link::pair`] when embedded in the center, a gRPC stream via
 //! [`transport`] otherwise). The binary `agent-node` wires these to a command line.
 
+mod accounts;
 mod browse;
 pub mod code_input;
 pub mod config;
