@@ -691,7 +691,7 @@ fn duration(secs: u64) -> String {
     }
 }
 
-fn clock(unix_ms: i64) -> String {
+pub(crate) fn clock(unix_ms: i64) -> String {
     if unix_ms <= 0 {
         return String::new();
     }

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod app;
+mod backfill;
 mod cleanup;
 pub mod commands;
 pub mod config;

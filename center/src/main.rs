@@ -78,6 +78,19 @@ enum Command {
         /// The text.
         text: String,
     },
+    /// Send a topic the last answers of its Codex session again, from the transcript (after
+    /// an outage, or into a new topic).
+    Backfill {
+        /// The topic: chat:thread, thread id, session id or folder (default: the only one).
+        #[arg(long)]
+        topic: Option<String>,
+        /// How many turns' answers (1-20).
+        #[arg(long, default_value_t = 1)]
+        turns: u32,
+        /// State directory of the running center (default ~/.codex-fleet).
+        #[arg(long, env = "CODEX_FLEET_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// Jobs: headless Codex runs (the same as /run in Telegram).
     Job {
         #[command(subcommand)]
@@ -214,6 +227,19 @@ async fn real_main() -> anyhow::Result<()> {
             let req = ControlRequest::Input {
                 topic: topic.unwrap_or_default(),
                 text,
+            };
+            let answer = control(state_dir, &req).await?;
+            println!("{}", answer.message);
+            return Ok(());
+        }
+        Some(Command::Backfill {
+            topic,
+            turns,
+            state_dir,
+        }) => {
+            let req = ControlRequest::Backfill {
+                topic: topic.unwrap_or_default(),
+                turns,
             };
             let answer = control(state_dir, &req).await?;
             println!("{}", answer.message);

@@ -54,6 +54,14 @@ pub enum ControlRequest {
         /// The node's name.
         name: String,
     },
+    /// Send a topic the last answers of its session again (`center backfill`).
+    Backfill {
+        /// Which topic (see [`App::resolve_topic`]); empty: the only one.
+        #[serde(default)]
+        topic: String,
+        /// How many turns' answers (1-20).
+        turns: u32,
+    },
     /// Submit a job (`center job add`), under the same rules as `/run`.
     JobAdd {
         /// The node (default: `[jobs] default_node`).
@@ -86,7 +94,7 @@ pub struct ControlAnswer {
 }
 
 impl ControlAnswer {
-    fn ok(message: impl Into<String>) -> Self {
+    pub(crate) fn ok(message: impl Into<String>) -> Self {
         Self {
             ok: true,
             message: message.into(),
@@ -94,7 +102,7 @@ impl ControlAnswer {
         }
     }
 
-    fn fail(message: impl Into<String>) -> Self {
+    pub(crate) fn fail(message: impl Into<String>) -> Self {
         Self {
             ok: false,
             message: message.into(),
@@ -327,6 +335,9 @@ impl App {
                 status: Some(self.status_json()),
             },
             ControlRequest::Input { topic, text } => self.operator_input(&topic, &text).await,
+            ControlRequest::Backfill { topic, turns } => {
+                crate::backfill::run(self, &topic, turns).await
+            }
             ControlRequest::JobAdd {
                 node,
                 folder,
