@@ -642,20 +642,9 @@ impl Jobs {
         }
         let mut folder = folder.to_owned();
         if let Some(conn) = self.env.node(&node).filter(|c| c.online()) {
-            let checked = conn
-                .call(
-                    Op::ListDir(v1::ListDir {
-                        path: folder.clone(),
-                        show_hidden: false,
-                    }),
-                    crate::app::CALL_TIMEOUT,
-                )
-                .await;
-            match checked {
-                Ok(R::Dir(d)) => folder = d.path,
-                Ok(_) => return Err(format!("{node} gave an unexpected answer")),
-                Err(err) => return Err(format!("{node}: {err}")),
-            }
+            folder = checked_folder(&conn, &folder)
+                .await
+                .map_err(|why| format!("{node}: {why}"))?;
         }
         let settings = settings::effective(self.store(), surface.chat_id)
             .map_err(|_| crate::app::STATE_UNREADABLE.to_owned())?;
@@ -713,26 +702,15 @@ impl Jobs {
                         &format!("There is no connected machine called {node}."),
                     );
                 };
-                // The node checks the folder is under its roots.
-                let checked = conn
-                    .call(
-                        Op::ListDir(v1::ListDir {
-                            path: dir.clone(),
-                            show_hidden: false,
-                        }),
-                        crate::app::CALL_TIMEOUT,
-                    )
-                    .await;
-                let text = match checked {
-                    Ok(R::Dir(d)) => {
-                        let value = format!("{node}\t{}", d.path);
+                let text = match checked_folder(&conn, &dir).await {
+                    Ok(path) => {
+                        let value = format!("{node}\t{path}");
                         match self.store().set_chat_setting(chat, WORKDIR, Some(&value)) {
-                            Ok(()) => format!("Jobs in this chat now run in {node}:{}.", d.path),
+                            Ok(()) => format!("Jobs in this chat now run in {node}:{path}."),
                             Err(_) => crate::app::STATE_UNREADABLE.to_owned(),
                         }
                     }
-                    Ok(_) => "Unexpected answer from the machine.".to_owned(),
-                    Err(err) => format!("Not set: {err}"),
+                    Err(why) => format!("Not set: {why}"),
                 };
                 self.reply(ctx, &text);
             }
@@ -799,6 +777,19 @@ impl Jobs {
                 class: Class::Message,
             }));
         }
+    }
+}
+
+/// `dir` as the node resolves it, when it is a folder under its roots (the node checks).
+async fn checked_folder(conn: &crate::nodes::NodeConn, dir: &str) -> Result<String, String> {
+    let op = Op::ListDir(v1::ListDir {
+        path: dir.to_owned(),
+        show_hidden: false,
+    });
+    match conn.call(op, crate::app::CALL_TIMEOUT).await {
+        Ok(R::Dir(d)) => Ok(d.path),
+        Ok(_) => Err("unexpected answer from the machine".to_owned()),
+        Err(err) => Err(err.to_string()),
     }
 }
 

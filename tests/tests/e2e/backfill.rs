@@ -13,12 +13,7 @@ async fn backfill_resends_the_last_answers() {
     env.message(thread, "second", |m| m.text() == "the second answer")
         .await;
     let backfill = |turns: &str| {
-        #[allow(clippy::disallowed_methods, reason = "the operator CLI under test")]
-        let out = std::process::Command::new(e2e::node_proc::workspace_bin("center").unwrap())
-            .args(["backfill", "--topic", &thread.to_string(), "--turns", turns])
-            .env("CODEX_FLEET_STATE_DIR", &env.opts.state_dir)
-            .output()
-            .unwrap();
+        let out = env.center_cli(&["backfill", "--topic", &thread.to_string(), "--turns", turns]);
         assert!(out.status.success(), "{out:?}");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };

@@ -105,6 +105,16 @@ impl CenterEnv {
         }
     }
 
+    /// Runs the `center` operator CLI against this center (its state directory).
+    pub(crate) fn center_cli(&self, args: &[&str]) -> std::process::Output {
+        #[allow(clippy::disallowed_methods, reason = "the operator CLI under test")]
+        std::process::Command::new(e2e::node_proc::workspace_bin("center").unwrap())
+            .args(args)
+            .env("CODEX_FLEET_STATE_DIR", &self.opts.state_dir)
+            .output()
+            .unwrap()
+    }
+
     pub(crate) fn say(&self, thread: i64, text: &str) -> i64 {
         self.tg
             .send_text(&self.alice, self.chat, Some(thread), text)

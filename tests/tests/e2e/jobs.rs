@@ -245,16 +245,15 @@ async fn risky_jobs_wait_for_approval_cancel_stops_and_diff_reads_git() {
     assert!(review.text().contains("· succeeded"), "{}", review.text());
 
     // The operator's CLI submits a job under the same rules; its answer comes to the topic.
-    #[allow(clippy::disallowed_methods, reason = "the operator CLI under test")]
-    let out = std::process::Command::new(e2e::node_proc::workspace_bin("center").unwrap())
-        .args(["job", "add", "--folder"])
-        .arg(&env.project)
-        .arg(format!("--chat={}", env.chat))
-        .arg(format!("--thread={thread}"))
-        .arg("echo: from the command line")
-        .env("CODEX_FLEET_STATE_DIR", &env.opts.state_dir)
-        .output()
-        .unwrap();
+    let out = env.center_cli(&[
+        "job",
+        "add",
+        "--folder",
+        &env.project.display().to_string(),
+        &format!("--chat={}", env.chat),
+        &format!("--thread={thread}"),
+        "echo: from the command line",
+    ]);
     assert!(out.status.success(), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("submitted"),
@@ -264,12 +263,7 @@ async fn risky_jobs_wait_for_approval_cancel_stops_and_diff_reads_git() {
         m.text() == "from the command line"
     })
     .await;
-    #[allow(clippy::disallowed_methods, reason = "the operator CLI under test")]
-    let refused = std::process::Command::new(e2e::node_proc::workspace_bin("center").unwrap())
-        .args(["job", "add", "--folder", "/etc", "echo: x"])
-        .env("CODEX_FLEET_STATE_DIR", &env.opts.state_dir)
-        .output()
-        .unwrap();
+    let refused = env.center_cli(&["job", "add", "--folder", "/etc", "echo: x"]);
     assert!(!refused.status.success(), "{refused:?}");
 }
 
