@@ -126,15 +126,10 @@ async fn relay_login(
     let conn = app
         .node(node)
         .ok_or_else(|| format!("machine {node} is not connected"))?;
-    app.notice(
-        surface,
-        &format!(
-            "🔑 Starting Codex's device login for {}…",
-            who(node, account)
-        ),
-        Some(msg_id),
-    );
+    // No "starting" notice: the login's own lines follow within a second (the first of them
+    // answering the command), and a group gets only 20 messages a minute.
     let mut login_id = String::new();
+    let mut reply_to = Some(msg_id);
     loop {
         let op = Op::CodexLoginStep(v1::CodexLoginStep {
             account: account.to_owned(),
@@ -146,7 +141,7 @@ async fn relay_login(
             Err(err) => return Err(call_error(node, &err)),
         };
         if !update.lines.is_empty() {
-            app.notice(surface, &update.lines.join("\n"), None);
+            app.notice(surface, &update.lines.join("\n"), reply_to.take());
         }
         if update.done {
             return Ok(update.ok);
