@@ -262,8 +262,12 @@ impl Command {
             Command::Verbose => {
                 "What this topic shows: commentary, reasoning, tools, shell output, desk messages"
             }
-            Command::CodexLogin => "[name]: log Codex in on a machine (device code)",
-            Command::CodexAccount => "list | use <name> | clear: a machine's Codex accounts",
+            Command::CodexLogin => {
+                "[machine] [account]: log Codex in by device code (machine: the topic's, the only one or local; no account: the default login)"
+            }
+            Command::CodexAccount => {
+                "[machine] list | use <account> | clear: the Codex account new windows and jobs use (running windows keep theirs)"
+            }
         }
     }
 
