@@ -83,11 +83,6 @@ impl Node {
                 let env = self.job_env();
                 Ok(R::CodexInfo(codex_info::run(&program, &args, &env).await?))
             }
-            Op::CodexLoginStep(req) => self.codex_login(req).await,
-            Op::CodexAccounts(req) => Ok(R::CodexAccounts(crate::accounts::handle(
-                &self.inner.cfg,
-                &req,
-            )?)),
         }
     }
 
@@ -119,30 +114,6 @@ impl Node {
                 other => NodeError::Internal(other.to_string()),
             })?;
         Ok(R::Diff(result))
-    }
-
-    /// `/codexlogin`: starts the login command in the account's `CODEX_HOME` (the node's own for
-    /// no account), or relays what a running login printed since.
-    async fn codex_login(&self, req: v1::CodexLoginStep) -> Result<R, NodeError> {
-        use crate::accounts;
-        if !req.login_id.is_empty() {
-            return Ok(R::CodexLogin(accounts::login::step(&req.login_id).await?));
-        }
-        let cfg = &self.inner.cfg;
-        let home = if req.account.is_empty() {
-            cfg.codex_home.clone()
-        } else {
-            accounts::prepare(cfg, &req.account)?
-        };
-        let program = match cfg.accounts.login_command.trim() {
-            "" => crate::preflight::codex_program(&cfg.codex_command),
-            command => command.to_owned(),
-        };
-        let mut env = self.job_env();
-        env.retain(|(k, _)| k != "CODEX_HOME");
-        env.push(("CODEX_HOME".into(), home.to_string_lossy().into_owned()));
-        let update = accounts::login::start(&program, &req.account, &env).await?;
-        Ok(R::CodexLogin(update))
     }
 
     /// Environment of a job's Codex: a window's, without what names a window.
@@ -315,12 +286,9 @@ impl Node {
             used += size;
             env.push((k, v));
         }
-        // The selected account's home (see `crate::accounts`); a running window keeps its own.
         env.push((
             "CODEX_HOME".to_owned(),
-            crate::accounts::codex_home_for_new(&self.inner.cfg)
-                .to_string_lossy()
-                .into_owned(),
+            self.inner.cfg.codex_home.to_string_lossy().into_owned(),
         ));
         env.push((
             crate::control::SESSION_ENV.to_owned(),
@@ -609,11 +577,16 @@ impl Node {
     }
 
     async fn history(&self, req: &v1::GetHistory) -> Result<R, NodeError> {
-        let record = self.inner.windows.record(&req.session_id).ok_or_else(|| {
-            NodeError::NotFound(format!("no window {} on this node", req.session_id))
-        })?;
-        let Some(path) = record.rollout else {
-            return Ok(R::History(v1::History::default()));
+        let path = if req.session_id.is_empty() && !req.thread_id.is_empty() {
+            self.thread_rollout(&req.thread_id).await?
+        } else {
+            let record = self.inner.windows.record(&req.session_id).ok_or_else(|| {
+                NodeError::NotFound(format!("no window {} on this node", req.session_id))
+            })?;
+            let Some(path) = record.rollout else {
+                return Ok(R::History(v1::History::default()));
+            };
+            path
         };
         let limit = match req.limit {
             0 => 10,
@@ -632,6 +605,30 @@ impl Node {
             entries: entries.into_iter().rev().skip(skip).take(limit).collect(),
             total,
         }))
+    }
+
+    /// The rollout of a persisted thread, for reading its history without a window. Only
+    /// threads recorded in a folder under the node's roots are shown, as for the resume list.
+    async fn thread_rollout(&self, thread: &str) -> Result<std::path::PathBuf, NodeError> {
+        if !locate::valid_thread_id(thread) {
+            return Err(NodeError::InvalidArgument(format!(
+                "{thread:?} is not a Codex session id"
+            )));
+        }
+        let sessions = self.inner.matcher.sessions_dir().to_owned();
+        let id = thread.to_owned();
+        let found = tokio::task::spawn_blocking(move || {
+            let path = locate::find_by_thread_id(&sessions, &id)?;
+            let head = locate::read_head(&path).ok()?;
+            Some((path, head.cwd))
+        })
+        .await
+        .map_err(|e| NodeError::Internal(e.to_string()))?;
+        let not_found =
+            || NodeError::NotFound(format!("no Codex session {thread} on this machine"));
+        let (path, cwd) = found.ok_or_else(not_found)?;
+        self.inner.roots.resolve(&cwd).map_err(|_| not_found())?;
+        Ok(path)
     }
 
     fn certificate_status(&self) -> Result<R, NodeError> {

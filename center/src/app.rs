@@ -707,6 +707,9 @@ impl App {
 
     /// Sends text to the topic's session, or starts binding the topic with the text pending.
     pub(crate) async fn input_or_bind(self: &Arc<Self>, surface: Surface, input: PendingInput) {
+        if self.refused_read_only(surface, &input) {
+            return;
+        }
         match self.store.binding(surface) {
             Ok(Some(binding)) => drop(self.send_input(binding, input)),
             Ok(None) => self.start_bind(surface, Some(input)).await,

@@ -569,6 +569,7 @@ impl App {
             session_id: b.session_id.clone(),
             skip,
             limit: PER_PAGE,
+            thread_id: String::new(),
         });
         let h = match self.call(&b, op).await {
             Ok(R::History(h)) => h,

@@ -3,6 +3,8 @@
 //! `m|<token>|<op>|<arg>` (well under Telegram's 64-byte limit) and is checked against the
 //! menu's topic, so stale or forged buttons get a clear answer and change nothing.
 
+mod replay;
+
 use shared::sync::LockExt;
 use std::{
     collections::HashMap,
@@ -256,6 +258,7 @@ impl App {
             Callback::Cleanup(fix) => {
                 Some(crate::cleanup::fix(self, surface, fix, message_id).await)
             }
+            Callback::Replay(action) => self.replay_button(surface, action, message_id).await,
         }
     }
 
@@ -390,6 +393,14 @@ impl App {
                 self.create_and_bind(token, menu, cwd, thread).await;
                 return Some("Resuming…".into());
             }
+            (MenuOp::ReadOnly, Kind::Resume { cwd, sessions, .. }) => {
+                let Some(s) = index.and_then(|i| sessions.get(i)).cloned() else {
+                    return Some("This button is not valid.".into());
+                };
+                let cwd = cwd.clone();
+                self.bind_read_only(token, menu, cwd, s).await;
+                return None;
+            }
             _ => return Some("This button is not valid here.".into()),
         }
         self.redraw(token, &menu);
@@ -521,6 +532,7 @@ impl App {
             self.close_menu(token, &menu, "Could not save the binding.");
             return;
         }
+        self.end_read_only(menu.surface);
         let text = format!(
             "✅ Attached to the open Codex window {} in <code>{}</code> on {}.",
             escape_html(&window.window_name),
@@ -604,6 +616,7 @@ impl App {
             self.close_menu(token, &menu, "Could not save the binding.");
             return;
         }
+        self.end_read_only(menu.surface);
         let what = if resume.is_empty() {
             "New Codex session"
         } else {
@@ -734,12 +747,15 @@ fn render_menu(token: &str, menu: &Menu) -> (String, Keyboard) {
                 )]);
             }
             for (i, s) in sessions.iter().enumerate() {
-                kb.push(vec![btn(
-                    format!("🕘 {} · {}", short(&s.summary, 36), age(s.updated_unix_ms)),
-                    token,
-                    MenuOp::Resume,
-                    Some(i),
-                )]);
+                kb.push(vec![
+                    btn(
+                        format!("🕘 {} · {}", short(&s.summary, 28), age(s.updated_unix_ms)),
+                        token,
+                        MenuOp::Resume,
+                        Some(i),
+                    ),
+                    btn("👁 Read only", token, MenuOp::ReadOnly, Some(i)),
+                ]);
             }
             if menu.show_hidden {
                 kb.push(vec![btn(
@@ -766,7 +782,7 @@ fn render_menu(token: &str, menu: &Menu) -> (String, Keyboard) {
                 " Attach to an open window (🪟),"
             };
             format!(
-                "Codex sessions in <code>{}</code> (newest first).{open} Resume one, or start a new one:",
+                "Codex sessions in <code>{}</code> (newest first).{open} Resume one (👁: only read it), or start a new one:",
                 escape_html(cwd)
             )
         }

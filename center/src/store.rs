@@ -7,9 +7,11 @@
 //! may roll back the newest acks, which only means a resend. Schema version in `user_version`.
 
 mod jobs;
+mod replay;
 pub(crate) mod sources;
 
 pub(crate) use jobs::{JobEnd, JobRecord, NewJob};
+pub(crate) use replay::Replay;
 use shared::sync::LockExt;
 use std::{path::Path, sync::Mutex};
 
@@ -53,7 +55,7 @@ pub struct Binding {
     pub mode: InputMode,
 }
 
-const SCHEMA_VERSION: i32 = 11;
+const SCHEMA_VERSION: i32 = 12;
 
 /// How far the center has handled a node's streams: (session id, seq) and (job id, seq).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -183,6 +185,10 @@ impl Store {
         if version < 11 {
             // Schedules and the GitHub issues that became jobs.
             conn.execute_batch(sources::SCHEMA)?;
+        }
+        if version < 12 {
+            // Topics that show a Codex thread read-only.
+            conn.execute_batch(replay::SCHEMA)?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self {

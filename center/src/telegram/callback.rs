@@ -13,7 +13,7 @@ pub(crate) const MAX_DATA: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Callback {
     /// A step in a bind menu: the menu's token, the step (`c`ancel, `o`pen, `p`age, `u`p,
-    /// `s`elect, `n`ew, `r`esume, `a`ttach, `h`idden) and its index.
+    /// `s`elect, `n`ew, `r`esume, `a`ttach, `h`idden, `v`iew read-only) and its index.
     Menu {
         token: String,
         op: MenuOp,
@@ -40,6 +40,18 @@ pub(crate) enum Callback {
     Toolbar(ToolbarKey),
     /// A fix offered by `/cleanup` (checked again when pressed).
     Cleanup(CleanupFix),
+    /// A button of a read-only topic. It names no thread: it acts on whatever thread the topic
+    /// shows read-only when pressed (kept in the store, so it works after a restart).
+    Replay(ReplayAction),
+}
+
+/// What a read-only topic's button does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReplayAction {
+    /// Show a page of the conversation, `skip` entries from the newest.
+    Page { skip: u32 },
+    /// Start a window resuming the thread and bind the topic to it.
+    Live,
 }
 
 /// What a `/cleanup` button fixes.
@@ -131,6 +143,8 @@ pub(crate) enum MenuOp {
     Attach,
     /// Show or hide hidden folders / sessions of closed topics.
     Hidden,
+    /// Show a session read-only: its conversation, no window, nothing typed.
+    ReadOnly,
 }
 
 /// A key that answers Codex's question.
@@ -153,6 +167,7 @@ impl MenuOp {
             Self::Resume => 'r',
             Self::Attach => 'a',
             Self::Hidden => 'h',
+            Self::ReadOnly => 'v',
         }
     }
 
@@ -167,6 +182,7 @@ impl MenuOp {
             "r" => Self::Resume,
             "a" => Self::Attach,
             "h" => Self::Hidden,
+            "v" => Self::ReadOnly,
             _ => return None,
         })
     }
@@ -203,6 +219,8 @@ impl Callback {
                 format!("c|u|{chat_id}|{thread_id}")
             }
             Self::Cleanup(CleanupFix::Close { session }) => format!("c|k|{session}"),
+            Self::Replay(ReplayAction::Page { skip }) => format!("v|p|{skip}"),
+            Self::Replay(ReplayAction::Live) => "v|live".to_owned(),
         }
     }
 
@@ -251,6 +269,10 @@ impl Callback {
             ["c", "k", session] if is_id(session) => Self::Cleanup(CleanupFix::Close {
                 session: (*session).to_owned(),
             }),
+            ["v", "p", skip] => Self::Replay(ReplayAction::Page {
+                skip: number(skip)?,
+            }),
+            ["v", "live"] => Self::Replay(ReplayAction::Live),
             _ => return None,
         };
         // Only the canonical spelling (no leading zeros, no "+1"): one button, one data.
@@ -321,6 +343,7 @@ mod tests {
             Just(MenuOp::Resume),
             Just(MenuOp::Attach),
             Just(MenuOp::Hidden),
+            Just(MenuOp::ReadOnly),
         ];
         let key = prop_oneof![
             Just(PromptKey::Escape),
@@ -365,6 +388,8 @@ mod tests {
             }),
             "[A-Za-z0-9_-]{1,48}"
                 .prop_map(|session| Callback::Cleanup(CleanupFix::Close { session })),
+            (0u32..1_000_000).prop_map(|skip| Callback::Replay(ReplayAction::Page { skip })),
+            Just(Callback::Replay(ReplayAction::Live)),
         ]
     }
 
@@ -420,6 +445,14 @@ mod tests {
             "c|k|../x",
             "c|k|s1|extra",
             "c|x|s1",
+            "v|",
+            "v|l",
+            "v|live|1",
+            "v|p|",
+            "v|p|01",
+            "v|p|-1",
+            "v|p|1|2",
+            "v|x|1",
         ] {
             assert_eq!(Callback::decode(data), None, "{data:?}");
         }
@@ -445,6 +478,18 @@ mod tests {
                 chat_id: -1_001_234_567_890,
                 thread_id: 42
             }))
+        );
+        assert_eq!(
+            Callback::decode("v|p|5"),
+            Some(Callback::Replay(ReplayAction::Page { skip: 5 }))
+        );
+        assert_eq!(
+            Callback::decode("m|abcd|v|3"),
+            Some(Callback::Menu {
+                token: "abcd".into(),
+                op: MenuOp::ReadOnly,
+                index: Some(3)
+            })
         );
         assert_eq!(
             Callback::decode("t|m"),

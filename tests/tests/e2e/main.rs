@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
-mod backfill;
 mod center;
 mod durable;
 mod fleet;
@@ -20,6 +19,7 @@ mod node;
 mod owned;
 mod picker;
 mod preflight;
+mod replay;
 mod rollout_switch;
 mod slash;
 mod status;
