@@ -83,6 +83,11 @@ impl Node {
                 let env = self.job_env();
                 Ok(R::CodexInfo(codex_info::run(&program, &args, &env).await?))
             }
+            Op::CodexLoginStep(req) => self.codex_login(req).await,
+            Op::CodexAccounts(req) => Ok(R::CodexAccounts(crate::accounts::handle(
+                &self.inner.cfg,
+                &req,
+            )?)),
         }
     }
 
@@ -114,6 +119,30 @@ impl Node {
                 other => NodeError::Internal(other.to_string()),
             })?;
         Ok(R::Diff(result))
+    }
+
+    /// `/codexlogin`: starts the login command in the account's `CODEX_HOME` (the node's own for
+    /// no account), or relays what a running login printed since.
+    async fn codex_login(&self, req: v1::CodexLoginStep) -> Result<R, NodeError> {
+        use crate::accounts;
+        if !req.login_id.is_empty() {
+            return Ok(R::CodexLogin(accounts::login::step(&req.login_id).await?));
+        }
+        let cfg = &self.inner.cfg;
+        let home = if req.account.is_empty() {
+            cfg.codex_home.clone()
+        } else {
+            accounts::prepare(cfg, &req.account)?
+        };
+        let program = match cfg.accounts.login_command.trim() {
+            "" => crate::preflight::codex_program(&cfg.codex_command),
+            command => command.to_owned(),
+        };
+        let mut env = self.job_env();
+        env.retain(|(k, _)| k != "CODEX_HOME");
+        env.push(("CODEX_HOME".into(), home.to_string_lossy().into_owned()));
+        let update = accounts::login::start(&program, &req.account, &env).await?;
+        Ok(R::CodexLogin(update))
     }
 
     /// Environment of a job's Codex: a window's, without what names a window.
@@ -286,9 +315,12 @@ impl Node {
             used += size;
             env.push((k, v));
         }
+        // The selected account's home (see `crate::accounts`); a running window keeps its own.
         env.push((
             "CODEX_HOME".to_owned(),
-            self.inner.cfg.codex_home.to_string_lossy().into_owned(),
+            crate::accounts::codex_home_for_new(&self.inner.cfg)
+                .to_string_lossy()
+                .into_owned(),
         ));
         env.push((
             crate::control::SESSION_ENV.to_owned(),

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
+mod backfill;
 mod center;
 mod durable;
 mod fleet;
