@@ -487,6 +487,20 @@ mod tests {
             state_dir: Some("/tmp/x".into()),
             ..ServeArgs::default()
         };
-        NodeConfig::resolve(&cli, Some(file)).unwrap();
+        let cfg = NodeConfig::resolve(&cli, Some(file)).unwrap();
+        assert_eq!(cfg.accounts, AccountsConfig::default());
+    }
+
+    #[test]
+    fn accounts_section_sets_the_login_command_and_rotation() {
+        let file: FileConfig =
+            toml::from_str("[accounts]\nlogin_command = \"/opt/login\"\nrotate = true\n").unwrap();
+        let cli = ServeArgs {
+            state_dir: Some("/tmp/x".into()),
+            ..ServeArgs::default()
+        };
+        let cfg = NodeConfig::resolve(&cli, Some(file)).unwrap();
+        assert_eq!(cfg.accounts.login_command, "/opt/login");
+        assert!(cfg.accounts.rotate);
     }
 }
