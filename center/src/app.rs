@@ -340,11 +340,12 @@ impl App {
     /// Tells the topics bound to `name` that it went away or came back. A drop is announced only
     /// if the node is still away after [`OFFLINE_GRACE`] (brief blips stay quiet, and a fleet-wide
     /// blip does not spend the chat budget on notices); "back online" only follows a warning.
-    pub async fn node_changed(self: &Arc<Self>, name: &str, online: bool, _was_online: bool) {
+    pub async fn node_changed(self: &Arc<Self>, name: &str, online: bool, was_online: bool) {
         if let Some(jobs) = self.jobs() {
             jobs.node_online(name, online);
         }
         if online {
+            crate::node_back::returned(self, name, was_online);
             let warned = self.warned.locked().remove(name);
             if warned {
                 self.tell_node_topics(

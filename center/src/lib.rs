@@ -19,6 +19,7 @@ pub mod held;
 mod inbox;
 pub mod jobs;
 pub mod media;
+mod node_back;
 pub mod nodes;
 pub mod operator;
 mod router;

@@ -1,8 +1,16 @@
 //! Read-only replay: a topic bound read-only to an earlier Codex thread shows the conversation
 //! so far and types nothing (the model sees no request), stays read-only across a restart of
 //! the center, and "Continue live" resumes the thread so the next message gets an answer.
+//!
+//! Also here (it shares the resume machinery): a window that closed while its machine was away
+//! is announced in its topic when the machine comes back.
 
 use std::time::Duration;
+
+use e2e::{
+    codex::{CodexHome, codex_bin},
+    node_proc::{NodeOptions, NodeProcess, TmuxSandbox},
+};
 
 use crate::center::CenterEnv;
 
@@ -129,4 +137,98 @@ async fn a_read_only_topic_shows_the_thread_types_nothing_and_continues_live() {
         "{:?}",
         env.tg.callback_answers()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_that_closed_while_its_machine_was_away_is_announced_on_its_return() {
+    let model = e2e::fake_model::FakeModel::start().await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("remote-project")).unwrap();
+    let project = root.path().join("remote-project").canonicalize().unwrap();
+    let codex = CodexHome::builder(&model.base_url())
+        .trust(&project)
+        .build()
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let tmux = TmuxSandbox::new("r-away-node");
+    let mut opts = NodeOptions {
+        state_dir: state.path().to_owned(),
+        codex_home: codex.path().to_owned(),
+        tmux_socket: tmux.socket.clone(),
+        codex_command: codex_bin().unwrap().display().to_string(),
+        roots: vec![format!(
+            "vps={}",
+            root.path().canonicalize().unwrap().display()
+        )],
+        env: codex.env(),
+        port: 0,
+    };
+    let mut node = NodeProcess::start(&opts).await.unwrap();
+    let env = CenterEnv::start_with(
+        "r-away",
+        vec![
+            ("CODEX_FLEET_NODES".into(), format!("vps1={}", node.addr)),
+            ("CODEX_FLEET_EMBEDDED_NODE".into(), "false".into()),
+            ("CODEX_FLEET_RECONNECT_MAX_SECS".into(), "2".into()),
+        ],
+    )
+    .await;
+    let topic = env
+        .tg
+        .create_topic(&env.alice, env.chat, "away")
+        .unwrap()
+        .thread_id
+        .unwrap();
+    env.say(topic, "echo: before");
+    // The only machine: its one root opens at once (after a machine picker while connecting).
+    let mut menu = env
+        .message(topic, "bind menu", |m| {
+            m.text().contains("Choose a machine") || m.text().contains("Choose a folder")
+        })
+        .await;
+    for _ in 0..50 {
+        if menu.text().contains("Choose a folder") {
+            break;
+        }
+        env.press(&menu, "🖥 vps1");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        menu = env.tg.bot_message(env.chat, menu.message_id).unwrap();
+    }
+    // A root with one folder may open that folder at once.
+    let id = menu.message_id;
+    let listed = if menu.text().contains("/remote-project") {
+        menu
+    } else {
+        env.press(&menu, "📁 remote-project");
+        env.message(topic, "folder listed", |m| {
+            m.message_id == id && m.text().contains("/remote-project")
+        })
+        .await
+    };
+    env.press(&listed, "✅ Use this folder");
+    env.message(topic, "the answer", |m| m.text() == "before")
+        .await;
+
+    // The machine goes down, and its tmux server with it (a reboot).
+    node.kill().await.unwrap();
+    tmux.tmux(&["kill-server"]).unwrap();
+    opts.port = node.addr.port();
+    node = NodeProcess::start(&opts).await.unwrap();
+    env.message(topic, "the announcement", |m| {
+        m.text().starts_with("🪦") && m.text().contains("closed while vps1 was away")
+    })
+    .await;
+    // The next message brings the window back, in the same conversation.
+    env.say(topic, "echo: after");
+    env.message(topic, "the answer after the return", |m| {
+        m.text() == "after"
+    })
+    .await;
+    let texts = env.texts_in(topic);
+    assert_eq!(
+        texts.iter().filter(|t| t.starts_with("🪦")).count(),
+        1,
+        "{texts:#?}"
+    );
+    drop(node);
 }
