@@ -66,6 +66,9 @@ pub struct App {
     pub(crate) typed: crate::typed::TypedRecently,
     /// Each topic's latest `/toolbar` message (a new one replaces it); a restart forgets them.
     pub(crate) toolbars: Mutex<HashMap<Surface, i32>>,
+    /// (node, session) of windows announced as closed while their node was away
+    /// ([`crate::node_back`]), each once per process.
+    pub(crate) announced_gone: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 /// Attachments that follow each other within this time become one input.
@@ -140,6 +143,7 @@ impl App {
             jobs: std::sync::OnceLock::new(),
             typed: crate::typed::TypedRecently::default(),
             toolbars: Mutex::new(HashMap::new()),
+            announced_gone: Mutex::new(std::collections::HashSet::new()),
         }))
     }
 

@@ -223,6 +223,12 @@ impl App {
                         Some(msg_id),
                     );
                 }
+                // A read-only topic (no window) is unbound by ending that.
+                _ if matches!(self.store.drop_replay(surface), Ok(true)) => self.notice(
+                    surface,
+                    "Unbound: this topic no longer shows that session.",
+                    Some(msg_id),
+                ),
                 _ => self.notice(surface, unbound, Some(msg_id)),
             },
             Command::Kill => {

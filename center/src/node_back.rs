@@ -6,10 +6,7 @@
 //! Only on a return (the node was online before in this process): at a center's start nobody
 //! knows what happened when, and each window is announced once, however often its node flaps.
 
-use std::{
-    collections::HashSet,
-    sync::{Arc, LazyLock, Mutex},
-};
+use std::sync::Arc;
 
 use proto::v1::{self, reply::Result as R, request::Op};
 use shared::sync::LockExt;
@@ -18,9 +15,6 @@ use crate::{
     app::{App, CALL_TIMEOUT},
     store::Binding,
 };
-
-/// (node, session) pairs announced by this process.
-static ANNOUNCED: LazyLock<Mutex<HashSet<(String, String)>>> = LazyLock::new(Default::default);
 
 /// Called when `node` is online again; `was_online` is whether this process saw it online
 /// before (else this is its first connection and there is nothing to compare with).
@@ -47,7 +41,8 @@ async fn announce(app: &Arc<App>, node: &str) {
         _ => return,
     };
     for b in closed_while_away(&bindings, node, &windows) {
-        let fresh = ANNOUNCED
+        let fresh = app
+            .announced_gone
             .locked()
             .insert((node.to_owned(), b.session_id.clone()));
         if fresh {
