@@ -169,13 +169,6 @@ fn list(cfg: &NodeConfig) -> v1::CodexAccountList {
 /// With rotation on: selects the saved, logged-in account after the current one (wrapping; the
 /// node's default counts as before the first). Returns the new account, or `None` when there is
 /// no other to switch to.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "called once the node's usage-limit events reach it (node.rs, not wired yet)"
-    )
-)]
 pub(crate) fn rotate(cfg: &NodeConfig) -> Option<String> {
     if !cfg.accounts.rotate {
         return None;

@@ -112,6 +112,8 @@ pub(crate) struct Inner {
     pub(crate) token: CancellationToken,
     /// Notified when a renewed fleet certificate was installed (the server rebinds with it).
     pub(crate) certificate_changed: Notify,
+    /// Failed turns (session, seq) that switched the Codex account (`[accounts] rotate`).
+    pub(crate) rotated: Arc<std::sync::Mutex<std::collections::HashSet<(String, u64)>>>,
 }
 
 impl Node {
@@ -156,6 +158,7 @@ impl Node {
             started: Instant::now(),
             token,
             certificate_changed: Notify::new(),
+            rotated: Arc::default(),
             cfg,
         });
         let node = Self { inner };
@@ -229,6 +232,17 @@ impl Node {
                     Node { inner }.mark_exited(id, v1::LifecycleKind::Exited);
                 }
             }),
+            on_usage_limit: {
+                let cfg = self.inner.cfg.clone();
+                let rotated = self.inner.rotated.clone();
+                Arc::new(move |id: &str, seq: u64| {
+                    // Each failed turn switches once, however often it is read.
+                    if !shared::sync::LockExt::locked(&*rotated).insert((id.to_owned(), seq)) {
+                        return None;
+                    }
+                    crate::accounts::rotate(&cfg)
+                })
+            },
         };
         let rt = session::spawn(
             record.session_id.clone(),

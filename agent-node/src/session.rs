@@ -125,7 +125,16 @@ pub(crate) struct SessionDeps {
     pub(crate) unknown_records: Arc<AtomicU64>,
     /// Called once when the window is found dead or gone.
     pub(crate) on_exit: Arc<dyn Fn(&str) + Send + Sync>,
+    /// Called when a turn of (session, seq) just failed on a usage limit: the account new
+    /// windows and jobs switched to, if `[accounts] rotate` did switch.
+    pub(crate) on_usage_limit: UsageLimitHook,
 }
+
+/// See [`SessionDeps::on_usage_limit`].
+pub(crate) type UsageLimitHook = Arc<dyn Fn(&str, u64) -> Option<String> + Send + Sync>;
+
+/// A usage limit older than this when read (a replay, a restart) switches no account.
+const ROTATE_WITHIN_MS: i64 = 120_000;
 
 /// Starts the tasks of one window. `alive = false` starts only the tail (an exited window whose
 /// last events may still be undelivered).
@@ -426,6 +435,19 @@ impl TailTask {
                 return;
             }
         };
+        let mut kind = kind;
+        if let Kind::Error(e) = &mut kind
+            && e.kind() == v1::CodexErrorKind::UsageLimit
+            && timestamp_ms > 0
+            && shared::clock::now_unix_ms() - timestamp_ms < ROTATE_WITHIN_MS
+            && let Some(account) = (self.deps.on_usage_limit)(&self.rt.id, base + line.end)
+        {
+            e.message = format!(
+                "{} — new windows and jobs on this machine now use the Codex account {account} \
+                 (this window keeps its own; /kill and a new message start one on {account})",
+                e.message
+            );
+        }
         match &kind {
             Kind::TurnStarted(_) => {
                 self.rt.turn_active.store(true, Ordering::Relaxed);

@@ -80,7 +80,7 @@ async fn device_login_is_relayed_and_new_windows_use_the_selected_account() {
     std::fs::write(
         &config,
         format!(
-            "[node.accounts]\nlogin_command = {:?}\n",
+            "[node.accounts]\nlogin_command = {:?}\nrotate = true\n",
             script.display().to_string()
         ),
     )
@@ -168,6 +168,23 @@ async fn device_login_is_relayed_and_new_windows_use_the_selected_account() {
     env.message(first, "clear", |m| {
         m.text()
             .starts_with("New Codex windows and jobs on local use the default login.")
+    })
+    .await;
+
+    // Rotation: a usage limit switches new windows and jobs to the next logged-in account,
+    // and the topic is told.
+    env.say(first, "limit: switch please");
+    let limit = env
+        .message(first, "the limit, with the switch", |m| {
+            m.text().starts_with("⚠️ Codex hit a usage limit")
+                && m.text().contains("now use the Codex account work")
+        })
+        .await;
+    env.say(first, "/codexaccount list");
+    env.message(first, "work selected", |m| {
+        m.message_id > limit.message_id
+            && m.text().starts_with("Codex accounts on local")
+            && m.text().contains("▶ work")
     })
     .await;
 }
