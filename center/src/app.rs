@@ -64,6 +64,8 @@ pub struct App {
     jobs: std::sync::OnceLock<crate::jobs::Jobs>,
     /// What was typed into each session lately (desk messages are the others).
     pub(crate) typed: crate::typed::TypedRecently,
+    /// Each topic's `/verbose` choices, as last read.
+    pub(crate) verbose: crate::verbose::Choices,
     /// Each topic's latest `/toolbar` message (a new one replaces it); a restart forgets them.
     pub(crate) toolbars: Mutex<HashMap<Surface, i32>>,
     /// (node, session) of windows announced as closed while their node was away
@@ -142,6 +144,7 @@ impl App {
             unserved_told: Mutex::new(std::collections::HashSet::new()),
             jobs: std::sync::OnceLock::new(),
             typed: crate::typed::TypedRecently::default(),
+            verbose: crate::verbose::Choices::default(),
             toolbars: Mutex::new(HashMap::new()),
             announced_gone: Mutex::new(std::collections::HashSet::new()),
         }))

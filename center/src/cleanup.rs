@@ -298,7 +298,7 @@ fn render(f: &Findings, here: Surface, now_ms: i64) -> (String, Keyboard) {
                 thread_id: b.surface.thread_id,
             });
             kb.push(vec![(
-                short(
+                crate::text::ellipsize(
                     &format!(
                         "🔗 Unbind {} · {}",
                         topic_name(b.surface, here),
@@ -332,7 +332,7 @@ fn render(f: &Findings, here: Surface, now_ms: i64) -> (String, Keyboard) {
                 session: w.session_id.clone(),
             });
             kb.push(vec![(
-                short(&format!("✖ Close {} · {node}", w.window_name), 40),
+                crate::text::ellipsize(&format!("✖ Close {} · {node}", w.window_name), 40),
                 data.encode(),
             )]);
         }
@@ -395,14 +395,6 @@ fn topic_html(s: Surface, here: Surface) -> String {
 /// The last part of a path.
 fn folder(cwd: &str) -> &str {
     cwd.rsplit('/').find(|s| !s.is_empty()).unwrap_or(cwd)
-}
-
-fn short(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let cut: String = s.chars().take(max - 1).collect();
-    format!("{cut}…")
 }
 
 fn ago(now_ms: i64, then_ms: i64) -> String {

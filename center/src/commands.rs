@@ -192,7 +192,7 @@ impl App {
                 crate::accounts::command(self, surface, cmd, args, msg_id).await
             }
             Command::Verbose => {
-                let text = crate::verbose::command(&self.store, surface, args);
+                let text = self.verbose.command(&self.store, surface, args);
                 self.notice(surface, &text, Some(msg_id));
             }
             Command::Nodes => self.nodes_overview(surface, msg_id),

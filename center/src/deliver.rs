@@ -48,14 +48,6 @@ fn tail_chars(text: &str, max: usize) -> String {
     format!("…{tail}")
 }
 
-fn first_line(text: &str) -> String {
-    text.lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim()
-        .to_owned()
-}
-
 /// Routes everything nodes send to one task per session. Never waits on a session: each has an
 /// unbounded queue (what a node sends is bounded by what Codex writes; a session that cannot
 /// deliver keeps its backlog, unacked, in memory and the node keeps it on disk).
@@ -227,7 +219,7 @@ impl SessionDelivery {
             })
             .collect();
         for b in &bindings {
-            let shows = crate::verbose::load(&self.app.store, b.surface);
+            let shows = self.app.verbose.get(&self.app.store, b.surface);
             for post in &posts {
                 let shown = match post {
                     Post::Markdown {
@@ -295,10 +287,10 @@ impl SessionDelivery {
                 let output = tail_chars(output.trim_end(), SHELL_OUTPUT_CHARS);
                 let html = format!(
                     "<b>$ {}</b>\n<pre>{}</pre>",
-                    escape_html(&first_line(command)),
+                    escape_html(&crate::text::first_line(command)),
                     escape_html(&output)
                 );
-                let plain = format!("$ {}\n{output}", first_line(command));
+                let plain = format!("$ {}\n{output}", crate::text::first_line(command));
                 self.send_parts(s, vec![(html, plain)], Class::Message)
                     .await
             }

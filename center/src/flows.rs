@@ -791,15 +791,10 @@ fn render_menu(token: &str, menu: &Menu) -> (String, Keyboard) {
 }
 
 fn short(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return if s.is_empty() {
-            "(untitled)".into()
-        } else {
-            s.to_owned()
-        };
+    if s.is_empty() {
+        return "(untitled)".into();
     }
-    let cut: String = s.chars().take(max - 1).collect();
-    format!("{cut}…")
+    crate::text::ellipsize(s, max)
 }
 
 fn age(unix_ms: i64) -> String {

@@ -25,6 +25,7 @@ pub mod operator;
 mod router;
 pub mod store;
 pub mod telegram;
+mod text;
 mod toolbar;
 mod typed;
 mod verbose;

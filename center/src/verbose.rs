@@ -90,15 +90,49 @@ fn key(surface: Surface) -> String {
     format!("verbose:{}", surface.thread_id)
 }
 
+/// The topic's choices as saved (the defaults when none are).
+fn read(store: &Store, surface: Surface) -> Result<Verbose, crate::store::StoreError> {
+    Ok(store
+        .chat_setting(surface.chat_id, &key(surface))?
+        .map_or_else(Verbose::default, |v| Verbose::decode(&v)))
+}
+
 /// The topic's choices (the defaults when none are saved or they cannot be read).
 pub(crate) fn load(store: &Store, surface: Surface) -> Verbose {
-    match store.chat_setting(surface.chat_id, &key(surface)) {
-        Ok(Some(v)) => Verbose::decode(&v),
-        Ok(None) => Verbose::default(),
-        Err(err) => {
-            tracing::error!(error = %err, "reading a topic's /verbose settings failed; using the defaults");
-            Verbose::default()
+    read(store, surface).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "reading a topic's /verbose settings failed; using the defaults");
+        Verbose::default()
+    })
+}
+
+/// Each topic's choices as last read: delivery asks for them with every event of every bound
+/// topic, so they are read from SQLite once and again only after `/verbose` changed them.
+#[derive(Debug, Default)]
+pub(crate) struct Choices(std::sync::Mutex<std::collections::HashMap<Surface, Verbose>>);
+
+impl Choices {
+    /// The topic's choices.
+    pub(crate) fn get(&self, store: &Store, surface: Surface) -> Verbose {
+        use shared::sync::LockExt;
+        if let Some(v) = self.0.locked().get(&surface) {
+            return *v;
         }
+        match read(store, surface) {
+            Ok(v) => {
+                self.0.locked().insert(surface, v);
+                v
+            }
+            // Not kept: the next event reads again.
+            Err(_) => load(store, surface),
+        }
+    }
+
+    /// Runs `/verbose` in the topic (see [`command`]) and forgets what was read before.
+    pub(crate) fn command(&self, store: &Store, surface: Surface, args: &str) -> String {
+        use shared::sync::LockExt;
+        let answer = command(store, surface, args);
+        self.0.locked().remove(&surface);
+        answer
     }
 }
 

@@ -113,7 +113,7 @@ async fn finish(jobs: &Jobs, job: &JobRecord, f: &v1::JobFinished) -> bool {
     }
     let (saved, wait) = oneshot::channel();
     let reason = if state == JobState::Failed {
-        first_line(&f.error)
+        crate::text::ellipsize(&crate::text::first_line(&f.error), 300)
     } else {
         String::new()
     };
@@ -137,11 +137,6 @@ async fn finish(jobs: &Jobs, job: &JobRecord, f: &v1::JobFinished) -> bool {
     }
     jobs.redraw(job.id);
     true
-}
-
-fn first_line(text: &str) -> String {
-    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    line.chars().take(300).collect()
 }
 
 /// The answer as one or more messages, the first replying to the job's status message; waits

@@ -15,14 +15,10 @@ const PROMPT_CHARS: usize = 300;
 /// Characters of a prompt in a list line.
 const LIST_PROMPT_CHARS: usize = 60;
 
+/// `text` on one line (runs of whitespace as one space), cut to `max` characters.
 fn short(text: &str, max: usize) -> String {
     let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() <= max {
-        one_line
-    } else {
-        let cut: String = one_line.chars().take(max - 1).collect();
-        format!("{cut}…")
-    }
+    crate::text::ellipsize(&one_line, max)
 }
 
 fn what(job: &JobRecord) -> String {

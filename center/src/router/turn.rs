@@ -8,6 +8,8 @@
 use std::collections::HashSet;
 
 use proto::v1::{self, session_event::Kind};
+
+use crate::text::first_line;
 use serde::{Deserialize, Serialize};
 
 /// What one event asks the runtime to show in each topic bound to the session.
@@ -233,14 +235,6 @@ fn digest(text: &str) -> String {
     use sha2::Digest;
     let hash = sha2::Sha256::digest(text.trim().as_bytes());
     hash[..12].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn first_line(s: &str) -> String {
-    s.lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim()
-        .to_owned()
 }
 
 #[cfg(test)]

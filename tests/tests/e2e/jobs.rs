@@ -39,6 +39,15 @@ async fn jobs_topic(env: &CenterEnv, name: &str) -> i64 {
     thread
 }
 
+/// The first model request whose user messages include `text`.
+fn model_request_with(env: &CenterEnv, text: &str) -> e2e::fake_model::RecordedRequest {
+    env.model
+        .responses_requests()
+        .into_iter()
+        .find(|r| r.user_texts().iter().any(|t| t.contains(text)))
+        .unwrap_or_else(|| panic!("the model never saw {text:?}"))
+}
+
 async fn status_of(env: &CenterEnv, thread: i64, command: Option<i64>, state: &str) -> BotMessage {
     let state = format!("· {state}");
     env.tg
@@ -325,16 +334,7 @@ async fn settings_reach_codex_and_a_named_session_continues_its_thread() {
     send(&env, thread, "/run echo: with my settings");
     env.message(thread, "answer", |m| m.text() == "with my settings")
         .await;
-    let request = env
-        .model
-        .responses_requests()
-        .into_iter()
-        .find(|r| {
-            r.user_texts()
-                .iter()
-                .any(|t| t.contains("echo: with my settings"))
-        })
-        .unwrap();
+    let request = model_request_with(&env, "echo: with my settings");
     assert_eq!(request.body["model"], "gpt-fleet-test", "{}", request.body);
     assert_eq!(
         request.body["reasoning"]["effort"], "high",
@@ -385,16 +385,7 @@ async fn settings_reach_codex_and_a_named_session_continues_its_thread() {
     send(&env, thread, "/run_session notes echo: second note");
     env.message(thread, "second", |m| m.text() == "second note")
         .await;
-    let second = env
-        .model
-        .responses_requests()
-        .into_iter()
-        .find(|r| {
-            r.user_texts()
-                .iter()
-                .any(|t| t.contains("echo: second note"))
-        })
-        .unwrap();
+    let second = model_request_with(&env, "echo: second note");
     assert!(
         second
             .user_texts()
