@@ -94,6 +94,11 @@ impl Runtime {
             );
             // A running job is asked for when its node comes online.
             drop(effects);
+            // A status message that never went out (the process stopped first) goes out now:
+            // a job waiting for approval needs its buttons.
+            if job.status_msg.is_none() {
+                self.redraw(job.id);
+            }
         }
     }
 
