@@ -444,9 +444,10 @@ impl TailTask {
         {
             e.message = format!(
                 "{} — new windows and jobs on this machine now use the Codex account {account} \
-                 (this window keeps its own; /kill and a new message start one on {account})",
+                 (this window keeps its own)",
                 e.message
             );
+            e.switched_to_account = account;
         }
         match &kind {
             Kind::TurnStarted(_) => {

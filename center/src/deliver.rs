@@ -279,6 +279,7 @@ impl SessionDelivery {
                 self.send_parts(s, vec![(escape_html(text), text.clone())], Class::Message)
                     .await
             }
+            Post::RetryOffer { text, account } => self.offer_retry(s, text, account).await,
             Post::StatusLine(line) | Post::ReasoningLine(line) => {
                 self.status_line(s, line.clone()).await;
                 Settled::Yes
@@ -361,24 +362,58 @@ impl SessionDelivery {
     /// Sends the parts in order and waits until Telegram accepted or refused each.
     async fn send_parts(&self, s: Surface, parts: Vec<(String, String)>, class: Class) -> Settled {
         for w in queue_parts(&self.app.outbox, s, parts, class) {
-            match w.await {
-                Ok(Ok(_)) => {}
-                Ok(Err(TgError::ThreadNotFound)) => {
-                    self.app
-                        .on_topic_gone(s, crate::app::TopicGone::Deleted)
-                        .await;
-                    return Settled::Yes;
-                }
-                Ok(Err(err)) => {
-                    tracing::warn!(chat.id = s.chat_id, error = %err, "a message was refused")
-                }
-                Err(_) => {
-                    tracing::warn!("the outbox stopped; the event stays unacked");
-                    return Settled::No;
-                }
+            if let Some(settled) = self.settle(s, w.await).await {
+                return settled;
             }
         }
         Settled::Yes
+    }
+
+    /// What one send's outcome means for the event: `None` to go on with its next part.
+    async fn settle(
+        &self,
+        s: Surface,
+        outcome: Result<Result<i32, TgError>, tokio::sync::oneshot::error::RecvError>,
+    ) -> Option<Settled> {
+        match outcome {
+            Ok(Ok(_)) => None,
+            Ok(Err(TgError::ThreadNotFound)) => {
+                self.app
+                    .on_topic_gone(s, crate::app::TopicGone::Deleted)
+                    .await;
+                Some(Settled::Yes)
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(chat.id = s.chat_id, error = %err, "a message was refused");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("the outbox stopped; the event stays unacked");
+                Some(Settled::No)
+            }
+        }
+    }
+
+    /// A usage-limit notice with the button that retries the turn on the account the node
+    /// switched to.
+    async fn offer_retry(&self, s: Surface, text: &str, account: &str) -> Settled {
+        let data = Callback::Retry {
+            session: self.session.clone(),
+        }
+        .encode();
+        let sent = self
+            .app
+            .outbox
+            .send(Send {
+                surface: s,
+                html: escape_html(text),
+                plain: text.to_owned(),
+                keyboard: Some(vec![vec![(format!("🔁 Retry on {account}"), data)]]),
+                reply_to: None,
+                class: Class::Message,
+            })
+            .await;
+        self.settle(s, sent).await.unwrap_or(Settled::Yes)
     }
 
     async fn status_line(&self, s: Surface, line: String) {

@@ -259,6 +259,9 @@ impl App {
                 Some(crate::cleanup::fix(self, surface, fix, message_id).await)
             }
             Callback::Replay(action) => self.replay_button(surface, action, message_id).await,
+            Callback::Retry { session } => {
+                Some(crate::retry::press(self, surface, &session, message_id).await)
+            }
         }
     }
 

@@ -34,6 +34,27 @@ impl App {
         self: &Arc<Self>,
         binding: &Binding,
     ) -> Result<(Binding, String), CallError> {
+        let (healed, window, resumed) = self.replace_window(binding).await?;
+        let notice = if resumed {
+            format!(
+                "♻️ Codex was no longer running here; resumed this conversation in a new window ({window})."
+            )
+        } else {
+            format!(
+                "♻️ Codex was no longer running here; started it again in {} (tmux window {window}).",
+                binding.cwd
+            )
+        };
+        Ok((healed, notice))
+    }
+
+    /// Closes the binding's window (if still there) and binds the topic to a new one resuming
+    /// the same Codex thread, on whatever account the node gives new windows now. Returns the
+    /// new binding, the new tmux window's name, and whether a thread was resumed.
+    pub(crate) async fn replace_window(
+        self: &Arc<Self>,
+        binding: &Binding,
+    ) -> Result<(Binding, String, bool), CallError> {
         let Some(node) = self.node(&binding.node) else {
             return Err(CallError::Offline);
         };
@@ -55,6 +76,7 @@ impl App {
             .call(
                 Op::KillWindow(v1::KillWindow {
                     session_id: binding.session_id.clone(),
+                    ..Default::default()
                 }),
                 CALL_TIMEOUT,
             )
@@ -73,6 +95,7 @@ impl App {
                     cwd: binding.cwd.clone(),
                     resume_id: thread.clone(),
                     idempotency_key: format!("heal-{}", binding.session_id),
+                    ..Default::default()
                 }),
                 CALL_TIMEOUT,
             )
@@ -102,17 +125,6 @@ impl App {
             resumed = !thread.is_empty(),
             "healed a topic's window"
         );
-        let notice = if thread.is_empty() {
-            format!(
-                "♻️ Codex was no longer running here; started it again in {} (tmux window {}).",
-                binding.cwd, info.window_name
-            )
-        } else {
-            format!(
-                "♻️ Codex was no longer running here; resumed this conversation in a new window ({}).",
-                info.window_name
-            )
-        };
-        Ok((healed, notice))
+        Ok((healed, info.window_name, !thread.is_empty()))
     }
 }

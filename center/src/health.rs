@@ -4,11 +4,13 @@
 //! a value crosses its `[alerts]` threshold and when it recovers ([`watch`]), and the check of
 //! the bot's own rights at start ([`rights`]).
 //!
-//! Why the owners' private chats: an alert is about a machine, not about any one topic, and the
-//! allowed users are the people who can fix it (as for a topic whose window went away).
+//! Why the owners' private chats by default: an alert is about a machine, not about any one
+//! topic, and the allowed users are the people who can fix it (as for a topic whose window went
+//! away). A team can move them into one ops topic instead ([`destination`]).
 //! Everything here reads what the nodes already send in their heartbeats; nothing asks a node.
 
 mod alerts;
+mod destination;
 pub mod rights;
 mod view;
 mod watch;
@@ -64,7 +66,21 @@ pub(crate) fn status_json(app: &App, name: &str) -> serde_json::Value {
 }
 
 /// `/health`: one block per node, split into messages below Telegram's limit.
-pub(crate) async fn command(app: &App, surface: Surface, _args: &str, msg_id: i32) {
+pub(crate) async fn command(app: &App, surface: Surface, args: &str, msg_id: i32) {
+    let args = args.trim();
+    if let Some(rest) = args.strip_prefix("alerts") {
+        let answer = destination::command(app, surface, rest.trim());
+        app.notice(surface, &answer, Some(msg_id));
+        return;
+    }
+    if !args.is_empty() {
+        app.notice(
+            surface,
+            "Usage: /health, or /health alerts [here|private] to see or move where alerts go.",
+            Some(msg_id),
+        );
+        return;
+    }
     let blocks: Vec<String> = node_names(app)
         .iter()
         .map(|name| view::render(&snapshot(app, name)))

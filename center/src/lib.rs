@@ -22,6 +22,7 @@ pub mod media;
 mod node_back;
 pub mod nodes;
 pub mod operator;
+mod retry;
 mod router;
 pub mod store;
 pub mod telegram;

@@ -19,9 +19,13 @@ const MAX: usize = 64;
 /// A session: (node, session id).
 type SessionKey = (String, String);
 
-/// Texts typed per session, oldest first, with when.
+/// Texts typed per session, oldest first, with when; and the last one typed into each session
+/// as typed (what a retry after a usage limit types again, see `crate::retry`).
 #[derive(Debug, Default)]
-pub(crate) struct TypedRecently(Mutex<HashMap<SessionKey, VecDeque<(String, Instant)>>>);
+pub(crate) struct TypedRecently {
+    recent: Mutex<HashMap<SessionKey, VecDeque<(String, Instant)>>>,
+    last: Mutex<HashMap<SessionKey, String>>,
+}
 
 fn norm(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -30,10 +34,10 @@ fn norm(text: &str) -> String {
 impl TypedRecently {
     /// The center is about to type `text` into the session.
     pub(crate) fn note(&self, node: &str, session: &str, text: &str) {
-        let mut map = self.0.locked();
-        let list = map
-            .entry((node.to_owned(), session.to_owned()))
-            .or_default();
+        let key = (node.to_owned(), session.to_owned());
+        self.last.locked().insert(key.clone(), text.to_owned());
+        let mut map = self.recent.locked();
+        let list = map.entry(key).or_default();
         list.retain(|(_, at)| at.elapsed() < KEEP);
         if list.len() >= MAX {
             list.pop_front();
@@ -43,7 +47,7 @@ impl TypedRecently {
 
     /// Whether the transcript's user message `text` is one the center typed (forgetting it).
     pub(crate) fn take(&self, node: &str, session: &str, text: &str) -> bool {
-        let mut map = self.0.locked();
+        let mut map = self.recent.locked();
         let Some(list) = map.get_mut(&(node.to_owned(), session.to_owned())) else {
             return false;
         };
@@ -63,6 +67,17 @@ impl TypedRecently {
     }
 }
 
+impl TypedRecently {
+    /// The last text the center typed into the session, as typed (kept after the transcript
+    /// showed it; lost at a restart).
+    pub(crate) fn last(&self, node: &str, session: &str) -> Option<String> {
+        self.last
+            .locked()
+            .get(&(node.to_owned(), session.to_owned()))
+            .cloned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +92,7 @@ mod tests {
         assert!(!t.take("local", "s1", "typed at the desk"));
         t.note("local", "s1", "look at this");
         assert!(t.take("local", "s1", "look at this /tmp/inbox/a.png"));
+        assert_eq!(t.last("local", "s1").as_deref(), Some("look at this"));
+        assert_eq!(t.last("local", "s2"), None);
     }
 }

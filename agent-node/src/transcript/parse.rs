@@ -445,6 +445,7 @@ fn classified_error(message: &str, info: Option<&Value>) -> v1::CodexError {
     v1::CodexError {
         kind: kind as i32,
         message: message.to_owned(),
+        ..Default::default()
     }
 }
 
@@ -467,6 +468,7 @@ fn codex_error(message: &str) -> v1::CodexError {
     v1::CodexError {
         kind: kind as i32,
         message: message.to_owned(),
+        ..Default::default()
     }
 }
 

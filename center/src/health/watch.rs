@@ -2,7 +2,7 @@
 //! or ends (each `NodeConn` publishes those on a watch channel), and every [`TICK`] for what
 //! only time reveals — a node that stays away, a new node to watch. The decisions are
 //! [`Alerts`]' (pure); this shell gathers observations and sends the lines of one pass as one
-//! message to each allowed user's private chat.
+//! message where alerts go ([`super::destination`]).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::alerts::{Alerts, Observation};
-use crate::{app::App, nodes::NodeConn, store::Surface};
+use crate::{app::App, nodes::NodeConn};
 
 /// How often time alone is checked (offline nodes, new nodes).
 const TICK: Duration = Duration::from_secs(5);
@@ -77,7 +77,7 @@ pub(super) async fn run(app: Arc<App>, token: CancellationToken) {
             ));
         }
         if !lines.is_empty() {
-            tell_owners(&app, &lines.join("\n"));
+            super::destination::send(&app, &lines.join("\n"));
         }
         let mut changes: Vec<_> = watched
             .values_mut()
@@ -98,14 +98,3 @@ pub(super) async fn run(app: Arc<App>, token: CancellationToken) {
     }
 }
 
-/// Sends `text` to every allowed user in private.
-fn tell_owners(app: &App, text: &str) {
-    tracing::info!(alert = %text, "health alert");
-    for user in &app.cfg.allowed_users {
-        let owner = Surface {
-            chat_id: *user as i64,
-            thread_id: 0,
-        };
-        app.notice(owner, text, None);
-    }
-}

@@ -20,6 +20,9 @@ pub(crate) enum Post {
     Markdown { text: String, final_answer: bool },
     /// A short plain notice (an interrupted or failed turn).
     Notice(String),
+    /// A usage limit after which the node switched to `account`: the notice, with a button
+    /// that retries the turn on that account (see `crate::retry`).
+    RetryOffer { text: String, account: String },
     /// A line for the turn's status message: a tool Codex runs, a file it edits, its plan.
     StatusLine(String),
     /// A line for the status message about Codex's reasoning (its summary's first line).
@@ -147,12 +150,21 @@ impl Turn {
                     v1::CodexErrorKind::Auth => "⚠️ Codex could not authenticate",
                     _ => "⚠️ Codex reported an error",
                 };
+                let text = format!("{what}: {}", err.message);
+                let notice = if err.switched_to_account.is_empty() {
+                    Post::Notice(text)
+                } else {
+                    Post::RetryOffer {
+                        text,
+                        account: err.switched_to_account.clone(),
+                    }
+                };
                 vec![
                     Post::CloseStatus {
                         outcome: "⚠️ Failed".into(),
                         answered: false,
                     },
-                    Post::Notice(format!("{what}: {}", err.message)),
+                    notice,
                 ]
             }
             Kind::Reasoning(r) => vec![Post::ReasoningLine(format!("💭 {}", first_line(&r.text)))],
@@ -276,6 +288,33 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_usage_limit_after_a_switch_offers_the_retry_and_others_do_not() {
+        let limit = |switched: &str| {
+            Kind::Error(v1::CodexError {
+                kind: v1::CodexErrorKind::UsageLimit as i32,
+                message: "You've hit your usage limit.".into(),
+                switched_to_account: switched.into(),
+            })
+        };
+        let mut t = Turn::default();
+        let posts = t.on_event(1, &limit("work"));
+        assert!(
+            posts.contains(&Post::RetryOffer {
+                text: "⚠️ Codex hit a usage limit: You've hit your usage limit.".into(),
+                account: "work".into()
+            }),
+            "{posts:?}"
+        );
+        let posts = t.on_event(2, &limit(""));
+        assert!(
+            posts.contains(&Post::Notice(
+                "⚠️ Codex hit a usage limit: You've hit your usage limit.".into()
+            )),
+            "{posts:?}"
+        );
     }
 
     #[test]

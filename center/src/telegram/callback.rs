@@ -43,6 +43,9 @@ pub(crate) enum Callback {
     /// A button of a read-only topic. It names no thread: it acts on whatever thread the topic
     /// shows read-only when pressed (kept in the store, so it works after a restart).
     Replay(ReplayAction),
+    /// Type the last input of `session` again in a new window on the account the node
+    /// switched to after a usage limit (stale once the topic holds another session).
+    Retry { session: String },
 }
 
 /// What a read-only topic's button does.
@@ -221,6 +224,7 @@ impl Callback {
             Self::Cleanup(CleanupFix::Close { session }) => format!("c|k|{session}"),
             Self::Replay(ReplayAction::Page { skip }) => format!("v|p|{skip}"),
             Self::Replay(ReplayAction::Live) => "v|live".to_owned(),
+            Self::Retry { session } => format!("a|{session}"),
         }
     }
 
@@ -273,6 +277,9 @@ impl Callback {
                 skip: number(skip)?,
             }),
             ["v", "live"] => Self::Replay(ReplayAction::Live),
+            ["a", session] if is_id(session) => Self::Retry {
+                session: (*session).to_owned(),
+            },
             _ => return None,
         };
         // Only the canonical spelling (no leading zeros, no "+1"): one button, one data.
@@ -390,6 +397,7 @@ mod tests {
                 .prop_map(|session| Callback::Cleanup(CleanupFix::Close { session })),
             (0u32..1_000_000).prop_map(|skip| Callback::Replay(ReplayAction::Page { skip })),
             Just(Callback::Replay(ReplayAction::Live)),
+            "[A-Za-z0-9_-]{1,48}".prop_map(|session| Callback::Retry { session }),
         ]
     }
 

@@ -2,7 +2,11 @@
 //! many words (with the time the limit resets, as Codex gives it), with the real Codex TUI
 //! against the fake model's `429 usage_limit_reached` and `401`.
 
+use std::time::Duration;
+
 use crate::center::CenterEnv;
+
+const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_limit_and_auth_failure_are_reported_in_the_topic() {
@@ -187,4 +191,52 @@ async fn device_login_is_relayed_and_new_windows_use_the_selected_account() {
             && m.text().contains("▶ work")
     })
     .await;
+
+    // "Retry on work": the turn runs again, typed into a new window resuming the conversation
+    // on the account the node switched to; the window that hit the limit is gone.
+    let panes_before = pane_codex_homes(&env);
+    env.press(&limit, "🔁 Retry on work");
+    env.message(first, "the retry's notice", |m| {
+        m.text().starts_with("🔁 Retrying in a new window")
+    })
+    .await;
+    env.message(first, "the retried turn's outcome", |m| {
+        m.message_id > limit.message_id && m.text().starts_with("⚠️ Codex hit a usage limit")
+    })
+    .await;
+    assert!(
+        env.model.times_typed("limit: switch please") >= 2,
+        "the retried turn carried the message again"
+    );
+    let panes_after = pane_codex_homes(&env);
+    let old_pane = &panes_before
+        .iter()
+        .find(|(_, home)| !home.contains("/accounts/"))
+        .unwrap()
+        .0;
+    assert!(
+        !panes_after.iter().any(|(p, _)| p == old_pane),
+        "{panes_after:?}"
+    );
+    assert_eq!(
+        panes_after
+            .iter()
+            .filter(|(_, home)| home.ends_with("/accounts/work"))
+            .count(),
+        2,
+        "the retry's window runs on work, beside the other topic's: {panes_after:?}"
+    );
+    // The same button again: the topic holds another window now, so it has expired.
+    let answers_before = env.tg.callback_answers().len();
+    env.press(&limit, "🔁 Retry on work");
+    let answer = env
+        .tg
+        .wait_for("the stale button's answer", WAIT, |v| {
+            v.callback_answers()
+                .get(answers_before)
+                .and_then(|a| a.text.clone())
+        })
+        .await
+        .unwrap();
+    assert!(answer.contains("expired"), "{answer}");
 }

@@ -135,3 +135,74 @@ async fn a_right_the_bot_lacks_is_told_to_the_owner_once_at_start() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(count(&env, private, "lacks rights"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_move_to_an_ops_topic_and_back_to_private_when_it_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("center.toml");
+    std::fs::write(
+        &config,
+        "[alerts]\ndisk_free_min_mb = 100000000\nram_available_min_mb = 0\nswap_used_max_pct = 0\n\
+         load_per_cpu_max = 0.0\nlag_max_secs = 0\n",
+    )
+    .unwrap();
+    let mut env = CenterEnv::start("health-ops").await;
+    let private = env.tg.create_private_chat(&env.alice, false);
+    env.opts
+        .env
+        .push(("CENTER_CONFIG".into(), config.display().to_string()));
+    env.restart_center().await;
+    env.tg
+        .wait_for_message("the alert in private", WAIT, |m| {
+            m.chat_id == private && m.text().contains("local: disk of root")
+        })
+        .await
+        .unwrap();
+
+    // `/health alerts here` in a topic of the group: the next alert goes there, not in private.
+    let ops = env
+        .tg
+        .create_topic(&env.alice, env.chat, "Ops")
+        .unwrap()
+        .thread_id
+        .unwrap();
+    env.say(ops, "/health alerts here");
+    env.message(ops, "moved", |m| {
+        m.text() == "✅ Alerts about the machines now go to this topic."
+    })
+    .await;
+    env.say(ops, "/health alerts");
+    env.message(ops, "where", |m| m.text() == "Alerts go to this topic.")
+        .await;
+    // Alert state is in memory: a restarted center announces the alert again.
+    env.restart_center().await;
+    env.message(ops, "the alert in the ops topic", |m| {
+        m.text().contains("local: disk of root")
+    })
+    .await;
+    assert_eq!(count(&env, private, "disk of root"), 1, "not in private");
+
+    // The topic is deleted: the next alert reaches the owner in private, saying why, and later
+    // ones stay there.
+    env.tg.delete_topic(env.chat, ops).unwrap();
+    env.restart_center().await;
+    let back = env
+        .tg
+        .wait_for_message("the alert back in private", WAIT, |m| {
+            m.chat_id == private
+                && m.text().contains("local: disk of root")
+                && m.text().contains("alerts go to you in private again")
+        })
+        .await
+        .unwrap();
+    assert!(back.text().contains("(alert below 100000000 MB)"), "{}", back.text());
+    env.restart_center().await;
+    env.tg
+        .wait_for_message("the next alert in private", WAIT, |m| {
+            m.chat_id == private
+                && m.text().contains("local: disk of root")
+                && !m.text().contains("in private again")
+        })
+        .await
+        .unwrap();
+}
