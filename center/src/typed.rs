@@ -15,6 +15,8 @@ use shared::sync::LockExt;
 const KEEP: Duration = Duration::from_secs(3600);
 /// At most this many per session.
 const MAX: usize = 64;
+/// Past this many sessions with a last input, those idle longer than [`KEEP`] are forgotten.
+const MAX_SESSIONS: usize = 256;
 
 /// A session: (node, session id).
 type SessionKey = (String, String);
@@ -24,7 +26,7 @@ type SessionKey = (String, String);
 #[derive(Debug, Default)]
 pub(crate) struct TypedRecently {
     recent: Mutex<HashMap<SessionKey, VecDeque<(String, Instant)>>>,
-    last: Mutex<HashMap<SessionKey, String>>,
+    last: Mutex<HashMap<SessionKey, (String, Instant)>>,
 }
 
 fn norm(text: &str) -> String {
@@ -35,7 +37,14 @@ impl TypedRecently {
     /// The center is about to type `text` into the session.
     pub(crate) fn note(&self, node: &str, session: &str, text: &str) {
         let key = (node.to_owned(), session.to_owned());
-        self.last.locked().insert(key.clone(), text.to_owned());
+        {
+            let mut last = self.last.locked();
+            if last.len() >= MAX_SESSIONS {
+                // Sessions come and go: forget the ones idle longest.
+                last.retain(|_, (_, at)| at.elapsed() < KEEP);
+            }
+            last.insert(key.clone(), (text.to_owned(), Instant::now()));
+        }
         let mut map = self.recent.locked();
         let list = map.entry(key).or_default();
         list.retain(|(_, at)| at.elapsed() < KEEP);
@@ -74,7 +83,7 @@ impl TypedRecently {
         self.last
             .locked()
             .get(&(node.to_owned(), session.to_owned()))
-            .cloned()
+            .map(|(text, _)| text.clone())
     }
 }
 
