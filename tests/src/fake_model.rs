@@ -77,6 +77,8 @@ struct Shared {
     failing: AtomicBool,
     /// Bumped after every recorded request, so tests can wait without polling.
     recorded: watch::Sender<usize>,
+    /// Set once the test released held replies (`hold:`); they wait for it.
+    released: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -208,6 +210,13 @@ impl FakeModel {
         .with_context(|| format!("the model never saw {text:?} within {timeout:?}"))
     }
 
+    /// Lets every held reply (the answer ending a `hold:` turn, see [`script::held`]) go,
+    /// now and from now on: the turn it ends stays open until the test has seen what it waits
+    /// for while the turn runs.
+    pub fn release_held(&self) {
+        self.shared.released.send_replace(true);
+    }
+
     /// While `failing`, model calls get `500 Internal Server Error` (still recorded).
     pub fn set_failing(&self, failing: bool) {
         self.shared.failing.store(failing, Ordering::SeqCst);
@@ -277,9 +286,15 @@ async fn responses(
     }
     let seq = state.shared.seq.fetch_add(1, Ordering::SeqCst) + 1;
     let reply = script::reply_for(&request);
-    tracing::debug!(seq, ?reply, "fake model reply");
-    let steps = sse::steps(&reply, seq);
-    Sse::new(event_stream(steps, state.stop))
+    let held = script::held(&request);
+    tracing::debug!(seq, ?reply, held, "fake model reply");
+    let steps = if held {
+        sse::held_steps(&reply, seq)
+    } else {
+        sse::steps(&reply, seq)
+    };
+    let released = state.shared.released.subscribe();
+    Sse::new(event_stream(steps, released, state.stop))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(5)))
         .into_response()
 }
@@ -299,11 +314,12 @@ async fn other(
 /// with Escape) simply drops this stream.
 fn event_stream(
     steps: Vec<Step>,
+    released: watch::Receiver<bool>,
     stop: watch::Receiver<()>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     futures::stream::unfold(
-        (VecDeque::from(steps), stop),
-        |(mut steps, mut stop)| async move {
+        (VecDeque::from(steps), released, stop),
+        |(mut steps, mut released, mut stop)| async move {
             loop {
                 match steps.pop_front()? {
                     Step::Wait(wait) => {
@@ -312,14 +328,32 @@ fn event_stream(
                             _ = wait_stopped(&mut stop) => return None,
                         }
                     }
+                    Step::Hold(tick) => {
+                        let open = tokio::select! {
+                            // Released (or the model is gone: its stop ends the stream below).
+                            _ = released.wait_for(|open| *open) => true,
+                            () = tokio::time::sleep(Duration::from_secs(1)) => false,
+                            _ = wait_stopped(&mut stop) => return None,
+                        };
+                        if !open {
+                            // Still held: tell Codex the response is alive, then hold on.
+                            let event = sse_event("response.in_progress", &tick);
+                            steps.push_front(Step::Hold(tick));
+                            return Some((Ok(event), (steps, released, stop)));
+                        }
+                    }
                     Step::Event(name, data) => {
-                        let event = Event::default().event(name).data(data.to_string());
-                        return Some((Ok(event), (steps, stop)));
+                        let event = sse_event(name, &data);
+                        return Some((Ok(event), (steps, released, stop)));
                     }
                 }
             }
         },
     )
+}
+
+fn sse_event(name: &'static str, data: &Value) -> Event {
+    Event::default().event(name).data(data.to_string())
 }
 
 async fn wait_stopped(stop: &mut watch::Receiver<()>) {
@@ -435,6 +469,48 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn a_held_answer_waits_for_its_release() {
+        let model = FakeModel::start().await.unwrap();
+        let body = json!({"model": "fake-model", "stream": true, "input": [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hold: echo hi"}]},
+            {"type": "function_call", "name": "exec_command", "call_id": "c1",
+                "arguments": "{\"cmd\":\"echo hi\"}"},
+            {"type": "function_call_output", "call_id": "c1", "output": "hi"}]});
+        let mut response = reqwest::Client::new()
+            .post(format!("{}/responses", model.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        // Held: keep-alive ticks come, the answer does not.
+        let mut text = String::new();
+        while !text.contains("response.in_progress") {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+                .await
+                .unwrap()
+                .unwrap()
+                .expect("the held stream ended");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert!(!text.contains("response.output_item"), "{text}");
+        model.release_held();
+        let rest = tokio::time::timeout(Duration::from_secs(10), response.text())
+            .await
+            .unwrap()
+            .unwrap();
+        text.push_str(&rest);
+        let events = parse_sse(&text);
+        let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names[..2], ["response.created", "response.in_progress"]);
+        assert_eq!(names.last(), Some(&"response.completed"));
+        let answer = events
+            .iter()
+            .find(|(name, _)| name == "response.output_item.done")
+            .unwrap();
+        assert_eq!(answer.1["item"]["content"][0]["text"], "ran echo hi");
     }
 
     #[tokio::test]

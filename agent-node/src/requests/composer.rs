@@ -20,6 +20,8 @@
 //! - `/diff` opens a full-screen pager, `/model` a picker: no composer on screen, which counts
 //!   as taken. Enter with the popup open runs its highlighted entry (`/sta` runs `/status`).
 //! - `/status extra` (a known command with arguments it does not take) is sent as a message.
+//! - `/quit` exits Codex: the pane dies after Enter, which counts as taken (not as a dead
+//!   window, which the center would heal by starting Codex again).
 //!
 //! tmux has no event for "the screen changed", so after Enter this takes a capture every
 //! [`STEP`] until the command has left the composer for [`SETTLE`] (taken) or a new refusal line
@@ -124,9 +126,14 @@ impl Node {
             tokio::time::sleep(STEP).await;
             let (pane, capture) = tmux.snapshot(&rt.pane_id).await?;
             if pane.dead {
-                return Err(NodeError::WindowDead(
-                    "Codex has exited in that window".into(),
-                ));
+                // Codex took the command and exited (`/quit`): done as asked. A dead window
+                // here would make the center heal it (start Codex again) and type the same
+                // `/quit` there, and the window the topic shows depend on who came first.
+                rt.kick_screen();
+                return Ok(v1::InputResult {
+                    outcome: v1::InputOutcome::Confirmed as i32,
+                    detail: "Codex took the command and exited".into(),
+                });
             }
             let refusals = screen::command_refusals(&capture, token);
             if refusals.len() > refused_before {

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `echo: X` | final message `X` |
 //! | `run: CMD` | `exec_command` call `{"cmd": CMD, "yield_time_ms": 1000}`, then `ran CMD` |
+//! | `hold: CMD` | like `run:`, but `ran CMD` waits until the test calls `FakeModel::release_held` (see [`held`]) |
 //! | `plain: CMD` | `exec_command` call `{"cmd": CMD, "login": false, "yield_time_ms": 30000}` (no login shell, waits for the end), then `ran CMD` |
 //! | `approve: CMD` | `run:`'s call with `sandbox_permissions: "require_escalated"` (no login shell, waits for the end), then `ran CMD` |
 //! | `slow: N` | `Done after N seconds.`, delivered after N seconds |
@@ -126,7 +127,7 @@ fn first_reply(prompt: &str) -> Reply {
     };
     match command {
         "echo" => Reply::final_answer(arg),
-        "run" => Reply::items(vec![Item::ExecCommand {
+        "run" | "hold" => Reply::items(vec![Item::ExecCommand {
             cmd: arg.to_owned(),
             escalate: false,
         }]),
@@ -169,6 +170,26 @@ fn continue_after_tool(prompt: &str, input: &[Value]) -> Reply {
     }
     let cmd = last_exec_cmd(input).unwrap_or_else(|| arg.trim().to_owned());
     Reply::final_answer(format!("ran {cmd}"))
+}
+
+/// Whether the reply to `body` waits for the test's release: the answer that ends a `hold:`
+/// turn. A test that must see something while a turn runs (a live preview of it, say) holds
+/// the turn open until it saw it, instead of racing a turn of some fixed length.
+pub fn held(body: &Value) -> bool {
+    let Some(input) = body.get("input").and_then(Value::as_array) else {
+        return false;
+    };
+    let after_tool = input
+        .last()
+        .and_then(|item| item.get("type"))
+        .and_then(Value::as_str)
+        == Some("function_call_output");
+    let prompt = last_user_text(input).unwrap_or_default();
+    after_tool
+        && !json_schema_requested(body)
+        && prompt
+            .split_once(':')
+            .is_some_and(|(command, _)| command.trim() == "hold")
 }
 
 /// The `cmd` argument of the last `exec_command` call in the input.
@@ -375,6 +396,26 @@ mod tests {
         let output = json!({"type": "function_call_output", "call_id": "c1", "output": "ok"});
         let second = reply_for(&body(&[user("run: ls -la"), call, output]));
         assert_eq!(final_text(&second), "ran ls -la");
+    }
+
+    #[test]
+    fn hold_runs_like_run_and_holds_only_the_answer() {
+        let first = body(&[user("hold: echo hi")]);
+        assert_eq!(
+            reply_for(&first).items,
+            vec![Item::ExecCommand {
+                cmd: "echo hi".into(),
+                escalate: false
+            }]
+        );
+        assert!(!held(&first));
+        let call = json!({"type": "function_call", "name": "exec_command", "call_id": "c1",
+            "arguments": "{\"cmd\":\"echo hi\",\"yield_time_ms\":1000}"});
+        let output = json!({"type": "function_call_output", "call_id": "c1", "output": "hi"});
+        let answer = body(&[user("hold: echo hi"), call.clone(), output.clone()]);
+        assert_eq!(final_text(&reply_for(&answer)), "ran echo hi");
+        assert!(held(&answer));
+        assert!(!held(&body(&[user("run: echo hi"), call, output])));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! `response.output_text.delta` (messages only, a few chunks), `response.output_item.done`,
 //! and last `response.completed` with the response id and a usage block. While a reply is
 //! delayed (`slow:`) a `response.in_progress` event goes out every second so that Codex's
-//! stream-idle timer never fires.
+//! stream-idle timer never fires; the same goes for a reply held until the test releases it
+//! (`hold:`, see [`held_steps`]).
 
 use std::time::Duration;
 
@@ -19,6 +20,9 @@ pub enum Step {
     Event(&'static str, Value),
     /// Wait before the next step.
     Wait(Duration),
+    /// Wait until the test releases held replies (`FakeModel::release_held`), sending this
+    /// `response.in_progress` event every second meanwhile.
+    Hold(Value),
 }
 
 /// Builds the steps for `reply`; `seq` makes the response and item ids unique per request.
@@ -87,6 +91,15 @@ pub fn steps(reply: &Reply, seq: u64) -> Vec<Step> {
                 "output_tokens_details": {"reasoning_tokens": 0},
                 "total_tokens": 100 + output_tokens}}}),
     ));
+    steps
+}
+
+/// Like [`steps`], but the items wait at a [`Step::Hold`] right after `response.created`.
+pub fn held_steps(reply: &Reply, seq: u64) -> Vec<Step> {
+    let mut steps = steps(reply, seq);
+    let tick = json!({"type": "response.in_progress", "response": {
+        "id": format!("resp_fake_{seq}"), "object": "response", "status": "in_progress"}});
+    steps.insert(1, Step::Hold(tick));
     steps
 }
 
@@ -175,7 +188,7 @@ mod tests {
             .iter()
             .filter_map(|step| match step {
                 Step::Event(name, _) => Some(*name),
-                Step::Wait(_) => None,
+                Step::Wait(_) | Step::Hold(_) => None,
             })
             .collect()
     }
@@ -241,7 +254,7 @@ mod tests {
             .iter()
             .filter_map(|step| match step {
                 Step::Wait(wait) => Some(*wait),
-                Step::Event(..) => None,
+                Step::Event(..) | Step::Hold(_) => None,
             })
             .sum();
         assert_eq!(waits, Duration::from_millis(2500));
@@ -264,6 +277,25 @@ mod tests {
         assert_eq!(args["cmd"], "ls");
         assert_eq!(args["sandbox_permissions"], "require_escalated");
         assert_eq!(done["item"]["name"], "exec_command");
+    }
+
+    #[test]
+    fn a_held_reply_holds_after_its_creation() {
+        let reply = Reply {
+            items: vec![Item::Message {
+                text: "done".into(),
+                phase: Some(Phase::FinalAnswer),
+            }],
+            delay: Duration::ZERO,
+        };
+        let held = held_steps(&reply, 3);
+        assert_eq!(held.len(), steps(&reply, 3).len() + 1);
+        assert_eq!(names(&held)[0], "response.created");
+        let Step::Hold(tick) = &held[1] else {
+            panic!("{:?}", held[1])
+        };
+        assert_eq!(tick["type"], "response.in_progress");
+        assert_eq!(tick["response"]["id"], "resp_fake_3");
     }
 
     #[test]
