@@ -225,7 +225,7 @@ impl LinkHealth {
             .oldest(|id| inner.windows.record(id).map(|r| r.acked_seq));
         let machine = Machine::sample(&inner.cfg.state_dir, &inner.cfg.roots).await;
         let mut hb = v1::Heartbeat {
-            node_version: env!("CARGO_PKG_VERSION").to_owned(),
+            node_version: crate::upgrade::node_version(),
             uptime_secs: inner.started.elapsed().as_secs(),
             sessions: runtimes.len() as u32,
             live_windows: live,

@@ -28,6 +28,7 @@ mod session;
 pub mod tmux;
 pub mod transcript;
 pub mod transport;
+pub mod upgrade;
 mod windows;
 
 pub use config::NodeConfig;

@@ -271,7 +271,14 @@ async fn main() -> anyhow::Result<()> {
                 );
                 return Ok(());
             }
-            serve(config, listen, local, manual).await
+            // The center may replace this executable (`center nodes upgrade`); after serving
+            // stops for that, the process restarts into the new binary.
+            if let Err(err) = agent_node::upgrade::enable() {
+                tracing::warn!(error = %err, "cannot read this executable; upgrades from the center are off");
+            }
+            let served = serve(config, listen, local, manual).await;
+            agent_node::upgrade::restart_if_requested();
+            served
         }
     }
 }

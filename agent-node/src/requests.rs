@@ -84,6 +84,7 @@ impl Node {
                 Ok(R::CodexInfo(codex_info::run(&program, &args, &env).await?))
             }
             Op::CodexLoginStep(req) => self.codex_login(req).await,
+            Op::UpgradeNode(req) => self.upgrade(req).await,
             Op::CodexAccounts(req) => Ok(R::CodexAccounts(crate::accounts::handle(
                 &self.inner.cfg,
                 &req,

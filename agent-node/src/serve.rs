@@ -69,7 +69,7 @@ impl Node {
             kind: Some(node_msg::Kind::Welcome(v1::Welcome {
                 version,
                 node_name: self.inner.cfg.name.clone(),
-                node_version: env!("CARGO_PKG_VERSION").to_owned(),
+                node_version: crate::upgrade::node_version(),
             })),
         };
         if tx.send(welcome).await.is_err() {

@@ -407,9 +407,10 @@ impl App {
                 };
                 self.notice(surface, &text, Some(msg_id));
             }
+            ["upgrade", target] => self.upgrade_from_chat(surface, target, msg_id),
             _ => self.notice(
                 surface,
-                "Usage: /node add <name> <host:port> <code>, or /node remove <name>",
+                "Usage: /node add <name> <host:port> <code>, /node remove <name>, or /node upgrade <name|all>",
                 Some(msg_id),
             ),
         }

@@ -29,6 +29,7 @@ pub mod telegram;
 mod text;
 mod toolbar;
 mod typed;
+mod upgrade;
 mod verbose;
 
 use std::sync::Arc;

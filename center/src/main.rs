@@ -176,6 +176,15 @@ enum NodesAction {
         /// Its name.
         name: String,
     },
+    /// Upgrade nodes of the running center: send them an agent-node binary over their links;
+    /// each checks it, replaces its executable and restarts (tmux windows keep running).
+    Upgrade {
+        /// A node's name, or `all` (every connected remote node, one at a time).
+        target: String,
+        /// The agent-node binary to send (default: the one next to this `center` executable).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -381,6 +390,21 @@ fn print_status(status: &serde_json::Value) {
 /// `center nodes …`: works on the state directory; a running center picks up changes when it
 /// restarts (revocations in Telegram take effect at once).
 async fn nodes(state_dir: Option<PathBuf>, action: NodesAction) -> anyhow::Result<()> {
+    if let NodesAction::Upgrade { target, binary } = action {
+        // The running center sends the binary: it holds the links.
+        let binary = binary
+            .map(|b| std::path::absolute(&b).with_context(|| format!("reading {}", b.display())))
+            .transpose()?;
+        let req = ControlRequest::UpgradeNodes {
+            target,
+            binary: binary
+                .map(|b| b.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        let answer = control(state_dir, &req).await?;
+        println!("{}", answer.message);
+        return Ok(());
+    }
     shared::tls::install_crypto_provider();
     let state_dir = state_dir
         .map(|p| shared::config::expand_tilde(&p))
@@ -438,6 +462,8 @@ async fn nodes(state_dir: Option<PathBuf>, action: NodesAction) -> anyhow::Resul
                 _ => println!("{name} revoked."),
             }
         }
+        // Sent to the running center above.
+        NodesAction::Upgrade { .. } => {}
     }
     Ok(())
 }

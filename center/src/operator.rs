@@ -54,6 +54,14 @@ pub enum ControlRequest {
         /// The node's name.
         name: String,
     },
+    /// Upgrade agent-nodes with a binary sent over their links (`center nodes upgrade`).
+    UpgradeNodes {
+        /// A node's name, or `all`.
+        target: String,
+        /// Absolute path of the agent-node binary; empty: the one next to the center.
+        #[serde(default)]
+        binary: String,
+    },
     /// Send a topic the last answers of its session again (`center backfill`).
     Backfill {
         /// Which topic (see [`App::resolve_topic`]); empty: the only one.
@@ -359,6 +367,9 @@ impl App {
                     Ok(id) => ControlAnswer::ok(format!("job {id} submitted")),
                     Err(why) => ControlAnswer::fail(why),
                 }
+            }
+            ControlRequest::UpgradeNodes { target, binary } => {
+                self.upgrade_from_control(&target, &binary).await
             }
             ControlRequest::Revoke { name } => {
                 if self.revoke_node(&name) {

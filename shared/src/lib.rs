@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod child_env;
 pub mod clock;
 pub mod config;
+pub mod digest;
 pub mod enroll_gate;
 pub mod hardening;
 pub mod line_socket;

@@ -155,7 +155,11 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts the binary and waits for its "listening on" line.
     pub async fn start(opts: &NodeOptions) -> anyhow::Result<Self> {
-        let bin = workspace_bin("agent-node")?;
+        Self::start_bin(opts, &workspace_bin("agent-node")?).await
+    }
+
+    /// Like `start`, running the agent-node binary at `bin` (e.g. a copy, for upgrade tests).
+    pub async fn start_bin(opts: &NodeOptions, bin: &Path) -> anyhow::Result<Self> {
         #[allow(
             clippy::disallowed_methods,
             reason = "test harness running the binary under test"

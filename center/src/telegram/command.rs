@@ -220,7 +220,7 @@ impl Command {
             Command::Steer => "Send a message now (steers a running turn)",
             Command::Switch => "Toggle this topic's default: steer or queue",
             Command::Nodes => "The machines of this fleet and their state",
-            Command::Node => "add <name> <host:port> <code> | remove <name>",
+            Command::Node => "add <name> <host:port> <code> | remove <name> | upgrade <name|all>",
             Command::Unbind => "Unbind this topic (the window keeps running)",
             Command::Kill => "Close the Codex window and unbind",
             Command::Run => "Job: run a prompt headless (codex exec) here, answer comes back",

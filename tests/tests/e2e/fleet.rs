@@ -72,7 +72,7 @@ fn press_in(env: &CenterEnv, chat: i64, m: &BotMessage, label: &str) {
 }
 
 /// Binds a new topic of `chat` through the machine picker to `machine`'s `folder`.
-async fn bind_on(
+pub(crate) async fn bind_on(
     env: &CenterEnv,
     chat: i64,
     topic: &str,

@@ -27,4 +27,5 @@ mod status;
 mod support;
 mod surfaces;
 mod tools;
+mod upgrade;
 mod verbose;
