@@ -362,6 +362,37 @@ fn find_prompt(lines: &[&str]) -> Option<Screen> {
     while top > 0 && !starts_history_cell(lines[top - 1]) {
         top -= 1;
     }
+    let choices = || -> Vec<Choice> {
+        lines[first_choice..=last]
+            .iter()
+            .filter_map(|l| parse_choice(l))
+            .collect()
+    };
+    // A selection list is known by its hints alone: what the transcript above it says (an
+    // answer quoting a question) must not change its title.
+    if below
+        .iter()
+        .any(|t| LIST_HINTS.iter().any(|h| t.contains(h)))
+    {
+        // An entry's name and its description sit in columns: one line for a button.
+        let entries = choices()
+            .into_iter()
+            .map(|c| Choice {
+                label: c
+                    .label
+                    .split("  ")
+                    .map(str::trim)
+                    .filter(|part| !part.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" — "),
+                ..c
+            })
+            .collect();
+        return Some(Screen::Prompt {
+            text: list_title(&lines[top..first_choice]),
+            choices: entries,
+        });
+    }
     let marked = |l: &&str| PROMPT_MARKERS.iter().any(|m| l.contains(m));
     let start = match lines[top..first_choice].iter().rposition(marked) {
         Some(at) => top + at,
@@ -379,14 +410,36 @@ fn find_prompt(lines: &[&str]) -> Option<Screen> {
         .filter(|t| !t.is_empty() && !is_frame(t))
         .map(|t| t.trim_matches(['│', '┃']).trim().to_owned())
         .collect();
-    let choices: Vec<Choice> = lines[first_choice..=last]
-        .iter()
-        .filter_map(|l| parse_choice(l))
-        .collect();
     Some(Screen::Prompt {
         text: text.join("\n"),
-        choices,
+        choices: choices(),
     })
+}
+
+/// The key hints under one of Codex's own numbered selection lists — `/model` and its effort
+/// list, `/permissions`, `/review`'s presets: "enter select · esc back", "enter default · s
+/// session · esc back". (The resume picker is a searchable table without numbers; it is not
+/// offered as buttons.) A digit picks an entry of such a list at once, so it is a
+/// question like any other: its entries become buttons in the topic.
+const LIST_HINTS: &[&str] = &["esc back", "enter select"];
+
+/// A selection list's title: the block of lines right above its entries (the rest of the
+/// screen above is the transcript, or Codex's header over blank rows in a full-screen list).
+fn list_title(above: &[&str]) -> String {
+    let drawn: Vec<&str> = above
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .skip_while(|t| t.is_empty())
+        .take_while(|t| !t.is_empty() && !is_frame(t))
+        .take(3)
+        .collect();
+    let title: Vec<&str> = drawn.into_iter().rev().collect();
+    if title.is_empty() {
+        "Codex shows a list to choose from".into()
+    } else {
+        title.join("\n")
+    }
 }
 
 /// Lines a question view draws under its choices (its key hints).
@@ -605,6 +658,31 @@ mod fixture_tests {
                 current_command: if dead { "" } else { "codex" },
             },
         )
+    }
+
+    #[test]
+    fn codexs_own_selection_lists_are_questions_with_their_entries() {
+        let cases: [(&str, &str, &str, usize, &str); 4] = [
+            ("model_list", "Select Model and Effort", "1", 8, "GPT-"),
+            ("permissions_list", "Update Model Permissions", "4", 4, "Read Only — Read workspace"),
+            ("review_list", "Select a review preset", "2", 4, "Review uncommitted changes"),
+            ("effort_list", "Select Reasoning Level for GPT-6-Luna", "3", 5, "High — Greater"),
+        ];
+        for version in VERSIONS {
+            for (name, title, key, count, label) in cases {
+                if name == "effort_list" && version.0 != "0.169.0" {
+                    continue;
+                }
+                let screen = classify_fixture_of(version, name, false);
+                let Screen::Prompt { text, choices } = &screen else {
+                    panic!("{} {name}: {screen:?}", version.0);
+                };
+                assert_eq!(text, title, "{} {name}", version.0);
+                assert_eq!(choices.len(), count, "{} {name}: {choices:?}", version.0);
+                let choice = choices.iter().find(|c| c.key == key).unwrap();
+                assert!(choice.label.starts_with(label), "{choice:?}");
+            }
+        }
     }
 
     #[test]

@@ -27,5 +27,6 @@ mod status;
 mod support;
 mod surfaces;
 mod tools;
+mod tui_lists;
 mod upgrade;
 mod verbose;
