@@ -664,9 +664,27 @@ mod fixture_tests {
     fn codexs_own_selection_lists_are_questions_with_their_entries() {
         let cases: [(&str, &str, &str, usize, &str); 4] = [
             ("model_list", "Select Model and Effort", "1", 8, "GPT-"),
-            ("permissions_list", "Update Model Permissions", "4", 4, "Read Only — Read workspace"),
-            ("review_list", "Select a review preset", "2", 4, "Review uncommitted changes"),
-            ("effort_list", "Select Reasoning Level for GPT-6-Luna", "3", 5, "High — Greater"),
+            (
+                "permissions_list",
+                "Update Model Permissions",
+                "4",
+                4,
+                "Read Only — Read workspace",
+            ),
+            (
+                "review_list",
+                "Select a review preset",
+                "2",
+                4,
+                "Review uncommitted changes",
+            ),
+            (
+                "effort_list",
+                "Select Reasoning Level for GPT-6-Luna",
+                "3",
+                5,
+                "High — Greater",
+            ),
         ];
         for version in VERSIONS {
             for (name, title, key, count, label) in cases {

@@ -195,7 +195,11 @@ async fn alerts_move_to_an_ops_topic_and_back_to_private_when_it_is_deleted() {
         })
         .await
         .unwrap();
-    assert!(back.text().contains("(alert below 100000000 MB)"), "{}", back.text());
+    assert!(
+        back.text().contains("(alert below 100000000 MB)"),
+        "{}",
+        back.text()
+    );
     env.restart_center().await;
     env.tg
         .wait_for_message("the next alert in private", WAIT, |m| {
