@@ -585,15 +585,24 @@ impl Node {
                 "that window has exited; there is no screen to capture".into(),
             ));
         }
-        let text = self.inner.tmux.capture(&record.pane_id, false).await?;
+        let (pane, text) = self.inner.tmux.snapshot(&record.pane_id).await?;
         let ansi_text = if ansi {
             self.inner.tmux.capture(&record.pane_id, true).await?
         } else {
             String::new()
         };
+        // The state of this capture, not the screen task's last look: that can be half a second
+        // older, and a screenshot just after a turn said "working" under a ready screen.
+        let screen = crate::screen::classify(
+            &text,
+            crate::screen::PaneFacts {
+                dead: pane.dead,
+                current_command: &pane.current_command,
+            },
+        );
         let state = self.inner.windows.runtime(id).map(|rt| {
             rt.kick_screen();
-            rt.screen_state()
+            crate::session::to_wire(id, &screen)
         });
         Ok(R::Capture(v1::PaneCapture {
             text,

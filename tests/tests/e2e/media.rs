@@ -418,24 +418,46 @@ async fn screenshots_are_pngs_with_a_refresh_button_and_dead_windows_say_so() {
         pixels.chunks(3).filter(|p| *p != first).count() > 1000,
         "the screenshot is blank"
     );
+    let caption = shot.caption().unwrap_or("");
     assert!(
-        shot.caption()
-            .unwrap_or("")
-            .contains("Codex: ready for input"),
-        "{:?}",
-        shot.caption()
+        caption.starts_with("Codex: ") && caption.ends_with(" UTC") && !caption.contains("unknown"),
+        "{caption:?}"
     );
-    // Refresh edits the same message's photo.
-    env.press(&shot, "🔄 Refresh");
-    env.tg
-        .wait_for("the refreshed screenshot", Duration::from_secs(30), |v| {
-            v.calls()
-                .iter()
-                .any(|c| c.method.eq_ignore_ascii_case("editMessageMedia") && c.is_ok())
-                .then_some(())
-        })
-        .await
-        .unwrap();
+    // Refresh edits the same message's photo, captioned with what Codex does now: ready for
+    // input once its screen shows the turn's end. Right after the answer a loaded machine's
+    // Codex may not have redrawn yet (then the caption truly says "working"); each press
+    // looks again.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut presses = 0;
+    loop {
+        env.press(&shot, "🔄 Refresh");
+        presses += 1;
+        let refreshed = env
+            .tg
+            .wait_for("the refreshed screenshot", WAIT, |v| {
+                let edits = v
+                    .calls()
+                    .iter()
+                    .filter(|c| c.method.eq_ignore_ascii_case("editMessageMedia") && c.is_ok())
+                    .count();
+                (edits >= presses)
+                    .then(|| v.bot_message(shot.chat_id, shot.message_id).cloned())
+                    .flatten()
+            })
+            .await
+            .unwrap();
+        let media = refreshed.media.as_ref().expect("the refreshed photo");
+        let (w, h, _) = decode_png(&media.bytes);
+        assert!(w > 300 && h > 200, "{w}x{h}");
+        let caption = refreshed.caption().unwrap_or("");
+        if caption.contains("Codex: ready for input") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Codex never showed ready for input: {caption:?}"
+        );
+    }
     // Codex quits: the screenshot says the window is dead.
     env.say(thread, "/quit");
     env.message(thread, "exit notice", |m| m.text().contains("Codex exited"))
