@@ -29,6 +29,7 @@ pub mod telegram;
 mod text;
 mod toolbar;
 mod typed;
+pub mod update;
 mod upgrade;
 mod verbose;
 

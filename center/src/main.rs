@@ -58,6 +58,20 @@ enum Command {
         #[command(subcommand)]
         action: NodesAction,
     },
+    /// Update a center that runs from a git checkout: fetch, fast-forward (refusing a checkout
+    /// with local changes or one that diverged), `cargo build --release`, then ask the running
+    /// center to restart once no Codex turn runs.
+    Update {
+        /// Only say whether there is something new upstream.
+        #[arg(long)]
+        check: bool,
+        /// The checkout (default: the one holding this executable).
+        #[arg(long)]
+        repo: Option<PathBuf>,
+        /// State directory of the running center (default ~/.codex-fleet).
+        #[arg(long, env = "CODEX_FLEET_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// Show the running center's bindings, nodes and send queues.
     Status {
         /// Print JSON (the default is a short summary).
@@ -218,6 +232,14 @@ async fn real_main() -> anyhow::Result<()> {
         Some(Command::Run { args }) => args,
         Some(Command::Preflight { args, scratch }) => return preflight(&args, file, scratch).await,
         Some(Command::Nodes { state_dir, action }) => return nodes(state_dir, action).await,
+        Some(Command::Update {
+            check,
+            repo,
+            state_dir,
+        }) => {
+            let dir = state_dir_or_default(state_dir)?;
+            return Ok(center::update::cli(check, repo, &dir).await?);
+        }
         Some(Command::Status { json, state_dir }) => {
             let answer = control(state_dir, &ControlRequest::Status).await?;
             let status = answer.status.unwrap_or_default();
@@ -307,7 +329,11 @@ async fn real_main() -> anyhow::Result<()> {
     let cfg = CenterConfig::resolve_with(&args, file, &secrets)?;
     let token = CancellationToken::new();
     shared::shutdown::cancel_on_signal(token.clone());
-    center::run(cfg, token).await.context("center stopped")
+    // `center update` may ask this center to restart into the rebuilt binary.
+    center::update::allow_restart(token.clone());
+    let ran = center::run(cfg, token).await.context("center stopped");
+    center::update::restart_if_requested();
+    ran
 }
 
 /// `center preflight`: prints the checks; an error (exit status 1) if any failed.

@@ -62,6 +62,8 @@ pub enum ControlRequest {
         #[serde(default)]
         binary: String,
     },
+    /// Restart once no Codex window is busy or asking (`center update`, after building).
+    RestartWhenIdle,
     /// Send a topic the last answers of its session again (`center backfill`).
     Backfill {
         /// Which topic (see [`App::resolve_topic`]); empty: the only one.
@@ -371,6 +373,7 @@ impl App {
             ControlRequest::UpgradeNodes { target, binary } => {
                 self.upgrade_from_control(&target, &binary).await
             }
+            ControlRequest::RestartWhenIdle => self.restart_when_idle(),
             ControlRequest::Revoke { name } => {
                 if self.revoke_node(&name) {
                     ControlAnswer::ok(format!("{name} revoked; its link is closed."))

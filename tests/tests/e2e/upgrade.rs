@@ -4,7 +4,7 @@
 //! good one replaces the executable, the node re-executes itself (same process id) and comes back
 //! with its windows, and `/nodes` shows the new build. The embedded node refuses.
 
-use std::{os::unix::fs::PermissionsExt, path::Path};
+use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
 
 use e2e::{
     codex::{CodexHome, codex_bin},
@@ -222,4 +222,42 @@ async fn a_node_is_upgraded_over_its_link_and_comes_back_with_its_windows() {
     );
     assert!(!said.contains("local"), "{said}");
     assert_eq!(windows(&tmux), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_center_restarts_in_place_when_an_update_asks_once_codex_is_idle() {
+    // What `center update` asks of the running center after building: restart once no Codex
+    // window is busy or asking (the git and build steps are unit-tested in center::update).
+    let env = CenterEnv::start("update-restart").await;
+    let thread = env.bound_topic("restart", "echo: before").await;
+    env.message(thread, "answer before", |m| m.text() == "before")
+        .await;
+    let pid = env.center.pid().unwrap();
+    let starts = env.tg.calls_to("setMyCommands").len();
+    let answer = center::control::request(
+        &env.opts.state_dir,
+        &center::operator::ControlRequest::RestartWhenIdle,
+    )
+    .await
+    .unwrap();
+    assert!(answer.ok, "{}", answer.message);
+    assert!(answer.message.contains("restarts"), "{}", answer.message);
+    // The same process starts again (re-executed: it sets its command menu at start) and the
+    // topic still drives its window.
+    env.tg
+        .wait_for("the center started again", Duration::from_secs(60), |v| {
+            let n = v
+                .calls()
+                .iter()
+                .filter(|c| c.method.eq_ignore_ascii_case("setMyCommands"))
+                .count();
+            (n > starts).then_some(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(env.center.pid(), Some(pid));
+    assert!(Path::new(&format!("/proc/{pid}/exe")).exists());
+    env.say(thread, "echo: after");
+    env.message(thread, "answer after", |m| m.text() == "after")
+        .await;
 }
