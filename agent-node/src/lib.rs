@@ -30,6 +30,7 @@ pub mod transcript;
 pub mod transport;
 pub mod upgrade;
 mod windows;
+mod worktree;
 
 pub use config::NodeConfig;
 pub use node::Node;

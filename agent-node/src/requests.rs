@@ -5,6 +5,7 @@
 mod codex_info;
 mod composer;
 mod typing;
+mod worktrees;
 
 use std::{
     path::Path,
@@ -53,7 +54,12 @@ impl Node {
             Op::SendKey(req) => self.send_key(req).await,
             Op::CapturePane(req) => self.capture_pane(&req.session_id, req.ansi).await,
             Op::ListWindows(_) => Ok(R::Windows(self.list_windows())),
+            Op::KillWindow(req) if req.remove_worktree => {
+                self.kill_window(&req.session_id).await?;
+                self.remove_window_worktree(&req.session_id).await
+            }
             Op::KillWindow(req) => self.kill_window(&req.session_id).await,
+            Op::WorktreeStatus(req) => self.worktree_status(&req.session_id).await,
             Op::GetHistory(req) => self.history(&req).await,
             Op::CertificateStatus(_) => self.certificate_status(),
             Op::InstallCertificate(req) => self.install_certificate(&req),
@@ -180,6 +186,9 @@ impl Node {
                 .unwrap_or_default(),
             dirs: l.dirs,
             truncated: l.truncated,
+            in_git_repo: crate::worktree::in_git_repo(&l.path, |p| {
+                self.inner.roots.resolve(&p.to_string_lossy()).is_ok()
+            }),
         }))
     }
 
@@ -227,6 +236,7 @@ impl Node {
             }
         }
         let (cwd, _, _) = self.inner.roots.resolve(&req.cwd)?;
+        let cwd = self.worktree_cwd(cwd, &req).await?;
         let resume = req.resume_id.trim();
         let mut rollout = None;
         let mut start_offset = 0;

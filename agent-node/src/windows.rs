@@ -24,6 +24,7 @@ use crate::{
     registry::{self, Registry, SessionRecord},
     session::SessionRt,
     transcript::chain::Chain,
+    worktree::{self, Worktree},
 };
 
 /// Exited windows are forgotten this long after they were created.
@@ -41,6 +42,8 @@ pub(crate) struct Windows {
     dirty: Notify,
     /// Serialises window creation (an idempotency key is checked and used in one step).
     creating: tokio::sync::Mutex<()>,
+    /// The git worktrees the node created for windows (by path; see [`crate::worktree`]).
+    worktrees: Mutex<worktree::Table>,
 }
 
 impl Windows {
@@ -53,6 +56,7 @@ impl Windows {
             runtimes: Mutex::new(HashMap::new()),
             dirty: Notify::new(),
             creating: tokio::sync::Mutex::new(()),
+            worktrees: Mutex::new(worktree::Table::load(state_dir)),
         })
     }
 
@@ -192,6 +196,27 @@ impl Windows {
         }
     }
 
+    // --- worktrees ---
+
+    /// The worktree the node created that holds `cwd` (the window's folder), if any.
+    pub(crate) fn worktree_holding(&self, cwd: &Path) -> Option<Worktree> {
+        self.worktrees.locked().holding(cwd).cloned()
+    }
+
+    /// Remembers a worktree the node created (written at once: it must survive a crash).
+    pub(crate) fn put_worktree(&self, w: Worktree) {
+        if let Err(err) = self.worktrees.locked().put(w) {
+            tracing::warn!(error = %err, "saving the worktree table failed");
+        }
+    }
+
+    /// Forgets a worktree that was removed or is gone.
+    pub(crate) fn forget_worktree(&self, path: &Path) {
+        if let Err(err) = self.worktrees.locked().forget(path) {
+            tracing::warn!(error = %err, "saving the worktree table failed");
+        }
+    }
+
     // --- runtimes ---
 
     /// The runtime of window `id`, once started.
@@ -227,6 +252,7 @@ impl Windows {
             alive,
             window_name: r.window_name.clone(),
             codex: self.runtime(&r.session_id).and_then(|rt| rt.codex_status()),
+            worktree: self.worktree_holding(&r.cwd).map(|w| w.to_wire()),
         }
     }
 

@@ -1034,6 +1034,7 @@ impl App {
                 .call(
                     Op::KillWindow(v1::KillWindow {
                         session_id: binding.session_id.clone(),
+                        ..Default::default()
                     }),
                     CALL_TIMEOUT,
                 )

@@ -187,6 +187,7 @@ async fn close(app: &App, session: &str) -> String {
     };
     let op = Op::KillWindow(v1::KillWindow {
         session_id: session.to_owned(),
+        ..Default::default()
     });
     match conn.call(op, CALL_TIMEOUT).await {
         Ok(_) => format!("Closed {} on {node}.", window.window_name),

@@ -235,8 +235,13 @@ impl App {
                 match binding {
                     None => self.notice(surface, unbound, Some(msg_id)),
                     Some(b) => {
+                        // A window in a worktree the node made: asks about the worktree.
+                        if crate::worktree::kill(self, surface, &b, msg_id).await {
+                            return;
+                        }
                         let op = Op::KillWindow(v1::KillWindow {
                             session_id: b.session_id.clone(),
+                            ..Default::default()
                         });
                         match self.call(&b, op).await {
                             Ok(_)

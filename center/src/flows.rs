@@ -47,6 +47,8 @@ enum Kind {
         windows: Vec<v1::SessionInfo>,
         /// Sessions left out because their topic was closed or deleted.
         hidden: usize,
+        /// The folder lies in a git repository: offer a new worktree.
+        git: bool,
     },
 }
 
@@ -258,6 +260,9 @@ impl App {
             Callback::Cleanup(fix) => {
                 Some(crate::cleanup::fix(self, surface, fix, message_id).await)
             }
+            Callback::Worktree { session, action } => {
+                Some(crate::worktree::press(self, surface, &session, action, message_id).await)
+            }
             Callback::Replay(action) => self.replay_button(surface, action, message_id).await,
             Callback::Retry { session } => {
                 Some(crate::retry::press(self, surface, &session, message_id).await)
@@ -342,12 +347,15 @@ impl App {
             }
             (MenuOp::Select, Kind::Dir { listing, .. }) => {
                 let cwd = listing.path.clone();
+                let git = listing.in_git_repo;
                 // The toggle starts over for sessions: dot-folders shown say nothing about them.
                 menu.show_hidden = false;
                 let (sessions, hidden) = self.resumable(&menu.node, &cwd, false).await;
                 let windows = self.open_windows(&menu.node, &cwd).await;
-                if sessions.is_empty() && windows.is_empty() && hidden == 0 {
-                    self.create_and_bind(token, menu, cwd, String::new()).await;
+                // In a git repository the choice of a worktree is worth a step.
+                if sessions.is_empty() && windows.is_empty() && hidden == 0 && !git {
+                    self.create_and_bind(token, menu, cwd, String::new(), false)
+                        .await;
                     return Some("Starting Codex…".into());
                 }
                 menu.kind = Kind::Resume {
@@ -355,6 +363,7 @@ impl App {
                     sessions,
                     windows,
                     hidden,
+                    git,
                 };
             }
             (MenuOp::Hidden, Kind::Dir { listing, .. }) => {
@@ -365,8 +374,13 @@ impl App {
                     Err(err) => return Some(err.to_string()),
                 }
             }
-            (MenuOp::Hidden, Kind::Resume { cwd, windows, .. }) => {
-                let (cwd, windows) = (cwd.clone(), windows.clone());
+            (
+                MenuOp::Hidden,
+                Kind::Resume {
+                    cwd, windows, git, ..
+                },
+            ) => {
+                let (cwd, windows, git) = (cwd.clone(), windows.clone(), *git);
                 menu.show_hidden = !menu.show_hidden;
                 let (sessions, hidden) = self.resumable(&menu.node, &cwd, menu.show_hidden).await;
                 menu.kind = Kind::Resume {
@@ -374,12 +388,20 @@ impl App {
                     sessions,
                     windows,
                     hidden,
+                    git,
                 };
             }
             (MenuOp::New, Kind::Resume { cwd, .. }) => {
                 let cwd = cwd.clone();
-                self.create_and_bind(token, menu, cwd, String::new()).await;
+                self.create_and_bind(token, menu, cwd, String::new(), false)
+                    .await;
                 return Some("Starting Codex…".into());
+            }
+            (MenuOp::Worktree, Kind::Resume { cwd, git: true, .. }) => {
+                let cwd = cwd.clone();
+                self.create_and_bind(token, menu, cwd, String::new(), true)
+                    .await;
+                return Some("Creating a worktree…".into());
             }
             (MenuOp::Attach, Kind::Resume { windows, .. }) => {
                 let Some(w) = index.and_then(|i| windows.get(i)).cloned() else {
@@ -393,7 +415,7 @@ impl App {
                     return Some("This button is not valid.".into());
                 };
                 let (cwd, thread) = (cwd.clone(), s.thread_id.clone());
-                self.create_and_bind(token, menu, cwd, thread).await;
+                self.create_and_bind(token, menu, cwd, thread, false).await;
                 return Some("Resuming…".into());
             }
             (MenuOp::ReadOnly, Kind::Resume { cwd, sessions, .. }) => {
@@ -562,14 +584,16 @@ impl App {
         }
     }
 
-    /// Creates the window (idempotent on the menu's token), binds the topic, and delivers the
-    /// message that opened the flow.
+    /// Creates the window (idempotent on the menu's token; with `worktree`, in a new git
+    /// worktree of the folder's repository), binds the topic, and delivers the message that
+    /// opened the flow.
     async fn create_and_bind(
         self: &Arc<Self>,
         token: &str,
         menu: Menu,
         cwd: String,
         resume: String,
+        worktree: bool,
     ) {
         match self.binding(menu.surface) {
             Ok(None) => {}
@@ -592,6 +616,13 @@ impl App {
                     cwd: cwd.clone(),
                     resume_id: resume.clone(),
                     idempotency_key: format!("menu-{token}"),
+                    new_worktree: worktree,
+                    // The worktree and branch are named after the message that opened the flow.
+                    worktree_hint: menu
+                        .pending
+                        .as_ref()
+                        .map(|p| crate::text::first_line(&p.text))
+                        .unwrap_or_default(),
                 }),
                 CALL_TIMEOUT,
             )
@@ -606,6 +637,11 @@ impl App {
                 self.close_menu(token, &menu, &format!("Could not start Codex: {err}"));
                 return;
             }
+        };
+        // In a worktree the window's folder is the worktree's, not the chosen one.
+        let cwd = match &info.worktree {
+            Some(_) if !info.cwd.is_empty() => info.cwd.clone(),
+            _ => cwd,
         };
         let binding = Binding {
             surface: menu.surface,
@@ -625,12 +661,23 @@ impl App {
         } else {
             "Resumed Codex session"
         };
-        let text = format!(
+        let mut text = format!(
             "✅ {what} in <code>{}</code> on {} (tmux window {}).",
             escape_html(&cwd),
             escape_html(&menu.node),
             escape_html(&info.window_name)
         );
+        match &info.worktree {
+            Some(w) if worktree => {
+                text = format!("{text}\n{}", crate::worktree::bound_line(w));
+                crate::worktree::label_topic(self, menu.surface, w);
+            }
+            _ if worktree => {
+                text += "\nThis machine did not make a worktree (it may need an update): the \
+                         session runs in the folder itself.";
+            }
+            _ => {}
+        }
         self.close_menu(token, &menu, &text);
         if let Some(pending) = menu.pending {
             drop(self.send_input(binding, pending));
@@ -735,6 +782,7 @@ fn render_menu(token: &str, menu: &Menu) -> (String, Keyboard) {
             sessions,
             windows,
             hidden,
+            git,
         } => {
             for (i, w) in windows.iter().enumerate() {
                 let thread = if w.thread_id.is_empty() {
@@ -775,19 +823,33 @@ fn render_menu(token: &str, menu: &Menu) -> (String, Keyboard) {
                     None,
                 )]);
             }
-            kb.push(vec![
-                btn("🆕 New session", token, MenuOp::New, None),
-                btn("✖ Cancel", token, MenuOp::Cancel, None),
-            ]);
+            let mut row = vec![btn("🆕 New session", token, MenuOp::New, None)];
+            if *git {
+                row.push(btn("🌿 New worktree", token, MenuOp::Worktree, None));
+            }
+            row.push(btn("✖ Cancel", token, MenuOp::Cancel, None));
+            kb.push(row);
             let open = if windows.is_empty() {
                 ""
             } else {
                 " Attach to an open window (🪟),"
             };
-            format!(
-                "Codex sessions in <code>{}</code> (newest first).{open} Resume one (👁: only read it), or start a new one:",
-                escape_html(cwd)
-            )
+            let tree = if *git {
+                " (🌿: in a git worktree of its own, on a new branch)"
+            } else {
+                ""
+            };
+            if sessions.is_empty() && windows.is_empty() && *hidden == 0 {
+                format!(
+                    "<code>{}</code> is in a git repository. Start a new Codex session here, or in a new worktree{tree}:",
+                    escape_html(cwd)
+                )
+            } else {
+                format!(
+                    "Codex sessions in <code>{}</code> (newest first).{open} Resume one (👁: only read it), or start a new one{tree}:",
+                    escape_html(cwd)
+                )
+            }
         }
     };
     (html, kb)

@@ -32,6 +32,7 @@ mod typed;
 pub mod update;
 mod upgrade;
 mod verbose;
+mod worktree;
 
 use std::sync::Arc;
 

@@ -200,6 +200,7 @@ impl App {
                     cwd: replay.cwd.clone(),
                     resume_id: replay.codex_thread.clone(),
                     idempotency_key: format!("replay-{}", shared::random::hex_token::<8>()),
+                    ..Default::default()
                 }),
                 CALL_TIMEOUT,
             )

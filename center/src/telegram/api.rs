@@ -7,6 +7,8 @@
 //! as a custom JSON payload through teloxide's own request machinery. With an [`Audit`]
 //! attached ([`Tg::with_audit`]), every call except getUpdates leaves one line in it.
 
+mod topics;
+
 use std::{future::Future, sync::Arc, time::Duration};
 
 use serde::Serialize;

@@ -43,9 +43,26 @@ pub(crate) enum Callback {
     /// A button of a read-only topic. It names no thread: it acts on whatever thread the topic
     /// shows read-only when pressed (kept in the store, so it works after a restart).
     Replay(ReplayAction),
+    /// `/kill` in a topic whose window runs in a worktree the node made: close `session`'s
+    /// window and remove or keep the worktree, or cancel (stale once the topic holds another).
+    Worktree {
+        session: String,
+        action: WorktreeAction,
+    },
     /// Type the last input of `session` again in a new window on the account the node
     /// switched to after a usage limit (stale once the topic holds another session).
     Retry { session: String },
+}
+
+/// What a `/kill` button of a worktree topic does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WorktreeAction {
+    /// Close the window and remove its (clean) worktree.
+    Remove,
+    /// Close the window, keep the worktree.
+    Keep,
+    /// Close nothing.
+    Cancel,
 }
 
 /// What a read-only topic's button does.
@@ -148,6 +165,8 @@ pub(crate) enum MenuOp {
     Hidden,
     /// Show a session read-only: its conversation, no window, nothing typed.
     ReadOnly,
+    /// Start a new session in a new git worktree of the folder's repository.
+    Worktree,
 }
 
 /// A key that answers Codex's question.
@@ -171,6 +190,7 @@ impl MenuOp {
             Self::Attach => 'a',
             Self::Hidden => 'h',
             Self::ReadOnly => 'v',
+            Self::Worktree => 'w',
         }
     }
 
@@ -186,6 +206,7 @@ impl MenuOp {
             "a" => Self::Attach,
             "h" => Self::Hidden,
             "v" => Self::ReadOnly,
+            "w" => Self::Worktree,
             _ => return None,
         })
     }
@@ -224,6 +245,14 @@ impl Callback {
             Self::Cleanup(CleanupFix::Close { session }) => format!("c|k|{session}"),
             Self::Replay(ReplayAction::Page { skip }) => format!("v|p|{skip}"),
             Self::Replay(ReplayAction::Live) => "v|live".to_owned(),
+            Self::Worktree { session, action } => {
+                let a = match action {
+                    WorktreeAction::Remove => 'r',
+                    WorktreeAction::Keep => 'k',
+                    WorktreeAction::Cancel => 'c',
+                };
+                format!("w|{session}|{a}")
+            }
             Self::Retry { session } => format!("a|{session}"),
         }
     }
@@ -277,6 +306,15 @@ impl Callback {
                 skip: number(skip)?,
             }),
             ["v", "live"] => Self::Replay(ReplayAction::Live),
+            ["w", session, action] if is_id(session) => Self::Worktree {
+                session: (*session).to_owned(),
+                action: match *action {
+                    "r" => WorktreeAction::Remove,
+                    "k" => WorktreeAction::Keep,
+                    "c" => WorktreeAction::Cancel,
+                    _ => return None,
+                },
+            },
             ["a", session] if is_id(session) => Self::Retry {
                 session: (*session).to_owned(),
             },
@@ -351,6 +389,7 @@ mod tests {
             Just(MenuOp::Attach),
             Just(MenuOp::Hidden),
             Just(MenuOp::ReadOnly),
+            Just(MenuOp::Worktree),
         ];
         let key = prop_oneof![
             Just(PromptKey::Escape),
@@ -397,6 +436,15 @@ mod tests {
                 .prop_map(|session| Callback::Cleanup(CleanupFix::Close { session })),
             (0u32..1_000_000).prop_map(|skip| Callback::Replay(ReplayAction::Page { skip })),
             Just(Callback::Replay(ReplayAction::Live)),
+            (
+                "[A-Za-z0-9_-]{1,48}",
+                prop_oneof![
+                    Just(WorktreeAction::Remove),
+                    Just(WorktreeAction::Keep),
+                    Just(WorktreeAction::Cancel)
+                ]
+            )
+                .prop_map(|(session, action)| Callback::Worktree { session, action }),
             "[A-Za-z0-9_-]{1,48}".prop_map(|session| Callback::Retry { session }),
         ]
     }

@@ -179,6 +179,7 @@ async fn a_question_that_comes_up_while_typing_gets_no_enter() {
             cwd: env.project.display().to_string(),
             resume_id: String::new(),
             idempotency_key: String::new(),
+            ..Default::default()
         }))
         .await
         .unwrap();

@@ -30,3 +30,4 @@ mod tools;
 mod tui_lists;
 mod upgrade;
 mod verbose;
+mod worktree;

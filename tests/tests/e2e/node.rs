@@ -280,6 +280,7 @@ async fn kill_removes_the_window_and_later_input_fails_closed() {
         .client
         .request(Op::KillWindow(v1::KillWindow {
             session_id: sid.clone(),
+            ..Default::default()
         }))
         .await
         .unwrap();
@@ -346,6 +347,7 @@ async fn bad_requests_get_clear_failures() {
             cwd: cwd.into(),
             resume_id: resume.into(),
             idempotency_key: String::new(),
+            ..Default::default()
         })
     };
     expect(
@@ -400,6 +402,7 @@ async fn idempotent_create_and_resume_of_an_earlier_session() {
             cwd: project.clone(),
             resume_id: resume.into(),
             idempotency_key: key.into(),
+            ..Default::default()
         })
     };
     let R::Created(first) = env.client.request(create("", "key-1")).await.unwrap() else {
@@ -439,6 +442,7 @@ async fn idempotent_create_and_resume_of_an_earlier_session() {
     env.client
         .request(Op::KillWindow(v1::KillWindow {
             session_id: sid.clone(),
+            ..Default::default()
         }))
         .await
         .unwrap();

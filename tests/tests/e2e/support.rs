@@ -78,6 +78,7 @@ impl NodeEnv {
                 cwd: cwd.display().to_string(),
                 resume_id: String::new(),
                 idempotency_key: String::new(),
+                ..Default::default()
             }))
             .await?
         {
