@@ -374,9 +374,11 @@ fn find_prompt(lines: &[&str]) -> Option<Screen> {
         .iter()
         .any(|t| LIST_HINTS.iter().any(|h| t.contains(h)))
     {
-        // An entry's name and its description sit in columns: one line for a button.
+        // An entry's name and its description sit in columns: one line for a button. Only
+        // entries 1–9 can be picked by a key (Codex takes "1" of "10" at once).
         let entries = choices()
             .into_iter()
+            .filter(|c| c.key.chars().count() == 1)
             .map(|c| Choice {
                 label: c
                     .label

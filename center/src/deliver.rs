@@ -279,7 +279,16 @@ impl SessionDelivery {
                 self.send_parts(s, vec![(escape_html(text), text.clone())], Class::Message)
                     .await
             }
-            Post::RetryOffer { text, account } => self.offer_retry(s, text, account).await,
+            Post::RetryOffer {
+                text,
+                account,
+                input,
+            } => {
+                if let Some(input) = input {
+                    self.app.typed.offer_retry(&self.node, &self.session, input);
+                }
+                self.offer_retry(s, text, account).await
+            }
             Post::StatusLine(line) | Post::ReasoningLine(line) => {
                 self.status_line(s, line.clone()).await;
                 Settled::Yes

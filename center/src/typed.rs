@@ -15,18 +15,19 @@ use shared::sync::LockExt;
 const KEEP: Duration = Duration::from_secs(3600);
 /// At most this many per session.
 const MAX: usize = 64;
-/// Past this many sessions with a last input, those idle longer than [`KEEP`] are forgotten.
+/// Past this many sessions with a turn to retry, offers older than [`KEEP`] are forgotten.
 const MAX_SESSIONS: usize = 256;
 
 /// A session: (node, session id).
 type SessionKey = (String, String);
 
-/// Texts typed per session, oldest first, with when; and the last one typed into each session
-/// as typed (what a retry after a usage limit types again, see `crate::retry`).
+/// Texts typed per session, oldest first, with when; and per session the user message of a
+/// turn that failed on a usage limit, as the transcript shows it (what "Retry on <account>"
+/// types again, see `crate::retry`).
 #[derive(Debug, Default)]
 pub(crate) struct TypedRecently {
     recent: Mutex<HashMap<SessionKey, VecDeque<(String, Instant)>>>,
-    last: Mutex<HashMap<SessionKey, (String, Instant)>>,
+    to_retry: Mutex<HashMap<SessionKey, (String, Instant)>>,
 }
 
 fn norm(text: &str) -> String {
@@ -37,14 +38,6 @@ impl TypedRecently {
     /// The center is about to type `text` into the session.
     pub(crate) fn note(&self, node: &str, session: &str, text: &str) {
         let key = (node.to_owned(), session.to_owned());
-        {
-            let mut last = self.last.locked();
-            if last.len() >= MAX_SESSIONS {
-                // Sessions come and go: forget the ones idle longest.
-                last.retain(|_, (_, at)| at.elapsed() < KEEP);
-            }
-            last.insert(key.clone(), (text.to_owned(), Instant::now()));
-        }
         let mut map = self.recent.locked();
         let list = map.entry(key).or_default();
         list.retain(|(_, at)| at.elapsed() < KEEP);
@@ -77,13 +70,27 @@ impl TypedRecently {
 }
 
 impl TypedRecently {
-    /// The last text the center typed into the session, as typed (kept after the transcript
-    /// showed it; lost at a restart).
-    pub(crate) fn last(&self, node: &str, session: &str) -> Option<String> {
-        self.last
+    /// The turn of `session` whose user message was `text` failed on a usage limit and may be
+    /// retried (replacing an earlier one of the session).
+    pub(crate) fn offer_retry(&self, node: &str, session: &str, text: &str) {
+        let mut map = self.to_retry.locked();
+        if map.len() >= MAX_SESSIONS {
+            // Sessions come and go: forget offers nobody took for an hour.
+            map.retain(|_, (_, at)| at.elapsed() < KEEP);
+        }
+        map.insert(
+            (node.to_owned(), session.to_owned()),
+            (text.to_owned(), Instant::now()),
+        );
+    }
+
+    /// The user message of the session's failed turn, taken: a second press retries nothing.
+    /// `None` when none is known (the center restarted since, or it was taken).
+    pub(crate) fn take_retry(&self, node: &str, session: &str) -> Option<String> {
+        self.to_retry
             .locked()
-            .get(&(node.to_owned(), session.to_owned()))
-            .map(|(text, _)| text.clone())
+            .remove(&(node.to_owned(), session.to_owned()))
+            .map(|(text, _)| text)
     }
 }
 
@@ -101,7 +108,12 @@ mod tests {
         assert!(!t.take("local", "s1", "typed at the desk"));
         t.note("local", "s1", "look at this");
         assert!(t.take("local", "s1", "look at this /tmp/inbox/a.png"));
-        assert_eq!(t.last("local", "s1").as_deref(), Some("look at this"));
-        assert_eq!(t.last("local", "s2"), None);
+        t.offer_retry("local", "s1", "fix the tests");
+        assert_eq!(t.take_retry("local", "s2"), None, "another session");
+        assert_eq!(
+            t.take_retry("local", "s1").as_deref(),
+            Some("fix the tests")
+        );
+        assert_eq!(t.take_retry("local", "s1"), None, "taken once");
     }
 }

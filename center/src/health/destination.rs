@@ -2,9 +2,10 @@
 //! `/health alerts here` (kept in the store, so it survives restarts). A team that runs the
 //! fleet together reads alerts in one place, and a topic keeps their history.
 //!
-//! An ops topic that cannot take a message any more (deleted, the bot removed from its group)
-//! is forgotten and that alert, like every later one, goes to the private chats — an alert is
-//! never lost to a stale setting.
+//! An ops topic that is gone (deleted, the bot removed from its group) is forgotten and that
+//! alert, like every later one, goes to the private chats; one that refuses an alert for another
+//! reason (closed, a right taken away) keeps being chosen, and that alert goes in private — an
+//! alert is never lost to a stale setting.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use crate::{
     app::App,
     store::Surface,
     telegram::{
+        api::TgError,
         outbox::{Class, Send},
         render::escape_html,
     },
@@ -52,6 +54,10 @@ pub(crate) fn command(app: &App, surface: Surface, arg: &str) -> String {
                     .into()
             }
         },
+        "here" if surface.chat_id > 0 => {
+            "Alerts already come to each allowed user in private; send this in a group topic the team reads."
+                .into()
+        }
         "here" if !app.cfg.alerts.enabled => {
             "Alerts are off ([alerts] enabled = false in the center's config).".into()
         }
@@ -87,22 +93,52 @@ pub(crate) fn send(app: &Arc<App>, text: &str) {
     tokio::spawn(async move {
         match sent.await {
             Ok(Ok(_)) => {}
-            Ok(Err(err)) => {
-                tracing::warn!(error = %err, "the alerts topic refused an alert; back to private chats");
-                if ops_topic(&app) == Some(topic) {
-                    let _ = app.store.set_chat_setting(CENTER_WIDE, KEY, None);
+            Ok(Err(err)) if topic_gone(&err) => {
+                tracing::warn!(error = %err, "the alerts topic is gone; back to private chats");
+                if ops_topic(&app) == Some(topic)
+                    && let Err(err) = app.store.set_chat_setting(CENTER_WIDE, KEY, None)
+                {
+                    tracing::error!(error = %err, "forgetting the alerts topic failed");
                 }
                 to_owners(
                     &app,
                     &format!(
-                        "{text}\n\n(The alerts topic could not take this message, so alerts go to you in private again.)"
+                        "{text}\n\n(The alerts topic is gone, so alerts go to you in private again.)"
                     ),
+                );
+            }
+            // Refused for another reason (a closed topic, a right taken away): this alert
+            // goes in private, and the topic stays chosen.
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "the alerts topic refused an alert");
+                to_owners(
+                    &app,
+                    &format!("{text}\n\n(The alerts topic refused this message: {err}.)"),
                 );
             }
             // The outbox stopped: the center is shutting down.
             Err(_) => {}
         }
     });
+}
+
+/// Whether a refusal means the ops topic (or its group, for the bot) is gone for good.
+fn topic_gone(err: &TgError) -> bool {
+    match err {
+        TgError::ThreadNotFound => true,
+        TgError::Other(why) => {
+            let why = why.to_lowercase();
+            [
+                "chat not found",
+                "kicked",
+                "not a member",
+                "group chat was deleted",
+            ]
+            .iter()
+            .any(|gone| why.contains(gone))
+        }
+        _ => false,
+    }
 }
 
 /// Sends `text` to every allowed user in private.
@@ -131,5 +167,22 @@ mod tests {
         );
         assert_eq!(parse("-1001"), None);
         assert_eq!(parse("x:1"), None);
+    }
+
+    #[test]
+    fn only_a_topic_or_group_that_is_gone_is_forgotten() {
+        assert!(topic_gone(&TgError::ThreadNotFound));
+        assert!(topic_gone(&TgError::Other(
+            "Forbidden: bot was kicked from the supergroup chat".into()
+        )));
+        assert!(topic_gone(&TgError::Other(
+            "Bad Request: chat not found".into()
+        )));
+        assert!(!topic_gone(&TgError::Other(
+            "Bad Request: TOPIC_CLOSED".into()
+        )));
+        assert!(!topic_gone(&TgError::Other(
+            "Bad Request: not enough rights to send text messages to the chat".into()
+        )));
     }
 }

@@ -21,8 +21,13 @@ pub(crate) enum Post {
     /// A short plain notice (an interrupted or failed turn).
     Notice(String),
     /// A usage limit after which the node switched to `account`: the notice, with a button
-    /// that retries the turn on that account (see `crate::retry`).
-    RetryOffer { text: String, account: String },
+    /// that retries the turn on that account (see `crate::retry`). `input`: the failed turn's
+    /// user message, when this process saw it (what the retry types again).
+    RetryOffer {
+        text: String,
+        account: String,
+        input: Option<String>,
+    },
     /// A line for the turn's status message: a tool Codex runs, a file it edits, its plan.
     StatusLine(String),
     /// A line for the status message about Codex's reasoning (its summary's first line).
@@ -57,6 +62,10 @@ pub(crate) struct Turn {
     /// Image paths already sent in this turn (not saved: at worst an image is sent again).
     #[serde(skip)]
     images: HashSet<String>,
+    /// The session's latest user message (not saved: after a restart a failed turn offers its
+    /// retry without knowing what to type, and the button says so).
+    #[serde(skip)]
+    last_user: Option<String>,
 }
 
 impl Turn {
@@ -157,6 +166,7 @@ impl Turn {
                     Post::RetryOffer {
                         text,
                         account: err.switched_to_account.clone(),
+                        input: self.last_user.clone(),
                     }
                 };
                 vec![
@@ -230,6 +240,7 @@ impl Turn {
                 ))]
             }
             Kind::UserMessage(u) if !u.text.trim().is_empty() => {
+                self.last_user = Some(u.text.clone());
                 vec![Post::UserText(u.text.clone())]
             }
             Kind::UserMessage(_) | Kind::TokenUsage(_) => Vec::new(),
@@ -304,11 +315,26 @@ mod tests {
         assert!(
             posts.contains(&Post::RetryOffer {
                 text: "⚠️ Codex hit a usage limit: You've hit your usage limit.".into(),
-                account: "work".into()
+                account: "work".into(),
+                input: None,
             }),
             "{posts:?}"
         );
-        let posts = t.on_event(2, &limit(""));
+        t.on_event(
+            2,
+            &Kind::UserMessage(v1::UserMessage {
+                text: "fix the tests".into(),
+                ..Default::default()
+            }),
+        );
+        let posts = t.on_event(3, &limit("work"));
+        assert!(
+            posts.iter().any(
+                |p| matches!(p, Post::RetryOffer { input: Some(i), .. } if i == "fix the tests")
+            ),
+            "the failed turn's message is what a retry types: {posts:?}"
+        );
+        let posts = t.on_event(4, &limit(""));
         assert!(
             posts.contains(&Post::Notice(
                 "⚠️ Codex hit a usage limit: You've hit your usage limit.".into()

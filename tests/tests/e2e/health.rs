@@ -191,7 +191,7 @@ async fn alerts_move_to_an_ops_topic_and_back_to_private_when_it_is_deleted() {
         .wait_for_message("the alert back in private", WAIT, |m| {
             m.chat_id == private
                 && m.text().contains("local: disk of root")
-                && m.text().contains("alerts go to you in private again")
+                && m.text().contains("The alerts topic is gone")
         })
         .await
         .unwrap();
