@@ -211,6 +211,17 @@ impl NodeProcess {
         self.child.id()
     }
 
+    /// Waits (up to `timeout`) for the process to exit and returns its status.
+    pub async fn wait_exit(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .context("agent-node did not exit in time")?
+            .context("waiting for agent-node")
+    }
+
     /// Kills the process with SIGKILL (no cleanup runs: a crash).
     pub async fn kill(&mut self) -> anyhow::Result<()> {
         self.child.kill().await.context("killing agent-node")

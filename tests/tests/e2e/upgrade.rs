@@ -261,3 +261,60 @@ async fn the_center_restarts_in_place_when_an_update_asks_once_codex_is_idle() {
     env.message(thread, "answer after", |m| m.text() == "after")
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_systemd_an_upgraded_node_exits_for_a_restart() {
+    // With INVOCATION_ID set (systemd starts every service with one) the node does not execute
+    // itself again: it exits with status 75, and the unit's Restart=on-failure starts the new
+    // binary.
+    let bin_dir = tempfile::tempdir().unwrap();
+    let exe = bin_dir.path().join("agent-node");
+    let new_bytes = std::fs::read(workspace_bin("agent-node").unwrap()).unwrap();
+    let mut old_bytes = new_bytes.clone();
+    old_bytes.extend_from_slice(b"\0old\0");
+    std::fs::write(&exe, &old_bytes).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let tmux = TmuxSandbox::new("upgrade-systemd");
+    let opts = NodeOptions {
+        state_dir: state.path().to_owned(),
+        codex_home: state.path().join("codex"),
+        tmux_socket: tmux.socket.clone(),
+        codex_command: "codex".into(),
+        roots: vec![format!("r={}", root.path().display())],
+        env: vec![("INVOCATION_ID".into(), "0123456789abcdef".into())],
+        port: 0,
+    };
+    std::fs::create_dir_all(&opts.codex_home).unwrap();
+    let mut node = NodeProcess::start_bin(&opts, &exe).await.unwrap();
+    let client = NodeClient::connect(&node.addr, &[]).await.unwrap();
+    let sha256 = shared::digest::sha256_hex(&new_bytes);
+    let chunks: Vec<&[u8]> = new_bytes.chunks(1 << 20).collect();
+    let mut offset = 0u64;
+    let mut last = None;
+    for (i, data) in chunks.iter().enumerate() {
+        let reply = client
+            .request(Op::UpgradeNode(v1::UpgradeNode {
+                upload_id: "systemd-1".into(),
+                offset,
+                data: data.to_vec(),
+                total_size: new_bytes.len() as u64,
+                sha256: sha256.clone(),
+                finish: i + 1 == chunks.len(),
+            }))
+            .await
+            .unwrap();
+        offset += data.len() as u64;
+        last = Some(reply);
+    }
+    let Some(R::NodeUpgraded(done)) = last else {
+        panic!("not upgraded: {last:?}")
+    };
+    assert_eq!(done.restart, "systemd");
+    assert_eq!(done.new_version, "agent-node 0.1.0");
+    let status = node.wait_exit(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(status.code(), Some(75), "{status}");
+    assert_eq!(std::fs::read(&exe).unwrap(), new_bytes);
+    only_the_binary(bin_dir.path());
+}
