@@ -65,6 +65,9 @@ pub struct NodeConfig {
     pub jobs: JobsConfig,
     /// Saved Codex accounts (`[accounts]` in the file).
     pub accounts: AccountsConfig,
+    /// Adopt a `codex` started at the desk in the node's tmux session, so the center opens a
+    /// forum topic for it (see `crate::desk`). Off by default.
+    pub desk_topics: bool,
 }
 
 /// Codex accounts of this node (see `crate::accounts`): each lives in its own `CODEX_HOME` under
@@ -150,6 +153,7 @@ impl NodeConfig {
             window_size: (160, 48),
             jobs: JobsConfig::default(),
             accounts: AccountsConfig::default(),
+            desk_topics: false,
         }
     }
 
@@ -213,6 +217,9 @@ impl NodeConfig {
             if let Some(days) = jobs.retention_days {
                 cfg.jobs.retention = Duration::from_secs(days.saturating_mul(24 * 3600));
             }
+        }
+        if let Some(v) = file.desk_topics {
+            cfg.desk_topics = v;
         }
         if let Some(accounts) = file.accounts {
             if let Some(v) = accounts.login_command {
@@ -338,6 +345,8 @@ pub struct FileConfig {
     pub jobs: Option<JobsFileConfig>,
     /// See [`NodeConfig::accounts`].
     pub accounts: Option<AccountsFileConfig>,
+    /// See [`NodeConfig::desk_topics`].
+    pub desk_topics: Option<bool>,
     /// Address for `agent-node serve` once enrolled (mutual TLS) or while enrolling.
     pub listen: Option<SocketAddr>,
     /// Unix socket an unenrolled node serves on (default `<state_dir>/node.sock`).

@@ -10,6 +10,7 @@ mod browse;
 pub mod code_input;
 pub mod config;
 pub mod control;
+mod desk;
 pub mod enroll;
 mod error;
 pub mod files;

@@ -167,6 +167,7 @@ impl Node {
         node.spawn_registry_flusher();
         rollout_match::start_watching(node.inner.matcher.clone(), node.inner.token.clone())?;
         node.spawn_liveness();
+        node.spawn_desk_watch();
         node.inner.jobs.recover();
         tracing::info!(
             node.name = %node.inner.cfg.name,

@@ -295,6 +295,28 @@ impl TmuxCli {
         Ok(created)
     }
 
+    /// Marks `window` as the node's session `session_id` (a window started at the desk that
+    /// the node adopts), so a restarted node finds it again.
+    pub(crate) async fn mark_window(&self, window: &str, session_id: &str) -> Result<(), Error> {
+        self.run(
+            &["set-option", "-w", "-t", window, SESSION_OPTION, session_id],
+            None,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The current folder of `pane`.
+    pub(crate) async fn pane_path(&self, pane: &str) -> Result<String, Error> {
+        let out = self
+            .run(
+                &["display-message", "-p", "-t", pane, "#{pane_current_path}"],
+                None,
+            )
+            .await?;
+        Ok(out.trim().to_owned())
+    }
+
     /// Whether the node's tmux session exists.
     pub(crate) async fn has_session(&self) -> Result<bool, Error> {
         let target = format!("={}", self.session);

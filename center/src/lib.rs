@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod control;
 pub mod deliver;
+mod desk_topics;
 pub mod flows;
 mod heal;
 pub mod health;
@@ -90,6 +91,7 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
     app.start_jobs();
     app.resume_held();
     health::spawn(app.clone(), token.clone());
+    desk_topics::spawn(app.clone(), token.clone());
     if let Err(err) = control::serve(app.clone(), token.clone()) {
         tracing::warn!(error = %err, "no control socket; `center status/input/send` will not reach this center");
     }

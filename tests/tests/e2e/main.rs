@@ -7,6 +7,7 @@
 mod accounts;
 mod backfill;
 mod center;
+mod desk_topics;
 mod durable;
 mod fleet;
 mod heal;
