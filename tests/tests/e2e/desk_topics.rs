@@ -1,7 +1,7 @@
 //! A `codex` started at the desk in the node's tmux session gets a forum topic of its own when
 //! the node's `desk_topics` is on: the topic is named after its folder, bound to that window, and
 //! answers to what is typed at the desk (and from the topic) arrive there. Windows the center
-//! created get no second topic.
+//! created get no second topic. Where the bot may not open topics, the owner is told once.
 
 use std::time::Duration;
 
@@ -95,4 +95,68 @@ async fn a_codex_started_at_the_desk_gets_a_topic_and_its_answers_arrive_there()
         .tg
         .inspect(|v| v.topics(chat).iter().filter(|t| t.by_bot).count());
     assert_eq!(by_bot, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_right_to_open_topics_the_owner_is_told_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("center.toml");
+    std::fs::write(
+        &config,
+        "[alerts]\nenabled = false\n\n[node]\ndesk_topics = true\n",
+    )
+    .unwrap();
+    let env = CenterEnv::start_with(
+        "desk-norights",
+        vec![("CENTER_CONFIG".into(), config.display().to_string())],
+    )
+    .await;
+    let dm = env.tg.create_private_chat(&env.alice, false);
+    env.tg.set_bot_can_manage_topics(env.chat, false).unwrap();
+    let vars: Vec<String> = env
+        .opts
+        .env
+        .iter()
+        .filter(|(k, _)| k == "CODEX_HOME" || k == "FAKE_OPENAI_API_KEY")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let command = format!("env {} {}", vars.join(" "), env.opts.codex_command);
+    // The node's tmux session (`codex-fleet` by default) does not exist yet: the desk starts it.
+    env.tmux
+        .tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "codex-fleet",
+            "-x",
+            "160",
+            "-y",
+            "48",
+            "-c",
+            &env.project.display().to_string(),
+            &command,
+        ])
+        .unwrap();
+    let told = env
+        .tg
+        .wait_for_message("owner told", WAIT, |m| {
+            m.chat_id == dm && m.text().contains("no topic could be opened")
+        })
+        .await
+        .unwrap();
+    assert!(told.text().contains("/bind"), "{}", told.text());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let chat = env.chat;
+    assert_eq!(
+        env.tg
+            .inspect(|v| v.topics(chat).iter().filter(|t| t.by_bot).count()),
+        0
+    );
+    let notices = env
+        .tg
+        .messages_in(dm, None)
+        .iter()
+        .filter(|m| m.text().contains("no topic could be opened"))
+        .count();
+    assert_eq!(notices, 1);
 }
