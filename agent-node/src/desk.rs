@@ -67,10 +67,15 @@ impl Node {
                 dead: info.dead,
                 current_command: &info.current_command,
             };
-            if !matches!(
-                screen::classify(&capture, facts),
-                Screen::Ready | Screen::Busy(_) | Screen::Prompt { .. }
-            ) {
+            // Codex by its process as well as its screen: an `ssh` to a machine running Codex,
+            // or a script printing a look-alike question, must never get a topic that types
+            // into it.
+            if !runs_codex(&info.current_command)
+                || !matches!(
+                    screen::classify(&capture, facts),
+                    Screen::Ready | Screen::Busy(_) | Screen::Prompt { .. }
+                )
+            {
                 continue;
             }
             let Ok(path) = self.inner.tmux.pane_path(&pane.pane_id).await else {
@@ -112,9 +117,25 @@ impl Node {
     }
 }
 
+/// Whether a pane's foreground process is Codex: its native binary, or the `node` running the
+/// npm package's launcher (what tmux reports for an npm install).
+fn runs_codex(current_command: &str) -> bool {
+    current_command == "node" || current_command.starts_with("codex")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_codex_processes_count() {
+        assert!(
+            runs_codex("node")
+                && runs_codex("codex")
+                && runs_codex("codex-x86_64-unknown-linux-musl")
+        );
+        assert!(!runs_codex("ssh") && !runs_codex("bash") && !runs_codex("python3"));
+    }
 
     #[test]
     fn desk_sessions_are_told_apart_by_their_id() {

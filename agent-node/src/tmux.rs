@@ -267,31 +267,27 @@ impl TmuxCli {
             window_id: window_id.to_owned(),
             pane_id: pane_id.to_owned(),
         };
-        // Keep the pane after Codex exits so its last screen can be read and the exit reported.
-        self.run(
-            &[
-                "set-option",
-                "-w",
-                "-t",
-                &created.window_id,
-                "remain-on-exit",
-                "on",
-            ],
-            None,
-        )
-        .await?;
-        self.run(
-            &[
-                "set-option",
-                "-w",
-                "-t",
-                &created.window_id,
-                SESSION_OPTION,
-                &spec.session_id,
-            ],
-            None,
-        )
-        .await?;
+        // Keep the pane after Codex exits so its last screen can be read and the exit reported;
+        // and mark it as ours. A window left unmarked would run Codex that no one tracks (and a
+        // node with desk topics on would take it for one started at the desk): on failure it
+        // is closed again.
+        for (option, value) in [
+            ("remain-on-exit", "on"),
+            (SESSION_OPTION, spec.session_id.as_str()),
+        ] {
+            let set = self
+                .run(
+                    &["set-option", "-w", "-t", &created.window_id, option, value],
+                    None,
+                )
+                .await;
+            if let Err(err) = set {
+                let _ = self
+                    .run(&["kill-window", "-t", &created.window_id], None)
+                    .await;
+                return Err(err);
+            }
+        }
         Ok(created)
     }
 

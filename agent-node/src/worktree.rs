@@ -53,6 +53,8 @@ pub(crate) enum Error {
     NoName(String),
     #[error("the worktree state file {path}: {message}")]
     State { path: PathBuf, message: String },
+    #[error("the repository's main checkout {0} is outside this machine's folders")]
+    OutsideRoots(String),
 }
 
 /// A worktree the node created.
@@ -212,6 +214,11 @@ pub(crate) async fn create(
     };
     let repo = repo.canonicalize().unwrap_or(repo);
     let toplevel = toplevel.canonicalize().unwrap_or(toplevel);
+    // A linked worktree's `.git` file points at its main checkout, which may lie outside the
+    // roots: nothing is written there (no exclude entry, no new folder).
+    if !inside(&repo) {
+        return Err(Error::OutsideRoots(repo.display().to_string()));
+    }
     let rel = cwd.strip_prefix(&toplevel).unwrap_or(Path::new(""));
     let repo_name = repo
         .file_name()

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     app::{App, CALL_TIMEOUT},
     store::{Binding, InputMode, Surface},
-    telegram::render::escape_html,
+    telegram::{api::TgError, render::escape_html},
 };
 
 /// How often each connected node is asked for its windows.
@@ -92,12 +92,16 @@ async fn scan(app: &App, node: &str, seen: &mut Seen) {
         if seen.windows.contains(&key) {
             continue;
         }
-        let held = app.store.bindings().is_ok_and(|all| {
-            all.iter()
-                .any(|b| b.node == node && b.session_id == window.session_id)
-        });
-        if !held {
-            open_topic(app, node, &window, seen).await;
+        // A store error is no "not held": the window waits for the next scan.
+        let Ok(all) = app.store.bindings() else {
+            continue;
+        };
+        let held = all
+            .iter()
+            .any(|b| b.node == node && b.session_id == window.session_id);
+        if !held && !open_topic(app, node, &window, seen).await {
+            // Telegram could not be reached: try again at the next scan.
+            continue;
         }
         seen.windows.insert(key);
         seen.save(app);
@@ -105,7 +109,9 @@ async fn scan(app: &App, node: &str, seen: &mut Seen) {
 }
 
 /// Opens a topic for `window` in the first owned group that allows it and binds it there.
-async fn open_topic(app: &App, node: &str, window: &v1::SessionInfo, seen: &mut Seen) {
+/// False when that is undecided (Telegram unreachable, the store failing): the window is tried
+/// again later.
+async fn open_topic(app: &App, node: &str, window: &v1::SessionInfo, seen: &mut Seen) -> bool {
     let folder = std::path::Path::new(&window.cwd)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -122,6 +128,7 @@ async fn open_topic(app: &App, node: &str, window: &v1::SessionInfo, seen: &mut 
     for chat_id in groups {
         let thread_id = match app.outbox.tg().create_topic(chat_id, &name).await {
             Ok(t) => t,
+            Err(TgError::Network(_) | TgError::Server(_) | TgError::RetryAfter(_)) => return false,
             Err(err) => {
                 refusal = err.to_string();
                 continue;
@@ -137,7 +144,7 @@ async fn open_topic(app: &App, node: &str, window: &v1::SessionInfo, seen: &mut 
         };
         if let Err(err) = app.store.put_binding(&binding) {
             tracing::error!(error = %err, "saving a desk topic's binding failed");
-            return;
+            return false;
         }
         tracing::info!(session.id = %window.session_id, chat.id = chat_id, thread.id = thread_id, "desk window got a topic");
         app.say(
@@ -152,11 +159,11 @@ async fn open_topic(app: &App, node: &str, window: &v1::SessionInfo, seen: &mut 
             ),
             None,
         );
-        return;
+        return true;
     }
     tracing::info!(session.id = %window.session_id, reason = %refusal, "no topic for a desk window");
     if seen.warned {
-        return;
+        return true;
     }
     seen.warned = true;
     let text = format!(
@@ -172,4 +179,5 @@ async fn open_topic(app: &App, node: &str, window: &v1::SessionInfo, seen: &mut 
         };
         app.notice(owner, &text, None);
     }
+    true
 }

@@ -24,6 +24,9 @@ use crate::{
     },
 };
 
+/// How long starting Codex in a new git worktree may take (the node gives git two minutes).
+const WORKTREE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(150);
+
 /// Folders shown per page.
 const PAGE: usize = 8;
 
@@ -624,7 +627,13 @@ impl App {
                         .map(|p| crate::text::first_line(&p.text))
                         .unwrap_or_default(),
                 }),
-                CALL_TIMEOUT,
+                // `git worktree add` checks out the whole tree first (up to two minutes on the
+                // node); the ordinary limit would report a failure while it goes on.
+                if worktree {
+                    WORKTREE_TIMEOUT
+                } else {
+                    CALL_TIMEOUT
+                },
             )
             .await;
         let info = match created {

@@ -63,7 +63,12 @@ pub enum ControlRequest {
         binary: String,
     },
     /// Restart once no Codex window is busy or asking (`center update`, after building).
-    RestartWhenIdle,
+    RestartWhenIdle {
+        /// The binary just built: refused unless the running center is that file (a center
+        /// started from elsewhere would come back as the old code). Empty: no check.
+        #[serde(default)]
+        binary: String,
+    },
     /// Send a topic the last answers of its session again (`center backfill`).
     Backfill {
         /// Which topic (see [`App::resolve_topic`]); empty: the only one.
@@ -373,7 +378,7 @@ impl App {
             ControlRequest::UpgradeNodes { target, binary } => {
                 self.upgrade_from_control(&target, &binary).await
             }
-            ControlRequest::RestartWhenIdle => self.restart_when_idle(),
+            ControlRequest::RestartWhenIdle { binary } => self.restart_when_idle(&binary),
             ControlRequest::Revoke { name } => {
                 if self.revoke_node(&name) {
                     ControlAnswer::ok(format!("{name} revoked; its link is closed."))

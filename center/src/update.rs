@@ -276,7 +276,12 @@ pub async fn cli(check: bool, repo: Option<PathBuf>, state_dir: &Path) -> Result
     println!("building (cargo build --release -p center -p agent-node)");
     let at = repo.clone();
     blocking(Box::new(move || build(&at).map(|()| Facts::default()))).await?;
-    let req = crate::operator::ControlRequest::RestartWhenIdle;
+    let req = crate::operator::ControlRequest::RestartWhenIdle {
+        binary: repo
+            .join("target/release/center")
+            .to_string_lossy()
+            .into_owned(),
+    };
     match crate::control::request(state_dir, &req).await {
         Ok(answer) => println!("built; {}", answer.message),
         Err(crate::control::Error::Unreachable { .. }) => {
@@ -313,16 +318,18 @@ pub fn restart_if_requested() {
     let mut args = std::env::args_os();
     let arg0 = args.next().unwrap_or_default();
     // `current_exe` names the replaced file " (deleted)"; the path it was started as is the new one.
-    let exe = std::env::current_exe()
-        .ok()
-        .and_then(|p| {
-            let s = p.to_string_lossy();
-            s.strip_suffix(" (deleted)").map(PathBuf::from).or(Some(p))
-        })
-        .unwrap_or_else(|| PathBuf::from(&arg0));
+    let exe = running_exe().unwrap_or_else(|| PathBuf::from(&arg0));
     let err = Command::new(&exe).arg0(&arg0).args(args).exec();
     tracing::error!(error = %err, exe = %exe.display(), "cannot restart the center");
     std::process::exit(RESTART_EXIT_STATUS);
+}
+
+/// The running center's executable. `current_exe` names a replaced file " (deleted)"; the path
+/// it was started as is the new one.
+fn running_exe() -> Option<PathBuf> {
+    let p = std::env::current_exe().ok()?;
+    let s = p.to_string_lossy();
+    Some(s.strip_suffix(" (deleted)").map(PathBuf::from).unwrap_or(p))
 }
 
 impl App {
@@ -338,10 +345,20 @@ impl App {
     }
 
     /// `center update`: restarts this center as soon as no Codex window is busy or asking.
-    pub(crate) fn restart_when_idle(self: &Arc<Self>) -> ControlAnswer {
+    pub(crate) fn restart_when_idle(self: &Arc<Self>, binary: &str) -> ControlAnswer {
         let Some(token) = ROOT.get().cloned() else {
             return ControlAnswer::fail("this center cannot restart itself; restart it by hand");
         };
+        if !binary.is_empty() {
+            let same = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_owned());
+            let running = running_exe().map(|p| same(&p));
+            if running.as_deref() != Some(same(Path::new(binary)).as_path()) {
+                return ControlAnswer::fail(format!(
+                    "this center runs {}, not the binary just built ({binary}); restarting would bring back the old code, so restart it from {binary} by hand",
+                    running.map_or_else(|| "an unknown file".into(), |p| p.display().to_string())
+                ));
+            }
+        }
         let now = self.active_windows();
         let app = self.clone();
         tokio::spawn(async move {

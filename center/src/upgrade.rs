@@ -241,6 +241,14 @@ impl App {
         let started = Instant::now();
         let upgraded = match send(&conn, bin).await {
             Ok(u) => u,
+            // The link failed mid-transfer: the last request (check and install) may have
+            // gone through, so the node may be restarting on the new binary. Not knowing is
+            // no "nothing replaced": stop, as for a node that does not come back.
+            Err(CallError::Timeout | CallError::Offline) => {
+                return Outcome::Lost(format!(
+                    "✗ {name} stopped answering during the upgrade; it may be running the new binary or the old one — check /nodes before upgrading the others"
+                ));
+            }
             Err(err) => return Outcome::Refused(refusal(name, &before, err)),
         };
         tracing::info!(node = %name, new_version = %upgraded.new_version, restart = %upgraded.restart, "node took the new binary");

@@ -73,7 +73,9 @@ pub(crate) async fn kill(app: &Arc<App>, surface: Surface, b: &Binding, msg_id: 
         };
         let html = format!(
             "This window runs in the worktree <code>{}</code> (branch <code>{}</code>), which has \
-             no uncommitted changes. Close the window and remove the worktree too?",
+             no uncommitted changes. Close the window and remove the worktree too? Removing \
+             deletes its folder, with any files git ignores there (build output, a local \
+             <code>.env</code>); the branch stays unless it has nothing of its own.",
             escape_html(&w.path),
             escape_html(&w.branch)
         );

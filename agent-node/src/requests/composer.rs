@@ -52,6 +52,8 @@ use crate::{
 
 /// Between two captures while waiting for Codex to take or refuse a command.
 const STEP: Duration = Duration::from_millis(75);
+/// Commands that end Codex: a pane that dies after one of them did as asked.
+const EXIT_COMMANDS: &[&str] = &["/quit", "/exit"];
 /// How long pasted text may take to show in the composer, and a command may stay there after
 /// Enter before it counts as refused. Codex answers within a frame; this covers a loaded host.
 const COMMAND_DEADLINE: Duration = Duration::from_secs(3);
@@ -125,7 +127,7 @@ impl Node {
         loop {
             tokio::time::sleep(STEP).await;
             let (pane, capture) = tmux.snapshot(&rt.pane_id).await?;
-            if pane.dead {
+            if pane.dead && EXIT_COMMANDS.contains(&token) {
                 // Codex took the command and exited (`/quit`): done as asked. A dead window
                 // here would make the center heal it (start Codex again) and type the same
                 // `/quit` there, and the window the topic shows depend on who came first.
@@ -134,6 +136,12 @@ impl Node {
                     outcome: v1::InputOutcome::Confirmed as i32,
                     detail: "Codex took the command and exited".into(),
                 });
+            }
+            if pane.dead {
+                // Any other command: Codex crashed, which is no success.
+                return Err(NodeError::WindowDead(
+                    "Codex has exited in that window".into(),
+                ));
             }
             let refusals = screen::command_refusals(&capture, token);
             if refusals.len() > refused_before {

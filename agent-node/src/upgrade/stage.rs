@@ -158,20 +158,30 @@ impl Staging {
                 }
                 Err(source) => return Err(io_err("opening", &temp, source)),
             };
-            let have = file
-                .metadata()
-                .map_err(|e| io_err("reading", &temp, e))?
-                .len();
+            let have = match file.metadata() {
+                Ok(m) => m.len(),
+                Err(e) => return Err(self.abandon(&temp, io_err("reading", &temp, e))),
+            };
             if have != offset {
-                return Err(Error::OutOfOrder {
-                    expected: have,
-                    got: offset,
-                });
+                return Err(self.abandon(
+                    &temp,
+                    Error::OutOfOrder {
+                        expected: have,
+                        got: offset,
+                    },
+                ));
             }
             file
         };
         file.write_all(data)
-            .map_err(|e| io_err("writing", &temp, e))
+            .map_err(|e| self.abandon(&temp, io_err("writing", &temp, e)))
+    }
+
+    /// Removes a broken upload (a full disk, a chunk out of order): nothing of it can be used,
+    /// and up to [`MAX_SIZE`] bytes should not wait next to the executable for the next sweep.
+    fn abandon(&self, temp: &Path, err: Error) -> Error {
+        let _ = fs::remove_file(temp);
+        err
     }
 
     /// Removes what other uploads left behind; refuses while one of them is still being written.
@@ -239,7 +249,7 @@ impl Staging {
             .unwrap_or(0o755)
             | 0o500;
         fs::set_permissions(&temp, fs::Permissions::from_mode(mode))
-            .map_err(|e| io_err("making executable", &temp, e))?;
+            .map_err(|e| self.abandon(&temp, io_err("making executable", &temp, e)))?;
         Ok(temp)
     }
 
@@ -247,8 +257,9 @@ impl Staging {
     pub(crate) fn install(&self, temp: &Path) -> Result<(), Error> {
         File::open(temp)
             .and_then(|f| f.sync_all())
-            .map_err(|e| io_err("syncing", temp, e))?;
-        fs::rename(temp, &self.exe).map_err(|e| io_err("replacing", &self.exe, e))?;
+            .map_err(|e| self.abandon(temp, io_err("syncing", temp, e)))?;
+        fs::rename(temp, &self.exe)
+            .map_err(|e| self.abandon(temp, io_err("replacing", &self.exe, e)))?;
         // The rename itself survives a crash only once the folder is synced.
         if let Ok(dir) = File::open(self.dir()) {
             let _ = dir.sync_all();
@@ -336,6 +347,7 @@ mod tests {
             ),
             "{err}"
         );
+        assert!(!s.temp("u-4").exists(), "a broken upload is removed");
         assert!(matches!(
             s.write("nope", 3, b"x", 10).unwrap_err(),
             Error::NoUpload(_)

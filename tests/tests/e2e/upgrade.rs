@@ -236,7 +236,9 @@ async fn the_center_restarts_in_place_when_an_update_asks_once_codex_is_idle() {
     let starts = env.tg.calls_to("setMyCommands").len();
     let answer = center::control::request(
         &env.opts.state_dir,
-        &center::operator::ControlRequest::RestartWhenIdle,
+        &center::operator::ControlRequest::RestartWhenIdle {
+            binary: String::new(),
+        },
     )
     .await
     .unwrap();
