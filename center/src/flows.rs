@@ -26,6 +26,8 @@ use crate::{
 
 /// How long starting Codex in a new git worktree may take (the node gives git two minutes).
 const WORKTREE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(150);
+/// How long a bind waits for the only machine's link to come up before offering it offline.
+const ONLY_NODE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Folders shown per page.
 const PAGE: usize = 8;
@@ -112,7 +114,7 @@ impl App {
         surface: Surface,
         pending: Option<PendingInput>,
     ) {
-        let nodes = self.known_nodes();
+        let nodes = self.only_node_settled().await;
         let token = new_token();
         let mut menu = Menu {
             surface,
@@ -157,6 +159,31 @@ impl App {
     }
 
     /// Every machine this center knows, connected or not: (name, online).
+    /// The known nodes; when there is one and its link is still coming up (the embedded node
+    /// right after a start), after waiting a little for it: one machine means the folder
+    /// browser, not a choice among one offline machine.
+    async fn only_node_settled(&self) -> Vec<(String, bool)> {
+        let deadline = tokio::time::Instant::now() + ONLY_NODE_WAIT;
+        loop {
+            let nodes = self.known_nodes();
+            // Only a link that never got its node's Welcome (a node seen offline before is
+            // offered as it is, at once).
+            let connecting = match nodes.as_slice() {
+                [(only, false)] => self.node(only).filter(|c| c.version().is_empty()),
+                _ => None,
+            };
+            let Some(conn) = connecting else {
+                return nodes;
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return nodes;
+            }
+            // The Welcome may land between the check and the wait: wake up now and then too.
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_millis(250), conn.welcomed()).await;
+        }
+    }
+
     pub(crate) fn known_nodes(&self) -> Vec<(String, bool)> {
         let mut names: Vec<String> = self.node_names();
         for n in self.store.nodes().unwrap_or_default() {
