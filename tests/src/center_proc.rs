@@ -53,6 +53,8 @@ impl CenterProcess {
         // off unless the test brings its own config.
         if !opts.env.iter().any(|(k, _)| k == "CENTER_CONFIG") {
             let config = opts.state_dir.join("test-center.toml");
+            // The benches hand over a state dir the center has yet to make.
+            std::fs::create_dir_all(&opts.state_dir).context("making the state dir")?;
             std::fs::write(&config, "[alerts]\nenabled = false\n")
                 .context("writing the test config")?;
             cmd.env("CENTER_CONFIG", &config);
