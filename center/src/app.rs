@@ -991,6 +991,17 @@ impl App {
         }
     }
 
+    /// Posts a short notice to every allowed user in private (not awaited).
+    pub(crate) fn tell_owners(&self, text: &str) {
+        for user in &self.cfg.allowed_users {
+            let owner = Surface {
+                chat_id: *user as i64,
+                thread_id: 0,
+            };
+            self.notice(owner, text, None);
+        }
+    }
+
     /// Posts a short notice in a topic (not awaited).
     pub(crate) fn notice(&self, surface: Surface, text: &str, reply_to: Option<i32>) {
         drop(self.outbox.send(Send {
@@ -1053,13 +1064,7 @@ impl App {
              The session is kept: /resume in a topic brings it back.",
             binding.cwd, binding.node
         );
-        for user in &self.cfg.allowed_users {
-            let owner = Surface {
-                chat_id: *user as i64,
-                thread_id: 0,
-            };
-            self.notice(owner, &text, None);
-        }
+        self.tell_owners(&text);
     }
 }
 

@@ -172,12 +172,6 @@ async fn open_topic(app: &App, node: &str, window: &v1::SessionInfo, seen: &mut 
          to manage topics; until then, /bind in a topic attaches such a window. (Said once.)",
         window.cwd
     );
-    for user in &app.cfg.allowed_users {
-        let owner = Surface {
-            chat_id: *user as i64,
-            thread_id: 0,
-        };
-        app.notice(owner, &text, None);
-    }
+    app.tell_owners(&text);
     true
 }

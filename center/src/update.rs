@@ -225,6 +225,15 @@ pub fn build(repo: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Runs git or cargo (blocking, possibly for minutes) off the async threads.
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Refused(e.to_string()))?
+}
+
 /// `center update [--check]` for the checkout `repo` (default: the one holding this executable)
 /// of the center whose state directory is `state_dir`. Prints what it does as it goes.
 pub async fn cli(check: bool, repo: Option<PathBuf>, state_dir: &Path) -> Result<(), Error> {
@@ -235,13 +244,8 @@ pub async fn cli(check: bool, repo: Option<PathBuf>, state_dir: &Path) -> Result
             find_checkout(&exe).ok_or(Error::NotACheckout(exe))?
         }
     };
-    let blocking = |f: Box<dyn FnOnce() -> Result<Facts, Error> + Send>| async move {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| Error::Refused(e.to_string()))?
-    };
     let at = repo.clone();
-    let f = blocking(Box::new(move || facts(&at, true))).await?;
+    let f = off_thread(move || facts(&at, true)).await?;
     let upstream = f.upstream.clone().unwrap_or_default();
     match decide(&f) {
         Plan::Refuse(why) => return Err(Error::Refused(format!("{}: {why}", repo.display()))),
@@ -269,13 +273,10 @@ pub async fn cli(check: bool, repo: Option<PathBuf>, state_dir: &Path) -> Result
         }
     }
     let at = repo.clone();
-    blocking(Box::new(move || {
-        fast_forward(&at).map(|()| Facts::default())
-    }))
-    .await?;
+    off_thread(move || fast_forward(&at)).await?;
     println!("building (cargo build --release -p center -p agent-node)");
     let at = repo.clone();
-    blocking(Box::new(move || build(&at).map(|()| Facts::default()))).await?;
+    off_thread(move || build(&at)).await?;
     let req = crate::operator::ControlRequest::RestartWhenIdle {
         binary: repo
             .join("target/release/center")

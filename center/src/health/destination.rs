@@ -77,7 +77,7 @@ pub(crate) fn command(app: &App, surface: Surface, arg: &str) -> String {
 pub(crate) fn send(app: &Arc<App>, text: &str) {
     tracing::info!(alert = %text, "health alert");
     let Some(topic) = ops_topic(app) else {
-        to_owners(app, text);
+        app.tell_owners(text);
         return;
     };
     let sent = app.outbox.send(Send {
@@ -100,21 +100,17 @@ pub(crate) fn send(app: &Arc<App>, text: &str) {
                 {
                     tracing::error!(error = %err, "forgetting the alerts topic failed");
                 }
-                to_owners(
-                    &app,
-                    &format!(
-                        "{text}\n\n(The alerts topic is gone, so alerts go to you in private again.)"
-                    ),
-                );
+                app.tell_owners(&format!(
+                    "{text}\n\n(The alerts topic is gone, so alerts go to you in private again.)"
+                ));
             }
             // Refused for another reason (a closed topic, a right taken away): this alert
             // goes in private, and the topic stays chosen.
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "the alerts topic refused an alert");
-                to_owners(
-                    &app,
-                    &format!("{text}\n\n(The alerts topic refused this message: {err}.)"),
-                );
+                app.tell_owners(&format!(
+                    "{text}\n\n(The alerts topic refused this message: {err}.)"
+                ));
             }
             // The outbox stopped: the center is shutting down.
             Err(_) => {}
@@ -138,17 +134,6 @@ fn topic_gone(err: &TgError) -> bool {
             .any(|gone| why.contains(gone))
         }
         _ => false,
-    }
-}
-
-/// Sends `text` to every allowed user in private.
-fn to_owners(app: &App, text: &str) {
-    for user in &app.cfg.allowed_users {
-        let owner = Surface {
-            chat_id: *user as i64,
-            thread_id: 0,
-        };
-        app.notice(owner, text, None);
     }
 }
 

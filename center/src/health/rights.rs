@@ -13,7 +13,6 @@ use shared::preflight::{Check, Outcome};
 
 use crate::{
     app::App,
-    store::Surface,
     telegram::api::{BotRights, TgError},
 };
 
@@ -51,13 +50,7 @@ pub(crate) async fn check_at_start(app: &App) {
         return;
     };
     tracing::warn!(chats = problems.len(), "the bot lacks rights it needs");
-    for user in &app.cfg.allowed_users {
-        let owner = Surface {
-            chat_id: *user as i64,
-            thread_id: 0,
-        };
-        app.notice(owner, &text, None);
-    }
+    app.tell_owners(&text);
 }
 
 /// A failed check as one line of the owners' message.

@@ -38,17 +38,22 @@ fn count(env: &CenterEnv, private: i64, needle: &str) -> usize {
         .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_shows_the_node_and_a_crossed_threshold_alerts_the_owner_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("center.toml");
-    // Only the disk alert, with a threshold no test machine meets.
+/// A center config in `dir` with only the disk alert on, at a threshold no test machine meets.
+fn disk_alert_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let config = dir.join("center.toml");
     std::fs::write(
         &config,
         "[alerts]\ndisk_free_min_mb = 100000000\nram_available_min_mb = 0\nswap_used_max_pct = 0\n\
          load_per_cpu_max = 0.0\nlag_max_secs = 0\n",
     )
     .unwrap();
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_shows_the_node_and_a_crossed_threshold_alerts_the_owner_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = disk_alert_config(dir.path());
     let mut env = CenterEnv::start("health").await;
     let private = env.tg.create_private_chat(&env.alice, false);
     env.opts
@@ -139,13 +144,7 @@ async fn a_right_the_bot_lacks_is_told_to_the_owner_once_at_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_move_to_an_ops_topic_and_back_to_private_when_it_is_deleted() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("center.toml");
-    std::fs::write(
-        &config,
-        "[alerts]\ndisk_free_min_mb = 100000000\nram_available_min_mb = 0\nswap_used_max_pct = 0\n\
-         load_per_cpu_max = 0.0\nlag_max_secs = 0\n",
-    )
-    .unwrap();
+    let config = disk_alert_config(dir.path());
     let mut env = CenterEnv::start("health-ops").await;
     let private = env.tg.create_private_chat(&env.alice, false);
     env.opts
