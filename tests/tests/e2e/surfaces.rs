@@ -397,6 +397,17 @@ async fn interrupt_stops_a_running_turn_and_is_refused_when_idle() {
     let thread = env.bound_topic("interrupt", "echo: warm up").await;
     env.message(thread, "warm-up answer", |m| m.text() == "warm up")
         .await;
+    // The answer is in the transcript a moment before the TUI stops working; wait for the
+    // composer, as a user looking at the topic would.
+    for attempt in 0.. {
+        let asked = send(&env, env.chat, Some(thread), "/status");
+        let status = env.message(thread, "status", |m| m.reply_to == asked).await;
+        if status.text().contains("Codex ready") {
+            break;
+        }
+        assert!(attempt < 20, "never idle: {}", status.text());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
     // Idle: Ctrl-C would quit Codex, so nothing is pressed.
     let asked = send(&env, env.chat, Some(thread), "/interrupt");
     let refused = env
@@ -407,9 +418,9 @@ async fn interrupt_stops_a_running_turn_and_is_refused_when_idle() {
         "{}",
         refused.text()
     );
-    env.say(thread, "/status");
+    let status = send(&env, env.chat, Some(thread), "/status");
     env.message(thread, "still running", |m| {
-        m.text().contains("(running)") && m.text().contains("Codex ready")
+        m.reply_to == status && m.text().contains("(running)") && m.text().contains("Codex ready")
     })
     .await;
     // During a turn: Ctrl-C interrupts it.
