@@ -68,6 +68,44 @@ pub struct NodeConfig {
     /// Adopt a `codex` started at the desk in the node's tmux session, so the center opens a
     /// forum topic for it (see `crate::desk`). Off by default.
     pub desk_topics: bool,
+    /// Codex CLI upgrades (`[codex_upgrade]` in the file).
+    pub codex_upgrade: CodexUpgradeConfig,
+}
+
+/// Keeping the Codex CLI up to date (see `crate::codex_upgrade`): once a day, when no window
+/// is busy, the node asks for the newest release; the center offers an "Upgrade" button, and a
+/// press installs it when no window is busy or asking. Commands run without a shell; the
+/// install command's `{version}` is replaced by the release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodexUpgradeConfig {
+    /// On, off, or `None`: on when the node can write where Codex is installed.
+    pub enabled: Option<bool>,
+    /// Prints the newest release (its last line).
+    pub latest_command: String,
+    /// Installs release `{version}`.
+    pub install_command: String,
+}
+
+impl Default for CodexUpgradeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            latest_command: "npm view @openai/codex version".into(),
+            install_command: "npm install -g @openai/codex@{version}".into(),
+        }
+    }
+}
+
+/// `[codex_upgrade]` in the file: see [`CodexUpgradeConfig`].
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodexUpgradeFileConfig {
+    /// See [`CodexUpgradeConfig::enabled`] (default: on where the Codex install is writable).
+    pub enabled: Option<bool>,
+    /// See [`CodexUpgradeConfig::latest_command`].
+    pub latest_command: Option<String>,
+    /// See [`CodexUpgradeConfig::install_command`].
+    pub install_command: Option<String>,
 }
 
 /// Codex accounts of this node (see `crate::accounts`): each lives in its own `CODEX_HOME` under
@@ -154,6 +192,7 @@ impl NodeConfig {
             jobs: JobsConfig::default(),
             accounts: AccountsConfig::default(),
             desk_topics: false,
+            codex_upgrade: CodexUpgradeConfig::default(),
         }
     }
 
@@ -221,6 +260,18 @@ impl NodeConfig {
         if let Some(v) = file.desk_topics {
             cfg.desk_topics = v;
         }
+        if let Some(up) = file.codex_upgrade {
+            cfg.codex_upgrade.enabled = up.enabled;
+            if let Some(v) = up.latest_command {
+                cfg.codex_upgrade.latest_command = v;
+            }
+            if let Some(v) = up.install_command {
+                cfg.codex_upgrade.install_command = v;
+            }
+        }
+        if let Some(switch) = cli.codex_upgrade {
+            cfg.codex_upgrade.enabled = switch.forced();
+        }
         if let Some(accounts) = file.accounts {
             if let Some(v) = accounts.login_command {
                 cfg.accounts.login_command = v;
@@ -275,6 +326,22 @@ impl NodeConfig {
                 "jobs.retention_days",
                 "must be at least 1 (finished jobs are kept until the center has them)",
             );
+        }
+        let words = |command: &str| shlex::split(command).filter(|w| !w.is_empty());
+        if words(&self.codex_upgrade.latest_command).is_none() {
+            return invalid(
+                "codex_upgrade.latest_command",
+                "must be a command line (words, with quotes closed)",
+            );
+        }
+        match words(&self.codex_upgrade.install_command) {
+            Some(w) if w.iter().any(|w| w.contains("{version}")) => {}
+            _ => {
+                return invalid(
+                    "codex_upgrade.install_command",
+                    "must be a command line with {version} where the release goes",
+                );
+            }
         }
         if self.paste_delay > Duration::from_secs(10) {
             return invalid(
@@ -347,6 +414,8 @@ pub struct FileConfig {
     pub accounts: Option<AccountsFileConfig>,
     /// See [`NodeConfig::desk_topics`].
     pub desk_topics: Option<bool>,
+    /// See [`NodeConfig::codex_upgrade`].
+    pub codex_upgrade: Option<CodexUpgradeFileConfig>,
     /// Address for `agent-node serve` once enrolled (mutual TLS) or while enrolling.
     pub listen: Option<SocketAddr>,
     /// Unix socket an unenrolled node serves on (default `<state_dir>/node.sock`).
@@ -420,6 +489,32 @@ pub struct ServeArgs {
     /// Dial this center (host:port) instead of waiting for it (nodes behind NAT).
     #[arg(long)]
     pub connect: Option<String>,
+    /// Codex CLI upgrades: on, off, or auto (on where the Codex install is writable); wins
+    /// over `[codex_upgrade] enabled`.
+    #[arg(long, env = "CODEX_FLEET_CODEX_UPGRADE")]
+    pub codex_upgrade: Option<Switch>,
+}
+
+/// A setting that can also follow what the machine allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// Always on.
+    On,
+    /// Always off.
+    Off,
+    /// Decided by the machine (see the setting).
+    Auto,
+}
+
+impl Switch {
+    /// `Some(true)`, `Some(false)`, or `None` for auto.
+    pub fn forced(self) -> Option<bool> {
+        match self {
+            Self::On => Some(true),
+            Self::Off => Some(false),
+            Self::Auto => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{config::RootConfig, node::Node};
 
-pub(crate) use codex::CodexProbe;
+pub(crate) use codex::{CodexProbe, codex_changed, parse_version as parse_codex_version};
 pub(crate) use lag::LagTracker;
 
 /// Longest a machine sample may take before the beat goes without it.
@@ -195,9 +195,12 @@ impl LinkHealth {
     ) -> Self {
         let lag = LagTracker::new(cursors, token.clone());
         lag.watch_new(&node.inner.windows.runtimes());
+        let machine = node.clone();
         Self {
             lag,
-            codex: CodexProbe::start(&node.inner.cfg, token.clone()),
+            codex: CodexProbe::start(&node.inner.cfg, token.clone(), move || {
+                machine.codex_in_use().is_empty()
+            }),
         }
     }
 

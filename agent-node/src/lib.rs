@@ -8,6 +8,7 @@
 mod accounts;
 mod browse;
 pub mod code_input;
+mod codex_upgrade;
 pub mod config;
 pub mod control;
 mod desk;

@@ -368,17 +368,23 @@ fn last_line(output: &str) -> String {
         .map(str::trim)
         .rfind(|l| !l.is_empty() && !l.starts_with("WARNING:"))
         .unwrap_or("(no output)");
+    redact(line).chars().take(200).collect()
+}
+
+/// `line` with every word that looks like a credential (an API key, a long token) blanked.
+pub(crate) fn redact(line: &str) -> String {
     let redacted: Vec<&str> = line
         .split(' ')
         .map(|w| {
-            if w.starts_with("sk-") || (w.len() >= 32 && !w.contains('/')) {
+            if w.starts_with("sk-") || w.starts_with("npm_") || (w.len() >= 32 && !w.contains('/'))
+            {
                 "<redacted>"
             } else {
                 w
             }
         })
         .collect();
-    redacted.join(" ").chars().take(200).collect()
+    redacted.join(" ")
 }
 
 // === the scratch run ===

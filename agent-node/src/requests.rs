@@ -91,6 +91,7 @@ impl Node {
             }
             Op::CodexLoginStep(req) => self.codex_login(req).await,
             Op::UpgradeNode(req) => self.upgrade(req).await,
+            Op::UpgradeCodex(req) => self.upgrade_codex(req).await,
             Op::CodexAccounts(req) => Ok(R::CodexAccounts(crate::accounts::handle(
                 &self.inner.cfg,
                 &req,

@@ -993,12 +993,27 @@ impl App {
 
     /// Posts a short notice to every allowed user in private (not awaited).
     pub(crate) fn tell_owners(&self, text: &str) {
+        self.tell_owners_with(text, None);
+    }
+
+    /// Like [`App::tell_owners`], with buttons under each message.
+    pub(crate) fn tell_owners_with(
+        &self,
+        text: &str,
+        keyboard: Option<crate::telegram::api::Keyboard>,
+    ) {
         for user in &self.cfg.allowed_users {
-            let owner = Surface {
-                chat_id: *user as i64,
-                thread_id: 0,
-            };
-            self.notice(owner, text, None);
+            drop(self.outbox.send(Send {
+                surface: Surface {
+                    chat_id: *user as i64,
+                    thread_id: 0,
+                },
+                html: render::escape_html(text),
+                plain: text.to_owned(),
+                keyboard: keyboard.clone(),
+                reply_to: None,
+                class: Class::Message,
+            }));
         }
     }
 

@@ -98,6 +98,9 @@ pub struct CenterConfig {
     pub jobs: crate::jobs::JobsConfig,
     /// `[alerts]`: when a machine's health is worth a message to the owners.
     pub alerts: crate::health::AlertsConfig,
+    /// `update_check`, `update_repo`: a daily `center update --check`, new upstream commits
+    /// told to the allowed users once (off by default).
+    pub update_check: crate::update_check::UpdateCheckConfig,
 }
 
 /// A remote node in the file.
@@ -155,6 +158,11 @@ pub struct FileConfig {
     /// `[[github]]`: repositories whose labelled issues become jobs.
     #[serde(default)]
     pub github: Vec<crate::jobs::github::GithubFileConfig>,
+    /// Once a day, look whether the center's git checkout can be fast-forwarded to new upstream
+    /// commits and tell the allowed users once per new upstream commit (default false).
+    pub update_check: Option<bool>,
+    /// The git checkout that check looks at (default: the one holding the running executable).
+    pub update_repo: Option<PathBuf>,
 }
 
 /// `[held_inputs]`: messages that arrive while Codex waits for an answer to a prompt.
@@ -233,6 +241,18 @@ pub struct RunArgs {
     /// Voice messages: a local command that prints the transcript; `{input}` is the audio file.
     #[arg(long, env = "CODEX_FLEET_VOICE_COMMAND")]
     pub voice_command: Option<String>,
+    /// Once a day, look whether the center's git checkout has new upstream commits it can
+    /// fast-forward to, and tell the allowed users once per new commit (true/false, default
+    /// false). Installing stays `center update`'s job.
+    #[arg(long, env = "CODEX_FLEET_UPDATE_CHECK", value_parser = clap::builder::BoolishValueParser::new())]
+    pub update_check: Option<bool>,
+    /// The git checkout the update check looks at (default: the one holding this executable).
+    #[arg(long, env = "CODEX_FLEET_UPDATE_REPO")]
+    pub update_repo: Option<PathBuf>,
+    /// For tests: seconds between update checks instead of a day (the first one comes after
+    /// this long too, when shorter than the usual few minutes).
+    #[arg(long, env = "CODEX_FLEET_UPDATE_CHECK_EVERY_SECS", hide = true)]
+    pub update_check_every_secs: Option<u64>,
 }
 
 /// The voice API key from the environment: [`VOICE_KEY_ENV`] or the file [`VOICE_KEY_FILE_ENV`]
@@ -469,6 +489,11 @@ impl CenterConfig {
             voice: voice_config(args, secrets, file.voice)?,
             alerts: file.alerts.validated()?,
             jobs: crate::jobs::JobsConfig::resolve(file.jobs)?.with_github(file.github)?,
+            update_check: crate::update_check::UpdateCheckConfig::resolve(
+                args.update_check.or(file.update_check),
+                args.update_repo.clone().or(file.update_repo),
+                args.update_check_every_secs,
+            ),
         })
     }
 
@@ -697,6 +722,32 @@ mod tests {
             !debug.contains("ABCdef") && !debug.contains("sk-secret"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn the_update_check_is_off_unless_asked_for_and_flags_win_over_the_file() {
+        let c = CenterConfig::resolve(&args(), None, Some(TOKEN.into())).unwrap();
+        assert!(!c.update_check.enabled);
+        assert_eq!(c.update_check.every, Duration::from_secs(24 * 60 * 60));
+        let file: FileConfig =
+            toml::from_str("update_check = true\nupdate_repo = \"/srv/codex-fleet\"\n").unwrap();
+        let c = CenterConfig::resolve(&args(), Some(file), Some(TOKEN.into())).unwrap();
+        assert!(c.update_check.enabled);
+        assert_eq!(c.update_check.repo, Some(PathBuf::from("/srv/codex-fleet")));
+        let file: FileConfig = toml::from_str("update_check = true\n").unwrap();
+        let mut a = args();
+        a.update_check = Some(false);
+        a.update_check_every_secs = Some(0);
+        let c = CenterConfig::resolve(&a, Some(file), Some(TOKEN.into())).unwrap();
+        assert!(!c.update_check.enabled);
+        assert_eq!(
+            c.update_check.every,
+            Duration::from_secs(1),
+            "at least a second"
+        );
+        // The variable takes 1/0 and yes/no as well as true/false.
+        let flags = <Flags as clap::Parser>::try_parse_from(["center", "--update-check", "1"]);
+        assert_eq!(flags.unwrap().run.update_check, Some(true));
     }
 
     /// `RunArgs` as a command of its own, to look at its arguments.

@@ -297,6 +297,9 @@ impl App {
             Callback::Retry { session } => {
                 Some(crate::retry::press(self, surface, &session, message_id).await)
             }
+            Callback::CodexUpgrade { node, version } => {
+                Some(crate::codex_upgrade::press(self, surface, &node, &version, message_id).await)
+            }
         }
     }
 

@@ -2,7 +2,8 @@
 //! online or not, heartbeat age, RAM, swap, disk per root, load, windows, delivery lag, Codex
 //! version and login), the same data in `center status --json`, alerts to the allowed users when
 //! a value crosses its `[alerts]` threshold and when it recovers ([`watch`]), and the check of
-//! the bot's own rights at start ([`rights`]).
+//! the bot's own rights at start ([`rights`]). The same pass over heartbeats offers Codex
+//! upgrades ([`crate::codex_upgrade`]).
 //!
 //! Why the owners' private chats by default: an alert is about a machine, not about any one
 //! topic, and the allowed users are the people who can fix it (as for a topic whose window went
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{app::App, store::Surface};
 
 pub use alerts::AlertsConfig;
+pub(crate) use destination::send_with_keyboard;
 use view::NodeHealth;
 
 /// Room under Telegram's 4096-character limit for one `/health` message.

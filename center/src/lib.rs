@@ -31,6 +31,7 @@ mod text;
 mod toolbar;
 mod typed;
 pub mod update;
+pub mod update_check;
 mod upgrade;
 mod verbose;
 mod worktree;
@@ -92,6 +93,7 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
     app.resume_held();
     health::spawn(app.clone(), token.clone());
     desk_topics::spawn(app.clone(), token.clone());
+    update_check::spawn(app.clone(), token.clone());
     if let Err(err) = control::serve(app.clone(), token.clone()) {
         tracing::warn!(error = %err, "no control socket; `center status/input/send` will not reach this center");
     }

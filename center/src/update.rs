@@ -7,7 +7,8 @@
 //! [`decide`] is the pure decision over the checkout's [`Facts`]; the rest runs `git` and `cargo`
 //! (blocking: this is the CLI, not the running center). The running center's side is
 //! [`App::restart_when_idle`] and [`restart_if_requested`], which `main` calls after the center
-//! stopped.
+//! stopped; its opt-in daily look upstream ([`crate::update_check`]) reuses [`facts`] and
+//! [`decide`], fetching with [`fetch_unattended`] instead (nobody is there to answer a prompt).
 
 use std::{
     path::{Path, PathBuf},
@@ -194,6 +195,59 @@ pub fn facts(repo: &Path, fetch: bool) -> Result<Facts, Error> {
     Ok(f)
 }
 
+/// The newest commit of a checkout's upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamHead {
+    /// Its full commit id.
+    pub id: String,
+    /// The first line of its message.
+    pub subject: String,
+}
+
+/// The newest commit of the upstream of the checkout at `repo` (as last fetched).
+pub fn upstream_head(repo: &Path) -> Result<UpstreamHead, Error> {
+    let out = run(
+        repo,
+        "git",
+        &["log", "-1", "--format=%H%n%s", "@{upstream}"],
+    )?;
+    let mut lines = out.lines();
+    Ok(UpstreamHead {
+        id: lines.next().unwrap_or_default().trim().to_owned(),
+        subject: lines.next().unwrap_or_default().trim().to_owned(),
+    })
+}
+
+/// `git fetch` for a check nobody watches: git never asks for credentials on a terminal, and the
+/// fetch is given up (the process killed) after `timeout` or when the caller stops waiting, so a
+/// stalled network never holds up the center or its shutdown.
+pub async fn fetch_unattended(repo: &Path, timeout: Duration) -> Result<(), Error> {
+    let command = "git fetch --quiet";
+    let failed = |message: String| Error::Command {
+        command: command.into(),
+        message,
+    };
+    let run = tokio::process::Command::new("git")
+        .args(["fetch", "--quiet"])
+        .current_dir(repo)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(timeout, run)
+        .await
+        .map_err(|_| failed(format!("no answer within {} s", timeout.as_secs())))?
+        .map_err(|e| failed(e.to_string()))?;
+    if !out.status.success() {
+        return Err(failed(
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// Fast-forwards the checkout to its upstream (refusing anything else).
 pub fn fast_forward(repo: &Path) -> Result<(), Error> {
     run(
@@ -226,7 +280,7 @@ pub fn build(repo: &Path) -> Result<(), Error> {
 }
 
 /// Runs git or cargo (blocking, possibly for minutes) off the async threads.
-async fn off_thread<T: Send + 'static>(
+pub(crate) async fn off_thread<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
     tokio::task::spawn_blocking(f)
@@ -327,7 +381,7 @@ pub fn restart_if_requested() {
 
 /// The running center's executable. `current_exe` names a replaced file " (deleted)"; the path
 /// it was started as is the new one.
-fn running_exe() -> Option<PathBuf> {
+pub(crate) fn running_exe() -> Option<PathBuf> {
     let p = std::env::current_exe().ok()?;
     let s = p.to_string_lossy();
     Some(s.strip_suffix(" (deleted)").map(PathBuf::from).unwrap_or(p))
@@ -514,6 +568,8 @@ mod tests {
         );
         let f = super::facts(&work, true).unwrap();
         assert_eq!(decide(&f), Plan::FastForward { behind: 2 });
+        let head = upstream_head(&work).unwrap();
+        assert_eq!((head.id.len(), head.subject.as_str()), (40, "three"));
 
         // A local edit to a tracked file: refused, nothing moves.
         std::fs::write(work.join("center/Cargo.toml"), "[package] # edited\n").unwrap();

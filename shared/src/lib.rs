@@ -15,6 +15,7 @@ pub mod preflight;
 pub mod prompt;
 pub mod random;
 pub mod rate_limit;
+pub mod release;
 pub mod secret;
 pub mod shutdown;
 pub mod sync;

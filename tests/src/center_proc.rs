@@ -70,6 +70,8 @@ impl CenterProcess {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info,center=debug".into()),
             )
+            // Tests reach nothing beyond loopback: no `npm view` for the newest Codex.
+            .env("CODEX_FLEET_CODEX_UPGRADE", "off")
             .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -6,6 +6,8 @@
 //! `agent-node preflight`'s, so the two always agree; a link asks at its start (the answer then
 //! goes out in an extra beat) and every [`REFRESH`] after. The cache is per process and per
 //! (command, `CODEX_HOME`), so a link that reconnects often does not start Codex each time.
+//! The same pass adds what [`crate::codex_upgrade`] knows (the newest release, asked at most
+//! daily), and an upgrade renews every link's answer at once ([`codex_changed`]).
 
 use std::{
     collections::HashMap,
@@ -32,6 +34,15 @@ type Key = (String, PathBuf);
 static CACHE: LazyLock<Mutex<HashMap<Key, (Instant, v1::CodexHealth)>>> =
     LazyLock::new(Mutex::default);
 
+/// Wakes every link's probe when Codex changed under them (an upgrade).
+static CHANGED: Notify = Notify::const_new();
+
+/// Forgets the cached answers and has every link ask Codex again (after an upgrade).
+pub(crate) fn codex_changed() {
+    CACHE.locked().clear();
+    CHANGED.notify_waiters();
+}
+
 /// The cached Codex state of one link; [`CodexProbe::changed`] fires when a new answer arrived.
 pub(crate) struct CodexProbe {
     current: Arc<Mutex<v1::CodexHealth>>,
@@ -39,8 +50,13 @@ pub(crate) struct CodexProbe {
 }
 
 impl CodexProbe {
-    /// Starts asking (now, unless the cache is fresh, then every [`REFRESH`]) until `token`.
-    pub(crate) fn start(cfg: &NodeConfig, token: CancellationToken) -> Self {
+    /// Starts asking (now, unless the cache is fresh, then every [`REFRESH`]) until `token`;
+    /// `idle` says whether the machine may spend a moment asking for the newest release.
+    pub(crate) fn start(
+        cfg: &NodeConfig,
+        token: CancellationToken,
+        idle: impl Fn() -> bool + Send + 'static,
+    ) -> Self {
         let current = Arc::new(Mutex::new(v1::CodexHealth::default()));
         let changed = Arc::new(Notify::new());
         let (cfg, cur, notify) = (cfg.clone(), current.clone(), changed.clone());
@@ -56,7 +72,7 @@ impl CodexProbe {
                     _ => {
                         let health = tokio::select! {
                             () = token.cancelled() => break,
-                            h = probe(&cfg) => h,
+                            h = probe(&cfg, idle()) => h,
                         };
                         CACHE
                             .locked()
@@ -69,6 +85,7 @@ impl CodexProbe {
                 tokio::select! {
                     () = token.cancelled() => break,
                     () = tokio::time::sleep(wait) => {}
+                    () = CHANGED.notified() => {}
                 }
             }
         });
@@ -86,8 +103,15 @@ impl CodexProbe {
     }
 }
 
+/// Asks Codex for its version and login state, and adds the upgrade facts.
+async fn probe(cfg: &NodeConfig, idle: bool) -> v1::CodexHealth {
+    let mut health = ask_codex(cfg).await;
+    crate::codex_upgrade::fill(cfg, idle, &mut health).await;
+    health
+}
+
 /// Asks Codex for its version and login state.
-async fn probe(cfg: &NodeConfig) -> v1::CodexHealth {
+async fn ask_codex(cfg: &NodeConfig) -> v1::CodexHealth {
     let checked_unix_ms = shared::clock::now_unix_ms();
     let program = preflight::codex_program(&cfg.codex_command);
     let Some(codex) = preflight::resolve(&program, std::env::var_os("PATH").as_deref()) else {
@@ -139,11 +163,12 @@ fn read(
         login: login as i32,
         detail,
         checked_unix_ms,
+        ..Default::default()
     }
 }
 
 /// `codex-cli 0.171.0` → `0.171.0` (the last word of the first line naming codex).
-fn parse_version(output: &str) -> Option<String> {
+pub(crate) fn parse_version(output: &str) -> Option<String> {
     output
         .lines()
         .find(|l| l.starts_with("codex"))

@@ -13,7 +13,7 @@ use crate::{
     app::App,
     store::Surface,
     telegram::{
-        api::TgError,
+        api::{Keyboard, TgError},
         outbox::{Class, Send},
         render::escape_html,
     },
@@ -76,15 +76,20 @@ pub(crate) fn command(app: &App, surface: Surface, arg: &str) -> String {
 /// Sends an alert where alerts go (not awaited).
 pub(crate) fn send(app: &Arc<App>, text: &str) {
     tracing::info!(alert = %text, "health alert");
+    send_with_keyboard(app, text, None);
+}
+
+/// Sends a message where alerts go, with buttons (not awaited).
+pub(crate) fn send_with_keyboard(app: &Arc<App>, text: &str, keyboard: Option<Keyboard>) {
     let Some(topic) = ops_topic(app) else {
-        app.tell_owners(text);
+        app.tell_owners_with(text, keyboard);
         return;
     };
     let sent = app.outbox.send(Send {
         surface: topic,
         html: escape_html(text),
         plain: text.to_owned(),
-        keyboard: None,
+        keyboard: keyboard.clone(),
         reply_to: None,
         class: Class::Final,
     });
@@ -100,17 +105,21 @@ pub(crate) fn send(app: &Arc<App>, text: &str) {
                 {
                     tracing::error!(error = %err, "forgetting the alerts topic failed");
                 }
-                app.tell_owners(&format!(
-                    "{text}\n\n(The alerts topic is gone, so alerts go to you in private again.)"
-                ));
+                app.tell_owners_with(
+                    &format!(
+                        "{text}\n\n(The alerts topic is gone, so alerts go to you in private again.)"
+                    ),
+                    keyboard,
+                );
             }
             // Refused for another reason (a closed topic, a right taken away): this alert
             // goes in private, and the topic stays chosen.
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "the alerts topic refused an alert");
-                app.tell_owners(&format!(
-                    "{text}\n\n(The alerts topic refused this message: {err}.)"
-                ));
+                app.tell_owners_with(
+                    &format!("{text}\n\n(The alerts topic refused this message: {err}.)"),
+                    keyboard,
+                );
             }
             // The outbox stopped: the center is shutting down.
             Err(_) => {}

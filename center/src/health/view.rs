@@ -137,7 +137,14 @@ pub(crate) fn render(n: &NodeHealth) -> String {
         )
     });
     lines.push(match &hb.codex {
-        Some(c) if !c.version.is_empty() => format!("Codex {} · {}", c.version, login_text(c)),
+        Some(c) if !c.version.is_empty() => {
+            let newer = if shared::release::newer(&c.latest_version, &c.version) {
+                format!(" ({} available)", c.latest_version)
+            } else {
+                String::new()
+            };
+            format!("Codex {}{newer} · {}", c.version, login_text(c))
+        }
         Some(c) if c.checked_unix_ms > 0 => format!("Codex: {}", c.detail),
         _ => "Codex: not checked yet".to_owned(),
     });
@@ -184,6 +191,9 @@ pub(crate) fn json(n: &NodeHealth) -> serde_json::Value {
                 v1::CodexLogin::Unknown => "unknown",
             },
             "detail": codex.detail,
+            "latest_version": codex.latest_version,
+            "upgradable": codex.upgradable,
+            "upgrade_detail": codex.upgrade_detail,
         },
     })
 }
@@ -231,6 +241,9 @@ mod tests {
                         login: v1::CodexLogin::LoggedIn as i32,
                         detail: "logged in with ChatGPT".into(),
                         checked_unix_ms: 1,
+                        latest_version: "0.172.0".into(),
+                        upgradable: true,
+                        upgrade_detail: String::new(),
                     }),
                     ..Default::default()
                 },
@@ -248,7 +261,7 @@ Disk: home 20.0 GB free of 40.0 GB · state dir 20.0 GB free
 Load 0.50 / 0.25 / 0.12 on 2 CPUs
 Windows: 1 busy, 1 idle, 1 asking (3 live)
 Delivery: all caught up
-Codex 0.171.0 · logged in with ChatGPT"
+Codex 0.171.0 (0.172.0 available) · logged in with ChatGPT"
         );
         let json = json(&node());
         assert_eq!(json["codex"]["login"], "logged_in");

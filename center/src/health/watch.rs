@@ -22,13 +22,11 @@ const TICK: Duration = Duration::from_secs(5);
 
 type Beats = watch::Receiver<Option<(Instant, v1::Heartbeat)>>;
 
-/// Runs until `token` is cancelled (returns at once when alerts are off).
+/// Runs until `token` is cancelled (with alerts off, only Codex upgrades are offered).
 pub(super) async fn run(app: Arc<App>, token: CancellationToken) {
     let cfg = app.cfg.alerts.clone();
-    if !cfg.enabled {
-        return;
-    }
     let mut alerts = Alerts::default();
+    let mut offers = crate::codex_upgrade::Offers::default();
     let mut watched: HashMap<String, (Arc<NodeConn>, Beats)> = HashMap::new();
     // A node not connected counts as away from when this task first noticed (the center's
     // start, for nodes that have yet to connect).
@@ -67,14 +65,19 @@ pub(super) async fn run(app: Arc<App>, token: CancellationToken) {
                 let since = *away_since.entry(name.clone()).or_insert(now);
                 Some(now.saturating_duration_since(since))
             };
-            lines.extend(alerts.observe(
-                &cfg,
-                Observation {
-                    node: name,
-                    away_for,
-                    heartbeat: beat.as_ref().map(|(_, hb)| hb),
-                },
-            ));
+            if let Some((_, hb)) = &beat {
+                offers.observe(&app, name, hb);
+            }
+            if cfg.enabled {
+                lines.extend(alerts.observe(
+                    &cfg,
+                    Observation {
+                        node: name,
+                        away_for,
+                        heartbeat: beat.as_ref().map(|(_, hb)| hb),
+                    },
+                ));
+            }
         }
         if !lines.is_empty() {
             super::destination::send(&app, &lines.join("\n"));

@@ -52,6 +52,9 @@ pub(crate) enum Callback {
     /// Type the last input of `session` again in a new window on the account the node
     /// switched to after a usage limit (stale once the topic holds another session).
     Retry { session: String },
+    /// Install Codex release `version` on node `node` (offered when its heartbeat said a
+    /// newer release is out; the node checks again whether it may).
+    CodexUpgrade { node: String, version: String },
 }
 
 /// What a `/kill` button of a worktree topic does.
@@ -254,6 +257,7 @@ impl Callback {
                 format!("w|{session}|{a}")
             }
             Self::Retry { session } => format!("a|{session}"),
+            Self::CodexUpgrade { node, version } => format!("u|{node}|{version}"),
         }
     }
 
@@ -318,6 +322,12 @@ impl Callback {
             ["a", session] if is_id(session) => Self::Retry {
                 session: (*session).to_owned(),
             },
+            ["u", node, version] if is_id(node) && shared::release::valid(version) => {
+                Self::CodexUpgrade {
+                    node: (*node).to_owned(),
+                    version: (*version).to_owned(),
+                }
+            }
             _ => return None,
         };
         // Only the canonical spelling (no leading zeros, no "+1"): one button, one data.
@@ -446,6 +456,11 @@ mod tests {
             )
                 .prop_map(|(session, action)| Callback::Worktree { session, action }),
             "[A-Za-z0-9_-]{1,48}".prop_map(|session| Callback::Retry { session }),
+            (
+                "[a-z0-9-]{1,32}",
+                "[0-9]{1,4}\\.[0-9]{1,4}\\.[0-9]{1,4}(-[a-z0-9.]{1,8})?"
+            )
+                .prop_map(|(node, version)| Callback::CodexUpgrade { node, version }),
         ]
     }
 

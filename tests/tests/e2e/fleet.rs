@@ -961,6 +961,7 @@ async fn manual_mode_pem_files_serve_only_the_center() {
         reason = "test harness running the binary under test"
     )]
     let mut child = tokio::process::Command::new(bin)
+        .env("CODEX_FLEET_CODEX_UPGRADE", "off")
         .args([
             "serve",
             "--listen",

@@ -29,6 +29,7 @@ mod support;
 mod surfaces;
 mod tools;
 mod tui_lists;
+mod update_check;
 mod upgrade;
 mod verbose;
 mod worktree;
