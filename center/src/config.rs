@@ -203,6 +203,10 @@ pub struct RunArgs {
     /// Milliseconds between pasting and Enter.
     #[arg(long, env = "CODEX_FLEET_PASTE_DELAY_MS")]
     pub paste_delay_ms: Option<u64>,
+    /// Codex CLI upgrades on this machine: on, off, or auto (on where the Codex install is
+    /// writable); wins over `[node.codex_upgrade] enabled`.
+    #[arg(long, env = "CODEX_FLEET_CODEX_UPGRADE")]
+    pub codex_upgrade: Option<agent_node::config::Switch>,
     /// Accept nodes that dial in (behind NAT) on this address, over mutual TLS.
     #[arg(long, env = "CODEX_FLEET_LISTEN")]
     pub listen: Option<std::net::SocketAddr>,
@@ -412,6 +416,7 @@ impl CenterConfig {
             root: args.root.clone(),
             tmux_socket: args.tmux_socket.clone(),
             paste_delay_ms: args.paste_delay_ms,
+            codex_upgrade: args.codex_upgrade,
             ..ServeArgs::default()
         };
         let mut remote_nodes: Vec<(String, String)> = file

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod app;
 mod backfill;
 mod cleanup;
+mod codex_upgrade;
 pub mod commands;
 pub mod config;
 pub mod control;

@@ -7,6 +7,7 @@
 mod accounts;
 mod backfill;
 mod center;
+mod codex_upgrade;
 mod desk_topics;
 mod durable;
 mod fleet;
