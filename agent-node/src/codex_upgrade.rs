@@ -51,15 +51,44 @@ struct LastCheck {
     error: String,
 }
 
-/// `Ok` when this node may install Codex releases, else why not (readable).
-pub(crate) fn availability(cfg: &NodeConfig) -> Result<(), String> {
+/// Why this node does not install Codex releases, or why a command of the feature did not run.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UpgradeError {
+    /// Turned off in the config.
+    #[error("off in this node's config ([codex_upgrade] enabled = false)")]
+    Disabled,
+    /// A program is not on `PATH`.
+    #[error("{0:?} not found")]
+    NotFound(String),
+    /// Codex's executable could not be looked at.
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The node's user cannot write where an install writes.
+    #[error(
+        "{} is not writable by this node (set [codex_upgrade] enabled = true to try anyway)",
+        .0.display()
+    )]
+    Unwritable(PathBuf),
+    /// A configured command line has no words.
+    #[error("the command is empty")]
+    EmptyCommand,
+    /// A command started and gave no answer.
+    #[error(transparent)]
+    Run(#[from] preflight::RunError),
+}
+
+/// `Ok` when this node may install Codex releases, else why not.
+pub(crate) fn availability(cfg: &NodeConfig) -> Result<(), UpgradeError> {
     match cfg.codex_upgrade.enabled {
-        Some(false) => Err("off in this node's config ([codex_upgrade] enabled = false)".into()),
+        Some(false) => Err(UpgradeError::Disabled),
         Some(true) => Ok(()),
         None => {
             let program = preflight::codex_program(&cfg.codex_command);
             let path = preflight::resolve(&program, std::env::var_os("PATH").as_deref())
-                .ok_or_else(|| format!("{program:?} not found"))?;
+                .ok_or(UpgradeError::NotFound(program))?;
             install_writable(&path)
         }
     }
@@ -67,16 +96,15 @@ pub(crate) fn availability(cfg: &NodeConfig) -> Result<(), String> {
 
 /// Whether the node can write the folder holding Codex's real executable (npm's bin link
 /// points into the package) and the folder above it, which an install replaces.
-fn install_writable(program: &Path) -> Result<(), String> {
-    let real = std::fs::canonicalize(program)
-        .map_err(|err| format!("cannot read {}: {err}", program.display()))?;
+fn install_writable(program: &Path) -> Result<(), UpgradeError> {
+    let real = std::fs::canonicalize(program).map_err(|source| UpgradeError::Unreadable {
+        path: program.to_owned(),
+        source,
+    })?;
     let dir = real.parent().unwrap_or(Path::new("/"));
     for folder in [Some(dir), dir.parent()].into_iter().flatten() {
         if rustix::fs::access(folder, rustix::fs::Access::WRITE_OK).is_err() {
-            return Err(format!(
-                "{} is not writable by this node (set [codex_upgrade] enabled = true to try anyway)",
-                folder.display()
-            ));
+            return Err(UpgradeError::Unwritable(folder.to_owned()));
         }
     }
     Ok(())
@@ -132,14 +160,12 @@ async fn run_command(
     cfg: &NodeConfig,
     argv: &[String],
     timeout: Duration,
-) -> Result<preflight::Ran, String> {
-    let (program, args) = argv.split_first().ok_or("the command is empty")?;
+) -> Result<preflight::Ran, UpgradeError> {
+    let (program, args) = argv.split_first().ok_or(UpgradeError::EmptyCommand)?;
     let path = preflight::resolve(program, std::env::var_os("PATH").as_deref())
-        .ok_or_else(|| format!("{program:?} not found"))?;
+        .ok_or_else(|| UpgradeError::NotFound(program.clone()))?;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    preflight::run_codex(&path, &args, &preflight::codex_env(cfg), None, timeout)
-        .await
-        .map_err(|err| err.to_string())
+    Ok(preflight::run_codex(&path, &args, &preflight::codex_env(cfg), None, timeout).await?)
 }
 
 /// Asks `latest_command` for the newest release.
@@ -152,7 +178,7 @@ async fn check_latest(cfg: &NodeConfig) -> LastCheck {
             None => (String::new(), "it printed no release".to_owned()),
         },
         Ok(ran) => (String::new(), tail(&ran.output, 200)),
-        Err(why) => (String::new(), why),
+        Err(why) => (String::new(), why.to_string()),
     };
     LastCheck {
         checked_unix_ms,
@@ -166,7 +192,7 @@ async fn check_latest(cfg: &NodeConfig) -> LastCheck {
 pub(crate) async fn fill(cfg: &NodeConfig, idle: bool, health: &mut v1::CodexHealth) {
     if let Err(why) = availability(cfg) {
         health.upgradable = false;
-        health.upgrade_detail = why;
+        health.upgrade_detail = why.to_string();
         return;
     }
     health.upgradable = true;
@@ -346,10 +372,10 @@ mod tests {
         std::fs::create_dir_all(&bin).unwrap();
         let codex = bin.join("codex");
         std::fs::write(&codex, "#!/bin/sh\n").unwrap();
-        assert_eq!(install_writable(&codex), Ok(()));
+        assert!(install_writable(&codex).is_ok());
         // Root can write anywhere; a folder that is gone cannot be written by anyone.
         let gone = dir.path().join("gone").join("codex");
-        let err = install_writable(&gone).unwrap_err();
+        let err = install_writable(&gone).unwrap_err().to_string();
         assert!(err.contains("cannot read"), "{err}");
     }
 
