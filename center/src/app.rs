@@ -1000,7 +1000,7 @@ impl App {
     pub(crate) fn tell_owners_with(
         &self,
         text: &str,
-        keyboard: Option<crate::telegram::api::Keyboard>,
+        keyboard: Option<&crate::telegram::api::Keyboard>,
     ) {
         for user in &self.cfg.allowed_users {
             drop(self.outbox.send(Send {
@@ -1010,7 +1010,7 @@ impl App {
                 },
                 html: render::escape_html(text),
                 plain: text.to_owned(),
-                keyboard: keyboard.clone(),
+                keyboard: keyboard.cloned(),
                 reply_to: None,
                 class: Class::Message,
             }));

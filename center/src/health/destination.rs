@@ -82,7 +82,7 @@ pub(crate) fn send(app: &Arc<App>, text: &str) {
 /// Sends a message where alerts go, with buttons (not awaited).
 pub(crate) fn send_with_keyboard(app: &Arc<App>, text: &str, keyboard: Option<Keyboard>) {
     let Some(topic) = ops_topic(app) else {
-        app.tell_owners_with(text, keyboard);
+        app.tell_owners_with(text, keyboard.as_ref());
         return;
     };
     let sent = app.outbox.send(Send {
@@ -109,7 +109,7 @@ pub(crate) fn send_with_keyboard(app: &Arc<App>, text: &str, keyboard: Option<Ke
                     &format!(
                         "{text}\n\n(The alerts topic is gone, so alerts go to you in private again.)"
                     ),
-                    keyboard,
+                    keyboard.as_ref(),
                 );
             }
             // Refused for another reason (a closed topic, a right taken away): this alert
@@ -118,7 +118,7 @@ pub(crate) fn send_with_keyboard(app: &Arc<App>, text: &str, keyboard: Option<Ke
                 tracing::warn!(error = %err, "the alerts topic refused an alert");
                 app.tell_owners_with(
                     &format!("{text}\n\n(The alerts topic refused this message: {err}.)"),
-                    keyboard,
+                    keyboard.as_ref(),
                 );
             }
             // The outbox stopped: the center is shutting down.
