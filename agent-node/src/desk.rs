@@ -33,15 +33,19 @@ impl Node {
             return;
         }
         let node = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(node.inner.cfg.liveness_interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = node.inner.token.cancelled() => break,
-                    _ = tick.tick() => {}
+        let token = self.inner.token.clone();
+        shared::shutdown::supervise("desk watch", token, move || {
+            let node = node.clone();
+            async move {
+                let mut tick = tokio::time::interval(node.inner.cfg.liveness_interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        () = node.inner.token.cancelled() => break,
+                        _ = tick.tick() => {}
+                    }
+                    node.adopt_desk_windows().await;
                 }
-                node.adopt_desk_windows().await;
             }
         });
     }

@@ -293,50 +293,58 @@ impl Node {
     fn spawn_registry_flusher(&self) {
         let windows = self.inner.windows.clone();
         let token = self.inner.token.clone();
-        tokio::spawn(async move { windows.flush_until_cancelled(&token).await });
+        let stop = token.clone();
+        shared::shutdown::supervise("registry flush", stop, move || {
+            let (windows, token) = (windows.clone(), token.clone());
+            async move { windows.flush_until_cancelled(&token).await }
+        });
     }
 
     /// Notices windows that disappear while idle (killed from tmux, tmux server gone). A window
     /// must be missing twice in a row: one failed look proves nothing.
     fn spawn_liveness(&self) {
         let node = self.clone();
-        tokio::spawn(async move {
-            let mut missing: HashMap<String, u32> = HashMap::new();
-            let mut tick = tokio::time::interval(node.inner.cfg.liveness_interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = node.inner.token.cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                let live: Vec<Arc<SessionRt>> = node
-                    .inner
-                    .windows
-                    .runtimes()
-                    .into_iter()
-                    .filter(|rt| rt.alive.load(Ordering::Relaxed))
-                    .collect();
-                if live.is_empty() {
-                    continue;
-                }
-                let Ok(panes) = node.inner.tmux.list_panes().await else {
-                    continue;
-                };
-                for rt in live {
-                    match panes.iter().find(|p| p.pane_id == rt.pane_id) {
-                        Some(p) => {
-                            missing.remove(&rt.id);
-                            if p.dead {
-                                rt.kick_screen();
-                            }
-                        }
-                        None => {
-                            let n = missing.entry(rt.id.clone()).or_default();
-                            *n += 1;
-                            if *n >= 2 {
+        let token = self.inner.token.clone();
+        shared::shutdown::supervise("window liveness", token, move || {
+            let node = node.clone();
+            async move {
+                let mut missing: HashMap<String, u32> = HashMap::new();
+                let mut tick = tokio::time::interval(node.inner.cfg.liveness_interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        () = node.inner.token.cancelled() => break,
+                        _ = tick.tick() => {}
+                    }
+                    let live: Vec<Arc<SessionRt>> = node
+                        .inner
+                        .windows
+                        .runtimes()
+                        .into_iter()
+                        .filter(|rt| rt.alive.load(Ordering::Relaxed))
+                        .collect();
+                    if live.is_empty() {
+                        continue;
+                    }
+                    let Ok(panes) = node.inner.tmux.list_panes().await else {
+                        continue;
+                    };
+                    for rt in live {
+                        match panes.iter().find(|p| p.pane_id == rt.pane_id) {
+                            Some(p) => {
                                 missing.remove(&rt.id);
-                                node.mark_exited(&rt.id, v1::LifecycleKind::Exited);
-                                rt.kick_screen();
+                                if p.dead {
+                                    rt.kick_screen();
+                                }
+                            }
+                            None => {
+                                let n = missing.entry(rt.id.clone()).or_default();
+                                *n += 1;
+                                if *n >= 2 {
+                                    missing.remove(&rt.id);
+                                    node.mark_exited(&rt.id, v1::LifecycleKind::Exited);
+                                    rt.kick_screen();
+                                }
                             }
                         }
                     }

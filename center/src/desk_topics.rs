@@ -60,20 +60,24 @@ impl Seen {
 
 /// Starts the scan (it ends with `token`).
 pub(crate) fn spawn(app: Arc<App>, token: CancellationToken) {
-    tokio::spawn(async move {
-        let mut seen = Seen::load(&app);
-        let mut tick = tokio::time::interval(SCAN_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = token.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            for node in app.node_names() {
-                scan(&app, &node, &mut seen).await;
-            }
+    let stop = token.clone();
+    shared::shutdown::supervise("desk topics", token, move || run(app.clone(), stop.clone()));
+}
+
+/// Scans every [`SCAN_INTERVAL`] until `token` is cancelled.
+async fn run(app: Arc<App>, token: CancellationToken) {
+    let mut seen = Seen::load(&app);
+    let mut tick = tokio::time::interval(SCAN_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = token.cancelled() => break,
+            _ = tick.tick() => {}
         }
-    });
+        for node in app.node_names() {
+            scan(&app, &node, &mut seen).await;
+        }
+    }
 }
 
 /// Opens topics for the new desk windows of `node`.

@@ -33,7 +33,10 @@ const MESSAGE_CHARS: usize = 3500;
 pub fn spawn(app: Arc<App>, token: CancellationToken) {
     let checking = app.clone();
     tokio::spawn(async move { rights::check_at_start(&checking).await });
-    tokio::spawn(watch::run(app, token));
+    let stop = token.clone();
+    shared::shutdown::supervise("health watch", token, move || {
+        watch::run(app.clone(), stop.clone())
+    });
 }
 
 /// Every node the center knows: connected ones and enrolled, not revoked ones, sorted.

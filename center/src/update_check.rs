@@ -194,19 +194,27 @@ fn remember(store: &Store, commit: &str) {
     }
 }
 
+/// Why the update check has no checkout to look at.
+#[derive(Debug, thiserror::Error)]
+enum NoCheckout {
+    /// `update_repo` names a folder outside any checkout.
+    #[error("update_repo {} is not in a git checkout of Codex Fleet", .0.display())]
+    NotACheckout(PathBuf),
+    /// No `update_repo`, and the running binary is not in a checkout.
+    #[error(
+        "this center does not run from a git checkout; set update_repo to the checkout it was built from"
+    )]
+    NotRunFromOne,
+}
+
 /// The checkout to check, from the setting or the running executable; `Err` says why none.
-fn target(cfg: &UpdateCheckConfig, running: Option<&Path>) -> Result<Target, String> {
+fn target(cfg: &UpdateCheckConfig, running: Option<&Path>) -> Result<Target, NoCheckout> {
     let running = running.and_then(update::find_checkout);
     let repo = match &cfg.repo {
-        Some(repo) => update::find_checkout(repo).ok_or_else(|| {
-            format!(
-                "update_repo {} is not in a git checkout of Codex Fleet",
-                repo.display()
-            )
-        })?,
-        None => running.clone().ok_or(
-            "this center does not run from a git checkout; set update_repo to the checkout it was built from",
-        )?,
+        Some(repo) => {
+            update::find_checkout(repo).ok_or_else(|| NoCheckout::NotACheckout(repo.clone()))?
+        }
+        None => running.clone().ok_or(NoCheckout::NotRunFromOne)?,
     };
     let same = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_owned());
     let command = if running.as_deref().map(same) == Some(same(&repo)) {
@@ -238,7 +246,10 @@ pub fn spawn(app: Arc<App>, token: CancellationToken) {
     match target(&cfg, update::running_exe().as_deref()) {
         Ok(target) => {
             tracing::info!(repo = %target.repo.display(), every_secs = cfg.every.as_secs(), "update check on");
-            tokio::spawn(run(app, target, cfg.every, token));
+            let stop = token.clone();
+            shared::shutdown::supervise("update check", token, move || {
+                run(app.clone(), target.clone(), cfg.every, stop.clone())
+            });
         }
         Err(why) => tracing::warn!("update check off: {why}"),
     }
@@ -484,12 +495,15 @@ mod tests {
             t.command,
             format!("center update --repo {}", other.display())
         );
-        let err = target(&on, Some(&dir.path().join("center"))).unwrap_err();
+        let err = target(&on, Some(&dir.path().join("center")))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("update_repo"), "{err}");
         let nowhere = UpdateCheckConfig::resolve(Some(true), Some(dir.path().to_owned()), None);
         assert!(
             target(&nowhere, exe)
                 .unwrap_err()
+                .to_string()
                 .contains("not in a git checkout")
         );
     }

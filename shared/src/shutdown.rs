@@ -1,5 +1,8 @@
 //! One cancellation token and one task set per process, so shutdown is orderly: signals cancel
 //! the token, every long-lived task watches it, and `main` waits a grace period for them.
+//! Long-lived loops (alerts, scans, pollers) run under [`supervise`]: a bug that panics one
+//! of them restarts it after a pause instead of silently ending a feature for the rest of the
+//! process's life.
 
 use std::{future::Future, time::Duration};
 
@@ -110,6 +113,74 @@ impl Tasks {
     }
 }
 
+/// A loop that ran this long before it panicked starts again from the first pause.
+const STEADY: Duration = Duration::from_secs(300);
+
+/// Runs the long-lived loop `make()` builds until it returns or `token` is cancelled, starting
+/// it again after a panic (logged with `name`): after 0.5 s, then doubling up to 30 s while it
+/// keeps failing fast ([`crate::backoff`]). The loop must be safe to start again: anything it
+/// keeps in memory starts afresh.
+pub fn supervise<F, Fut>(
+    name: &'static str,
+    token: CancellationToken,
+    make: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    supervise_with(name, token, crate::backoff::Backoff::DEFAULT, make)
+}
+
+fn supervise_with<F, Fut>(
+    name: &'static str,
+    token: CancellationToken,
+    schedule: crate::backoff::Backoff,
+    make: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut failures = 0;
+        loop {
+            let span = tracing::info_span!("task", task.name = name);
+            let started = tokio::time::Instant::now();
+            let run = tokio::spawn(make().instrument(span));
+            let abort = run.abort_handle();
+            let ended = tokio::select! {
+                ended = run => ended,
+                () = token.cancelled() => {
+                    // The loop watches the token too; it is not waited for here.
+                    drop(abort);
+                    return;
+                }
+            };
+            match ended {
+                Ok(()) => return,
+                Err(err) if err.is_panic() => {
+                    if started.elapsed() >= STEADY {
+                        failures = 0;
+                    }
+                    let pause = schedule.base(failures);
+                    failures += 1;
+                    tracing::error!(
+                        task.name = name,
+                        restart_in_ms = pause.as_millis() as u64,
+                        "a long-lived task panicked; starting it again"
+                    );
+                    tokio::select! {
+                        () = token.cancelled() => return,
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    })
+}
+
 /// A guarded task panicked (or was cancelled); it was logged where it happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Panicked;
@@ -156,6 +227,45 @@ mod tests {
         assert_eq!(failed, Err::<(), _>(Panicked));
         // The caller goes on.
         assert_eq!(tasks.run_guarded("after", async { 8 }).await, Ok(8));
+    }
+
+    #[tokio::test]
+    async fn a_supervised_loop_that_panics_starts_again_until_it_returns() {
+        use std::sync::{
+            Arc,
+            atomic::{AtomicU32, Ordering},
+        };
+        let runs = Arc::new(AtomicU32::new(0));
+        let counted = runs.clone();
+        let quick = crate::backoff::Backoff::capped(Duration::from_millis(1));
+        let handle = supervise_with("flaky", CancellationToken::new(), quick, move || {
+            let runs = counted.clone();
+            async move {
+                if runs.fetch_add(1, Ordering::SeqCst) < 2 {
+                    panic!("a bug that shows twice");
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), handle)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_supervisor_starts_nothing_again() {
+        let token = CancellationToken::new();
+        let slow = crate::backoff::Backoff::capped(Duration::from_secs(3600));
+        let handle = supervise_with("broken", token.clone(), slow, || async {
+            panic!("always");
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        token.cancel();
+        tokio::time::timeout(Duration::from_secs(10), handle)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test]
