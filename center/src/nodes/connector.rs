@@ -226,102 +226,123 @@ pub fn spawn(
     inbound: mpsc::Sender<Inbound>,
     token: CancellationToken,
 ) {
-    tokio::spawn(async move {
-        let route = match &security {
-            Security::LocalSocket => Route::Unix,
-            // The TLS settings App::dial made are replaced by the same ones plus the serial check.
-            Security::Mtls(_) => {
-                let store = app.store.clone();
-                let revoked: RevokedCheck =
-                    Arc::new(move |serial: &str| store.serial_revoked(serial).unwrap_or(true));
-                let tls = app
-                    .pki()
-                    .ok_or_else(|| DialError::Tls("fleet support is not running".into()))
-                    .and_then(|pki| CheckedTls::new(pki.identity_pems(), &name, revoked));
-                match tls {
-                    Ok(tls) => Route::Tls(tls),
-                    Err(err) => {
-                        tracing::error!(node = %name, error = %err, "cannot dial the node");
+    // A bug that panics the loop must not leave the node unreachable until a restart.
+    let stop = token.clone();
+    shared::shutdown::supervise("node connector", stop, move || {
+        keep_connected(
+            app.clone(),
+            name.clone(),
+            endpoint.clone(),
+            security.clone(),
+            inbound.clone(),
+            token.clone(),
+        )
+    });
+}
+
+/// Dials node `name`, and again after each loss, until `token` is cancelled or the node is
+/// revoked.
+async fn keep_connected(
+    app: Arc<App>,
+    name: String,
+    endpoint: String,
+    security: Security,
+    inbound: mpsc::Sender<Inbound>,
+    token: CancellationToken,
+) {
+    let route = match &security {
+        Security::LocalSocket => Route::Unix,
+        // The TLS settings App::dial made are replaced by the same ones plus the serial check.
+        Security::Mtls(_) => {
+            let store = app.store.clone();
+            let revoked: RevokedCheck =
+                Arc::new(move |serial: &str| store.serial_revoked(serial).unwrap_or(true));
+            let tls = app
+                .pki()
+                .ok_or_else(|| DialError::Tls("fleet support is not running".into()))
+                .and_then(|pki| CheckedTls::new(pki.identity_pems(), &name, revoked));
+            match tls {
+                Ok(tls) => Route::Tls(tls),
+                Err(err) => {
+                    tracing::error!(node = %name, error = %err, "cannot dial the node");
+                    return;
+                }
+            }
+        }
+    };
+    let backoff = reconnect_backoff(app.cfg.reconnect_max);
+    let mut attempt = 0u32;
+    let mut was_online = false;
+    let mut last_error = String::new();
+    loop {
+        if app
+            .store
+            .node(&name)
+            .ok()
+            .flatten()
+            .is_some_and(|n| n.revoked)
+        {
+            tracing::info!(node = %name, "node revoked; not dialling it any more");
+            return;
+        }
+        match dial(&endpoint, &route).await {
+            Ok(link) => {
+                let cursors = app.store.cursors(&name).unwrap_or_default();
+                let conn = nodes::attach(&name, link, cursors, inbound.clone()).await;
+                // The node answers Hello with Welcome (online) or Refused (closed).
+                let welcomed = tokio::time::timeout(Duration::from_secs(10), conn.welcomed()).await;
+                if welcomed.is_ok() && conn.online() {
+                    attempt = 0;
+                    last_error.clear();
+                    // Revoked while dialling or during the handshake: never attached.
+                    if !nodes::attach_unless_revoked(&app, &conn, None) {
                         return;
                     }
-                }
-            }
-        };
-        let backoff = reconnect_backoff(app.cfg.reconnect_max);
-        let mut attempt = 0u32;
-        let mut was_online = false;
-        let mut last_error = String::new();
-        loop {
-            if app
-                .store
-                .node(&name)
-                .ok()
-                .flatten()
-                .is_some_and(|n| n.revoked)
-            {
-                tracing::info!(node = %name, "node revoked; not dialling it any more");
-                return;
-            }
-            match dial(&endpoint, &route).await {
-                Ok(link) => {
-                    let cursors = app.store.cursors(&name).unwrap_or_default();
-                    let conn = nodes::attach(&name, link, cursors, inbound.clone()).await;
-                    // The node answers Hello with Welcome (online) or Refused (closed).
-                    let welcomed =
-                        tokio::time::timeout(Duration::from_secs(10), conn.welcomed()).await;
-                    if welcomed.is_ok() && conn.online() {
-                        attempt = 0;
-                        last_error.clear();
-                        // Revoked while dialling or during the handshake: never attached.
-                        if !nodes::attach_unless_revoked(&app, &conn, None) {
-                            return;
-                        }
-                        app.node_changed(&name, true, was_online).await;
-                        if matches!(security, Security::Mtls(_)) {
-                            app.keep_certificate_fresh(name.clone(), conn.clone());
-                        }
-                        was_online = true;
-                        tokio::select! {
-                            () = token.cancelled() => { conn.close(); return; }
-                            () = conn.closed() => {}
-                        }
-                        app.remove_node(&name, &conn);
-                        if app
-                            .store
-                            .node(&name)
-                            .ok()
-                            .flatten()
-                            .is_some_and(|n| n.revoked)
-                        {
-                            tracing::info!(node = %name, "revoked node disconnected");
-                            return;
-                        }
-                        tracing::warn!(node = %name, "node link lost; reconnecting");
-                        app.node_changed(&name, false, true).await;
-                    } else {
-                        conn.close();
-                        let err = "the node did not complete the handshake".to_owned();
-                        if err != last_error {
-                            tracing::warn!(node = %name, error = %err, "node unreachable");
-                            last_error = err;
-                        }
+                    app.node_changed(&name, true, was_online).await;
+                    if matches!(security, Security::Mtls(_)) {
+                        app.keep_certificate_fresh(name.clone(), conn.clone());
                     }
-                }
-                Err(err) => {
-                    let err = err.to_string();
+                    was_online = true;
+                    tokio::select! {
+                        () = token.cancelled() => { conn.close(); return; }
+                        () = conn.closed() => {}
+                    }
+                    app.remove_node(&name, &conn);
+                    if app
+                        .store
+                        .node(&name)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|n| n.revoked)
+                    {
+                        tracing::info!(node = %name, "revoked node disconnected");
+                        return;
+                    }
+                    tracing::warn!(node = %name, "node link lost; reconnecting");
+                    app.node_changed(&name, false, true).await;
+                } else {
+                    conn.close();
+                    let err = "the node did not complete the handshake".to_owned();
                     if err != last_error {
                         tracing::warn!(node = %name, error = %err, "node unreachable");
                         last_error = err;
                     }
                 }
             }
-            attempt += 1;
-            tokio::select! {
-                () = token.cancelled() => return,
-                () = tokio::time::sleep(backoff.delay(attempt)) => {}
+            Err(err) => {
+                let err = err.to_string();
+                if err != last_error {
+                    tracing::warn!(node = %name, error = %err, "node unreachable");
+                    last_error = err;
+                }
             }
         }
-    });
+        attempt += 1;
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(backoff.delay(attempt)) => {}
+        }
+    }
 }
 
 #[cfg(test)]
