@@ -134,7 +134,13 @@ impl Jobs {
             schedules: Arc::default(),
         };
         tokio::spawn(runtime::run(jobs.clone(), rx));
-        tokio::spawn(schedule::run(jobs.clone()));
+        // It ends with the runtime (its sender closes); a panic starts it again.
+        let scheduled = jobs.clone();
+        shared::shutdown::supervise(
+            "job schedules",
+            tokio_util::sync::CancellationToken::new(),
+            move || schedule::run(scheduled.clone()),
+        );
         github::spawn(&jobs);
         jobs
     }

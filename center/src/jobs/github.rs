@@ -19,6 +19,12 @@ use super::Jobs;
 /// Starts one poller per `[[github]]` entry.
 pub(super) fn spawn(jobs: &Jobs) {
     for cfg in jobs.cfg().github.clone() {
-        tokio::spawn(poller::run(jobs.clone(), cfg));
+        // It ends with the job runtime; a panic starts it again.
+        let jobs = jobs.clone();
+        shared::shutdown::supervise(
+            "github poller",
+            tokio_util::sync::CancellationToken::new(),
+            move || poller::run(jobs.clone(), cfg.clone()),
+        );
     }
 }

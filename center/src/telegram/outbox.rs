@@ -266,12 +266,14 @@ impl Outbox {
             .or_insert_with(|| {
                 let q = Arc::new(Mutex::new(Queue::default()));
                 let n = Arc::new(Notify::new());
-                tokio::spawn(worker::run(
-                    self.shared.clone(),
-                    chat_id,
-                    q.clone(),
-                    n.clone(),
-                ));
+                // The queue outlives its worker: a worker that panics is started again on
+                // the same queue, so the chat's later messages still go out.
+                let (state, queue, wake) = (self.shared.clone(), q.clone(), n.clone());
+                shared::shutdown::supervise(
+                    "outbox worker",
+                    self.shared.token.clone(),
+                    move || worker::run(state.clone(), chat_id, queue.clone(), wake.clone()),
+                );
                 (q, n)
             })
             .clone()
