@@ -51,7 +51,7 @@ fn pick_node<'a>(
         return Ok(((*first).to_owned(), &words[1..]));
     }
     if let Ok(Some(binding)) = app.binding(surface) {
-        return Ok((binding.node, words));
+        return Ok((binding.node.into_string(), words));
     }
     match names.as_slice() {
         [only] => Ok((only.clone(), words)),

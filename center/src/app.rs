@@ -4,7 +4,7 @@
 //! ([`crate::inbox`]) until its work is done, and input is typed into Codex before its receipt
 //! is posted: typing never waits for Telegram.
 
-use shared::sync::LockExt;
+use shared::{ids::ThreadId, sync::LockExt};
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -942,7 +942,7 @@ impl App {
         self.typed.note(&binding.node, &binding.session_id, text);
         node.call(
             Op::SendInput(v1::SendInput {
-                session_id: binding.session_id.clone(),
+                session_id: binding.session_id.to_string(),
                 text: text.to_owned(),
                 mode: match mode {
                     InputMode::Steer => v1::InputMode::Steer,
@@ -1052,14 +1052,16 @@ impl App {
                     .sessions
                     .iter()
                     .find(|s| s.session_id == binding.session_id && !s.thread_id.is_empty())
-                && let Err(err) = self.store.hide_thread(&binding.node, &s.thread_id)
+                && let Err(err) = self
+                    .store
+                    .hide_thread(&binding.node, &ThreadId::new(s.thread_id.as_str()))
             {
                 tracing::error!(error = %err, "hiding a closed topic's session failed");
             }
             let _ = node
                 .call(
                     Op::KillWindow(v1::KillWindow {
-                        session_id: binding.session_id.clone(),
+                        session_id: binding.session_id.to_string(),
                         ..Default::default()
                     }),
                     CALL_TIMEOUT,

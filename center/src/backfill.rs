@@ -56,7 +56,7 @@ pub(crate) async fn run(app: &App, topic: &str, turns: u32) -> ControlAnswer {
     let mut entries: Vec<v1::HistoryEntry> = Vec::new();
     loop {
         let op = Op::GetHistory(v1::GetHistory {
-            session_id: binding.session_id.clone(),
+            session_id: binding.session_id.to_string(),
             skip: entries.len() as u32,
             limit: PAGE,
             ..Default::default()

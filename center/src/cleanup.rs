@@ -216,7 +216,7 @@ async fn survey(app: &App) -> Option<Findings> {
 /// The windows of every known machine and of every machine a binding names, asked at once.
 async fn machines(app: &App, bindings: &[Binding]) -> BTreeMap<String, Machine> {
     let mut names: Vec<String> = app.known_nodes().into_iter().map(|(n, _)| n).collect();
-    names.extend(bindings.iter().map(|b| b.node.clone()));
+    names.extend(bindings.iter().map(|b| b.node.to_string()));
     names.sort();
     names.dedup();
     let asked = names.iter().map(|n| windows_of(app, n));
@@ -243,7 +243,7 @@ async fn windows_of(app: &App, node: &str) -> Machine {
 fn find(bindings: &[Binding], machines: &BTreeMap<String, Machine>) -> Findings {
     let mut out = Findings::default();
     for b in bindings {
-        match machines.get(&b.node) {
+        match machines.get(b.node.as_str()) {
             Some(Machine::Listed(windows)) => {
                 match windows.iter().find(|w| w.session_id == b.session_id) {
                     Some(w) if w.alive => {}

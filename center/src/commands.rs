@@ -240,7 +240,7 @@ impl App {
                             return;
                         }
                         let op = Op::KillWindow(v1::KillWindow {
-                            session_id: b.session_id.clone(),
+                            session_id: b.session_id.to_string(),
                             ..Default::default()
                         });
                         match self.call(&b, op).await {
@@ -277,7 +277,7 @@ impl App {
     /// returns what happened, for the user.
     pub(crate) async fn press_named_key(&self, b: &Binding, key: v1::NamedKey) -> String {
         let op = Op::SendKey(v1::SendKey {
-            session_id: b.session_id.clone(),
+            session_id: b.session_id.to_string(),
             key: Some(v1::send_key::Key::Named(key as i32)),
             expect_prompt: String::new(),
         });
@@ -349,7 +349,7 @@ impl App {
             }
         }
         let op = Op::CapturePane(v1::CapturePane {
-            session_id: b.session_id.clone(),
+            session_id: b.session_id.to_string(),
             ansi: false,
         });
         if let Ok(R::Capture(c)) = self.call(&b, op).await
@@ -519,7 +519,7 @@ impl App {
 
     async fn screen_png(&self, b: &Binding) -> Result<Shot, crate::nodes::CallError> {
         let op = Op::CapturePane(v1::CapturePane {
-            session_id: b.session_id.clone(),
+            session_id: b.session_id.to_string(),
             ansi: true,
         });
         let c = match self.call(b, op).await? {
@@ -578,7 +578,7 @@ impl App {
             }
         };
         let op = Op::GetHistory(v1::GetHistory {
-            session_id: b.session_id.clone(),
+            session_id: b.session_id.to_string(),
             skip,
             limit: PER_PAGE,
             thread_id: String::new(),
@@ -669,7 +669,7 @@ impl App {
             PromptKey::Choice(c) => v1::send_key::Key::Choice(c.to_string()),
         };
         let op = Op::SendKey(v1::SendKey {
-            session_id: b.session_id.clone(),
+            session_id: b.session_id.to_string(),
             key: Some(k),
             expect_prompt: prompt.unwrap_or_default(),
         });

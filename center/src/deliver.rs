@@ -10,6 +10,7 @@
 //! and queue, and routing never waits for one, so a session waiting for its chat's Telegram
 //! budget delays no other session and no node reply.
 
+use shared::ids::{NodeName, SessionId};
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use proto::v1::{self, node_msg};
@@ -52,7 +53,7 @@ fn tail_chars(text: &str, max: usize) -> String {
 /// unbounded queue (what a node sends is bounded by what Codex writes; a session that cannot
 /// deliver keeps its backlog, unacked, in memory and the node keeps it on disk).
 pub async fn run(app: Arc<App>, mut inbound: mpsc::Receiver<Inbound>) {
-    let mut sessions: HashMap<(String, String), mpsc::UnboundedSender<v1::NodeMsg>> =
+    let mut sessions: HashMap<(NodeName, SessionId), mpsc::UnboundedSender<v1::NodeMsg>> =
         HashMap::new();
     while let Some(Inbound { node, msg }) = inbound.recv().await {
         let session = match &msg.kind {
@@ -75,7 +76,7 @@ pub async fn run(app: Arc<App>, mut inbound: mpsc::Receiver<Inbound>) {
             }
             _ => continue,
         };
-        let key = (node.clone(), session.clone());
+        let key = (NodeName::new(node.as_str()), SessionId::new(session));
         let mut msg = msg;
         // A task that ended (a panic) is started again; it resumes from the acked position.
         for _ in 0..2 {
@@ -83,8 +84,8 @@ pub async fn run(app: Arc<App>, mut inbound: mpsc::Receiver<Inbound>) {
                 let (tx, rx) = mpsc::unbounded_channel();
                 tokio::spawn(SessionDelivery::run(
                     app.clone(),
-                    node.clone(),
-                    session.clone(),
+                    key.0.clone(),
+                    key.1.clone(),
                     rx,
                 ));
                 tx
@@ -92,7 +93,7 @@ pub async fn run(app: Arc<App>, mut inbound: mpsc::Receiver<Inbound>) {
             match tx.send(msg) {
                 Ok(()) => break,
                 Err(mpsc::error::SendError(back)) => {
-                    tracing::error!(session.id = %session, "a session's delivery task had ended; starting it again");
+                    tracing::error!(session.id = %key.1, "a session's delivery task had ended; starting it again");
                     sessions.remove(&key);
                     msg = back;
                 }
@@ -111,8 +112,8 @@ enum Settled {
 
 struct SessionDelivery {
     app: Arc<App>,
-    node: String,
-    session: String,
+    node: NodeName,
+    session: SessionId,
     acked: u64,
     busy: bool,
     turn: Turn,
@@ -122,8 +123,8 @@ struct SessionDelivery {
 impl SessionDelivery {
     async fn run(
         app: Arc<App>,
-        node: String,
-        session: String,
+        node: NodeName,
+        session: SessionId,
         mut rx: mpsc::UnboundedReceiver<v1::NodeMsg>,
     ) {
         // Never "nothing acked" on a database error: that would deliver everything again.
@@ -407,7 +408,7 @@ impl SessionDelivery {
     /// switched to.
     async fn offer_retry(&self, s: Surface, text: &str, account: &str) -> Settled {
         let data = Callback::Retry {
-            session: self.session.clone(),
+            session: self.session.to_string(),
         }
         .encode();
         let sent = self
@@ -542,7 +543,7 @@ impl SessionDelivery {
                 kb.push(vec![(
                     "⎋ Esc".to_owned(),
                     Callback::Key {
-                        session: self.session.clone(),
+                        session: self.session.to_string(),
                         key: PromptKey::Escape,
                         prompt: prompt.clone(),
                     }

@@ -141,8 +141,8 @@ async fn open_topic(app: &App, node: &str, window: &v1::SessionInfo, seen: &mut 
         let surface = Surface { chat_id, thread_id };
         let binding = Binding {
             surface,
-            node: node.to_owned(),
-            session_id: window.session_id.clone(),
+            node: node.into(),
+            session_id: window.session_id.clone().into(),
             cwd: window.cwd.clone(),
             mode: InputMode::Steer,
         };

@@ -5,7 +5,7 @@
 
 mod replay;
 
-use shared::sync::LockExt;
+use shared::{ids::NodeName, sync::LockExt};
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -498,10 +498,12 @@ impl App {
         let closed = if show_hidden {
             Default::default()
         } else {
-            self.store.hidden_threads(node).unwrap_or_else(|err| {
-                tracing::error!(error = %err, "reading hidden sessions failed");
-                Default::default()
-            })
+            self.store
+                .hidden_threads(&NodeName::new(node))
+                .unwrap_or_else(|err| {
+                    tracing::error!(error = %err, "reading hidden sessions failed");
+                    Default::default()
+                })
         };
         match conn
             .call(
@@ -518,7 +520,7 @@ impl App {
                     .sessions
                     .into_iter()
                     .filter(|s| s.open_in_session.is_empty())
-                    .partition(|s| closed.contains(&s.thread_id));
+                    .partition(|s| closed.contains(s.thread_id.as_str()));
                 (shown, hidden.len())
             }
             _ => (Vec::new(), 0),
@@ -580,8 +582,8 @@ impl App {
         }
         let binding = Binding {
             surface: menu.surface,
-            node: menu.node.clone(),
-            session_id: window.session_id.clone(),
+            node: menu.node.clone().into(),
+            session_id: window.session_id.clone().into(),
             cwd: window.cwd.clone(),
             mode: InputMode::Steer,
         };
@@ -684,8 +686,8 @@ impl App {
         };
         let binding = Binding {
             surface: menu.surface,
-            node: menu.node.clone(),
-            session_id: info.session_id.clone(),
+            node: menu.node.clone().into(),
+            session_id: info.session_id.clone().into(),
             cwd: cwd.clone(),
             mode: InputMode::Steer,
         };

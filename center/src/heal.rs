@@ -75,7 +75,7 @@ impl App {
         match node
             .call(
                 Op::KillWindow(v1::KillWindow {
-                    session_id: binding.session_id.clone(),
+                    session_id: binding.session_id.to_string(),
                     ..Default::default()
                 }),
                 CALL_TIMEOUT,
@@ -108,7 +108,7 @@ impl App {
         };
         let info = created.session.unwrap_or_default();
         let healed = Binding {
-            session_id: info.session_id,
+            session_id: info.session_id.into(),
             ..binding.clone()
         };
         if let Err(err) = self.store.put_binding(&healed) {

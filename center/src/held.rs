@@ -43,7 +43,7 @@ impl App {
         let h = HeldInput {
             id: 0,
             surface,
-            session_id: binding.session_id.clone(),
+            session_id: binding.session_id.to_string(),
             text: input.text.clone(),
             reply_to: input.reply_to,
             mode: input.mode,
@@ -89,7 +89,7 @@ impl App {
                     return;
                 };
                 let mut release =
-                    Release::new(held, binding.as_ref().map(|b| b.session_id.clone()));
+                    Release::new(held, binding.as_ref().map(|b| b.session_id.to_string()));
                 loop {
                     match release.next() {
                         Step::Done => break,

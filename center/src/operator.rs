@@ -595,7 +595,7 @@ impl App {
             many => {
                 return Err(Error::AmbiguousSession {
                     node: node_name.to_owned(),
-                    sessions: many.iter().map(|b| b.session_id.clone()).collect(),
+                    sessions: many.iter().map(|b| b.session_id.to_string()).collect(),
                 });
             }
         };

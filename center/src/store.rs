@@ -12,7 +12,10 @@ pub(crate) mod sources;
 
 pub(crate) use jobs::{JobEnd, JobRecord, NewJob};
 pub(crate) use replay::Replay;
-use shared::sync::LockExt;
+use shared::{
+    ids::{NodeName, SessionId, ThreadId},
+    sync::LockExt,
+};
 use std::{path::Path, sync::Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -46,9 +49,9 @@ pub struct Binding {
     /// The topic.
     pub surface: Surface,
     /// Node name.
-    pub node: String,
+    pub node: NodeName,
     /// The node's session id (its window).
-    pub session_id: String,
+    pub session_id: SessionId,
     /// Working directory.
     pub cwd: String,
     /// Default input mode of the topic.
@@ -265,8 +268,8 @@ impl Store {
             params![
                 b.surface.chat_id,
                 b.surface.thread_id,
-                b.node,
-                b.session_id,
+                b.node.as_str(),
+                b.session_id.as_str(),
                 b.cwd,
                 mode_str(b.mode)
             ],
@@ -309,13 +312,17 @@ impl Store {
     }
 
     /// Bindings of one session (normally at most one).
-    pub fn bindings_of(&self, node: &str, session_id: &str) -> Result<Vec<Binding>, StoreError> {
+    pub fn bindings_of(
+        &self,
+        node: &NodeName,
+        session_id: &SessionId,
+    ) -> Result<Vec<Binding>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT chat_id, thread_id, node, session_id, cwd, mode FROM bindings
              WHERE node = ?1 AND session_id = ?2",
         )?;
-        let rows = stmt.query_map(params![node, session_id], row_to_binding)?;
+        let rows = stmt.query_map(params![node.as_str(), session_id.as_str()], row_to_binding)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -329,11 +336,11 @@ impl Store {
     }
 
     /// Advances the acked sequence of a session (never moves it back).
-    pub fn ack(&self, node: &str, session_id: &str, seq: u64) -> Result<(), StoreError> {
+    pub fn ack(&self, node: &NodeName, session_id: &SessionId, seq: u64) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT INTO acks (node, session_id, seq) VALUES (?1, ?2, ?3)
              ON CONFLICT (node, session_id) DO UPDATE SET seq = MAX(seq, excluded.seq)",
-            params![node, session_id, seq as i64],
+            params![node.as_str(), session_id.as_str(), seq as i64],
         )?;
         Ok(())
     }
@@ -342,8 +349,8 @@ impl Store {
     /// sequence (one statement: a crash keeps both or neither).
     pub fn ack_with_turn(
         &self,
-        node: &str,
-        session_id: &str,
+        node: &NodeName,
+        session_id: &SessionId,
         seq: u64,
         turn: &str,
     ) -> Result<(), StoreError> {
@@ -352,18 +359,22 @@ impl Store {
              ON CONFLICT (node, session_id) DO UPDATE
                SET turn = CASE WHEN excluded.seq >= seq THEN excluded.turn ELSE turn END,
                    seq = MAX(seq, excluded.seq)",
-            params![node, session_id, seq as i64, turn],
+            params![node.as_str(), session_id.as_str(), seq as i64, turn],
         )?;
         Ok(())
     }
 
     /// The acked sequence of a session and the turn state saved with it ('' if none).
-    pub fn acked_turn(&self, node: &str, session_id: &str) -> Result<(u64, String), StoreError> {
+    pub fn acked_turn(
+        &self,
+        node: &NodeName,
+        session_id: &SessionId,
+    ) -> Result<(u64, String), StoreError> {
         let row: Option<(i64, String)> = self
             .conn()
             .query_row(
                 "SELECT seq, turn FROM acks WHERE node = ?1 AND session_id = ?2",
-                params![node, session_id],
+                params![node.as_str(), session_id.as_str()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
@@ -371,12 +382,12 @@ impl Store {
     }
 
     /// The acked sequence of a session (0 if none).
-    pub fn acked(&self, node: &str, session_id: &str) -> Result<u64, StoreError> {
+    pub fn acked(&self, node: &NodeName, session_id: &SessionId) -> Result<u64, StoreError> {
         let seq: Option<i64> = self
             .conn()
             .query_row(
                 "SELECT seq FROM acks WHERE node = ?1 AND session_id = ?2",
-                params![node, session_id],
+                params![node.as_str(), session_id.as_str()],
                 |r| r.get(0),
             )
             .optional()?;
@@ -641,11 +652,15 @@ impl Store {
     }
 
     /// Hides a Codex thread of `node` from the resume picker (its topic was closed or deleted).
-    pub fn hide_thread(&self, node: &str, thread_id: &str) -> Result<(), StoreError> {
+    pub fn hide_thread(&self, node: &NodeName, thread_id: &ThreadId) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT OR REPLACE INTO hidden_threads (node, thread_id, hidden_unix_ms)
              VALUES (?1, ?2, ?3)",
-            params![node, thread_id, shared::clock::now_unix_ms()],
+            params![
+                node.as_str(),
+                thread_id.as_str(),
+                shared::clock::now_unix_ms()
+            ],
         )?;
         Ok(())
     }
@@ -653,11 +668,13 @@ impl Store {
     /// The hidden Codex threads of `node`.
     pub fn hidden_threads(
         &self,
-        node: &str,
-    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        node: &NodeName,
+    ) -> Result<std::collections::HashSet<ThreadId>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT thread_id FROM hidden_threads WHERE node = ?1")?;
-        let rows = stmt.query_map(params![node], |r| r.get::<_, String>(0))?;
+        let rows = stmt.query_map(params![node.as_str()], |r| {
+            r.get::<_, String>(0).map(ThreadId::new)
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -699,8 +716,8 @@ fn row_to_binding(r: &rusqlite::Row<'_>) -> rusqlite::Result<Binding> {
             chat_id: r.get(0)?,
             thread_id: r.get(1)?,
         },
-        node: r.get(2)?,
-        session_id: r.get(3)?,
+        node: NodeName::new(r.get::<_, String>(2)?),
+        session_id: SessionId::new(r.get::<_, String>(3)?),
         cwd: r.get(4)?,
         mode: if r.get::<_, String>(5)? == "queue" {
             InputMode::Queue
@@ -866,8 +883,8 @@ mod tests {
                     mode: InputMode::Steer,
                 })
                 .unwrap();
-            store.ack("local", "s1", 50).unwrap();
-            store.ack("local", "s1", 40).unwrap();
+            store.ack(&"local".into(), &"s1".into(), 50).unwrap();
+            store.ack(&"local".into(), &"s1".into(), 40).unwrap();
             store
                 .update_status(s, |_| StatusChange::Set(99, "⚙️ ls".into()))
                 .unwrap();
@@ -883,14 +900,17 @@ mod tests {
         );
         store.finish_update(11).unwrap();
         assert!(store.unfinished_updates().unwrap().is_empty());
-        assert_eq!(store.acked("local", "s1").unwrap(), 50);
+        assert_eq!(store.acked(&"local".into(), &"s1".into()).unwrap(), 50);
         assert_eq!(
             store.cursors("local").unwrap().sessions,
             vec![("s1".to_owned(), 50)]
         );
         let b = store.binding(s).unwrap().unwrap();
         assert_eq!(b.mode, InputMode::Queue);
-        assert_eq!(store.bindings_of("local", "s1").unwrap(), vec![b]);
+        assert_eq!(
+            store.bindings_of(&"local".into(), &"s1".into()).unwrap(),
+            vec![b]
+        );
         assert_eq!(store.status(s).unwrap(), Some((99, "⚙️ ls".into())));
         store.clear_status(s).unwrap();
         assert_eq!(store.status(s).unwrap(), None);
@@ -932,7 +952,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("center.db");
         let store = Store::open(&path).unwrap();
-        store.ack("local", "s", 1).unwrap();
+        store.ack(&"local".into(), &"s".into(), 1).unwrap();
         for name in ["center.db", "center.db-wal", "center.db-shm"] {
             let mode = std::fs::metadata(dir.path().join(name))
                 .unwrap()

@@ -9,7 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use shared::sync::LockExt;
+use shared::{
+    ids::{NodeName, SessionId},
+    sync::LockExt,
+};
 
 /// How long a typed text is remembered (a queued input may wait for a long turn).
 const KEEP: Duration = Duration::from_secs(3600);
@@ -19,7 +22,7 @@ const MAX: usize = 64;
 const MAX_SESSIONS: usize = 256;
 
 /// A session: (node, session id).
-type SessionKey = (String, String);
+type SessionKey = (NodeName, SessionId);
 
 /// Texts typed per session, oldest first, with when; and per session the user message of a
 /// turn that failed on a usage limit, as the transcript shows it (what "Retry on <account>"
@@ -36,8 +39,8 @@ fn norm(text: &str) -> String {
 
 impl TypedRecently {
     /// The center is about to type `text` into the session.
-    pub(crate) fn note(&self, node: &str, session: &str, text: &str) {
-        let key = (node.to_owned(), session.to_owned());
+    pub(crate) fn note(&self, node: &NodeName, session: &SessionId, text: &str) {
+        let key = (node.clone(), session.clone());
         let mut map = self.recent.locked();
         let list = map.entry(key).or_default();
         list.retain(|(_, at)| at.elapsed() < KEEP);
@@ -48,9 +51,9 @@ impl TypedRecently {
     }
 
     /// Whether the transcript's user message `text` is one the center typed (forgetting it).
-    pub(crate) fn take(&self, node: &str, session: &str, text: &str) -> bool {
+    pub(crate) fn take(&self, node: &NodeName, session: &SessionId, text: &str) -> bool {
         let mut map = self.recent.locked();
-        let Some(list) = map.get_mut(&(node.to_owned(), session.to_owned())) else {
+        let Some(list) = map.get_mut(&(node.clone(), session.clone())) else {
             return false;
         };
         let seen = norm(text);
@@ -72,24 +75,24 @@ impl TypedRecently {
 impl TypedRecently {
     /// The turn of `session` whose user message was `text` failed on a usage limit and may be
     /// retried (replacing an earlier one of the session).
-    pub(crate) fn offer_retry(&self, node: &str, session: &str, text: &str) {
+    pub(crate) fn offer_retry(&self, node: &NodeName, session: &SessionId, text: &str) {
         let mut map = self.to_retry.locked();
         if map.len() >= MAX_SESSIONS {
             // Sessions come and go: forget offers nobody took for an hour.
             map.retain(|_, (_, at)| at.elapsed() < KEEP);
         }
         map.insert(
-            (node.to_owned(), session.to_owned()),
+            (node.clone(), session.clone()),
             (text.to_owned(), Instant::now()),
         );
     }
 
     /// The user message of the session's failed turn, taken: a second press retries nothing.
     /// `None` when none is known (the center restarted since, or it was taken).
-    pub(crate) fn take_retry(&self, node: &str, session: &str) -> Option<String> {
+    pub(crate) fn take_retry(&self, node: &NodeName, session: &SessionId) -> Option<String> {
         self.to_retry
             .locked()
-            .remove(&(node.to_owned(), session.to_owned()))
+            .remove(&(node.clone(), session.clone()))
             .map(|(text, _)| text)
     }
 }
@@ -101,19 +104,18 @@ mod tests {
     #[test]
     fn ours_are_recognised_once_and_others_are_not() {
         let t = TypedRecently::default();
-        t.note("local", "s1", "fix  the\ntests");
-        assert!(!t.take("local", "s2", "fix the tests"), "another session");
-        assert!(t.take("local", "s1", "fix the tests"));
-        assert!(!t.take("local", "s1", "fix the tests"), "only once");
-        assert!(!t.take("local", "s1", "typed at the desk"));
-        t.note("local", "s1", "look at this");
-        assert!(t.take("local", "s1", "look at this /tmp/inbox/a.png"));
-        t.offer_retry("local", "s1", "fix the tests");
-        assert_eq!(t.take_retry("local", "s2"), None, "another session");
-        assert_eq!(
-            t.take_retry("local", "s1").as_deref(),
-            Some("fix the tests")
-        );
-        assert_eq!(t.take_retry("local", "s1"), None, "taken once");
+        let local = NodeName::from("local");
+        let (s1, s2) = (SessionId::from("s1"), SessionId::from("s2"));
+        t.note(&local, &s1, "fix  the\ntests");
+        assert!(!t.take(&local, &s2, "fix the tests"), "another session");
+        assert!(t.take(&local, &s1, "fix the tests"));
+        assert!(!t.take(&local, &s1, "fix the tests"), "only once");
+        assert!(!t.take(&local, &s1, "typed at the desk"));
+        t.note(&local, &s1, "look at this");
+        assert!(t.take(&local, &s1, "look at this /tmp/inbox/a.png"));
+        t.offer_retry(&local, &s1, "fix the tests");
+        assert_eq!(t.take_retry(&local, &s2), None, "another session");
+        assert_eq!(t.take_retry(&local, &s1).as_deref(), Some("fix the tests"));
+        assert_eq!(t.take_retry(&local, &s1), None, "taken once");
     }
 }

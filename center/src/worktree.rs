@@ -54,7 +54,7 @@ pub(crate) fn label_topic(app: &App, surface: Surface, w: &v1::Worktree) {
 /// returns true; false leaves the plain `/kill` to the caller.
 pub(crate) async fn kill(app: &Arc<App>, surface: Surface, b: &Binding, msg_id: i32) -> bool {
     let op = Op::WorktreeStatus(v1::WorktreeStatus {
-        session_id: b.session_id.clone(),
+        session_id: b.session_id.to_string(),
     });
     // Not found, a node older than worktrees, offline: the plain /kill decides.
     let Ok(R::Worktree(state)) = app.call(b, op).await else {
@@ -66,7 +66,7 @@ pub(crate) async fn kill(app: &Arc<App>, surface: Surface, b: &Binding, msg_id: 
     if state.clean {
         let button = |label: &str, action| {
             let data = Callback::Worktree {
-                session: b.session_id.clone(),
+                session: b.session_id.to_string(),
                 action,
             };
             (label.to_owned(), data.encode())
@@ -186,7 +186,7 @@ async fn close(
     remove_worktree: bool,
 ) -> Result<Option<v1::WorktreeState>, CallError> {
     let op = Op::KillWindow(v1::KillWindow {
-        session_id: b.session_id.clone(),
+        session_id: b.session_id.to_string(),
         remove_worktree,
     });
     let state = match app.call(b, op).await {

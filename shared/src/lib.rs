@@ -9,6 +9,7 @@ pub mod config;
 pub mod digest;
 pub mod enroll_gate;
 pub mod hardening;
+pub mod ids;
 pub mod line_socket;
 pub mod pki;
 pub mod preflight;

@@ -140,8 +140,8 @@ async fn main() -> anyhow::Result<()> {
                 chat_id: chat,
                 thread_id: thread as i32,
             },
-            node: node.clone(),
-            session_id: sid.clone(),
+            node: node.clone().into(),
+            session_id: sid.clone().into(),
             cwd: String::new(),
             mode: center::store::InputMode::Steer,
         })?;

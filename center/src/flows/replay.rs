@@ -223,8 +223,8 @@ impl App {
         };
         let binding = Binding {
             surface,
-            node: replay.node.clone(),
-            session_id: info.session_id.clone(),
+            node: replay.node.clone().into(),
+            session_id: info.session_id.clone().into(),
             cwd: replay.cwd.clone(),
             mode: InputMode::Steer,
         };

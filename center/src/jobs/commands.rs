@@ -226,7 +226,7 @@ impl Jobs {
     /// Where jobs of this topic run: (node, folder), or why there is no such place.
     pub(super) fn place(&self, ctx: &Context) -> Result<(String, String), String> {
         if let Some(b) = &ctx.binding {
-            return Ok((b.node.clone(), b.cwd.clone()));
+            return Ok((b.node.to_string(), b.cwd.clone()));
         }
         match self.store().chat_setting(ctx.surface.chat_id, WORKDIR) {
             Ok(Some(v)) => {

@@ -773,7 +773,7 @@ async fn twenty_sessions_finishing_at_once_stay_within_the_group_budget() {
                     thread_id: thread as i32,
                 },
                 node: "vps1".into(),
-                session_id: sid.clone(),
+                session_id: sid.clone().into(),
                 cwd: String::new(),
                 mode: center::store::InputMode::Steer,
             })
