@@ -185,13 +185,13 @@ async fn a_newer_codex_is_offered_once_and_installed_only_when_codex_is_idle() {
     .await;
     let mut done = None;
     for _ in 0..30 {
+        // A refusal names the second it was tried: the next one must differ to be an edit.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         let outcome = press_upgrade(&env, private, &offer).await;
         if !outcome.text().starts_with("Not upgraded yet") {
             done = Some(outcome);
             break;
         }
-        // A refusal names the second it was tried: the next one must differ to be an edit.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
     }
     let done = done.expect("Codex never went idle");
     assert!(
