@@ -219,8 +219,19 @@ async fn on_staging<T: Send + 'static>(
         .map_err(NodeError::from)
 }
 
+/// Why a received binary is not taken as this machine's agent-node.
+#[derive(Debug, thiserror::Error)]
+enum DoesNotRun {
+    #[error("`--version` did not finish in time")]
+    Hangs,
+    #[error("cannot start it: {0}")]
+    Start(std::io::Error),
+    #[error("`--version` said {0:?}, not agent-node's version")]
+    NotAnAgentNode(String),
+}
+
 /// Runs `path --version` and returns what it printed, if it looks like an agent-node.
-async fn runs_here(path: &std::path::Path) -> Result<String, String> {
+async fn runs_here(path: &std::path::Path) -> Result<String, DoesNotRun> {
     let mut attempt = 0;
     let out = loop {
         let run = tokio::process::Command::new(path)
@@ -230,13 +241,13 @@ async fn runs_here(path: &std::path::Path) -> Result<String, String> {
             .kill_on_drop(true)
             .output();
         match tokio::time::timeout(VERSION_TIMEOUT, run).await {
-            Err(_) => return Err("`--version` did not finish in time".into()),
+            Err(_) => return Err(DoesNotRun::Hangs),
             // Another thread's fork may briefly hold the file we just wrote (ETXTBSY).
             Ok(Err(e)) if e.raw_os_error() == Some(26) && attempt < 10 => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Ok(Err(e)) => return Err(format!("cannot start it: {e}")),
+            Ok(Err(e)) => return Err(DoesNotRun::Start(e)),
             Ok(Ok(out)) => break out,
         }
     };
@@ -247,10 +258,7 @@ async fn runs_here(path: &std::path::Path) -> Result<String, String> {
         } else {
             printed
         };
-        return Err(format!(
-            "`--version` said {:?}, not agent-node's version",
-            said.chars().take(120).collect::<String>()
-        ));
+        return Err(DoesNotRun::NotAnAgentNode(said.chars().take(120).collect()));
     }
     Ok(printed)
 }

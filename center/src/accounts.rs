@@ -30,7 +30,7 @@ pub(crate) async fn command(
     let words: Vec<&str> = args.split_whitespace().collect();
     let (node, rest) = match pick_node(app, surface, &words) {
         Ok(picked) => picked,
-        Err(why) => return app.notice(surface, &why, Some(msg_id)),
+        Err(why) => return app.notice(surface, &why.to_string(), Some(msg_id)),
     };
     match cmd {
         Command::CodexLogin => login(app, surface, node, rest, msg_id),
@@ -38,12 +38,38 @@ pub(crate) async fn command(
     }
 }
 
+/// Why no machine was picked (the text is the answer to the user).
+#[derive(Debug, thiserror::Error)]
+enum NoMachine {
+    #[error("No machine is connected.")]
+    NoneConnected,
+    #[error(
+        "Which machine? Name it first, e.g. /codexlogin {} [account]. Machines: {}.",
+        .0[0],
+        .0.join(", ")
+    )]
+    Ambiguous(Vec<String>),
+}
+
+/// Why a login could not be relayed to its end.
+#[derive(Debug, thiserror::Error)]
+enum LoginError {
+    #[error("machine {0} is not connected")]
+    NotConnected(String),
+    #[error("unexpected answer {0}")]
+    Unexpected(String),
+    #[error("{}", call_error(.node, .err))]
+    Call { node: String, err: CallError },
+    #[error("the login took too long and was given up")]
+    TooLong,
+}
+
 /// The machine: named by the first word, else the topic's, else the only one (or `local`).
 fn pick_node<'a>(
     app: &App,
     surface: Surface,
     words: &'a [&'a str],
-) -> Result<(String, &'a [&'a str]), String> {
+) -> Result<(String, &'a [&'a str]), NoMachine> {
     let names = app.node_names();
     if let Some(first) = words.first()
         && names.iter().any(|n| n == first)
@@ -58,12 +84,8 @@ fn pick_node<'a>(
         _ if names.iter().any(|n| n == crate::nodes::LOCAL) => {
             Ok((crate::nodes::LOCAL.to_owned(), words))
         }
-        [] => Err("No machine is connected.".into()),
-        _ => Err(format!(
-            "Which machine? Name it first, e.g. /codexlogin {} [account]. Machines: {}.",
-            names[0],
-            names.join(", ")
-        )),
+        [] => Err(NoMachine::NoneConnected),
+        _ => Err(NoMachine::Ambiguous(names)),
     }
 }
 
@@ -102,7 +124,7 @@ fn login(app: &Arc<App>, surface: Surface, node: String, rest: &[&str], msg_id: 
             relay_login(&app, surface, &node, &account, msg_id),
         )
         .await
-        .unwrap_or_else(|_| Err("the login took too long and was given up".into()));
+        .unwrap_or(Err(LoginError::TooLong));
         let text = match outcome {
             Ok(true) => format!("✅ Codex is logged in: {}.", who(&node, &account)),
             Ok(false) => format!(
@@ -122,10 +144,10 @@ async fn relay_login(
     node: &str,
     account: &str,
     msg_id: i32,
-) -> Result<bool, String> {
+) -> Result<bool, LoginError> {
     let conn = app
         .node(node)
-        .ok_or_else(|| format!("machine {node} is not connected"))?;
+        .ok_or_else(|| LoginError::NotConnected(node.to_owned()))?;
     // No "starting" notice: the login's own lines follow within a second (the first of them
     // answering the command), and a group gets only 20 messages a minute.
     let mut login_id = String::new();
@@ -137,8 +159,13 @@ async fn relay_login(
         });
         let update = match conn.call(op, STEP_TIMEOUT).await {
             Ok(R::CodexLogin(update)) => update,
-            Ok(other) => return Err(format!("unexpected answer {other:?}")),
-            Err(err) => return Err(call_error(node, &err)),
+            Ok(other) => return Err(LoginError::Unexpected(format!("{other:?}"))),
+            Err(err) => {
+                return Err(LoginError::Call {
+                    node: node.to_owned(),
+                    err,
+                });
+            }
         };
         if !update.lines.is_empty() {
             app.notice(surface, &update.lines.join("\n"), reply_to.take());

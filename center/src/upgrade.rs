@@ -35,6 +35,40 @@ const RETURN_TIMEOUT: Duration = Duration::from_secs(120);
 /// The largest binary sent (the node's limit too).
 const MAX_SIZE: u64 = 512 * 1024 * 1024;
 
+/// Why an upgrade run cannot start: no binary to send, or no node to send it to (the text is
+/// the answer to the operator).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CannotUpgrade {
+    #[error("cannot tell where the center's executable is ({0}); pass --binary")]
+    NoExecutable(std::io::Error),
+    #[error("the center's executable has no folder; pass --binary")]
+    NoFolder,
+    #[error(
+        "cannot read {} ({source}); build it (`cargo build --release -p agent-node`) or pass --binary",
+        .path.display()
+    )]
+    Missing {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a file", .0.display())]
+    NotAFile(PathBuf),
+    #[error("{} is too large for an agent-node ({} MB)", .path.display(), .size / 1_048_576)]
+    TooLarge { path: PathBuf, size: u64 },
+    #[error("cannot read {}: {source}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not an executable for Linux (no ELF header)", .0.display())]
+    NotElf(PathBuf),
+    /// `all` found no remote node.
+    #[error(
+        "there are no remote nodes to upgrade (the local node is part of the center; upgrade the center instead)"
+    )]
+    NoRemoteNodes,
+}
+
 /// An agent-node binary, read and hashed once for every node it goes to.
 pub(crate) struct Binary {
     path: PathBuf,
@@ -44,43 +78,35 @@ pub(crate) struct Binary {
 
 impl Binary {
     /// The `agent-node` next to the running `center` executable.
-    pub(crate) fn default_path() -> Result<PathBuf, String> {
-        let exe = std::env::current_exe().map_err(|e| {
-            format!("cannot tell where the center's executable is ({e}); pass --binary")
-        })?;
+    pub(crate) fn default_path() -> Result<PathBuf, CannotUpgrade> {
+        let exe = std::env::current_exe().map_err(CannotUpgrade::NoExecutable)?;
         // After a rebuild the running executable reads as "<path> (deleted)": its folder is
         // still the right one.
-        let dir = exe
-            .parent()
-            .ok_or_else(|| "the center's executable has no folder; pass --binary".to_owned())?;
+        let dir = exe.parent().ok_or(CannotUpgrade::NoFolder)?;
         Ok(dir.join("agent-node"))
     }
 
     /// Reads the binary at `path` and checks that it can be one (a Linux executable).
-    pub(crate) fn load(path: &Path) -> Result<Self, String> {
-        let meta = std::fs::metadata(path).map_err(|e| {
-            format!(
-                "cannot read {} ({e}); build it (`cargo build --release -p agent-node`) or pass --binary",
-                path.display()
-            )
+    pub(crate) fn load(path: &Path) -> Result<Self, CannotUpgrade> {
+        let meta = std::fs::metadata(path).map_err(|source| CannotUpgrade::Missing {
+            path: path.to_owned(),
+            source,
         })?;
         if !meta.is_file() {
-            return Err(format!("{} is not a file", path.display()));
+            return Err(CannotUpgrade::NotAFile(path.to_owned()));
         }
         if meta.len() > MAX_SIZE {
-            return Err(format!(
-                "{} is too large for an agent-node ({} MB)",
-                path.display(),
-                meta.len() / 1_048_576
-            ));
+            return Err(CannotUpgrade::TooLarge {
+                path: path.to_owned(),
+                size: meta.len(),
+            });
         }
-        let bytes =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let bytes = std::fs::read(path).map_err(|source| CannotUpgrade::Unreadable {
+            path: path.to_owned(),
+            source,
+        })?;
         if !bytes.starts_with(b"\x7fELF") {
-            return Err(format!(
-                "{} is not an executable for Linux (no ELF header)",
-                path.display()
-            ));
+            return Err(CannotUpgrade::NotElf(path.to_owned()));
         }
         let sha256 = shared::digest::sha256_hex(&bytes);
         Ok(Self {
@@ -125,7 +151,7 @@ impl Outcome {
 pub(crate) fn targets(
     target: &str,
     known: &[(String, bool)],
-) -> Result<(Vec<String>, Vec<String>), String> {
+) -> Result<(Vec<String>, Vec<String>), CannotUpgrade> {
     if target != "all" {
         return Ok((vec![target.to_owned()], Vec::new()));
     }
@@ -141,7 +167,7 @@ pub(crate) fn targets(
         }
     }
     if chosen.is_empty() && skipped.is_empty() {
-        return Err("there are no remote nodes to upgrade (the local node is part of the center; upgrade the center instead)".into());
+        return Err(CannotUpgrade::NoRemoteNodes);
     }
     Ok((chosen, skipped))
 }
@@ -375,7 +401,7 @@ mod tests {
         assert_eq!(targets("vps2", &known).unwrap().0, vec!["vps2"]);
         // The embedded node is named explicitly only to hear why not.
         assert_eq!(targets("local", &known).unwrap().0, vec!["local"]);
-        let err = targets("all", &known[..1]).unwrap_err();
+        let err = targets("all", &known[..1]).unwrap_err().to_string();
         assert!(err.contains("upgrade the center instead"), "{err}");
     }
 
@@ -408,9 +434,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let text = dir.path().join("agent-node");
         std::fs::write(&text, b"#!/bin/sh\necho hi\n").unwrap();
-        let err = Binary::load(&text).err().unwrap();
+        let err = Binary::load(&text).err().unwrap().to_string();
         assert!(err.contains("no ELF header"), "{err}");
-        let err = Binary::load(&dir.path().join("missing")).err().unwrap();
+        let err = Binary::load(&dir.path().join("missing"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("cargo build --release -p agent-node"), "{err}");
         let elf = dir.path().join("elf");
         std::fs::write(&elf, b"\x7fELF and the rest").unwrap();
