@@ -41,6 +41,17 @@ const STATE_FILE: &str = "codex-latest.json";
 /// One install at a time on this machine.
 static INSTALLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Refuses to start Codex (a window, a job) while an install replaces it: npm moves the old
+/// package away before the new one is in place.
+pub(crate) fn not_installing() -> Result<(), NodeError> {
+    match INSTALLING.try_lock() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(NodeError::Blocked(
+            "Codex is being upgraded on this machine; try again in a minute".into(),
+        )),
+    }
+}
+
 /// The last check for the newest release.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct LastCheck {
@@ -326,6 +337,16 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codex_is_not_started_while_an_install_runs() {
+        assert!(not_installing().is_ok());
+        let installing = INSTALLING.try_lock().unwrap();
+        let err = not_installing().unwrap_err().to_string();
+        assert!(err.contains("being upgraded"), "{err}");
+        drop(installing);
+        assert!(not_installing().is_ok());
+    }
 
     #[test]
     fn the_newest_release_is_the_last_line_npm_printed() {

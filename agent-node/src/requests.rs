@@ -100,6 +100,7 @@ impl Node {
     }
 
     async fn start_job(&self, req: v1::StartJob) -> Result<R, NodeError> {
+        crate::codex_upgrade::not_installing()?;
         if !jobs::valid_job_id(&req.job_id) {
             return Err(NodeError::InvalidArgument(format!(
                 "{:?} is not a job id (1-64 of A-Z, a-z, 0-9, -)",
@@ -222,6 +223,7 @@ impl Node {
     }
 
     async fn create_session(&self, req: v1::CreateSession) -> Result<R, NodeError> {
+        crate::codex_upgrade::not_installing()?;
         let _serial = self.inner.windows.creating().await;
         let key = req.idempotency_key.trim();
         if !key.is_empty() {

@@ -231,6 +231,11 @@ pub async fn fetch_unattended(repo: &Path, timeout: Duration) -> Result<(), Erro
         .args(["fetch", "--quiet"])
         .current_dir(repo)
         .env("GIT_TERMINAL_PROMPT", "0")
+        // ssh asks on the terminal itself, whatever git says; a passphrase prompt would hang.
+        .env(
+            "GIT_SSH_COMMAND",
+            std::env::var("GIT_SSH_COMMAND").unwrap_or_else(|_| "ssh -o BatchMode=yes".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

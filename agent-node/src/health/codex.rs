@@ -12,7 +12,10 @@
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::{Arc, LazyLock, Mutex},
+    sync::{
+        Arc, LazyLock, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -36,9 +39,13 @@ static CACHE: LazyLock<Mutex<HashMap<Key, (Instant, v1::CodexHealth)>>> =
 
 /// Wakes every link's probe when Codex changed under them (an upgrade).
 static CHANGED: Notify = Notify::const_new();
+/// Counts those changes: a probe that ran across one asks again instead of keeping an answer
+/// from before it (a wake-up only reaches the probes waiting at that moment).
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// Forgets the cached answers and has every link ask Codex again (after an upgrade).
 pub(crate) fn codex_changed() {
+    GENERATION.fetch_add(1, Ordering::SeqCst);
     CACHE.locked().clear();
     CHANGED.notify_waiters();
 }
@@ -70,15 +77,19 @@ impl CodexProbe {
                         REFRESH - at.elapsed()
                     }
                     _ => {
+                        let generation = GENERATION.load(Ordering::SeqCst);
                         let health = tokio::select! {
                             () = token.cancelled() => break,
                             h = probe(&cfg, idle()) => h,
                         };
-                        CACHE
-                            .locked()
-                            .insert(key.clone(), (Instant::now(), health.clone()));
-                        *cur.locked() = health;
-                        REFRESH
+                        *cur.locked() = health.clone();
+                        if GENERATION.load(Ordering::SeqCst) == generation {
+                            CACHE.locked().insert(key.clone(), (Instant::now(), health));
+                            REFRESH
+                        } else {
+                            // Codex changed while this probe ran: its answer may be stale.
+                            Duration::ZERO
+                        }
                     }
                 };
                 notify.notify_one();
