@@ -124,6 +124,16 @@ pub(super) async fn run(
     }
 }
 
+/// A send counted in `unsent` until it is done, or abandoned by a panic: the shutdown's wait
+/// for every send must not hang on one that will never finish.
+struct Counted<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
 /// Runs `job` with its calls recorded in the audit as the outbox's.
 async fn run_job(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) {
     let origin = Origin {
@@ -157,6 +167,7 @@ async fn execute(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) 
             }
         },
         Job::Send(Outgoing::Text(mut s, live), done) => {
+            let _counted = Counted(&shared.unsent);
             if let Some(live) = &live {
                 (s.html, s.plain) = live.take_for_sending();
             }
@@ -175,9 +186,9 @@ async fn execute(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) 
             if let Some(done) = done {
                 let _ = done.send(result);
             }
-            shared.unsent.send_modify(|n| *n = n.saturating_sub(1));
         }
         Job::Send(Outgoing::Media(m), done) => {
+            let _counted = Counted(&shared.unsent);
             let m = &m;
             let result = attempt(
                 shared,
@@ -209,7 +220,6 @@ async fn execute(shared: &Shared, chat_id: i64, queue: &Mutex<Queue>, job: Job) 
             if let Some(done) = done {
                 let _ = done.send(result);
             }
-            shared.unsent.send_modify(|n| *n = n.saturating_sub(1));
         }
         Job::Change(change, done) => {
             let c = &change;
