@@ -160,7 +160,8 @@ async fn escape_interrupts_a_slow_turn_and_tool_calls_are_reported() {
 
     let start = env.client.seen.len();
     assert_confirmed(&env.send(&sid, "slow: 30").await.unwrap());
-    env.client
+    let (_, busy_at) = env
+        .client
         .wait_for("busy screen", start, TURN, |m| {
             terminal_of(m, &sid)
                 .filter(|t| t.state() == v1::ScreenState::Busy)
@@ -169,7 +170,7 @@ async fn escape_interrupts_a_slow_turn_and_tool_calls_are_reported() {
         .await
         .unwrap();
     env.key(&sid, v1::NamedKey::Escape).await.unwrap();
-    let (aborted, at) = env
+    let (aborted, _) = env
         .client
         .wait_for(
             "aborted turn",
@@ -183,8 +184,10 @@ async fn escape_interrupts_a_slow_turn_and_tool_calls_are_reported() {
         .await
         .unwrap();
     assert_eq!(aborted, "interrupted");
+    // The screen may turn ready before the transcript's abort is read: any ready screen after
+    // the busy one counts.
     env.client
-        .wait_for("ready again", at, Duration::from_secs(20), |m| {
+        .wait_for("ready again", busy_at, Duration::from_secs(20), |m| {
             terminal_of(m, &sid)
                 .filter(|t| t.state() == v1::ScreenState::Ready)
                 .map(|_| ())
