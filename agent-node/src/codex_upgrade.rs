@@ -198,6 +198,28 @@ async fn check_latest(cfg: &NodeConfig) -> LastCheck {
     }
 }
 
+/// Wakes every link's Codex probe when an upgrade changed Codex under them.
+static CHANGED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+/// Counts those changes: a probe that ran across one asks again instead of keeping an answer
+/// from before it (a wake-up only reaches the probes waiting at that moment).
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many times Codex changed under this process (answers from an older count are stale).
+pub(crate) fn generation() -> u64 {
+    GENERATION.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Resolves at the next change of Codex.
+pub(crate) async fn changed() {
+    CHANGED.notified().await;
+}
+
+/// Has every link ask Codex again (after an upgrade).
+fn announce_change() {
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    CHANGED.notify_waiters();
+}
+
 /// Adds the upgrade facts to the heartbeat's Codex state: whether this node may upgrade, and
 /// the newest release (asked now when a day has passed and the machine is `idle`).
 pub(crate) async fn fill(cfg: &NodeConfig, idle: bool, health: &mut v1::CodexHealth) {
@@ -246,9 +268,7 @@ async fn codex_version(cfg: &NodeConfig) -> String {
     };
     let env = preflight::codex_env(cfg);
     match preflight::run_codex(&path, &["--version"], &env, None, VERSION_TIMEOUT).await {
-        Ok(ran) if ran.success => {
-            crate::health::parse_codex_version(&ran.output).unwrap_or_default()
-        }
+        Ok(ran) if ran.success => preflight::parse_version(&ran.output).unwrap_or_default(),
         _ => String::new(),
     }
 }
@@ -325,7 +345,7 @@ impl Node {
         }
         let new_version = codex_version(cfg).await;
         tracing::info!(from = %previous_version, to = %new_version, "Codex upgraded");
-        crate::health::codex_changed();
+        announce_change();
         Ok(R::CodexUpgraded(v1::CodexUpgraded {
             previous_version,
             new_version,

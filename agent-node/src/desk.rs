@@ -14,17 +14,9 @@ use proto::v1;
 
 use crate::{
     node::Node,
-    registry::SessionRecord,
+    registry::{DESK_PREFIX, SessionRecord},
     screen::{self, PaneFacts, Screen},
 };
-
-/// Session ids of adopted desk windows start with this (the node's own start with `s`).
-const DESK_PREFIX: char = 'd';
-
-/// Whether `session_id` names a window started at the desk.
-pub(crate) fn is_desk_session(session_id: &str) -> bool {
-    session_id.starts_with(DESK_PREFIX)
-}
 
 impl Node {
     /// With `desk_topics` on, looks for new desk windows every liveness interval.
@@ -139,11 +131,5 @@ mod tests {
                 && runs_codex("codex-x86_64-unknown-linux-musl")
         );
         assert!(!runs_codex("ssh") && !runs_codex("bash") && !runs_codex("python3"));
-    }
-
-    #[test]
-    fn desk_sessions_are_told_apart_by_their_id() {
-        assert!(is_desk_session("d0123456789abcdef"));
-        assert!(!is_desk_session("s0123456789abcdef"));
     }
 }

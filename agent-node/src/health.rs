@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{config::RootConfig, node::Node};
 
-pub(crate) use codex::{CodexProbe, codex_changed, parse_version as parse_codex_version};
+pub(crate) use codex::CodexProbe;
 pub(crate) use lag::LagTracker;
 
 /// Longest a machine sample may take before the beat goes without it.

@@ -371,6 +371,15 @@ fn last_line(output: &str) -> String {
     redact(line).chars().take(200).collect()
 }
 
+/// `codex-cli 0.171.0` → `0.171.0` (the last word of the first line naming codex).
+pub(crate) fn parse_version(output: &str) -> Option<String> {
+    output
+        .lines()
+        .find(|l| l.starts_with("codex"))
+        .and_then(|l| l.split_whitespace().last())
+        .map(str::to_owned)
+}
+
 /// `line` with every word that looks like a credential (an API key, a long token) blanked.
 pub(crate) fn redact(line: &str) -> String {
     let redacted: Vec<String> = line

@@ -18,6 +18,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::transcript::chain::{Chain, Segment};
 
+/// Session ids of windows adopted from the desk start with this (the node's own start with `s`).
+pub(crate) const DESK_PREFIX: char = 'd';
+
+/// Whether `session_id` names a window started at the desk.
+pub(crate) fn is_desk_session(session_id: &str) -> bool {
+    session_id.starts_with(DESK_PREFIX)
+}
+
 /// One window the node created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SessionRecord {
@@ -323,6 +331,12 @@ mod tests {
             idempotency_key: Some("k".into()),
             exited: false,
         }
+    }
+
+    #[test]
+    fn desk_sessions_are_told_apart_by_their_id() {
+        assert!(is_desk_session("d0123456789abcdef"));
+        assert!(!is_desk_session("s0123456789abcdef"));
     }
 
     #[test]

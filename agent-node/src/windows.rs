@@ -253,7 +253,7 @@ impl Windows {
             window_name: r.window_name.clone(),
             codex: self.runtime(&r.session_id).and_then(|rt| rt.codex_status()),
             worktree: self.worktree_holding(&r.cwd).map(|w| w.to_wire()),
-            desk: crate::desk::is_desk_session(&r.session_id),
+            desk: registry::is_desk_session(&r.session_id),
         }
     }
 

@@ -6,7 +6,6 @@ use proto::v1::{self, reply::Result as R, request::Op};
 
 use crate::{
     app::{App, CALL_TIMEOUT},
-    operator::ControlAnswer,
     telegram::outbox::Class,
 };
 
@@ -43,15 +42,39 @@ pub(crate) fn last_answers(
     answers.split_off(skip)
 }
 
-/// Runs a backfill for the operator.
-pub(crate) async fn run(app: &App, topic: &str, turns: u32) -> ControlAnswer {
+/// Why a backfill stopped (each reads as the operator's answer).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BackfillError {
+    /// The topic is not one the operator can name.
+    #[error("{0}")]
+    Topic(String),
+    #[error("{0} is offline")]
+    Offline(String),
+    #[error("unexpected answer {0}")]
+    Unexpected(String),
+    #[error("{node}: {err}")]
+    Node {
+        node: String,
+        #[source]
+        err: crate::nodes::CallError,
+    },
+    #[error("the session has no answers yet")]
+    NoAnswers,
+    #[error("Telegram refused answer {nth} of {of}: {why}")]
+    Refused { nth: usize, of: usize, why: String },
+    #[error("the center is stopping")]
+    Stopping,
+}
+
+/// Runs a backfill for the operator; says how many answers were sent again.
+pub(crate) async fn run(app: &App, topic: &str, turns: u32) -> Result<String, BackfillError> {
     let turns = turns.clamp(1, MAX_TURNS);
     let binding = match app.resolve_topic(topic) {
         Ok(b) => b,
-        Err(e) => return ControlAnswer::fail(e.to_string()),
+        Err(e) => return Err(BackfillError::Topic(e.to_string())),
     };
     let Some(node) = app.node(&binding.node) else {
-        return ControlAnswer::fail(format!("{} is offline", binding.node));
+        return Err(BackfillError::Offline(binding.node.to_string()));
     };
     let mut entries: Vec<v1::HistoryEntry> = Vec::new();
     loop {
@@ -63,8 +86,13 @@ pub(crate) async fn run(app: &App, topic: &str, turns: u32) -> ControlAnswer {
         });
         let page = match node.call(op, CALL_TIMEOUT).await {
             Ok(R::History(h)) => h,
-            Ok(other) => return ControlAnswer::fail(format!("unexpected answer {other:?}")),
-            Err(err) => return ControlAnswer::fail(format!("{}: {err}", binding.node)),
+            Ok(other) => return Err(BackfillError::Unexpected(format!("{other:?}"))),
+            Err(err) => {
+                return Err(BackfillError::Node {
+                    node: binding.node.to_string(),
+                    err,
+                });
+            }
         };
         let got = page.entries.len() as u32;
         entries.extend(page.entries);
@@ -75,7 +103,7 @@ pub(crate) async fn run(app: &App, topic: &str, turns: u32) -> ControlAnswer {
     }
     let answers = last_answers(&entries, turns as usize);
     if answers.is_empty() {
-        return ControlAnswer::fail("the session has no answers yet".to_owned());
+        return Err(BackfillError::NoAnswers);
     }
     let mut sent = 0;
     for answer in &answers {
@@ -95,18 +123,18 @@ pub(crate) async fn run(app: &App, topic: &str, turns: u32) -> ControlAnswer {
             match receiver.await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
-                    return ControlAnswer::fail(format!(
-                        "Telegram refused answer {} of {}: {e}",
-                        sent + 1,
-                        answers.len()
-                    ));
+                    return Err(BackfillError::Refused {
+                        nth: sent + 1,
+                        of: answers.len(),
+                        why: e.to_string(),
+                    });
                 }
-                Err(_) => return ControlAnswer::fail("the center is stopping".to_owned()),
+                Err(_) => return Err(BackfillError::Stopping),
             }
         }
         sent += 1;
     }
-    ControlAnswer::ok(format!("re-sent {sent} answer(s) to the topic"))
+    Ok(format!("re-sent {sent} answer(s) to the topic"))
 }
 
 #[cfg(test)]

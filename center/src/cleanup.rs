@@ -19,8 +19,9 @@ use std::collections::BTreeMap;
 use proto::v1::{self, reply::Result as R, request::Op};
 
 use crate::{
-    app::{App, CALL_TIMEOUT, STATE_UNREADABLE},
+    app::{App, CALL_TIMEOUT},
     nodes::CallError,
+    store::STATE_UNREADABLE,
     store::{Binding, Surface},
     telegram::{
         api::Keyboard,

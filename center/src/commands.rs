@@ -8,9 +8,11 @@ use std::sync::Arc;
 use proto::v1::{self, reply::Result as R, request::Op};
 
 use crate::{
-    app::{App, CALL_TIMEOUT, PendingInput, STATE_UNREADABLE},
+    app::{App, CALL_TIMEOUT},
     inbox::UpdateLease,
     nodes::CallError,
+    pending::PendingInput,
+    store::STATE_UNREADABLE,
     store::{Binding, InputMode, Surface},
     telegram::{
         api::{MediaKind, Upload},

@@ -100,7 +100,7 @@ pub struct CenterConfig {
     pub alerts: crate::health::AlertsConfig,
     /// `update_check`, `update_repo`: a daily `center update --check`, new upstream commits
     /// told to the allowed users once (off by default).
-    pub update_check: crate::update_check::UpdateCheckConfig,
+    pub update_check: UpdateCheckConfig,
 }
 
 /// A remote node in the file.
@@ -451,7 +451,7 @@ impl CenterConfig {
             let tcp = endpoint
                 .rsplit_once(':')
                 .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
-            if !tcp && crate::nodes::connector::unix_socket(endpoint).is_none() {
+            if !tcp && crate::nodes::unix_socket(endpoint).is_none() {
                 return Err(invalid(
                     "nodes",
                     format!("{endpoint:?} is not host:port or unix:/path"),
@@ -494,7 +494,7 @@ impl CenterConfig {
             voice: voice_config(args, secrets, file.voice)?,
             alerts: file.alerts.validated()?,
             jobs: crate::jobs::JobsConfig::resolve(file.jobs)?.with_github(file.github)?,
-            update_check: crate::update_check::UpdateCheckConfig::resolve(
+            update_check: UpdateCheckConfig::resolve(
                 args.update_check.or(file.update_check),
                 args.update_repo.clone().or(file.update_repo),
                 args.update_check_every_secs,
@@ -544,6 +544,42 @@ fn parse_users(list: &str) -> Result<Vec<u64>, ConfigError> {
             })
         })
         .collect()
+}
+
+/// Time between update checks: a day.
+const UPDATE_CHECK_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `update_check`, `update_repo` (and a test-only interval) as the center runs with them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateCheckConfig {
+    /// Check at all (default false).
+    pub enabled: bool,
+    /// The checkout to check (default: the one holding the running executable).
+    pub repo: Option<PathBuf>,
+    /// Time between checks: a day (tests shorten it).
+    pub every: Duration,
+}
+
+impl Default for UpdateCheckConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            repo: None,
+            every: UPDATE_CHECK_EVERY,
+        }
+    }
+}
+
+impl UpdateCheckConfig {
+    /// The settings from flags/env over the file: on or off, the checkout, and the test-only
+    /// interval in seconds (at least 1).
+    pub fn resolve(enabled: Option<bool>, repo: Option<PathBuf>, every_secs: Option<u64>) -> Self {
+        Self {
+            enabled: enabled.unwrap_or(false),
+            repo: repo.map(|p| shared::config::expand_tilde(&p)),
+            every: every_secs.map_or(UPDATE_CHECK_EVERY, |s| Duration::from_secs(s.max(1))),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,18 +3,20 @@
 //! `m|<token>|<op>|<arg>` (well under Telegram's 64-byte limit) and is checked against the
 //! menu's topic, so stale or forged buttons get a clear answer and change nothing.
 
+pub(crate) mod menu;
 mod replay;
 
+pub use menu::Menus;
+use menu::{Kind, Menu};
+
 use shared::{ids::NodeName, sync::LockExt};
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use std::sync::Arc;
 
 use proto::v1::{self, reply::Result as R, request::Op};
 
 use crate::{
-    app::{App, CALL_TIMEOUT, PendingInput},
+    app::{App, CALL_TIMEOUT},
+    pending::PendingInput,
     store::{Binding, InputMode, Surface},
     telegram::{
         api::Keyboard,
@@ -32,42 +34,6 @@ const ONLY_NODE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Folders shown per page.
 const PAGE: usize = 8;
 
-#[derive(Debug, Clone)]
-enum Kind {
-    /// Machines to choose from: (name, online).
-    Nodes {
-        nodes: Vec<(String, bool)>,
-    },
-    Roots {
-        roots: Vec<v1::Root>,
-    },
-    Dir {
-        listing: v1::DirListing,
-        page: usize,
-    },
-    /// Sessions to resume in a folder, and windows already open there that no topic holds.
-    Resume {
-        cwd: String,
-        sessions: Vec<v1::ResumableSession>,
-        windows: Vec<v1::SessionInfo>,
-        /// Sessions left out because their topic was closed or deleted.
-        hidden: usize,
-        /// The folder lies in a git repository: offer a new worktree.
-        git: bool,
-    },
-}
-
-#[derive(Debug, Clone)]
-struct Menu {
-    surface: Surface,
-    node: String,
-    message_id: Option<i32>,
-    kind: Kind,
-    pending: Option<PendingInput>,
-    /// Show dot-folders, and sessions whose topic was closed or deleted.
-    show_hidden: bool,
-}
-
 /// Why a folder could not be shown (each reads as a short message in the topic).
 #[derive(Debug, thiserror::Error)]
 enum BrowseError {
@@ -79,12 +45,6 @@ enum BrowseError {
     Listing(#[source] crate::nodes::CallError),
     #[error("Unexpected answer from the machine.")]
     Unexpected,
-}
-
-/// Open menus by token.
-#[derive(Debug, Default)]
-pub struct Menus {
-    open: Mutex<HashMap<String, Menu>>,
 }
 
 /// A menu's token in its buttons' data: unguessable, so a forged press cannot reach a menu.
@@ -576,7 +536,7 @@ impl App {
             }
             Err(err) => {
                 tracing::error!(error = %err, "reading bindings failed");
-                self.close_menu(token, &menu, crate::app::STATE_UNREADABLE);
+                self.close_menu(token, &menu, crate::store::STATE_UNREADABLE);
                 return;
             }
         }
@@ -637,7 +597,7 @@ impl App {
                 return;
             }
             Err(_) => {
-                self.close_menu(token, &menu, crate::app::STATE_UNREADABLE);
+                self.close_menu(token, &menu, crate::store::STATE_UNREADABLE);
                 return;
             }
         }

@@ -9,8 +9,9 @@ use std::{sync::Arc, time::Duration};
 use proto::v1;
 
 use crate::{
-    app::{App, PendingInput},
+    app::App,
     nodes::CallError,
+    pending::PendingInput,
     router::held::{self as decide, Admit, Release, Step, Typed},
     store::{Binding, HeldInput, Surface},
     telegram::{
@@ -114,7 +115,7 @@ impl App {
                             release.typed(Typed::Settled);
                             let _ = app.store.remove_held_input(h.id);
                             if let Some(receipt) = h.receipt {
-                                let (text, delivered) = crate::app::receipt_text(&result);
+                                let (text, delivered) = crate::input::receipt_text(&result);
                                 app.finish_receipt(surface, receipt, &text, delivered, false);
                             }
                         }

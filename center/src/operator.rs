@@ -9,8 +9,9 @@ use proto::v1;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    app::{App, PendingInput},
+    app::App,
     nodes::CallError,
+    pending::PendingInput,
     store::{Binding, InputMode, StoreError, Surface},
     telegram::{
         api::{self, MediaKind, TgError, Upload},
@@ -351,7 +352,10 @@ impl App {
             },
             ControlRequest::Input { topic, text } => self.operator_input(&topic, &text).await,
             ControlRequest::Backfill { topic, turns } => {
-                crate::backfill::run(self, &topic, turns).await
+                match crate::backfill::run(self, &topic, turns).await {
+                    Ok(done) => ControlAnswer::ok(done),
+                    Err(err) => ControlAnswer::fail(err.to_string()),
+                }
             }
             ControlRequest::JobAdd {
                 node,

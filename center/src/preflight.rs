@@ -18,7 +18,7 @@ use std::{collections::BTreeSet, path::Path, time::Duration};
 
 use center::{
     config::CenterConfig,
-    nodes::connector::unix_socket,
+    nodes::unix_socket,
     store::Store,
     telegram::api::{BotInfo, Tg, TgError},
 };

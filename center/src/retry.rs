@@ -12,11 +12,7 @@
 
 use std::sync::Arc;
 
-use crate::{
-    app::{App, PendingInput},
-    store::Surface,
-    telegram::callback::EXPIRED,
-};
+use crate::{app::App, pending::PendingInput, store::Surface, telegram::callback::EXPIRED};
 
 /// Why a retry cannot start, as the button's toast.
 const NOTHING_KNOWN: &str = "Nothing to retry: the center does not know that turn's message (it restarted since, or the turn was retried already). Send it again.";
@@ -31,7 +27,7 @@ pub(crate) async fn press(
     let binding = match app.binding(surface) {
         Ok(Some(b)) if b.session_id == session => b,
         Ok(_) => return EXPIRED.into(),
-        Err(_) => return crate::app::STATE_UNREADABLE.into(),
+        Err(_) => return crate::store::STATE_UNREADABLE.into(),
     };
     // Taken here, so a second press (before or after the first one's work) retries nothing.
     let Some(text) = app.typed.take_retry(&binding.node, &binding.session_id) else {
@@ -56,7 +52,7 @@ pub(crate) async fn press(
                     return;
                 }
                 Err(_) => {
-                    app.notice(surface, crate::app::STATE_UNREADABLE, message_id);
+                    app.notice(surface, crate::store::STATE_UNREADABLE, message_id);
                     return;
                 }
             };

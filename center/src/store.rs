@@ -25,6 +25,15 @@ use rusqlite::{Connection, OptionalExtension, params};
 #[error("state database: {0}")]
 pub struct StoreError(#[from] rusqlite::Error);
 
+/// The center's state could not be read (SQLite failed); logged where it happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the center cannot read its state right now; try again")]
+pub(crate) struct StateUnreadable;
+
+/// What the topic is told when its state cannot be read.
+pub(crate) const STATE_UNREADABLE: &str =
+    "✗ The center cannot read its state right now; try again.";
+
 /// Where messages go: a chat, and a topic in it (0 = the chat itself, no topic).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Surface {

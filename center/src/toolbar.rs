@@ -14,7 +14,8 @@ use proto::v1;
 use shared::sync::LockExt;
 
 use crate::{
-    app::{App, STATE_UNREADABLE},
+    app::App,
+    store::STATE_UNREADABLE,
     store::{Binding, InputMode, Surface},
     telegram::{
         api::Keyboard,

@@ -23,12 +23,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     app::App,
+    config::UpdateCheckConfig,
     store::Store,
     update::{self, Facts, Plan, UpstreamHead},
 };
 
-/// Time between checks.
-pub const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 /// The first check comes this long after the start (once the center has settled).
 const FIRST_CHECK: Duration = Duration::from_secs(5 * 60);
 /// A fetch that takes longer is given up until the next check.
@@ -39,39 +38,6 @@ const CENTER_WIDE: i64 = 0;
 const ANNOUNCED: &str = "update_check.announced";
 /// Longest commit subject quoted in a message.
 const SUBJECT_CHARS: usize = 80;
-
-/// `update_check`, `update_repo` (and a test-only interval) as the center runs with them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpdateCheckConfig {
-    /// Check at all (default false).
-    pub enabled: bool,
-    /// The checkout to check (default: the one holding the running executable).
-    pub repo: Option<PathBuf>,
-    /// Time between checks: a day (tests shorten it).
-    pub every: Duration,
-}
-
-impl Default for UpdateCheckConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            repo: None,
-            every: DAY,
-        }
-    }
-}
-
-impl UpdateCheckConfig {
-    /// The settings from flags/env over the file: on or off, the checkout, and the test-only
-    /// interval in seconds (at least 1).
-    pub fn resolve(enabled: Option<bool>, repo: Option<PathBuf>, every_secs: Option<u64>) -> Self {
-        Self {
-            enabled: enabled.unwrap_or(false),
-            repo: repo.map(|p| shared::config::expand_tilde(&p)),
-            every: every_secs.map_or(DAY, |s| Duration::from_secs(s.max(1))),
-        }
-    }
-}
 
 /// Where the check runs and what the owners are told to run.
 #[derive(Debug, Clone, PartialEq, Eq)]

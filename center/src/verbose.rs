@@ -162,7 +162,7 @@ pub(crate) fn command(store: &Store, surface: Surface, args: &str) -> String {
         Ok(()) => format!("This topic now shows: {}.", changed.describe()),
         Err(err) => {
             tracing::error!(error = %err, "saving /verbose failed");
-            crate::app::STATE_UNREADABLE.to_owned()
+            crate::store::STATE_UNREADABLE.to_owned()
         }
     }
 }

@@ -123,7 +123,7 @@ pub(crate) async fn press(
     let binding = match app.binding(surface) {
         Ok(Some(b)) if b.session_id == session => b,
         Ok(_) => return EXPIRED.into(),
-        Err(_) => return crate::app::STATE_UNREADABLE.into(),
+        Err(_) => return crate::store::STATE_UNREADABLE.into(),
     };
     let edit = |html: String| {
         if let Some(id) = message_id {

@@ -7,15 +7,12 @@
 //! goes out in an extra beat) and every [`REFRESH`] after. The cache is per process and per
 //! (command, `CODEX_HOME`), so a link that reconnects often does not start Codex each time.
 //! The same pass adds what [`crate::codex_upgrade`] knows (the newest release, asked at most
-//! daily), and an upgrade renews every link's answer at once ([`codex_changed`]).
+//! daily), and an upgrade renews every link's answer at once ([`codex_upgrade::changed`]).
 
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::{
-        Arc, LazyLock, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, LazyLock, Mutex},
     time::{Duration, Instant},
 };
 
@@ -24,7 +21,7 @@ use shared::{preflight::Outcome, sync::LockExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::{NodeConfig, preflight};
+use crate::{NodeConfig, codex_upgrade, preflight};
 
 /// How often the answers are renewed.
 const REFRESH: Duration = Duration::from_secs(3600);
@@ -33,22 +30,12 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Key = (String, PathBuf);
 
-/// The latest answers per (Codex command, `CODEX_HOME`) in this process.
-static CACHE: LazyLock<Mutex<HashMap<Key, (Instant, v1::CodexHealth)>>> =
-    LazyLock::new(Mutex::default);
+/// One cached answer: when it was asked, in which [`codex_upgrade::generation`], and what it said.
+type Cached = (Instant, u64, v1::CodexHealth);
 
-/// Wakes every link's probe when Codex changed under them (an upgrade).
-static CHANGED: Notify = Notify::const_new();
-/// Counts those changes: a probe that ran across one asks again instead of keeping an answer
-/// from before it (a wake-up only reaches the probes waiting at that moment).
-static GENERATION: AtomicU64 = AtomicU64::new(0);
-
-/// Forgets the cached answers and has every link ask Codex again (after an upgrade).
-pub(crate) fn codex_changed() {
-    GENERATION.fetch_add(1, Ordering::SeqCst);
-    CACHE.locked().clear();
-    CHANGED.notify_waiters();
-}
+/// The latest answers per (Codex command, `CODEX_HOME`) in this process, with the
+/// [`codex_upgrade::generation`] they were asked in: an answer from before an upgrade is stale.
+static CACHE: LazyLock<Mutex<HashMap<Key, Cached>>> = LazyLock::new(Mutex::default);
 
 /// The cached Codex state of one link; [`CodexProbe::changed`] fires when a new answer arrived.
 pub(crate) struct CodexProbe {
@@ -71,20 +58,24 @@ impl CodexProbe {
         tokio::spawn(async move {
             loop {
                 let cached = CACHE.locked().get(&key).cloned();
+                let generation = codex_upgrade::generation();
                 let wait = match cached {
-                    Some((at, health)) if at.elapsed() < REFRESH => {
+                    Some((at, asked_in, health))
+                        if at.elapsed() < REFRESH && asked_in == generation =>
+                    {
                         *cur.locked() = health;
                         REFRESH - at.elapsed()
                     }
                     _ => {
-                        let generation = GENERATION.load(Ordering::SeqCst);
                         let health = tokio::select! {
                             () = token.cancelled() => break,
                             h = probe(&cfg, idle()) => h,
                         };
                         *cur.locked() = health.clone();
-                        if GENERATION.load(Ordering::SeqCst) == generation {
-                            CACHE.locked().insert(key.clone(), (Instant::now(), health));
+                        if codex_upgrade::generation() == generation {
+                            CACHE
+                                .locked()
+                                .insert(key.clone(), (Instant::now(), generation, health));
                             REFRESH
                         } else {
                             // Codex changed while this probe ran: its answer may be stale.
@@ -96,7 +87,7 @@ impl CodexProbe {
                 tokio::select! {
                     () = token.cancelled() => break,
                     () = tokio::time::sleep(wait) => {}
-                    () = CHANGED.notified() => {}
+                    () = codex_upgrade::changed() => {}
                 }
             }
         });
@@ -117,7 +108,7 @@ impl CodexProbe {
 /// Asks Codex for its version and login state, and adds the upgrade facts.
 async fn probe(cfg: &NodeConfig, idle: bool) -> v1::CodexHealth {
     let mut health = ask_codex(cfg).await;
-    crate::codex_upgrade::fill(cfg, idle, &mut health).await;
+    codex_upgrade::fill(cfg, idle, &mut health).await;
     health
 }
 
@@ -152,7 +143,7 @@ fn read(
     checked_unix_ms: i64,
 ) -> v1::CodexHealth {
     let version = match version_outcome {
-        Outcome::Ok(_) | Outcome::Warn { .. } => version_output.and_then(parse_version),
+        Outcome::Ok(_) | Outcome::Warn { .. } => version_output.and_then(preflight::parse_version),
         Outcome::Fail { .. } => None,
     };
     let (login, login_detail) = match login_outcome {
@@ -176,15 +167,6 @@ fn read(
         checked_unix_ms,
         ..Default::default()
     }
-}
-
-/// `codex-cli 0.171.0` → `0.171.0` (the last word of the first line naming codex).
-pub(crate) fn parse_version(output: &str) -> Option<String> {
-    output
-        .lines()
-        .find(|l| l.starts_with("codex"))
-        .and_then(|l| l.split_whitespace().last())
-        .map(str::to_owned)
 }
 
 #[cfg(test)]

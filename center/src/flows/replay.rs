@@ -10,7 +10,9 @@ use proto::v1::{self, reply::Result as R, request::Op};
 
 use super::{Menu, age, escape_html, short};
 use crate::{
-    app::{App, CALL_TIMEOUT, PendingInput, STATE_UNREADABLE},
+    app::{App, CALL_TIMEOUT},
+    pending::PendingInput,
+    store::STATE_UNREADABLE,
     store::{Binding, InputMode, Replay, Surface},
     telegram::{
         api::Keyboard,

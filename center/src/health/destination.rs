@@ -63,11 +63,11 @@ pub(crate) fn command(app: &App, surface: Surface, arg: &str) -> String {
         }
         "here" => match set(Some(format!("{}:{}", surface.chat_id, surface.thread_id))) {
             Ok(()) => "✅ Alerts about the machines now go to this topic.".into(),
-            Err(()) => crate::app::STATE_UNREADABLE.into(),
+            Err(()) => crate::store::STATE_UNREADABLE.into(),
         },
         "private" => match set(None) {
             Ok(()) => "✅ Alerts now go to the allowed users in private.".into(),
-            Err(()) => crate::app::STATE_UNREADABLE.into(),
+            Err(()) => crate::store::STATE_UNREADABLE.into(),
         },
         _ => "Usage: /health alerts [here|private]".into(),
     }

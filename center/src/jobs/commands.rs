@@ -93,7 +93,7 @@ impl Jobs {
             Command::Jobs => {
                 let text = match self.store().jobs_of_chat(ctx.surface.chat_id, 15) {
                     Ok(jobs) => view::list(&jobs, now_ms()),
-                    Err(_) => crate::app::STATE_UNREADABLE.to_owned(),
+                    Err(_) => crate::store::STATE_UNREADABLE.to_owned(),
                 };
                 self.reply(&ctx, &text);
             }
@@ -115,7 +115,7 @@ impl Jobs {
                     }
                     Ok(Some(job)) => self.reply(&ctx, &view::info(&job)),
                     Ok(None) => self.reply(&ctx, &format!("There is no job {id}.")),
-                    Err(_) => self.reply(&ctx, crate::app::STATE_UNREADABLE),
+                    Err(_) => self.reply(&ctx, crate::store::STATE_UNREADABLE),
                 }
             }
             Command::Cancel | Command::Approve | Command::Reject => {
@@ -189,7 +189,7 @@ impl Jobs {
                 job.source = String::new();
                 match self.submit(job).await {
                     Ok(Ok(new)) => format!("Job {new} submitted."),
-                    Ok(Err(_)) => crate::app::STATE_UNREADABLE.to_owned(),
+                    Ok(Err(_)) => crate::store::STATE_UNREADABLE.to_owned(),
                     Err(stopped) => stopped.to_string(),
                 }
             }
@@ -235,7 +235,7 @@ impl Jobs {
                 }
             }
             Ok(None) => {}
-            Err(_) => return Err(crate::app::STATE_UNREADABLE.to_owned()),
+            Err(_) => return Err(crate::store::STATE_UNREADABLE.to_owned()),
         }
         match &self.cfg().default_workdir {
             Some(dir) => Ok((self.cfg().default_node.clone(), dir.clone())),
@@ -290,7 +290,7 @@ impl Jobs {
         source: String,
     ) {
         let Ok(mut settings) = settings::effective(self.store(), ctx.surface.chat_id) else {
-            return self.reply(ctx, crate::app::STATE_UNREADABLE);
+            return self.reply(ctx, crate::store::STATE_UNREADABLE);
         };
         let pick = |mine: &mut String, theirs: String| {
             if !theirs.is_empty() {
@@ -325,7 +325,7 @@ impl Jobs {
         match self.submit(job).await {
             // The job's status message replies to the command: that is the answer.
             Ok(Ok(_)) => {}
-            Ok(Err(_)) => self.reply(ctx, crate::app::STATE_UNREADABLE),
+            Ok(Err(_)) => self.reply(ctx, crate::store::STATE_UNREADABLE),
             Err(stopped) => self.reply(ctx, &stopped.to_string()),
         }
     }
@@ -397,9 +397,9 @@ impl Jobs {
                             Ok(()) => format!(
                                 "Session {name} created in {node}:{dir}. /run_session {name} <prompt> runs in it; each run continues the last."
                             ),
-                            Err(_) => crate::app::STATE_UNREADABLE.to_owned(),
+                            Err(_) => crate::store::STATE_UNREADABLE.to_owned(),
                         },
-                        Err(_) => crate::app::STATE_UNREADABLE.to_owned(),
+                        Err(_) => crate::store::STATE_UNREADABLE.to_owned(),
                     }
                 }
             },
@@ -408,10 +408,10 @@ impl Jobs {
                 match self.store().chat_setting(chat, &key) {
                     Ok(Some(_)) => match self.store().set_chat_setting(chat, &key, None) {
                         Ok(()) => format!("Session {name} stopped (its Codex thread is kept)."),
-                        Err(_) => crate::app::STATE_UNREADABLE.to_owned(),
+                        Err(_) => crate::store::STATE_UNREADABLE.to_owned(),
                     },
                     Ok(None) => format!("There is no session {name}."),
-                    Err(_) => crate::app::STATE_UNREADABLE.to_owned(),
+                    Err(_) => crate::store::STATE_UNREADABLE.to_owned(),
                 }
             }
             [] | ["list"] => match self.store().chat_settings_with_prefix(chat, SESSION) {
@@ -440,7 +440,7 @@ impl Jobs {
                     }
                     out.join("\n")
                 }
-                Err(_) => crate::app::STATE_UNREADABLE.to_owned(),
+                Err(_) => crate::store::STATE_UNREADABLE.to_owned(),
             },
             _ => "Usage: /session create <name> | stop <name> | list (names: a-z, 0-9, - and _)"
                 .to_owned(),
@@ -467,7 +467,7 @@ impl Jobs {
                 // The thread of the session's newest job that has one.
                 let thread = match self.store().last_thread_of_source(&source) {
                     Ok(t) => t.unwrap_or_default(),
-                    Err(_) => return self.reply(ctx, crate::app::STATE_UNREADABLE),
+                    Err(_) => return self.reply(ctx, crate::store::STATE_UNREADABLE),
                 };
                 let kind = if thread.is_empty() { "exec" } else { "resume" };
                 self.submit_at(
@@ -507,7 +507,7 @@ impl Jobs {
                     "{target:?} is neither a session here (/session list) nor a Codex thread id."
                 ),
             ),
-            Err(_) => self.reply(ctx, crate::app::STATE_UNREADABLE),
+            Err(_) => self.reply(ctx, crate::store::STATE_UNREADABLE),
         }
     }
 
@@ -519,7 +519,7 @@ impl Jobs {
         let job = match self.store().job(id) {
             Ok(Some(job)) => job,
             Ok(None) => return self.reply(ctx, &format!("There is no job {id}.")),
-            Err(_) => return self.reply(ctx, crate::app::STATE_UNREADABLE),
+            Err(_) => return self.reply(ctx, crate::store::STATE_UNREADABLE),
         };
         let videos: Vec<&str> = job
             .artifacts
@@ -647,7 +647,7 @@ impl Jobs {
                 .map_err(|why| format!("{node}: {why}"))?;
         }
         let settings = settings::effective(self.store(), surface.chat_id)
-            .map_err(|_| crate::app::STATE_UNREADABLE.to_owned())?;
+            .map_err(|_| crate::store::STATE_UNREADABLE.to_owned())?;
         let job = NewJob {
             surface,
             requested_by: 0,
@@ -663,7 +663,7 @@ impl Jobs {
         };
         match self.submit(job).await {
             Ok(Ok(id)) => Ok(id),
-            Ok(Err(_)) => Err(crate::app::STATE_UNREADABLE.to_owned()),
+            Ok(Err(_)) => Err(crate::store::STATE_UNREADABLE.to_owned()),
             Err(stopped) => Err(stopped.to_string()),
         }
     }
@@ -686,7 +686,7 @@ impl Jobs {
             "reset" => {
                 let text = match self.store().set_chat_setting(chat, WORKDIR, None) {
                     Ok(()) => "Job folder reset to the default.",
-                    Err(_) => crate::app::STATE_UNREADABLE,
+                    Err(_) => crate::store::STATE_UNREADABLE,
                 };
                 self.reply(ctx, text);
             }
@@ -707,7 +707,7 @@ impl Jobs {
                         let value = format!("{node}\t{path}");
                         match self.store().set_chat_setting(chat, WORKDIR, Some(&value)) {
                             Ok(()) => format!("Jobs in this chat now run in {node}:{path}."),
-                            Err(_) => crate::app::STATE_UNREADABLE.to_owned(),
+                            Err(_) => crate::store::STATE_UNREADABLE.to_owned(),
                         }
                     }
                     Err(why) => format!("Not set: {why}"),

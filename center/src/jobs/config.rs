@@ -135,6 +135,20 @@ impl JobsConfig {
     }
 }
 
+impl JobsConfig {
+    /// Adds the checked `[[github]]` entries (read from the file's top level, not `[jobs]`).
+    pub(crate) fn with_github(
+        mut self,
+        entries: Vec<super::github::GithubFileConfig>,
+    ) -> Result<Self, ConfigError> {
+        for entry in entries {
+            let resolved = super::github::config::resolve(entry, &self.default_node)?;
+            self.github.push(resolved);
+        }
+        Ok(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

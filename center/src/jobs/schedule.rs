@@ -61,7 +61,7 @@ impl Jobs {
             prompt: prompt.to_owned(),
         };
         let Ok(id) = self.store().insert_schedule(&schedule, now) else {
-            return crate::app::STATE_UNREADABLE.to_owned();
+            return crate::store::STATE_UNREADABLE.to_owned();
         };
         self.schedules.notify_one();
         let next = spec
@@ -75,7 +75,7 @@ impl Jobs {
 
     fn schedule_list(&self, ctx: &Context) -> String {
         let Ok(schedules) = self.store().schedules_of_chat(ctx.surface.chat_id) else {
-            return crate::app::STATE_UNREADABLE.to_owned();
+            return crate::store::STATE_UNREADABLE.to_owned();
         };
         if schedules.is_empty() {
             return format!("No schedules in this chat.\n\n{USAGE}");
@@ -114,7 +114,7 @@ impl Jobs {
                 format!("Schedule {id} removed.")
             }
             Ok(false) => format!("There is no schedule {id} in this chat."),
-            Err(_) => crate::app::STATE_UNREADABLE.to_owned(),
+            Err(_) => crate::store::STATE_UNREADABLE.to_owned(),
         }
     }
 }

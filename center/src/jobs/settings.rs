@@ -170,7 +170,7 @@ pub(crate) fn command(store: &Store, chat: i64, setting: Setting, args: &str) ->
         Err(Refused::Why(why)) => why,
         Err(Refused::Store(err)) => {
             tracing::error!(error = %err, "a job setting could not be read or saved");
-            crate::app::STATE_UNREADABLE.to_owned()
+            crate::store::STATE_UNREADABLE.to_owned()
         }
     }
 }

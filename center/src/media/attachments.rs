@@ -6,71 +6,10 @@
 
 use std::{path::Path, sync::Arc};
 
+use super::attachment::{Attachment, AttachmentKind};
 use crate::{
-    app::{App, PendingInput},
-    inbox::UpdateLease,
-    nodes::CallError,
-    store::Surface,
+    app::App, inbox::UpdateLease, nodes::CallError, pending::PendingInput, store::Surface,
 };
-
-/// What kind of attachment a message carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttachmentKind {
-    /// A photo (the largest size Telegram offers).
-    Photo,
-    /// A file of any type.
-    Document,
-    /// Music or another audio file.
-    Audio,
-    /// A video.
-    Video,
-    /// A GIF-like animation.
-    Animation,
-    /// A round video message.
-    VideoNote,
-    /// A static sticker (WebP, converted to PNG).
-    Sticker,
-    /// An animated or video sticker: only its thumbnail is passed on.
-    StickerThumbnail,
-}
-
-impl AttachmentKind {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Photo => "photo",
-            Self::Document => "document",
-            Self::Audio => "audio",
-            Self::Video => "video",
-            Self::Animation => "animation",
-            Self::VideoNote => "video note",
-            Self::Sticker => "sticker",
-            Self::StickerThumbnail => "sticker preview",
-        }
-    }
-
-    fn is_video(self) -> bool {
-        matches!(self, Self::Video | Self::Animation | Self::VideoNote)
-    }
-}
-
-/// One attachment of a user's message.
-#[derive(Debug, Clone)]
-pub struct Attachment {
-    /// Its kind.
-    pub kind: AttachmentKind,
-    /// The Telegram file to download.
-    pub file_id: String,
-    /// Its size, when Telegram said.
-    pub size: Option<u64>,
-    /// The name it is stored under (before sanitising on the node).
-    pub file_name: String,
-    /// The message that carried it.
-    pub message_id: i32,
-    /// The message's caption.
-    pub caption: Option<String>,
-    /// The album it belongs to.
-    pub media_group: Option<String>,
-}
 
 /// A stored attachment, for the input text.
 struct Stored {
@@ -267,7 +206,7 @@ impl App {
             Ok(Some(b)) => b,
             Ok(None) => return,
             Err(_) => {
-                self.notice(surface, crate::app::STATE_UNREADABLE, Some(reply_to));
+                self.notice(surface, crate::store::STATE_UNREADABLE, Some(reply_to));
                 return;
             }
         };

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use crate::{
-    app::{App, PendingInput},
-    inbox::UpdateLease,
-    store::Surface,
+    app::App, inbox::UpdateLease, pending::PendingInput, store::Surface,
     telegram::inbound::VoiceNote,
 };
 
@@ -37,7 +35,7 @@ impl App {
             Ok(Some(b)) => b,
             Ok(None) => return,
             Err(_) => {
-                self.notice(surface, crate::app::STATE_UNREADABLE, Some(message_id));
+                self.notice(surface, crate::store::STATE_UNREADABLE, Some(message_id));
                 return;
             }
         };

@@ -239,28 +239,6 @@ pub(crate) fn link_revoked(store: &crate::store::Store, name: &str, serial: Opti
     !matches!(store.node(name), Ok(Some(n)) if !n.revoked)
 }
 
-/// Registers `conn` with `app` unless its node or certificate is revoked; false if it was not
-/// attached (the link is closed). Checks before registering and once more after, so a revocation
-/// that races with this (it writes the store, then drops the registered link) closes the link
-/// either way.
-pub(crate) fn attach_unless_revoked(
-    app: &crate::app::App,
-    conn: &Arc<NodeConn>,
-    serial: Option<&str>,
-) -> bool {
-    let name = conn.name().to_owned();
-    if !link_revoked(&app.store, &name, serial) {
-        app.add_node(conn.clone());
-        if !link_revoked(&app.store, &name, serial) {
-            return true;
-        }
-        app.remove_node(&name, conn);
-    }
-    tracing::warn!(node = %name, "refused to attach a link: the node or its certificate is revoked");
-    conn.close();
-    false
-}
-
 /// Runs the center's side of a link: Hello, then replies to waiters and the rest to `inbound`.
 pub async fn attach(
     name: &str,

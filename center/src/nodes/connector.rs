@@ -147,14 +147,6 @@ fn reconnect_backoff(max: Duration) -> shared::backoff::Backoff {
     shared::backoff::Backoff::capped(max).jittered(RECONNECT_JITTER_PERCENT)
 }
 
-/// The path of a `unix:/path` endpoint (an absolute path).
-pub fn unix_socket(endpoint: &str) -> Option<&str> {
-    endpoint
-        .strip_prefix("unix:")
-        .map(|p| p.strip_prefix("//").unwrap_or(p))
-        .filter(|p| p.starts_with('/'))
-}
-
 /// How one node is dialled: its Unix socket, or mutual TLS with the revocation check.
 #[derive(Clone)]
 enum Route {
@@ -165,11 +157,11 @@ enum Route {
 /// One connection attempt: a link to the node at `endpoint`.
 async fn dial(endpoint: &str, route: &Route) -> Result<proto::link::CenterLink, DialError> {
     let uri = match route {
-        Route::Unix => match unix_socket(endpoint) {
+        Route::Unix => match nodes::unix_socket(endpoint) {
             Some(path) => format!("unix:{path}"),
             None => return Err(DialError::NotUnixSocket(endpoint.to_owned())),
         },
-        Route::Tls(_) if unix_socket(endpoint).is_some() => {
+        Route::Tls(_) if nodes::unix_socket(endpoint).is_some() => {
             return Err(DialError::Endpoint(format!(
                 "{endpoint}: mutual TLS is spoken over TCP (host:port), not a Unix socket"
             )));
@@ -295,7 +287,7 @@ async fn keep_connected(
                     attempt = 0;
                     last_error.clear();
                     // Revoked while dialling or during the handshake: never attached.
-                    if !nodes::attach_unless_revoked(&app, &conn, None) {
+                    if !app.attach_unless_revoked(&conn, None) {
                         return;
                     }
                     app.node_changed(&name, true, was_online).await;
@@ -438,13 +430,16 @@ mod tests {
     #[test]
     fn only_unix_socket_endpoints_go_without_tls() {
         assert_eq!(
-            unix_socket("unix:/home/a/.codex-fleet/node/node.sock"),
+            nodes::unix_socket("unix:/home/a/.codex-fleet/node/node.sock"),
             Some("/home/a/.codex-fleet/node/node.sock")
         );
-        assert_eq!(unix_socket("unix:///run/n.sock"), Some("/run/n.sock"));
-        assert_eq!(unix_socket("unix:relative.sock"), None);
-        assert_eq!(unix_socket("127.0.0.1:7443"), None);
-        assert_eq!(unix_socket("localhost:7443"), None);
+        assert_eq!(
+            nodes::unix_socket("unix:///run/n.sock"),
+            Some("/run/n.sock")
+        );
+        assert_eq!(nodes::unix_socket("unix:relative.sock"), None);
+        assert_eq!(nodes::unix_socket("127.0.0.1:7443"), None);
+        assert_eq!(nodes::unix_socket("localhost:7443"), None);
     }
 
     #[tokio::test]

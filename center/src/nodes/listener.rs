@@ -80,7 +80,7 @@ impl center_link_server::CenterLink for LinkService {
             }
             let seen = app.seen_before(&name);
             // `/node remove` during the handshake must not be undone by its end.
-            if !nodes::attach_unless_revoked(&app, &conn, Some(&serial)) {
+            if !app.attach_unless_revoked(&conn, Some(&serial)) {
                 return;
             }
             app.node_changed(&name, true, seen).await;
@@ -239,7 +239,7 @@ mod tests {
         // Authenticated, then `/node remove vps1` while the handshake runs.
         let conn = link("vps1").await;
         app.store.revoke_node("vps1").unwrap();
-        assert!(!nodes::attach_unless_revoked(&app, &conn, Some("aa01")));
+        assert!(!app.attach_unless_revoked(&conn, Some("aa01")));
         assert!(app.node_names().is_empty());
         tokio::time::timeout(Duration::from_secs(1), conn.closed())
             .await
@@ -248,15 +248,15 @@ mod tests {
         // Re-enrolled with a new certificate: the old one stays refused, the new one attaches.
         app.store.put_node("vps1", "", "cc03").unwrap();
         let old = link("vps1").await;
-        assert!(!nodes::attach_unless_revoked(&app, &old, Some("aa01")));
+        assert!(!app.attach_unless_revoked(&old, Some("aa01")));
         let new = link("vps1").await;
-        assert!(nodes::attach_unless_revoked(&app, &new, Some("cc03")));
+        assert!(app.attach_unless_revoked(&new, Some("cc03")));
 
         // Unknown names never attach; a link without a certificate is judged by its name.
         let stranger = link("vps9").await;
-        assert!(!nodes::attach_unless_revoked(&app, &stranger, None));
+        assert!(!app.attach_unless_revoked(&stranger, None));
         let unix = link("vps2").await;
-        assert!(nodes::attach_unless_revoked(&app, &unix, None));
+        assert!(app.attach_unless_revoked(&unix, None));
         assert_eq!(app.node_names(), vec!["vps1".to_owned(), "vps2".to_owned()]);
     }
 

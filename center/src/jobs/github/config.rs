@@ -11,7 +11,7 @@ use shared::{
     secret::Secret,
 };
 
-use crate::{jobs::JobsConfig, store::Surface};
+use crate::store::Surface;
 
 /// GitHub's API.
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
@@ -68,20 +68,6 @@ pub(crate) struct GithubConfig {
     pub(crate) interval: Duration,
 }
 
-impl JobsConfig {
-    /// Adds the checked `[[github]]` entries (read from the file's top level, not `[jobs]`).
-    pub(crate) fn with_github(
-        mut self,
-        entries: Vec<GithubFileConfig>,
-    ) -> Result<Self, ConfigError> {
-        for entry in entries {
-            let resolved = resolve(entry, &self.default_node)?;
-            self.github.push(resolved);
-        }
-        Ok(self)
-    }
-}
-
 fn invalid(repo: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         setting: "github",
@@ -89,7 +75,11 @@ fn invalid(repo: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-fn resolve(file: GithubFileConfig, default_node: &str) -> Result<GithubConfig, ConfigError> {
+/// Checks one `[[github]]` entry (`default_node` when it names none).
+pub(crate) fn resolve(
+    file: GithubFileConfig,
+    default_node: &str,
+) -> Result<GithubConfig, ConfigError> {
     let repo = file.repo.trim().to_owned();
     let valid_part = |p: &str| {
         !p.is_empty()
@@ -172,6 +162,7 @@ fn resolve(file: GithubFileConfig, default_node: &str) -> Result<GithubConfig, C
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::JobsConfig;
 
     fn entry(token_file: &std::path::Path) -> GithubFileConfig {
         toml::from_str(&format!(
