@@ -70,7 +70,7 @@ pub struct App {
 }
 
 /// A node must stay away this long before its topics are told.
-pub const OFFLINE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const OFFLINE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why a node could not be invited or enrolled.
 #[derive(Debug, thiserror::Error)]

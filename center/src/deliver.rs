@@ -52,7 +52,7 @@ fn tail_chars(text: &str, max: usize) -> String {
 /// Routes everything nodes send to one task per session. Never waits on a session: each has an
 /// unbounded queue (what a node sends is bounded by what Codex writes; a session that cannot
 /// deliver keeps its backlog, unacked, in memory and the node keeps it on disk).
-pub async fn run(app: Arc<App>, mut inbound: mpsc::Receiver<Inbound>) {
+pub(crate) async fn run(app: Arc<App>, mut inbound: mpsc::Receiver<Inbound>) {
     let mut sessions: HashMap<(NodeName, SessionId), mpsc::UnboundedSender<v1::NodeMsg>> =
         HashMap::new();
     while let Some(Inbound { node, msg }) = inbound.recv().await {

@@ -6,7 +6,6 @@
 pub(crate) mod menu;
 mod replay;
 
-pub use menu::Menus;
 use menu::{Kind, Menu};
 
 use shared::{ids::NodeName, sync::LockExt};

@@ -10,9 +10,9 @@
 //! [`commands`]; `[jobs]` settings in [`config`].
 
 pub(crate) mod commands;
-pub mod config;
+pub(crate) mod config;
 mod delivery;
-pub mod github;
+pub(crate) mod github;
 mod runtime;
 mod schedule;
 pub(crate) mod settings;
@@ -31,7 +31,7 @@ use crate::{
     telegram::outbox::Outbox,
 };
 
-pub use config::{JobsConfig, JobsFileConfig};
+pub(crate) use config::{JobsConfig, JobsFileConfig};
 
 /// Codex's settings for one job, as stored with it (JSON) and sent to the node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,24 +4,24 @@
 //!
 //! [`run`] starts everything: the state store, the embedded node, event delivery, and polling.
 
-pub mod accounts;
-pub mod app;
+mod accounts;
+mod app;
 mod backfill;
 mod cleanup;
 mod codex_upgrade;
-pub mod commands;
+mod commands;
 pub mod config;
 pub mod control;
-pub mod deliver;
+mod deliver;
 mod desk_topics;
 mod fleet;
-pub mod flows;
+mod flows;
 mod heal;
 pub mod health;
-pub mod held;
+mod held;
 mod inbox;
 mod input;
-pub mod jobs;
+mod jobs;
 pub mod media;
 mod node_back;
 pub mod nodes;
@@ -36,7 +36,7 @@ mod toolbar;
 mod topics;
 mod typed;
 pub mod update;
-pub mod update_check;
+mod update_check;
 mod upgrade;
 mod verbose;
 mod worktree;

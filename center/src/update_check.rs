@@ -204,7 +204,7 @@ fn hostname() -> String {
 }
 
 /// Starts the daily check when `update_check` is on (it ends with `token`).
-pub fn spawn(app: Arc<App>, token: CancellationToken) {
+pub(crate) fn spawn(app: Arc<App>, token: CancellationToken) {
     let cfg = app.cfg.update_check.clone();
     if !cfg.enabled {
         return;

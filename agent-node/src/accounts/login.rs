@@ -21,6 +21,8 @@ use tokio::{
     sync::Notify,
 };
 
+use shared::sync::LockExt;
+
 use crate::error::NodeError;
 
 /// Device codes expire after 15 minutes; a login never runs longer than this.
@@ -53,7 +55,7 @@ struct Login {
 
 impl Login {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 
     fn push(&self, line: &str) {
@@ -116,7 +118,7 @@ impl Login {
 static LOGINS: LazyLock<Mutex<HashMap<String, Arc<Login>>>> = LazyLock::new(Default::default);
 
 fn logins() -> std::sync::MutexGuard<'static, HashMap<String, Arc<Login>>> {
-    LOGINS.lock().unwrap_or_else(|p| p.into_inner())
+    LOGINS.locked()
 }
 
 /// Starts `program login --device-auth` with `env` (its `CODEX_HOME` the account's) and answers

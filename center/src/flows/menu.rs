@@ -46,6 +46,6 @@ pub(super) struct Menu {
 
 /// Open menus by token.
 #[derive(Debug, Default)]
-pub struct Menus {
+pub(crate) struct Menus {
     pub(super) open: Mutex<HashMap<String, Menu>>,
 }

@@ -7,12 +7,12 @@
 //! the polling task, and how "exactly once" survives restarts, in [`poller`].
 
 mod api;
-pub mod config;
+pub(crate) mod config;
 mod poller;
 mod text;
 
 pub(crate) use config::GithubConfig;
-pub use config::GithubFileConfig;
+pub(crate) use config::GithubFileConfig;
 
 use super::Jobs;
 

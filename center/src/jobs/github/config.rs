@@ -14,12 +14,12 @@ use shared::{
 use crate::store::Surface;
 
 /// GitHub's API.
-pub const DEFAULT_API_URL: &str = "https://api.github.com";
+pub(crate) const DEFAULT_API_URL: &str = "https://api.github.com";
 /// Seconds between polls unless set.
-pub const DEFAULT_INTERVAL_SECS: u64 = 300;
+pub(crate) const DEFAULT_INTERVAL_SECS: u64 = 300;
 /// The shortest interval taken. Conditional requests answered `304` do not count against
 /// GitHub's rate limit, so a short interval costs little; 2 s keeps tests quick.
-pub const MIN_INTERVAL_SECS: u64 = 2;
+pub(crate) const MIN_INTERVAL_SECS: u64 = 2;
 
 /// One `[[github]]` entry as written in the file. Each open issue of `repo` carrying `label`
 /// becomes one job (its title, link and body as the prompt) in `folder` on `node`; the job's
