@@ -376,7 +376,7 @@ impl App {
                 };
                 match jobs.operator_add(&node, &folder, &prompt, surface).await {
                     Ok(id) => ControlAnswer::ok(format!("job {id} submitted")),
-                    Err(why) => ControlAnswer::fail(why),
+                    Err(why) => ControlAnswer::fail(why.to_string()),
                 }
             }
             ControlRequest::UpgradeNodes { target, binary } => {
@@ -569,8 +569,7 @@ impl App {
                 return;
             };
             let result = app.relay(&node_name, &node, &o).await;
-            node.answer_outgoing(&o.relay_id, result.map_err(|e| e.to_string()))
-                .await;
+            node.answer_outgoing(&o.relay_id, result).await;
         });
     }
 

@@ -224,7 +224,7 @@ impl Jobs {
     }
 
     /// Where jobs of this topic run: (node, folder), or why there is no such place.
-    pub(super) fn place(&self, ctx: &Context) -> Result<(String, String), String> {
+    pub(super) fn place(&self, ctx: &Context) -> Result<(String, String), JobRequestError> {
         if let Some(b) = &ctx.binding {
             return Ok((b.node.to_string(), b.cwd.clone()));
         }
@@ -235,13 +235,11 @@ impl Jobs {
                 }
             }
             Ok(None) => {}
-            Err(_) => return Err(crate::store::STATE_UNREADABLE.to_owned()),
+            Err(_) => return Err(JobRequestError::StateUnreadable),
         }
         match &self.cfg().default_workdir {
             Some(dir) => Ok((self.cfg().default_node.clone(), dir.clone())),
-            None => Err("No folder for jobs here: bind this topic to a session, or choose one with \
-                 /workdir set <node>:<folder> (or set [jobs] default_workdir in the center's config)."
-                .to_owned()),
+            None => Err(JobRequestError::NoFolder),
         }
     }
 
@@ -255,7 +253,7 @@ impl Jobs {
     ) {
         let (node, cwd) = match self.place(ctx) {
             Ok(place) => place,
-            Err(why) => return self.reply(ctx, &why),
+            Err(why) => return self.reply(ctx, &why.to_string()),
         };
         self.submit_at(
             ctx,
@@ -384,7 +382,7 @@ impl Jobs {
         let chat = ctx.surface.chat_id;
         let text = match words.as_slice() {
             ["create", name] if is_session_name(name) => match self.place(ctx) {
-                Err(why) => why,
+                Err(why) => why.to_string(),
                 Ok((node, dir)) => {
                     let key = format!("{SESSION}{name}");
                     match self.store().chat_setting(chat, &key) {
@@ -486,7 +484,7 @@ impl Jobs {
             Ok(None) if is_thread_id(target) => {
                 let (node, cwd) = match self.place(ctx) {
                     Ok(place) => place,
-                    Err(why) => return self.reply(ctx, &why),
+                    Err(why) => return self.reply(ctx, &why.to_string()),
                 };
                 self.submit_at(
                     ctx,
@@ -548,10 +546,10 @@ impl Jobs {
         ctx: &Context,
         kind: v1::CodexInfoKind,
         name: &str,
-    ) -> Result<(String, v1::CodexInfoResult), String> {
+    ) -> Result<(String, v1::CodexInfoResult), JobRequestError> {
         let (node, _) = self.place(ctx)?;
         let Some(conn) = self.env.node(&node) else {
-            return Err(format!("{node} is offline."));
+            return Err(JobRequestError::Offline(node));
         };
         let op = Op::CodexInfo(v1::CodexInfo {
             kind: kind as i32,
@@ -559,10 +557,8 @@ impl Jobs {
         });
         match conn.call(op, DIFF_CALL).await {
             Ok(R::CodexInfo(r)) => Ok((node, r)),
-            Ok(_) => Err(format!(
-                "{node} does not answer this (upgrade its agent-node)."
-            )),
-            Err(err) => Err(format!("{node}: {err}")),
+            Ok(_) => Err(JobRequestError::TooOld(node)),
+            Err(err) => Err(JobRequestError::Node { node, err }),
         }
     }
 
@@ -588,7 +584,7 @@ impl Jobs {
                     format!("{head}\n{body}"),
                 );
             }
-            Err(why) => self.reply(ctx, &why),
+            Err(why) => self.reply(ctx, &why.to_string()),
         }
     }
 
@@ -628,26 +624,30 @@ impl Jobs {
         folder: &str,
         prompt: &str,
         surface: Surface,
-    ) -> Result<JobId, String> {
+    ) -> Result<JobId, JobRequestError> {
         let node = if node.is_empty() {
             self.cfg().default_node.clone()
         } else {
             node.to_owned()
         };
         if prompt.trim().is_empty() {
-            return Err("the prompt is empty".to_owned());
+            return Err(JobRequestError::EmptyPrompt);
         }
         if !folder.starts_with('/') {
-            return Err(format!("{folder:?} is not an absolute path"));
+            return Err(JobRequestError::NotAbsolute(folder.to_owned()));
         }
         let mut folder = folder.to_owned();
         if let Some(conn) = self.env.node(&node).filter(|c| c.online()) {
-            folder = checked_folder(&conn, &folder)
-                .await
-                .map_err(|why| format!("{node}: {why}"))?;
+            folder =
+                checked_folder(&conn, &folder)
+                    .await
+                    .map_err(|why| JobRequestError::Folder {
+                        node: node.clone(),
+                        why,
+                    })?;
         }
         let settings = settings::effective(self.store(), surface.chat_id)
-            .map_err(|_| crate::store::STATE_UNREADABLE.to_owned())?;
+            .map_err(|_| JobRequestError::StateUnreadable)?;
         let job = NewJob {
             surface,
             requested_by: 0,
@@ -663,8 +663,8 @@ impl Jobs {
         };
         match self.submit(job).await {
             Ok(Ok(id)) => Ok(id),
-            Ok(Err(_)) => Err(crate::store::STATE_UNREADABLE.to_owned()),
-            Err(stopped) => Err(stopped.to_string()),
+            Ok(Err(_)) => Err(JobRequestError::StateUnreadable),
+            Err(stopped) => Err(JobRequestError::Stopped(stopped)),
         }
     }
 
@@ -679,7 +679,7 @@ impl Jobs {
                         "Jobs here run in this topic's folder: {node}:{dir} (the topic is bound)."
                     ),
                     Ok((node, dir)) => format!("Jobs in this chat run in {node}:{dir}."),
-                    Err(why) => why,
+                    Err(why) => why.to_string(),
                 };
                 self.reply(ctx, &text);
             }
@@ -722,7 +722,7 @@ impl Jobs {
     async fn diff(&self, ctx: &Context, path: &str) {
         let (node, cwd) = match self.place(ctx) {
             Ok(place) => place,
-            Err(why) => return self.reply(ctx, &why),
+            Err(why) => return self.reply(ctx, &why.to_string()),
         };
         let Some(conn) = self.env.node(&node) else {
             return self.reply(ctx, &format!("{node} is offline."));
@@ -780,16 +780,59 @@ impl Jobs {
     }
 }
 
+/// Why a job request from a chat or the operator could not go ahead (each reads as the reply).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum JobRequestError {
+    #[error("{}", crate::store::STATE_UNREADABLE)]
+    StateUnreadable,
+    #[error(
+        "No folder for jobs here: bind this topic to a session, or choose one with /workdir set \
+         <node>:<folder> (or set [jobs] default_workdir in the center's config)."
+    )]
+    NoFolder,
+    #[error("{0} is offline.")]
+    Offline(String),
+    #[error("{0} does not answer this (upgrade its agent-node).")]
+    TooOld(String),
+    #[error("{node}: {err}")]
+    Node {
+        node: String,
+        #[source]
+        err: crate::nodes::CallError,
+    },
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+    #[error("{0:?} is not an absolute path")]
+    NotAbsolute(String),
+    #[error("{node}: {why}")]
+    Folder {
+        node: String,
+        #[source]
+        why: FolderError,
+    },
+    #[error(transparent)]
+    Stopped(#[from] super::Stopped),
+}
+
+/// Why a folder was not taken for jobs.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FolderError {
+    #[error("unexpected answer from the machine")]
+    Unexpected,
+    #[error(transparent)]
+    Call(crate::nodes::CallError),
+}
+
 /// `dir` as the node resolves it, when it is a folder under its roots (the node checks).
-async fn checked_folder(conn: &crate::nodes::NodeConn, dir: &str) -> Result<String, String> {
+async fn checked_folder(conn: &crate::nodes::NodeConn, dir: &str) -> Result<String, FolderError> {
     let op = Op::ListDir(v1::ListDir {
         path: dir.to_owned(),
         show_hidden: false,
     });
     match conn.call(op, crate::app::CALL_TIMEOUT).await {
         Ok(R::Dir(d)) => Ok(d.path),
-        Ok(_) => Err("unexpected answer from the machine".to_owned()),
-        Err(err) => Err(err.to_string()),
+        Ok(_) => Err(FolderError::Unexpected),
+        Err(err) => Err(FolderError::Call(err)),
     }
 }
 

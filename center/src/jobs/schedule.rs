@@ -51,7 +51,7 @@ impl Jobs {
         };
         let (node, cwd) = match self.place(ctx) {
             Ok(place) => place,
-            Err(why) => return why,
+            Err(why) => return why.to_string(),
         };
         let schedule = NewSchedule {
             surface: ctx.surface,

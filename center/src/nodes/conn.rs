@@ -152,11 +152,15 @@ impl NodeConn {
         }
     }
 
-    /// Answers a node's `Outgoing` relay.
-    pub async fn answer_outgoing(&self, relay_id: &str, result: Result<String, String>) {
+    /// Answers a node's `Outgoing` relay: what was done, or why it was not.
+    pub async fn answer_outgoing(
+        &self,
+        relay_id: &str,
+        result: Result<String, impl std::fmt::Display>,
+    ) {
         let (ok, message) = match result {
             Ok(m) => (true, m),
-            Err(m) => (false, m),
+            Err(e) => (false, e.to_string()),
         };
         let _ = self
             .tx
