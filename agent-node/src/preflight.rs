@@ -387,25 +387,13 @@ pub(crate) fn redact(line: &str) -> String {
         .map(|w| {
             if w.starts_with("sk-") || w.starts_with("npm_") || (w.len() >= 32 && !w.contains('/'))
             {
-                "<redacted>".to_owned()
+                shared::secret::REDACTED.to_owned()
             } else {
-                without_url_credentials(w)
+                shared::secret::without_url_credentials(w)
             }
         })
         .collect();
     redacted.join(" ")
-}
-
-/// `https://user:token@host/x` → `https://<redacted>@host/x` (a registry URL in npm's output).
-fn without_url_credentials(word: &str) -> String {
-    if let Some(scheme) = word.find("://") {
-        let rest = &word[scheme + 3..];
-        let authority = rest.split('/').next().unwrap_or(rest);
-        if let Some(at) = authority.rfind('@') {
-            return format!("{}://<redacted>{}", &word[..scheme], &rest[at..]);
-        }
-    }
-    word.to_owned()
 }
 
 // === the scratch run ===
@@ -581,19 +569,6 @@ mod tests {
     use shared::preflight::Outcome;
 
     use super::*;
-
-    #[test]
-    fn credentials_in_urls_are_blanked() {
-        assert_eq!(
-            without_url_credentials("https://me:npm_secret@registry.example/pkg"),
-            "https://<redacted>@registry.example/pkg"
-        );
-        assert_eq!(
-            without_url_credentials("https://registry.npmjs.org/@openai%2fcodex"),
-            "https://registry.npmjs.org/@openai%2fcodex"
-        );
-        assert_eq!(without_url_credentials("plain"), "plain");
-    }
 
     fn ran(success: bool, output: &str) -> Result<Ran, RunError> {
         Ok(Ran {

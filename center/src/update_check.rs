@@ -122,28 +122,6 @@ fn shorten(subject: &str) -> String {
     format!("{}…", cut.trim_end())
 }
 
-/// `text` with the user information of URLs in it (`https://user:token@host`) taken out: git's
-/// messages may name a remote whose URL carries a token.
-fn redact_urls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("://") {
-        let (before, after) = rest.split_at(at + 3);
-        out.push_str(before);
-        let authority_end = after
-            .find(|c: char| c == '/' || c == '\'' || c == '"' || c.is_whitespace())
-            .unwrap_or(after.len());
-        let authority = &after[..authority_end];
-        match authority.rfind('@') {
-            Some(userinfo_end) => out.push_str(&authority[userinfo_end + 1..]),
-            None => out.push_str(authority),
-        }
-        rest = &after[authority_end..];
-    }
-    out.push_str(rest);
-    out
-}
-
 /// The upstream commit last announced.
 fn announced(store: &Store) -> Option<String> {
     store
@@ -253,7 +231,7 @@ async fn run(app: Arc<App>, target: Target, every: Duration, token: Cancellation
                 last_why = why;
             }
             Err(err) => {
-                let err = redact_urls(&err.to_string());
+                let err = shared::secret::without_url_credentials(&err.to_string());
                 tracing::warn!(error = %err, "update check failed; trying again at the next one");
             }
         }
@@ -412,17 +390,6 @@ mod tests {
             t.contains(&format!("(latest: {}…)", "x".repeat(SUBJECT_CHARS - 1))),
             "{t}"
         );
-        assert_eq!(
-            redact_urls(
-                "fatal: unable to access 'https://me:ghp_secret@github.com/o/r.git/': timeout"
-            ),
-            "fatal: unable to access 'https://github.com/o/r.git/': timeout"
-        );
-        assert_eq!(
-            redact_urls("ssh://git@host:22/r and https://host/x"),
-            "ssh://host:22/r and https://host/x"
-        );
-        assert_eq!(redact_urls("no url here"), "no url here");
     }
 
     #[test]

@@ -54,9 +54,54 @@ impl From<&str> for Secret {
     }
 }
 
+/// `text` with the user information of every URL in it blanked: `https://me:token@host/x` →
+/// `https://<redacted>@host/x`. Programs the fleet runs (git, npm) name remotes and registries
+/// whose URLs may carry a token, and their output reaches logs and Telegram.
+pub fn without_url_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let authority_end = after
+            .find(|c: char| c == '/' || c == '\'' || c == '"' || c.is_whitespace())
+            .unwrap_or(after.len());
+        let authority = &after[..authority_end];
+        match authority.rfind('@') {
+            Some(userinfo_end) => {
+                out.push_str(REDACTED);
+                out.push_str(&authority[userinfo_end..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &after[authority_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_blanked() {
+        assert_eq!(
+            without_url_credentials(
+                "fatal: unable to access 'https://me:ghp_secret@github.com/o/r.git/': timeout"
+            ),
+            "fatal: unable to access 'https://<redacted>@github.com/o/r.git/': timeout"
+        );
+        assert_eq!(
+            without_url_credentials("ssh://git@host:22/r and https://host/x"),
+            "ssh://<redacted>@host:22/r and https://host/x"
+        );
+        assert_eq!(
+            without_url_credentials("https://registry.npmjs.org/@openai%2fcodex"),
+            "https://registry.npmjs.org/@openai%2fcodex"
+        );
+        assert_eq!(without_url_credentials("no url here"), "no url here");
+    }
 
     #[test]
     fn never_shown_only_exposed() {
