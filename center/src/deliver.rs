@@ -10,7 +10,10 @@
 //! and queue, and routing never waits for one, so a session waiting for its chat's Telegram
 //! budget delays no other session and no node reply.
 
-use shared::ids::{NodeName, SessionId};
+use shared::{
+    ids::{NodeName, SessionId},
+    sync::LockExt,
+};
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use proto::v1::{self, node_msg};
@@ -49,12 +52,32 @@ fn tail_chars(text: &str, max: usize) -> String {
     format!("…{tail}")
 }
 
-/// Routes everything nodes send to one task per session. Never waits on a session: each has an
-/// unbounded queue (what a node sends is bounded by what Codex writes; a session that cannot
-/// deliver keeps its backlog, unacked, in memory and the node keeps it on disk).
-pub(crate) async fn run(app: Arc<App>, mut inbound: mpsc::Receiver<Inbound>) {
-    let mut sessions: HashMap<(NodeName, SessionId), mpsc::UnboundedSender<v1::NodeMsg>> =
-        HashMap::new();
+/// Each session's queue to its delivery task.
+type Sessions = HashMap<(NodeName, SessionId), mpsc::UnboundedSender<v1::NodeMsg>>;
+
+/// Starts routing everything nodes send to one task per session (see [`dispatch`]), under
+/// supervision: the receiver and the sessions' queues outlive a panic of the routing loop, so a
+/// restart neither drops what nodes sent meanwhile nor starts a second task for a session.
+pub(crate) fn spawn(app: Arc<App>, inbound: mpsc::Receiver<Inbound>) {
+    let inbound = Arc::new(tokio::sync::Mutex::new(inbound));
+    let sessions: Arc<std::sync::Mutex<Sessions>> = Arc::default();
+    shared::shutdown::supervise(
+        "event dispatcher",
+        tokio_util::sync::CancellationToken::new(),
+        move || dispatch(app.clone(), inbound.clone(), sessions.clone()),
+    );
+}
+
+/// Routes everything nodes send to one task per session, until every sender is gone. Never
+/// waits on a session: each has an unbounded queue (what a node sends is bounded by what Codex
+/// writes; a session that cannot deliver keeps its backlog, unacked, in memory and the node
+/// keeps it on disk).
+async fn dispatch(
+    app: Arc<App>,
+    inbound: Arc<tokio::sync::Mutex<mpsc::Receiver<Inbound>>>,
+    sessions: Arc<std::sync::Mutex<Sessions>>,
+) {
+    let mut inbound = inbound.lock().await;
     while let Some(Inbound { node, msg }) = inbound.recv().await {
         let session = match &msg.kind {
             Some(node_msg::Kind::Event(e)) => e.session_id.clone(),
@@ -79,6 +102,7 @@ pub(crate) async fn run(app: Arc<App>, mut inbound: mpsc::Receiver<Inbound>) {
         let key = (NodeName::new(node.as_str()), SessionId::new(session));
         let mut msg = msg;
         // A task that ended (a panic) is started again; it resumes from the acked position.
+        let mut sessions = sessions.locked();
         for _ in 0..2 {
             let tx = sessions.entry(key.clone()).or_insert_with(|| {
                 let (tx, rx) = mpsc::unbounded_channel();

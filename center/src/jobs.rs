@@ -133,7 +133,15 @@ impl Jobs {
             env: Arc::new(env),
             schedules: Arc::default(),
         };
-        tokio::spawn(runtime::run(jobs.clone(), rx));
+        // The receiver outlives a panic of the runtime: started again, it loads the unfinished
+        // jobs from the store as at a restart and goes on with the messages sent meanwhile.
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let runtime = jobs.clone();
+        shared::shutdown::supervise(
+            "job runtime",
+            tokio_util::sync::CancellationToken::new(),
+            move || runtime::run(runtime.clone(), rx.clone()),
+        );
         // It ends with the runtime (its sender closes); a panic starts it again.
         let scheduled = jobs.clone();
         shared::shutdown::supervise(

@@ -103,7 +103,7 @@ pub async fn run(cfg: CenterConfig, token: CancellationToken) -> anyhow::Result<
         tracing::warn!(error = %err, "no control socket; `center status/input/send` will not reach this center");
     }
     let (inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(INBOUND_QUEUE);
-    tokio::spawn(deliver::run(app.clone(), inbound_rx));
+    deliver::spawn(app.clone(), inbound_rx);
     if app.cfg.embedded_node {
         let local = nodes::start_embedded(node_cfg, cursors, inbound_tx.clone(), token.clone())
             .await

@@ -3,7 +3,7 @@
 //! states, starts and stops jobs on their nodes (off this task: a slow node never holds the
 //! queue), and shows each job's state in its one status message.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use proto::v1::{self, reply::Result as R, request::Op};
 use tokio::sync::mpsc;
@@ -34,7 +34,8 @@ struct Runtime {
     deliveries: HashMap<String, mpsc::UnboundedSender<(String, v1::JobEvent)>>,
 }
 
-pub(super) async fn run(jobs: Jobs, mut rx: mpsc::UnboundedReceiver<Msg>) {
+pub(super) async fn run(jobs: Jobs, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Msg>>>) {
+    let mut rx = rx.lock().await;
     let mut rt = Runtime {
         queue: Queue::new(jobs.env.cfg.limits),
         jobs,
