@@ -1,7 +1,11 @@
 //! One link's conversation: handshake (version negotiation, cursors), then requests, acks and
 //! heartbeats until the link closes or a newer link replaces it.
 
-use std::{collections::HashMap, sync::atomic::Ordering, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use futures::StreamExt;
 use proto::{
@@ -186,23 +190,34 @@ impl Node {
         cursors: &[v1::SessionCursor],
     ) {
         let node = self.clone();
-        let health = LinkHealth::start(self, cursors, &token);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(node.inner.cfg.heartbeat_interval);
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => break,
-                    _ = tick.tick() => {}
-                    () = health.codex.changed() => {}
-                }
-                let beat = v1::NodeMsg {
-                    kind: Some(node_msg::Kind::Heartbeat(health.heartbeat(&node).await)),
-                };
-                if tx.send(beat).await.is_err() {
-                    break;
-                }
-            }
+        let health = Arc::new(LinkHealth::start(self, cursors, &token));
+        // Supervised: a beat that panicked is followed by the next one, not by a silent link.
+        shared::shutdown::supervise("heartbeat", token.clone(), move || {
+            beat(node.clone(), health.clone(), tx.clone(), token.clone())
         });
+    }
+}
+
+/// Beats every `heartbeat_interval` and when Codex's state changed, until the link ends.
+async fn beat(
+    node: Node,
+    health: Arc<LinkHealth>,
+    tx: tokio::sync::mpsc::Sender<v1::NodeMsg>,
+    token: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(node.inner.cfg.heartbeat_interval);
+    loop {
+        tokio::select! {
+            () = token.cancelled() => break,
+            _ = tick.tick() => {}
+            () = health.codex.changed() => {}
+        }
+        let beat = v1::NodeMsg {
+            kind: Some(node_msg::Kind::Heartbeat(health.heartbeat(&node).await)),
+        };
+        if tx.send(beat).await.is_err() {
+            break;
+        }
     }
 }
 

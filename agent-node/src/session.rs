@@ -186,7 +186,12 @@ pub(crate) fn spawn(
     };
     tokio::spawn(tail.run());
     if alive {
-        tokio::spawn(screen_loop(rt.clone(), deps));
+        // What the screen shows is read afresh each round, so a loop that panicked starts again
+        // with nothing lost.
+        let (screen_rt, token) = (rt.clone(), rt.token.clone());
+        shared::shutdown::supervise("window screen", token, move || {
+            screen_loop(screen_rt.clone(), deps.clone())
+        });
     }
     rt
 }

@@ -62,20 +62,38 @@ pub(crate) fn start_watching(
     watcher
         .watch(&dir, notify::RecursiveMode::Recursive)
         .map_err(|e| watch_err(&e))?;
-    tokio::spawn(async move {
-        let _watcher = watcher; // dropped (and unwatched) when the task ends
-        route_events(&matcher, rx, overflow, token).await;
+    // Supervised: the receiver and the watch outlive a panic of the loop, and a loop started
+    // again rescans first, since the batch being handled when it failed may be lost.
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let started_before = Arc::new(AtomicBool::new(false));
+    shared::shutdown::supervise("rollout watcher", token.clone(), move || {
+        let _watch = &watcher; // dropped (and unwatched) when the supervision ends
+        let restart = started_before.swap(true, Ordering::Relaxed);
+        route_events(
+            matcher.clone(),
+            rx.clone(),
+            overflow.clone(),
+            token.clone(),
+            restart,
+        )
     });
     Ok(())
 }
 
-/// Hands every changed path to the matcher, batching what queued up meanwhile.
+/// Hands every changed path to the matcher, batching what queued up meanwhile; after a restart
+/// (`rescan_first`) it looks at every transcript once before.
 async fn route_events(
-    matcher: &Matcher,
-    mut rx: mpsc::Receiver<PathBuf>,
+    matcher: Arc<Matcher>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<PathBuf>>>,
     overflow: Arc<AtomicBool>,
     token: CancellationToken,
+    rescan_first: bool,
 ) {
+    let mut rx = rx.lock().await;
+    if rescan_first {
+        tracing::info!("the rollout watcher started again; rescanning transcripts");
+        rescan(&matcher).await;
+    }
     loop {
         let first = tokio::select! {
             () = token.cancelled() => break,
@@ -97,10 +115,16 @@ async fn route_events(
         }
         if overflow.swap(false, Ordering::Relaxed) {
             tracing::info!("file events overflowed; rescanning transcripts");
-            for rt in matcher.windows.runtimes() {
-                rt.wake_tail();
-            }
-            matcher.rescan().await;
+            rescan(&matcher).await;
         }
     }
+}
+
+/// Has every window read its transcript and the matcher look at every rollout again: what
+/// file events were missed is found this way.
+async fn rescan(matcher: &Matcher) {
+    for rt in matcher.windows.runtimes() {
+        rt.wake_tail();
+    }
+    matcher.rescan().await;
 }
