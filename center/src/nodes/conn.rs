@@ -291,6 +291,14 @@ pub async fn attach(
     });
     let name = name.to_owned();
     tokio::spawn(async move {
+        // However the loop ends (the link closed, failed, or a bug panicked), the link is marked
+        // down, so waiters fail at once and the connector dials again.
+        let _down = LinkDown {
+            online: online.clone(),
+            pending: pending.clone(),
+            closed: closed.clone(),
+            heartbeat: heartbeat.clone(),
+        };
         loop {
             let msg = tokio::select! {
                 () = closed.cancelled() => break,
@@ -337,10 +345,23 @@ pub async fn attach(
                 }
             }
         }
-        online.store(false, Ordering::Relaxed);
-        pending.locked().clear();
-        closed.cancel();
-        heartbeat.send_modify(|_| {});
     });
     conn
+}
+
+/// Marks a link down when dropped: offline, its waiters failed, closed, and watchers told.
+struct LinkDown {
+    online: Arc<AtomicBool>,
+    pending: Pending,
+    closed: CancellationToken,
+    heartbeat: Arc<watch::Sender<Option<(Instant, v1::Heartbeat)>>>,
+}
+
+impl Drop for LinkDown {
+    fn drop(&mut self) {
+        self.online.store(false, Ordering::Relaxed);
+        self.pending.locked().clear();
+        self.closed.cancel();
+        self.heartbeat.send_modify(|_| {});
+    }
 }
