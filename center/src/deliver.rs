@@ -22,8 +22,11 @@ use tokio::sync::mpsc;
 use crate::{
     app::App,
     nodes::Inbound,
-    router::turn::{Post, Turn},
-    store::{Binding, StatusChange, Surface},
+    router::{
+        status,
+        turn::{Post, Turn},
+    },
+    store::{Binding, Surface},
     telegram::{
         api::{MediaKind, TgError, Upload},
         callback::{Callback, PromptKey},
@@ -34,10 +37,6 @@ use crate::{
 
 /// An answer longer than this many messages goes as a file instead.
 const MAX_PARTS: usize = 4;
-/// Status lines kept in a topic's status message.
-const STATUS_LINES: usize = 12;
-/// Longest status line.
-const STATUS_LINE_CHARS: usize = 160;
 
 /// Characters of a shell command's output shown in a topic (its end).
 const SHELL_OUTPUT_CHARS: usize = 3000;
@@ -450,32 +449,27 @@ impl SessionDelivery {
         self.settle(s, sent).await.unwrap_or(Settled::Yes)
     }
 
+    /// Adds a tool line to the turn's status message, or posts it when there is none yet (with
+    /// the turn's receipt if that has not gone out, else as a message of its own).
     async fn status_line(&self, s: Surface, line: String) {
-        let line: String = line.chars().take(STATUS_LINE_CHARS).collect();
-        let mut exists = false;
+        let mut post = None;
         let updated = self.app.store.update_status(s, |current| {
-            let Some((id, body)) = current else {
-                return StatusChange::Keep;
-            };
-            exists = true;
-            let mut lines: Vec<&str> = body.lines().collect();
-            lines.push(&line);
-            let keep = lines.len().saturating_sub(STATUS_LINES);
-            let body = lines[keep..].join("\n");
-            self.draft(s, &body);
-            edit_status(&self.app, s, id, body.clone());
-            StatusChange::Set(id, body)
+            let step = status::step(current, status::Event::Line(&line));
+            if let Some(edit) = &step.edit {
+                self.draft(s, &edit.body);
+            }
+            queue_edit(&self.app, s, step.edit);
+            post = step.post;
+            step.change
         });
         if let Err(err) = updated {
             tracing::error!(error = %err, "updating a status message failed");
             return;
         }
-        if exists {
-            return;
-        }
+        let Some(line) = post else { return };
         self.draft(s, &line);
         // The turn's receipt has not gone out yet: it takes the line along (no extra message).
-        if self.app.line_on_pending_receipt(s, &line, STATUS_LINES) {
+        if self.app.line_on_pending_receipt(s, &line, status::LINES) {
             return;
         }
         let sent = self
@@ -491,11 +485,17 @@ impl SessionDelivery {
             })
             .await;
         match sent {
-            Ok(Ok(id)) => {
-                let _ = self
-                    .app
-                    .store
-                    .update_status(s, |_| StatusChange::Set(id, line.clone()));
+            Ok(Ok(message_id)) => {
+                let posted = self.app.store.update_status(s, |current| {
+                    let event = status::Event::Posted {
+                        message_id,
+                        line: &line,
+                    };
+                    status::step(current, event).change
+                });
+                if let Err(err) = posted {
+                    tracing::error!(error = %err, "updating a status message failed");
+                }
             }
             Ok(Err(TgError::ThreadNotFound)) => {
                 self.app
@@ -512,13 +512,9 @@ impl SessionDelivery {
     /// group's 20-a-minute budget.
     fn close_status(&self, s: Surface, outcome: &str, answered: bool) {
         let closed = self.app.store.update_status(s, |current| {
-            let Some((id, body)) = current else {
-                return StatusChange::Keep;
-            };
-            if !answered && (body.lines().count() > 1 || !body.starts_with('✓')) {
-                edit_receipt(&self.app, s, id, format!("{body}\n{outcome}"));
-            }
-            StatusChange::Clear
+            let step = status::step(current, status::Event::Close { outcome, answered });
+            queue_edit(&self.app, s, step.edit);
+            step.change
         });
         if let Err(err) = closed {
             tracing::error!(error = %err, "closing a status message failed");
@@ -650,16 +646,18 @@ pub(crate) fn queue_parts(
         .collect()
 }
 
-/// Shows `body` (one line per step) in topic `s`'s status message; queued edits of it are
-/// coalesced, and a final answer queued for the topic makes them moot (dropped).
-pub(crate) fn edit_status(app: &App, s: Surface, message_id: i32, body: String) {
-    edit_message(app, s, message_id, body, true);
-}
-
 /// Shows a receipt's outcome: never dropped for an answer (the receipt must end as Delivered or
 /// Not delivered), and an edit of the status message queued with it keeps that.
 pub(crate) fn edit_receipt(app: &App, s: Surface, message_id: i32, body: String) {
     edit_message(app, s, message_id, body, false);
+}
+
+/// Queues the edit a status decision named, if any.
+pub(crate) fn queue_edit(app: &App, s: Surface, edit: Option<status::EditTo>) {
+    if let Some(edit) = edit {
+        let moot_after_answer = edit.kind == status::EditKind::Status;
+        edit_message(app, s, edit.message_id, edit.body, moot_after_answer);
+    }
 }
 
 fn edit_message(app: &App, s: Surface, message_id: i32, body: String, moot_after_answer: bool) {

@@ -12,8 +12,8 @@ use crate::{
     app::{App, InputJob},
     nodes::CallError,
     pending::PendingInput,
-    router::held::Admit,
-    store::{Binding, InputMode, StatusChange, Surface},
+    router::{held::Admit, status},
+    store::{Binding, InputMode, Surface},
     telegram::{
         outbox::{Class, LiveText, Send},
         render,
@@ -189,15 +189,7 @@ impl App {
         let Some(live) = self.pending_receipts.locked().get(&surface).cloned() else {
             return false;
         };
-        live.update_unsent(|text| {
-            // The first line is the receipt's own; the rest are the newest status lines.
-            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-            lines.push(line.to_owned());
-            while lines.len() > keep + 1 {
-                lines.remove(1);
-            }
-            *text = lines.join("\n");
-        })
+        live.update_unsent(|text| *text = status::receipt_with_line(text, line, keep))
     }
 
     /// Gives the receipt its outcome: as its text if it has not gone out yet (no edit needed),
@@ -210,13 +202,7 @@ impl App {
         text: String,
         delivered: bool,
     ) {
-        let shown = live.update_unsent(|t| {
-            let rest = t.split_once('\n').map(|(_, rest)| rest.to_owned());
-            *t = match rest {
-                Some(rest) => format!("{text}\n{rest}"),
-                None => text.clone(),
-            };
-        });
+        let shown = live.update_unsent(|t| *t = status::receipt_with_outcome(t, &text));
         let app = self.clone();
         let live = live.clone();
         tokio::spawn(async move {
@@ -271,29 +257,25 @@ impl App {
         delivered: bool,
         shown: bool,
     ) {
-        let edit = |body: String| {
-            if !shown {
-                crate::deliver::edit_receipt(self, surface, receipt, body);
-            }
-        };
-        let updated = self.store.update_status(surface, |current| match current {
-            None if delivered => {
-                edit(text.to_owned());
-                StatusChange::Set(receipt, text.to_owned())
-            }
-            // Tool activity already landed in the receipt: keep it.
-            Some((id, existing)) if id == receipt => {
-                edit(existing);
-                StatusChange::Keep
-            }
-            _ => {
-                edit(text.to_owned());
-                StatusChange::Keep
-            }
+        let mut decided = false;
+        let updated = self.store.update_status(surface, |current| {
+            decided = true;
+            let event = status::Event::Receipt {
+                receipt,
+                text,
+                delivered,
+                shown,
+            };
+            let step = status::step(current, event);
+            crate::deliver::queue_edit(self, surface, step.edit);
+            step.change
         });
         if let Err(err) = updated {
             tracing::error!(error = %err, "updating a status message failed");
-            edit(text.to_owned());
+            // The store could not be read: the receipt still tells the outcome.
+            if !decided && !shown {
+                crate::deliver::edit_receipt(self, surface, receipt, text.to_owned());
+            }
         }
     }
 }

@@ -7,9 +7,12 @@
 //!   that a replay starting mid-turn must not send twice.
 //! * [`jobs`]: the fleet's job queue — approval, limits per node and fleet, chats taking turns,
 //!   cancel, expiry.
+//! * [`status`]: a topic's status message — the receipt that becomes it, the tool lines that
+//!   edit it and the turn's end that closes it — decided from the stored message and one event.
 //! * [`held`]: a topic's held inputs — which may wait, in which order they go to Codex once its
 //!   question is answered and where that stops, which are dropped or expire, and their list.
 
 pub(crate) mod held;
 pub(crate) mod jobs;
+pub(crate) mod status;
 pub(crate) mod turn;

@@ -10,6 +10,7 @@ mod jobs;
 mod replay;
 pub(crate) mod sources;
 
+pub use crate::router::status::StatusChange;
 pub(crate) use jobs::{JobEnd, JobRecord, NewJob};
 pub(crate) use replay::Replay;
 use shared::{
@@ -477,17 +478,6 @@ impl Store {
         )?;
         Ok(())
     }
-}
-
-/// What [`Store::update_status`] makes of a topic's status message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StatusChange {
-    /// Leave it as it is.
-    Keep,
-    /// This message, showing this text.
-    Set(i32, String),
-    /// No status message any more (the turn ended).
-    Clear,
 }
 
 /// A remote node the center dials.
