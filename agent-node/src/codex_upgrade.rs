@@ -294,7 +294,7 @@ impl Node {
                 inner
                     .windows
                     .record(&rt.id)
-                    .map_or_else(|| rt.id.clone(), |r| r.window_name)
+                    .map_or_else(|| rt.id.to_string(), |r| r.window_name)
             })
             .collect();
         let jobs = inner.jobs.list().jobs.iter().filter(|j| j.running).count();

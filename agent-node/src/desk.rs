@@ -91,7 +91,7 @@ impl Node {
                 continue;
             }
             let record = SessionRecord {
-                session_id: session_id.clone(),
+                session_id: session_id.clone().into(),
                 window_id: pane.window_id.clone(),
                 pane_id: pane.pane_id.clone(),
                 window_name: pane.window_name.clone(),

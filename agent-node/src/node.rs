@@ -43,6 +43,7 @@ use std::{
 };
 
 use proto::v1;
+use shared::ids::SessionId;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -308,7 +309,7 @@ impl Node {
         shared::shutdown::supervise("window liveness", token, move || {
             let node = node.clone();
             async move {
-                let mut missing: HashMap<String, u32> = HashMap::new();
+                let mut missing: HashMap<SessionId, u32> = HashMap::new();
                 let mut tick = tokio::time::interval(node.inner.cfg.liveness_interval);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {

@@ -15,6 +15,7 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
+use shared::ids::{SessionId, ThreadId};
 
 use crate::transcript::chain::{Chain, Segment};
 
@@ -30,7 +31,7 @@ pub(crate) fn is_desk_session(session_id: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SessionRecord {
     /// The node's id for it (stable for the window's life).
-    pub(crate) session_id: String,
+    pub(crate) session_id: SessionId,
     /// tmux window id `@N`.
     pub(crate) window_id: String,
     /// tmux pane id `%N`.
@@ -43,7 +44,7 @@ pub(crate) struct SessionRecord {
     pub(crate) created_unix_ms: i64,
     /// Codex thread id, once known.
     #[serde(default)]
-    pub(crate) thread_id: Option<String>,
+    pub(crate) thread_id: Option<ThreadId>,
     /// The transcript file, once known.
     #[serde(default)]
     pub(crate) rollout: Option<PathBuf>,
@@ -90,7 +91,7 @@ pub(crate) struct EarlierRollout {
     /// The file.
     pub(crate) path: PathBuf,
     /// Its Codex thread id.
-    pub(crate) thread_id: String,
+    pub(crate) thread_id: ThreadId,
     /// Sequence of its byte 0.
     pub(crate) base: u64,
     /// Sequence where the next file starts (this one's base plus its length when left).
@@ -100,18 +101,18 @@ pub(crate) struct EarlierRollout {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct FileFormat {
     version: u32,
-    sessions: BTreeMap<String, SessionRecord>,
+    sessions: BTreeMap<SessionId, SessionRecord>,
     /// Session id → the rollouts it left, oldest first.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    earlier_rollouts: BTreeMap<String, Vec<EarlierRollout>>,
+    earlier_rollouts: BTreeMap<SessionId, Vec<EarlierRollout>>,
 }
 
 /// The table plus its file.
 #[derive(Debug)]
 pub(crate) struct Registry {
     path: PathBuf,
-    sessions: BTreeMap<String, SessionRecord>,
-    earlier: BTreeMap<String, Vec<EarlierRollout>>,
+    sessions: BTreeMap<SessionId, SessionRecord>,
+    earlier: BTreeMap<SessionId, Vec<EarlierRollout>>,
 }
 
 impl Registry {
@@ -216,7 +217,7 @@ impl Registry {
         &mut self,
         session_id: &str,
         path: PathBuf,
-        thread_id: String,
+        thread_id: ThreadId,
         old_len: u64,
     ) -> Option<u64> {
         let mut chain = self.chain(session_id);
@@ -226,7 +227,7 @@ impl Registry {
         record.rollout = Some(path);
         record.thread_id = Some(thread_id);
         self.earlier
-            .entry(session_id.to_owned())
+            .entry(SessionId::new(session_id))
             .or_default()
             .push(EarlierRollout {
                 path: current.path,

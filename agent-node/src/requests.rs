@@ -212,7 +212,7 @@ impl Node {
                     open_in_session: open
                         .iter()
                         .find(|(t, _)| *t == s.thread_id)
-                        .map(|(_, sid)| sid.clone())
+                        .map(|(_, sid)| sid.to_string())
                         .unwrap_or_default(),
                     thread_id: s.thread_id,
                     summary: s.summary,
@@ -283,13 +283,13 @@ impl Node {
         };
         let created = self.inner.tmux.new_window(&spec).await?;
         let record = SessionRecord {
-            session_id: session_id.clone(),
+            session_id: session_id.clone().into(),
             window_id: created.window_id,
             pane_id: created.pane_id,
             window_name: spec.name,
             cwd,
             created_unix_ms: shared::clock::now_unix_ms(),
-            thread_id: rollout.as_ref().map(|_| resume.to_owned()),
+            thread_id: rollout.as_ref().map(|_| resume.into()),
             rollout: rollout.clone(),
             start_offset,
             acked_seq: start_offset,

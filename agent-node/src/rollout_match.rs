@@ -42,7 +42,7 @@ use std::{
 };
 
 use proto::v1;
-use shared::sync::LockExt;
+use shared::{ids::SessionId, sync::LockExt};
 
 use self::decide::{Choice, Current, Decision, Rollout, Window};
 pub(crate) use self::watch::{WatchError, start_watching};
@@ -77,7 +77,7 @@ pub(crate) struct Matcher {
     created: Mutex<HashMap<PathBuf, i64>>,
     /// Text being typed into a window (session id → text): the proof that a new rollout with
     /// that first message is the window's.
-    claims: Mutex<HashMap<String, String>>,
+    claims: Mutex<HashMap<SessionId, String>>,
     /// Serialises first submissions per working directory.
     first_submissions: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
     /// Serialises decisions.
@@ -124,7 +124,7 @@ impl Matcher {
     pub(crate) fn claim(&self, session_id: &str, text: &str) {
         self.claims
             .locked()
-            .insert(session_id.to_owned(), text.to_owned());
+            .insert(SessionId::new(session_id), text.to_owned());
     }
 
     /// The typing into `session_id` is over.

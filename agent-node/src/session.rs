@@ -22,7 +22,10 @@ use std::{
 };
 
 use proto::v1::{self, node_msg, session_event::Kind};
-use shared::sync::LockExt;
+use shared::{
+    ids::{SessionId, ThreadId},
+    sync::LockExt,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncSeekExt},
     sync::{Notify, broadcast, mpsc, watch},
@@ -56,7 +59,7 @@ pub(crate) enum TailCmd {
     /// sequence `base` (where the current file ends).
     Switch {
         path: PathBuf,
-        thread_id: String,
+        thread_id: ThreadId,
         base: u64,
     },
     /// The file changed.
@@ -75,7 +78,7 @@ const PRIME_MAX: u64 = 16 << 20;
 /// Shared state of one window's runtime.
 #[derive(Debug)]
 pub(crate) struct SessionRt {
-    pub(crate) id: String,
+    pub(crate) id: SessionId,
     pub(crate) pane_id: String,
     pub(crate) tail_tx: mpsc::Sender<TailCmd>,
     pub(crate) events: broadcast::Sender<Arc<v1::SessionEvent>>,
@@ -139,7 +142,7 @@ const ROTATE_WITHIN_MS: i64 = 120_000;
 /// Starts the tasks of one window. `alive = false` starts only the tail (an exited window whose
 /// last events may still be undelivered).
 pub(crate) fn spawn(
-    id: String,
+    id: SessionId,
     pane_id: String,
     alive: bool,
     deps: SessionDeps,
@@ -148,7 +151,7 @@ pub(crate) fn spawn(
     let (tail_tx, tail_rx) = mpsc::channel(TAIL_QUEUE);
     let (events, _) = broadcast::channel(EVENT_FANOUT);
     let initial = v1::TerminalState {
-        session_id: id.clone(),
+        session_id: id.to_string(),
         state: if alive {
             v1::ScreenState::Starting
         } else {
@@ -181,7 +184,7 @@ pub(crate) fn spawn(
         tailer: Tailer::default(),
         inode: 0,
         sink: None,
-        thread_id: String::new(),
+        thread_id: ThreadId::default(),
         prime: None,
     };
     tokio::spawn(tail.run());
@@ -210,7 +213,7 @@ struct TailTask {
     tailer: Tailer,
     inode: u64,
     sink: Option<mpsc::Sender<v1::NodeMsg>>,
-    thread_id: String,
+    thread_id: ThreadId,
     /// The tail entered segment `.0` at offset `.1`: what `/status` needs may lie before it.
     prime: Option<(usize, u64)>,
 }
@@ -327,7 +330,7 @@ impl TailTask {
 
     /// The current file ends at `base`; the window goes on in `path`. The tail keeps its place:
     /// the rest of the old file is read first, then the new one from its start.
-    fn switch(&mut self, path: PathBuf, thread_id: String, base: u64) {
+    fn switch(&mut self, path: PathBuf, thread_id: ThreadId, base: u64) {
         let at = self.position_seq();
         let was_bound = !self.chain.segments().is_empty();
         let base = self.chain.switch(path, thread_id, base);
@@ -424,7 +427,7 @@ impl TailTask {
             Ok(Record::Event { timestamp_ms, kind }) => (timestamp_ms, kind),
             Ok(Record::Meta { thread_id, .. }) => {
                 if self.thread_id.is_empty() {
-                    self.thread_id = thread_id;
+                    self.thread_id = thread_id.into();
                 }
                 return;
             }
@@ -466,10 +469,10 @@ impl TailTask {
             _ => {}
         }
         let event = Arc::new(v1::SessionEvent {
-            session_id: self.rt.id.clone(),
+            session_id: self.rt.id.to_string(),
             seq: base + line.end,
             offset: base + line.start,
-            thread_id: self.thread_id.clone(),
+            thread_id: self.thread_id.to_string(),
             timestamp_ms,
             kind: Some(kind),
         });

@@ -16,7 +16,10 @@ use std::{
 };
 
 use proto::v1::{self, node_msg};
-use shared::sync::LockExt;
+use shared::{
+    ids::{SessionId, ThreadId},
+    sync::LockExt,
+};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -37,7 +40,7 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 #[derive(Debug)]
 pub(crate) struct Windows {
     registry: Mutex<Registry>,
-    runtimes: Mutex<HashMap<String, Arc<SessionRt>>>,
+    runtimes: Mutex<HashMap<SessionId, Arc<SessionRt>>>,
     /// Set when the registry changed and is not on disk yet.
     dirty: Notify,
     /// Serialises window creation (an idempotency key is checked and used in one step).
@@ -93,7 +96,7 @@ impl Windows {
     }
 
     /// (thread id, session id) of every live window with a known thread.
-    pub(crate) fn open_threads(&self) -> Vec<(String, String)> {
+    pub(crate) fn open_threads(&self) -> Vec<(ThreadId, SessionId)> {
         self.registry
             .locked()
             .all()
@@ -134,7 +137,7 @@ impl Windows {
         &self,
         id: &str,
         path: std::path::PathBuf,
-        thread_id: String,
+        thread_id: shared::ids::ThreadId,
         old_len: u64,
     ) -> Option<u64> {
         self.registry
@@ -243,11 +246,15 @@ impl Windows {
                 .runtime(&r.session_id)
                 .is_some_and(|rt| rt.alive.load(Ordering::Relaxed));
         v1::SessionInfo {
-            session_id: r.session_id.clone(),
+            session_id: r.session_id.to_string(),
             window_id: r.window_id.clone(),
             pane_id: r.pane_id.clone(),
             cwd: r.cwd.to_string_lossy().into_owned(),
-            thread_id: r.thread_id.clone().unwrap_or_default(),
+            thread_id: r
+                .thread_id
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             created_unix_ms: r.created_unix_ms,
             alive,
             window_name: r.window_name.clone(),

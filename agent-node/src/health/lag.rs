@@ -18,7 +18,7 @@ use std::{
 };
 
 use proto::v1;
-use shared::sync::LockExt;
+use shared::{ids::SessionId, sync::LockExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -69,8 +69,8 @@ impl Unacked {
 
 #[derive(Default)]
 struct State {
-    watched: HashMap<String, Weak<SessionRt>>,
-    unacked: HashMap<String, Unacked>,
+    watched: HashMap<SessionId, Weak<SessionRt>>,
+    unacked: HashMap<SessionId, Unacked>,
 }
 
 /// The lag of one link's events (see the module documentation).
@@ -135,7 +135,7 @@ impl LagTracker {
         let mut state = self.state.locked();
         let mut oldest = None;
         for (id, unacked) in &mut state.unacked {
-            let cursor = self.cursors.get(id).copied().unwrap_or(0);
+            let cursor = self.cursors.get(id.as_str()).copied().unwrap_or(0);
             unacked.acked(acked(id).unwrap_or(0).max(cursor));
             oldest = oldest.max(unacked.oldest(now));
         }

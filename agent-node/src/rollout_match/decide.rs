@@ -2,6 +2,8 @@
 //! caller (`super`) gathers the facts and carries the decision out. See the parent module for
 //! the proofs and why they are enough.
 
+use shared::ids::SessionId;
+
 use crate::input;
 
 /// Clock skew tolerated between a window's creation and its rollout's header.
@@ -50,7 +52,7 @@ pub(crate) struct Current<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Choice {
     /// The window.
-    pub(crate) session_id: String,
+    pub(crate) session_id: SessionId,
     /// It has a rollout already: binding means moving it to the new file.
     pub(crate) switch: bool,
 }
@@ -78,7 +80,7 @@ pub(crate) enum Decision {
     /// No screen of its folder shows its first message (not yet, or never: see the caller).
     Unwitnessed,
     /// Several windows fit equally; binding any would be a guess.
-    Ambiguous(Vec<String>),
+    Ambiguous(Vec<SessionId>),
 }
 
 /// Decides whose `rollout` is among the node's live `windows`.
@@ -110,7 +112,12 @@ pub(crate) fn decide(rollout: &Rollout<'_>, windows: &[Window<'_>]) -> Decision 
         [one] => return Decision::Bind(choice(one), Proof::Claim),
         [] => {}
         several => {
-            return Decision::Ambiguous(several.iter().map(|w| w.session_id.to_owned()).collect());
+            return Decision::Ambiguous(
+                several
+                    .iter()
+                    .map(|w| SessionId::new(w.session_id))
+                    .collect(),
+            );
         }
     }
     // Never by elimination: not even a single window of that folder, and least of all one
@@ -163,7 +170,7 @@ fn claim_matches(claim: &str, first: &str) -> bool {
 
 fn choice(window: &Window<'_>) -> Choice {
     Choice {
-        session_id: window.session_id.to_owned(),
+        session_id: SessionId::new(window.session_id),
         switch: window.current.is_some(),
     }
 }
@@ -372,7 +379,7 @@ mod tests {
         let choices = |n: usize| -> Vec<Choice> {
             (0..n)
                 .map(|i| Choice {
-                    session_id: format!("w{i}"),
+                    session_id: format!("w{i}").into(),
                     switch: i % 2 == 0,
                 })
                 .collect()

@@ -9,13 +9,15 @@
 
 use std::path::PathBuf;
 
+use shared::ids::ThreadId;
+
 /// One rollout file of a window and the sequences it covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
     /// The rollout file.
     pub path: PathBuf,
     /// Its Codex thread id (empty if unknown).
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     /// Sequence of the file's byte 0.
     pub base: u64,
     /// Sequence past the last byte that belongs to the session, for a file the window has left;
@@ -73,7 +75,7 @@ impl Chain {
 
     /// The window moved to `path`: the current segment ends at `end` (its base plus the old
     /// file's length) and a new one starts there. Returns the new segment's base.
-    pub fn switch(&mut self, path: PathBuf, thread_id: String, end: u64) -> u64 {
+    pub fn switch(&mut self, path: PathBuf, thread_id: ThreadId, end: u64) -> u64 {
         let base = match self.segments.last_mut() {
             Some(last) => {
                 // Never let a segment end before it starts: sequences must not repeat.
@@ -128,7 +130,7 @@ mod tests {
         let mut c = Chain::default();
         let mut end = 0;
         for (i, len) in lens.iter().enumerate() {
-            c.switch(format!("/r{i}").into(), format!("t{i}"), end);
+            c.switch(format!("/r{i}").into(), format!("t{i}").into(), end);
             end += len;
         }
         c

@@ -10,6 +10,7 @@ use std::{
 };
 
 use proto::v1::session_event::Kind;
+use shared::ids::ThreadId;
 
 use super::parse::{Record, parse_line};
 
@@ -20,7 +21,7 @@ const HEAD_LIMIT: u64 = 1 << 20;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Head {
     /// Thread id from `session_meta`.
-    pub thread_id: String,
+    pub thread_id: ThreadId,
     /// Working directory from `session_meta`.
     pub cwd: String,
     /// When the header was written (Unix ms).
@@ -49,7 +50,7 @@ pub fn read_head(path: &Path) -> std::io::Result<Head> {
                 timestamp_ms,
                 forked_from,
             }) if head.thread_id.is_empty() => {
-                head.thread_id = thread_id;
+                head.thread_id = thread_id.into();
                 head.cwd = cwd;
                 head.created_ms = timestamp_ms;
                 head.forked_from = forked_from;
@@ -146,11 +147,11 @@ pub fn list_resumable(codex_home: &Path, cwd: &Path, limit: usize) -> Vec<Resuma
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_millis() as i64);
             let summary = titles
-                .get(&head.thread_id)
+                .get(head.thread_id.as_str())
                 .cloned()
                 .unwrap_or_else(|| one_line(&first, 80));
             Some(Resumable {
-                thread_id: head.thread_id,
+                thread_id: head.thread_id.into_string(),
                 summary,
                 updated_unix_ms,
                 path,
