@@ -7,7 +7,6 @@
 
 use shared::sync::LockExt;
 use std::{
-    collections::HashMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -17,12 +16,10 @@ use tokio::sync::mpsc;
 use crate::{
     config::CenterConfig,
     flows::menu::Menus,
-    inbox::UpdateLease,
     nodes::NodeConn,
     store::{Binding, StateUnreadable, Store, Surface},
     telegram::{
-        inbound::TopicEvent,
-        outbox::{Class, LiveText, Outbox, Send},
+        outbox::{Class, Outbox, Send},
         render,
     },
 };
@@ -37,15 +34,12 @@ pub struct App {
     pub(crate) outbox: Outbox,
     pub(crate) nodes: crate::nodes::NodeMap,
     pub(crate) menus: Menus,
-    pub(crate) topics: Mutex<HashMap<Surface, mpsc::UnboundedSender<(TopicEvent, UpdateLease)>>>,
-    /// Receipts queued and not yet sent, per topic: the turn's first status lines join them
-    /// instead of costing a message of their own.
-    pub(crate) pending_receipts: Mutex<HashMap<Surface, LiveText>>,
+    /// Each topic's in-memory state: its update task, its input queue (inputs and held-input
+    /// work run one after another, so messages reach Codex in the order they were sent), its
+    /// receipt still waiting to be sent, its toolbar.
+    pub(crate) topics: crate::topic_state::Topics,
     /// The bot's username (getMe), once known: `/cmd@other_bot` is not for us.
     pub(crate) username: std::sync::OnceLock<String>,
-    /// One queue per topic: inputs (and held-input work) run one after another, in the order
-    /// they were queued, so messages reach Codex in the order they were sent.
-    pub(crate) input_queues: Mutex<HashMap<Surface, mpsc::UnboundedSender<InputJob>>>,
     pub(crate) fleet: std::sync::OnceLock<Fleet>,
     pub(crate) seen: Mutex<std::collections::HashSet<String>>,
     /// Groups whose unserved state an allowed user was told about (see `explain_unserved`).
@@ -62,8 +56,6 @@ pub struct App {
     pub(crate) typed: crate::typed::TypedRecently,
     /// Each topic's `/verbose` choices, as last read.
     pub(crate) verbose: crate::verbose::Choices,
-    /// Each topic's latest `/toolbar` message (a new one replaces it); a restart forgets them.
-    pub(crate) toolbars: Mutex<HashMap<Surface, i32>>,
     /// (node, session) of windows announced as closed while their node was away
     /// ([`crate::node_back`]), each once per process.
     pub(crate) announced_gone: Mutex<std::collections::HashSet<(String, String)>>,
@@ -93,10 +85,6 @@ pub struct Fleet {
     pub token: tokio_util::sync::CancellationToken,
 }
 
-/// Work on a topic's input queue.
-pub(crate) type InputJob =
-    std::pin::Pin<Box<dyn std::future::Future<Output = ()> + std::marker::Send>>;
-
 impl App {
     /// A center with no nodes yet.
     pub fn new(
@@ -112,11 +100,9 @@ impl App {
             store: Arc::new(store),
             outbox,
             username: std::sync::OnceLock::new(),
-            pending_receipts: Mutex::new(HashMap::new()),
             nodes: crate::nodes::NodeMap::default(),
             menus: Menus::default(),
-            topics: Mutex::new(HashMap::new()),
-            input_queues: Mutex::new(HashMap::new()),
+            topics: crate::topic_state::Topics::default(),
             fleet: std::sync::OnceLock::new(),
             seen: Mutex::new(std::collections::HashSet::new()),
             warned: Mutex::new(std::collections::HashSet::new()),
@@ -124,7 +110,6 @@ impl App {
             jobs: std::sync::OnceLock::new(),
             typed: crate::typed::TypedRecently::default(),
             verbose: crate::verbose::Choices::default(),
-            toolbars: Mutex::new(HashMap::new()),
             announced_gone: Mutex::new(std::collections::HashSet::new()),
         }))
     }

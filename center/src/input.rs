@@ -2,14 +2,13 @@
 //! typed into Codex at once, and its receipt posted (and later edited) when the outbox can —
 //! typing never waits for Telegram.
 
-use shared::sync::LockExt;
 use std::{sync::Arc, time::Duration};
 
 use proto::v1::{self, reply::Result as R, request::Op};
 use tokio::sync::mpsc;
 
 use crate::{
-    app::{App, InputJob},
+    app::App,
     nodes::CallError,
     pending::PendingInput,
     router::{held::Admit, status},
@@ -18,6 +17,7 @@ use crate::{
         outbox::{Class, LiveText, Send},
         render,
     },
+    topic_state::InputJob,
     topics::FAILED_HERE,
 };
 
@@ -51,30 +51,31 @@ impl App {
 
     /// Queues `job` on the topic's input queue; it runs after everything queued before it.
     pub(crate) fn enqueue_input(&self, surface: Surface, job: InputJob) {
-        let mut queues = self.input_queues.locked();
-        let tx = queues.entry(surface).or_insert_with(|| {
-            let (tx, mut rx) = mpsc::unbounded_channel::<InputJob>();
-            let tasks = self.tasks.clone();
-            let outbox = self.outbox.clone();
-            tokio::spawn(async move {
-                // Each job is guarded: one that panics is reported and the queue goes on, so
-                // the inputs behind it are still typed. Shutdown waits for the job in flight.
-                while let Some(job) = rx.recv().await {
-                    if tasks.run_guarded("topic input", job).await.is_err() {
-                        drop(outbox.send(Send {
-                            surface,
-                            html: render::escape_html(FAILED_HERE),
-                            plain: FAILED_HERE.to_owned(),
-                            keyboard: None,
-                            reply_to: None,
-                            class: Class::Message,
-                        }));
+        self.topics.with(surface, |topic| {
+            let tx = topic.inputs.get_or_insert_with(|| {
+                let (tx, mut rx) = mpsc::unbounded_channel::<InputJob>();
+                let tasks = self.tasks.clone();
+                let outbox = self.outbox.clone();
+                tokio::spawn(async move {
+                    // Each job is guarded: one that panics is reported and the queue goes on, so
+                    // the inputs behind it are still typed. Shutdown waits for the job in flight.
+                    while let Some(job) = rx.recv().await {
+                        if tasks.run_guarded("topic input", job).await.is_err() {
+                            drop(outbox.send(Send {
+                                surface,
+                                html: render::escape_html(FAILED_HERE),
+                                plain: FAILED_HERE.to_owned(),
+                                keyboard: None,
+                                reply_to: None,
+                                class: Class::Message,
+                            }));
+                        }
                     }
-                }
+                });
+                tx
             });
-            tx
+            let _ = tx.send(job);
         });
-        let _ = tx.send(job);
     }
 
     /// Types text into Codex in the background (in order per topic), with a receipt that turns
@@ -174,7 +175,8 @@ impl App {
             reply_to: Some(reply_to),
             class: Class::Message,
         };
-        self.pending_receipts.locked().insert(surface, live.clone());
+        self.topics
+            .with(surface, |topic| topic.pending_receipt = Some(live.clone()));
         self.outbox.send_live(send, live)
     }
 
@@ -186,7 +188,10 @@ impl App {
         line: &str,
         keep: usize,
     ) -> bool {
-        let Some(live) = self.pending_receipts.locked().get(&surface).cloned() else {
+        let Some(live) = self
+            .topics
+            .with(surface, |topic| topic.pending_receipt.clone())
+        else {
             return false;
         };
         live.update_unsent(|text| *text = status::receipt_with_line(text, line, keep))
@@ -207,12 +212,11 @@ impl App {
         let live = live.clone();
         tokio::spawn(async move {
             let accepted = receipt.await;
-            {
-                let mut pending = app.pending_receipts.locked();
-                if pending.get(&surface).is_some_and(|l| l.is(&live)) {
-                    pending.remove(&surface);
+            app.topics.with(surface, |topic| {
+                if topic.pending_receipt.as_ref().is_some_and(|l| l.is(&live)) {
+                    topic.pending_receipt = None;
                 }
-            }
+            });
             if let Ok(Ok(id)) = accepted {
                 let shown_text = if shown { live.text() } else { text };
                 app.finish_receipt(surface, id, &shown_text, delivered, shown);

@@ -33,6 +33,7 @@ pub mod store;
 pub mod telegram;
 mod text;
 mod toolbar;
+mod topic_state;
 mod topics;
 mod typed;
 pub mod update;

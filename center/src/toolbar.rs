@@ -11,7 +11,6 @@
 //! that was is kept in memory only: after a restart the old toolbar stays, and still works.
 
 use proto::v1;
-use shared::sync::LockExt;
 
 use crate::{
     app::App,
@@ -49,7 +48,7 @@ pub(crate) async fn command(app: &App, surface: Surface, binding: Option<Binding
         // The outbox has logged why; the old toolbar (if any) stays usable.
         return;
     };
-    if let Some(old) = app.toolbars.locked().insert(surface, id) {
+    if let Some(old) = app.topics.with(surface, |topic| topic.toolbar.replace(id)) {
         drop(app.outbox.delete(surface.chat_id, old));
     }
 }

@@ -189,27 +189,28 @@ impl App {
     /// Queues an accepted update on its topic's task, starting one if there is none or the old
     /// one ended (a panic there must not silence the topic).
     fn route(self: &Arc<Self>, surface: Surface, event: TopicEvent, lease: UpdateLease) {
-        let mut topics = self.topics.locked();
-        let mut item = (event, lease);
-        for _ in 0..2 {
-            let tx = topics.entry(surface).or_insert_with(|| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(self.clone().topic_loop(surface, rx));
-                tx
-            });
-            match tx.send(item) {
-                Ok(()) => return,
-                Err(mpsc::error::SendError(back)) => {
-                    tracing::error!(
-                        chat.id = surface.chat_id,
-                        thread.id = surface.thread_id,
-                        "a topic's task had ended; starting it again"
-                    );
-                    topics.remove(&surface);
-                    item = back;
+        self.topics.with(surface, |topic| {
+            let mut item = (event, lease);
+            for _ in 0..2 {
+                let tx = topic.updates.get_or_insert_with(|| {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tokio::spawn(self.clone().topic_loop(surface, rx));
+                    tx
+                });
+                match tx.send(item) {
+                    Ok(()) => return,
+                    Err(mpsc::error::SendError(back)) => {
+                        tracing::error!(
+                            chat.id = surface.chat_id,
+                            thread.id = surface.thread_id,
+                            "a topic's task had ended; starting it again"
+                        );
+                        topic.updates = None;
+                        item = back;
+                    }
                 }
             }
-        }
+        });
     }
 
     /// Handles a topic's updates in order. Attachments are gathered while they keep coming
