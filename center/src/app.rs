@@ -58,7 +58,8 @@ pub struct App {
     pub(crate) verbose: crate::verbose::Choices,
     /// (node, session) of windows announced as closed while their node was away
     /// ([`crate::node_back`]), each once per process.
-    pub(crate) announced_gone: Mutex<std::collections::HashSet<(String, String)>>,
+    pub(crate) announced_gone:
+        Mutex<std::collections::HashSet<(shared::ids::NodeName, shared::ids::SessionId)>>,
 }
 
 /// A node must stay away this long before its topics are told.

@@ -44,7 +44,7 @@ async fn announce(app: &Arc<App>, node: &str) {
         let fresh = app
             .announced_gone
             .locked()
-            .insert((node.to_owned(), b.session_id.to_string()));
+            .insert((b.node.clone(), b.session_id.clone()));
         if fresh {
             app.notice(b.surface, &notice(node, b), None);
         }
