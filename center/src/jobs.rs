@@ -133,16 +133,16 @@ impl Jobs {
             env: Arc::new(env),
             schedules: Arc::default(),
         };
-        // The receiver outlives a panic of the runtime: started again, it loads the unfinished
-        // jobs from the store as at a restart and goes on with the messages sent meanwhile.
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        // What the runtime keeps outlives a panic: started again, it loads the unfinished jobs
+        // from the store as at a restart and goes on with the messages sent meanwhile.
+        let kept = Arc::new(tokio::sync::Mutex::new(runtime::Kept::new(rx)));
         let runtime = jobs.clone();
         shared::shutdown::supervise(
             "job runtime",
             tokio_util::sync::CancellationToken::new(),
-            move || runtime::run(runtime.clone(), rx.clone()),
+            move || runtime::run(runtime.clone(), kept.clone()),
         );
-        // It ends with the runtime (its sender closes); a panic starts it again.
+        // It runs as long as the center (a panic starts it again).
         let scheduled = jobs.clone();
         shared::shutdown::supervise(
             "job schedules",

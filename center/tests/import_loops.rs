@@ -5,8 +5,11 @@
 //!
 //! A module is one source file. It depends on another when it names it in a `use crate::…`
 //! tree, a `crate::…` path or a `super::…` path outside its tests; a name re-exported with
-//! `pub use` counts as the file that defines it. Method calls are not followed (an `impl App`
-//! block in a feature file depends on `app`, and `app` must then not depend on that feature).
+//! `pub use` (the crate root's included) counts as the file that defines it. A parent module
+//! and its own children are one unit: paths from a parent down into its children (`mod x;`,
+//! `x::f()`) are not followed, so a child may use its parent's types while the parent calls
+//! the child. Method calls are not followed either (an `impl App` block in a feature file
+//! depends on `app`, and `app` must then not depend on that feature).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -44,13 +47,40 @@ fn modules(src: &Path) -> BTreeMap<Module, String> {
     out
 }
 
-/// The text that counts: before the tests, without `//` comments.
+/// The text that counts: without `//` comments and without the items marked `#[cfg(test)]`.
 fn code(text: &str) -> String {
-    let text = text.split("#[cfg(test)]").next().unwrap_or_default();
-    text.lines()
+    let text = text
+        .lines()
         .map(|l| l.split("//").next().unwrap_or_default())
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..at]);
+        rest = skip_item(&rest[at + "#[cfg(test)]".len()..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `text` after its first item: up to the `;` that ends it, or the brace that closes its body.
+fn skip_item(text: &str) -> &str {
+    let mut depth = 0usize;
+    for (i, ch) in text.char_indices() {
+        match ch {
+            ';' if depth == 0 => return &text[i + 1..],
+            '{' => depth += 1,
+            '}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return &text[i + 1..];
+                }
+            }
+            _ => {}
+        }
+    }
+    ""
 }
 
 /// Splits a `use` tree's inside at its top-level commas.
@@ -133,8 +163,17 @@ struct Graph {
 }
 
 impl Graph {
-    /// The module a path names (the longest module prefix), following re-exports.
+    /// The module a path names (the longest module prefix), following re-exports (the crate
+    /// root's too).
     fn resolve(&self, path: &[String], depth: usize) -> Option<Module> {
+        if let Some(first) = path.first()
+            && depth < 5
+            && let Some(target) = self.reexports.get(&(Vec::new(), first.clone()))
+        {
+            let mut p = target.clone();
+            p.extend_from_slice(path);
+            return self.resolve(&p, depth + 1);
+        }
         for n in (1..=path.len()).rev() {
             let m: Module = path[..n].to_vec();
             if !self.modules.contains(&m) {
@@ -205,8 +244,14 @@ fn dependencies(src: &Path) -> BTreeMap<Module, BTreeSet<Module>> {
         modules: files.keys().cloned().collect(),
         reexports: BTreeMap::new(),
     };
-    for (module, text) in &files {
-        for (public, tree) in use_statements(&code(text)) {
+    let root = std::fs::read_to_string(src.join("lib.rs")).unwrap_or_default();
+    let with_root = files
+        .iter()
+        .map(|(m, t)| (m.clone(), t.clone()))
+        .chain([(Vec::new(), root)]);
+    for (module, text) in with_root {
+        let module = &module;
+        for (public, tree) in use_statements(&code(&text)) {
             if !public {
                 continue;
             }
@@ -352,6 +397,13 @@ fn a_loop_is_found() {
         "// crate::a::g\n#[cfg(test)]\nuse crate::d;\n",
     )
     .expect("a file");
+    std::fs::write(
+        src.join("f.rs"),
+        "#[cfg(test)]\nfn t() { crate::a::g(); }\nfn u() { crate::d::h(); }\n",
+    )
+    .expect("a file");
+    std::fs::write(src.join("lib.rs"), "mod a;\npub use a::Root;\n").expect("a file");
+    std::fs::write(src.join("g.rs"), "use crate::Root;\n").expect("a file");
     let graph = dependencies(src);
     let module = |s: &str| -> Module { s.split('/').map(str::to_owned).collect() };
     assert!(
@@ -361,6 +413,15 @@ fn a_loop_is_found() {
     assert!(
         graph[&module("e")].is_empty(),
         "comments and tests do not count"
+    );
+    assert_eq!(
+        graph[&module("f")],
+        BTreeSet::from([module("d")]),
+        "only a test item is skipped, not the code after it"
+    );
+    assert!(
+        graph[&module("g")].contains(&module("a")),
+        "the crate root's re-exports count"
     );
     assert_eq!(loops(&graph), vec![vec!["a".to_owned(), "b/c".to_owned()]]);
 }

@@ -6,6 +6,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use proto::v1::{self, reply::Result as R, request::Op};
+use shared::sync::LockExt;
 use tokio::sync::mpsc;
 
 use super::{Decision, JobSettings, Jobs, Msg, delivery, now_ms, view};
@@ -27,6 +28,15 @@ type Shown = (String, crate::telegram::api::Keyboard);
 struct Runtime {
     jobs: Jobs,
     queue: Queue,
+    /// Kept across a restart after a panic (the queue is loaded again from the store).
+    kept: tokio::sync::OwnedMutexGuard<Kept>,
+}
+
+/// What the runtime keeps across a restart after a panic: its messages, status messages on
+/// their way, and delivery tasks. The queue is loaded again from the store, but a status message
+/// is not sent twice nor a job's events handed to two delivery tasks.
+pub(super) struct Kept {
+    rx: mpsc::UnboundedReceiver<Msg>,
     /// Status messages not yet accepted by Telegram (their text may still change) and the
     /// buttons they go out with.
     unsent: HashMap<JobId, (LiveText, crate::telegram::api::Keyboard)>,
@@ -34,14 +44,22 @@ struct Runtime {
     deliveries: HashMap<String, mpsc::UnboundedSender<(String, v1::JobEvent)>>,
 }
 
-pub(super) async fn run(jobs: Jobs, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Msg>>>) {
-    let mut rx = rx.lock().await;
+impl Kept {
+    pub(super) fn new(rx: mpsc::UnboundedReceiver<Msg>) -> Self {
+        Self {
+            rx,
+            unsent: HashMap::new(),
+            shown: HashMap::new(),
+            deliveries: HashMap::new(),
+        }
+    }
+}
+
+pub(super) async fn run(jobs: Jobs, kept: Arc<tokio::sync::Mutex<Kept>>) {
     let mut rt = Runtime {
         queue: Queue::new(jobs.env.cfg.limits),
         jobs,
-        unsent: HashMap::new(),
-        shown: HashMap::new(),
-        deliveries: HashMap::new(),
+        kept: kept.lock_owned().await,
     };
     rt.restore();
     loop {
@@ -50,7 +68,7 @@ pub(super) async fn run(jobs: Jobs, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedRe
             Some(at) => {
                 let wait = std::time::Duration::from_millis((at - now_ms()).max(0) as u64);
                 tokio::select! {
-                    msg = rx.recv() => msg,
+                    msg = rt.kept.rx.recv() => msg,
                     () = tokio::time::sleep(wait) => {
                         let effects = rt.queue.expire(now_ms());
                         rt.apply(effects, "");
@@ -58,7 +76,7 @@ pub(super) async fn run(jobs: Jobs, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedRe
                     }
                 }
             }
-            None => rx.recv().await,
+            None => rt.kept.rx.recv().await,
         };
         let Some(msg) = msg else { break };
         rt.handle(msg);
@@ -70,8 +88,9 @@ impl Runtime {
         &self.jobs.env
     }
 
-    /// Loads the unfinished jobs of an earlier process; nodes connected later get their
-    /// running jobs asked for again when they come online.
+    /// Loads the unfinished jobs of an earlier process (or of this runtime before a panic
+    /// started it again); nodes connected later get their running jobs asked for again when
+    /// they come online, and nodes connected already (after a restart of the runtime) now.
     fn restore(&mut self) {
         let open = match self.env().store.open_jobs() {
             Ok(open) => open,
@@ -100,6 +119,17 @@ impl Runtime {
             if job.status_msg.is_none() {
                 self.redraw(job.id);
             }
+        }
+        let connected: Vec<String> = self
+            .env()
+            .nodes
+            .locked()
+            .iter()
+            .filter(|(_, conn)| conn.online())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for node in connected {
+            self.handle(Msg::NodeOnline(node, true));
         }
     }
 
@@ -175,7 +205,7 @@ impl Runtime {
             }
             Msg::Redraw(id) => self.redraw(id),
             Msg::StatusSent(id, message_id) => {
-                let live = self.unsent.remove(&id);
+                let live = self.kept.unsent.remove(&id);
                 match message_id {
                     Some(mid) => {
                         if let Err(err) = self.env().store.set_job_status_msg(id, mid) {
@@ -184,12 +214,12 @@ impl Runtime {
                         // What went out is the live text and the first buttons; show what is
                         // true now.
                         if let Some((live, keyboard)) = live {
-                            self.shown.insert(id, (live.text(), keyboard));
+                            self.kept.shown.insert(id, (live.text(), keyboard));
                         }
                         self.redraw(id);
                     }
                     None => {
-                        self.shown.remove(&id);
+                        self.kept.shown.remove(&id);
                     }
                 }
             }
@@ -225,7 +255,7 @@ impl Runtime {
         let key = event.job_id.clone();
         let mut item = (node, event);
         for _ in 0..2 {
-            let tx = self.deliveries.entry(key.clone()).or_insert_with(|| {
+            let tx = self.kept.deliveries.entry(key.clone()).or_insert_with(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
                 tokio::spawn(delivery::run(self.jobs.clone(), key.clone(), rx));
                 tx
@@ -234,7 +264,7 @@ impl Runtime {
                 Ok(()) => return,
                 Err(mpsc::error::SendError(back)) => {
                     // The task ended (a panic); a new one resumes from the acked position.
-                    self.deliveries.remove(&key);
+                    self.kept.deliveries.remove(&key);
                     item = back;
                 }
             }
@@ -370,16 +400,16 @@ impl Runtime {
         let text = view::status_text(&job, self.queue.ahead_of(id), waiting_for);
         let keyboard = view::status_keyboard(&job);
         let now = (text.clone(), keyboard.clone());
-        if self.shown.get(&id) == Some(&now) {
+        if self.kept.shown.get(&id) == Some(&now) {
             return;
         }
-        if let Some((live, _)) = self.unsent.get(&id) {
+        if let Some((live, _)) = self.kept.unsent.get(&id) {
             // Buttons cannot change before it is sent (nor anything once it is being sent):
             // `StatusSent` edits what must change.
             live.update_unsent(|t| t.clone_from(&text));
             return;
         }
-        self.shown.insert(id, now);
+        self.kept.shown.insert(id, now);
         let surface = job.job.surface;
         match job.status_msg {
             Some(message_id) => {
@@ -405,7 +435,7 @@ impl Runtime {
                     },
                     live.clone(),
                 );
-                self.unsent.insert(id, (live, keyboard));
+                self.kept.unsent.insert(id, (live, keyboard));
                 let jobs = self.jobs.clone();
                 tokio::spawn(async move {
                     let message_id = sent.await.ok().and_then(Result::ok);

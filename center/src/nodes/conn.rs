@@ -232,7 +232,7 @@ pub async fn start_embedded(
 /// none) is revoked. A store that cannot be read counts as revoked (fail closed).
 ///
 /// Checked when the peer is authenticated and again right before the link is attached (and just
-/// after, see [`attach_unless_revoked`]): a handshake takes up to 10 s, and `/node remove` in that
+/// after, see [`crate::app::App::attach_unless_revoked`]): a handshake takes up to 10 s, and `/node remove` in that
 /// window must not be undone by the link finishing it.
 pub(crate) fn link_revoked(store: &crate::store::Store, name: &str, serial: Option<&str>) -> bool {
     if let Some(serial) = serial

@@ -5,7 +5,8 @@
 //! SQLite: the runtime applies the [`Step`] inside one store transaction and queues the edit it
 //! names there, so edits go out in the order the changes were made and none overwrites another.
 
-/// Tool lines a status message keeps (the newest).
+/// Lines a status message keeps, the newest (a receipt not sent yet keeps its own first line
+/// and this many tool lines after it).
 pub(crate) const LINES: usize = 12;
 /// A tool line is cut to this many characters.
 pub(crate) const LINE_CHARS: usize = 160;
