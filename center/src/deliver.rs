@@ -23,7 +23,7 @@ use crate::{
     app::App,
     nodes::Inbound,
     router::{
-        status,
+        prompt, status,
         turn::{Post, Turn},
     },
     store::{Binding, Surface},
@@ -140,7 +140,8 @@ struct SessionDelivery {
     acked: u64,
     busy: bool,
     turn: Turn,
-    prompt: Option<(String, Vec<(Surface, i32)>)>,
+    /// The question on show in the session's topics.
+    prompt: prompt::Prompt,
 }
 
 impl SessionDelivery {
@@ -169,7 +170,7 @@ impl SessionDelivery {
             acked,
             busy: false,
             turn: Turn::restore(&saved),
-            prompt: None,
+            prompt: prompt::Prompt::default(),
         };
         let mut typing = tokio::time::interval(Duration::from_secs(4));
         loop {
@@ -533,66 +534,60 @@ impl SessionDelivery {
                 self.app.outbox.typing(b.surface);
             }
         }
-        if t.state() == v1::ScreenState::Prompt {
-            if self
-                .prompt
-                .as_ref()
-                .is_some_and(|(text, _)| *text == t.prompt_text)
-            {
-                return;
-            }
-            // A newer question replaces the shown one: its buttons go (pressing them now would
-            // answer a question nobody read).
-            if let Some((old, shown)) = self.prompt.take() {
-                close_prompt(&self.app, &old, &shown, "⤳ Superseded by a newer question");
-            }
-            // Buttons name the question (nodes that do not name questions get none).
-            let prompt = (!t.prompt_id.is_empty()).then(|| t.prompt_id.clone());
-            let mut shown = Vec::new();
-            for b in self.bindings() {
-                let mut kb: Vec<Vec<(String, String)>> = t
-                    .choices
-                    .iter()
-                    .map(|c| {
-                        vec![(
-                            short_label(&format!("{}. {}", c.key, c.label)),
-                            prompt_button(&self.session, &c.key, prompt.clone()),
-                        )]
-                    })
-                    .collect();
-                kb.push(vec![(
-                    "⎋ Esc".to_owned(),
-                    Callback::Key {
-                        session: self.session.to_string(),
-                        key: PromptKey::Escape,
-                        prompt: prompt.clone(),
-                    }
-                    .encode(),
-                )]);
-                let html = format!(
-                    "❓ <b>Codex is asking</b>\n<pre>{}</pre>",
-                    escape_html(&t.prompt_text)
-                );
-                let sent = self
-                    .app
-                    .outbox
-                    .send(Send {
-                        surface: b.surface,
-                        plain: t.prompt_text.clone(),
-                        html,
-                        keyboard: Some(kb),
-                        reply_to: None,
-                        class: Class::Final,
-                    })
-                    .await;
-                if let Ok(Ok(id)) = sent {
-                    shown.push((b.surface, id));
-                }
-            }
-            self.prompt = Some((t.prompt_text.clone(), shown));
-        } else if let Some((text, shown)) = self.prompt.take() {
-            close_prompt(&self.app, &text, &shown, "✔ Answered");
+        let screen = if t.state() == v1::ScreenState::Prompt {
+            prompt::Screen::Asking(&t.prompt_text)
+        } else {
+            prompt::Screen::Other
+        };
+        let step = self.prompt.on_screen(screen);
+        if let Some((shown, why)) = step.close {
+            close_prompt(&self.app, &shown.text, &shown.messages, why);
         }
+        let Some(text) = step.show else { return };
+        // Buttons name the question (nodes that do not name questions get none).
+        let prompt_id = (!t.prompt_id.is_empty()).then(|| t.prompt_id.clone());
+        let mut shown = Vec::new();
+        for b in self.bindings() {
+            let mut kb: Vec<Vec<(String, String)>> = t
+                .choices
+                .iter()
+                .map(|c| {
+                    vec![(
+                        short_label(&format!("{}. {}", c.key, c.label)),
+                        prompt_button(&self.session, &c.key, prompt_id.clone()),
+                    )]
+                })
+                .collect();
+            kb.push(vec![(
+                "⎋ Esc".to_owned(),
+                Callback::Key {
+                    session: self.session.to_string(),
+                    key: PromptKey::Escape,
+                    prompt: prompt_id.clone(),
+                }
+                .encode(),
+            )]);
+            let html = format!(
+                "❓ <b>Codex is asking</b>\n<pre>{}</pre>",
+                escape_html(&text)
+            );
+            let sent = self
+                .app
+                .outbox
+                .send(Send {
+                    surface: b.surface,
+                    plain: text.clone(),
+                    html,
+                    keyboard: Some(kb),
+                    reply_to: None,
+                    class: Class::Final,
+                })
+                .await;
+            if let Ok(Ok(id)) = sent {
+                shown.push((b.surface, id));
+            }
+        }
+        self.prompt.showing(&text, shown);
     }
 
     fn lifecycle(&self, l: &v1::WindowLifecycle) {

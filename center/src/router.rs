@@ -9,10 +9,12 @@
 //!   cancel, expiry.
 //! * [`status`]: a topic's status message — the receipt that becomes it, the tool lines that
 //!   edit it and the turn's end that closes it — decided from the stored message and one event.
+//! * [`prompt`]: a session's question on show — posted once, closed as answered or superseded.
 //! * [`held`]: a topic's held inputs — which may wait, in which order they go to Codex once its
 //!   question is answered and where that stops, which are dropped or expire, and their list.
 
 pub(crate) mod held;
 pub(crate) mod jobs;
+pub(crate) mod prompt;
 pub(crate) mod status;
 pub(crate) mod turn;
